@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what building airbin and running its whole test suite need on a fresh
+# Debian 12 host: the musl target and musl-tools (the static stub), Docker Engine,
+# Debian's docker-registry, skopeo, busybox-static and dash (the shells and engines the
+# end-to-end tests run bundles against).
+#
+#   bash hack/setup-host.sh            # needs root (apt-get); idempotent
+#
+# Docker's service is not started by apt (no systemd here): a policy-rc.d blocks it
+# during the install; the tests start their own isolated daemon.
+set -eu
+
+need_apt=()
+command -v musl-gcc >/dev/null 2>&1 || need_apt+=(musl-tools)
+command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
+[ -x /bin/busybox ] || need_apt+=(busybox-static)
+command -v dash >/dev/null 2>&1 || need_apt+=(dash)
+command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
+command -v mkfs.ext2 >/dev/null 2>&1 || need_apt+=(e2fsprogs)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup-host: missing Debian packages: ${need_apt[*]}; run this script as root or: apt-get install -y ${need_apt[*]}" >&2
+        exit 1
+    fi
+    echo "setup-host: installing ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    created_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        created_policy=1
+    fi
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    [ -z "$created_policy" ] || rm -f /usr/sbin/policy-rc.d
+fi
+
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+    echo "setup-host: adding the Rust target x86_64-unknown-linux-musl"
+    rustup target add x86_64-unknown-linux-musl
+fi
+echo "setup-host: ready"

@@ -1,0 +1,101 @@
+//! The `.bin`'s command line, as a field engineer types it: `sh x.bin [COMMAND]`, with
+//! makeself's flags accepted from habit (`--info`, `--list`, `--check`, `--noexec`,
+//! `--target DIR`, `--keep`, `--quiet`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "airbin-bundle",
+    about = "An airbin offline installer bundle: verifies itself, then installs, checks or extracts its payload.",
+    after_help = "With no command, `install` runs. Exit codes: 0 ok, 1 internal error, 2 usage, 3 damaged or unsafe bundle, \
+                  4 not enough disk space, 5 permission denied, 6 an install step failed, 7 host not ready, 130 interrupted.",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub global: Global,
+
+    /// Same as `info` (makeself habit).
+    #[arg(long = "info", global = true, hide = true)]
+    pub info_flag: bool,
+    /// Same as `list` (makeself habit).
+    #[arg(long = "list", global = true, hide = true)]
+    pub list_flag: bool,
+    /// Same as `check` (makeself habit).
+    #[arg(long = "check", global = true, hide = true)]
+    pub check_flag: bool,
+
+    /// The bundle file; the launcher passes it.
+    #[arg(long, hide = true, global = true)]
+    pub bundle: Option<PathBuf>,
+    /// The launcher's temporary directory holding this runtime's copy.
+    #[arg(long, hide = true, global = true)]
+    pub launcher_tmp: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Where to extract (`extract`) or stage (`install`) the members; kept afterwards.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub target: Option<PathBuf>,
+    /// Only errors on stderr.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// Machine-readable output on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Answer yes to every question (non-interactive runs).
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+    /// install: stage the members but run no install step (implies --keep).
+    #[arg(long, global = true)]
+    pub noexec: bool,
+    /// install: keep the staging directory after a successful install.
+    #[arg(long, global = true)]
+    pub keep: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Verify, stage the members and run the install steps (the default).
+    Install,
+    /// Show what the bundle is: name, version, build facts, members.
+    Info,
+    /// List the members: name, kind, size.
+    List,
+    /// Verify the bundle: its length, then the SHA-256 of every byte.
+    Check,
+    /// Verify, then extract members (all, or those named) into --target DIR
+    /// (default: ./<name>-<version>).
+    Extract {
+        /// Members to extract; all when none is named.
+        members: Vec<String>,
+    },
+}
+
+impl Cli {
+    /// The command to run, makeself-style flags included.
+    pub fn resolved_command(&self) -> Result<Command, String> {
+        let flags = [(self.info_flag, "--info"), (self.list_flag, "--list"), (self.check_flag, "--check")];
+        let set: Vec<&str> = flags.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect();
+        if set.len() > 1 || (set.len() == 1 && self.command.is_some()) {
+            return Err(format!("give one command, not {}", set.join(" and ")));
+        }
+        Ok(match (set.first(), &self.command) {
+            (Some(&"--info"), _) => Command::Info,
+            (Some(&"--list"), _) => Command::List,
+            (Some(_), _) => Command::Check,
+            (None, Some(Command::Extract { members })) => Command::Extract { members: members.clone() },
+            (None, Some(Command::Info)) => Command::Info,
+            (None, Some(Command::List)) => Command::List,
+            (None, Some(Command::Check)) => Command::Check,
+            (None, Some(Command::Install) | None) => Command::Install,
+        })
+    }
+}

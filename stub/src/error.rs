@@ -1,0 +1,146 @@
+//! One error type for the whole runtime. Every error carries the class that picks the
+//! exit code (documented in the README) and a one-line message that says what went wrong,
+//! where, and what to do next.
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+
+/// The documented exit codes, one per class of failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitClass {
+    /// Something no other class covers (a bug, an unexpected I/O error): 1.
+    Internal,
+    /// Bad command line, bad spec, bad config: 2.
+    Usage,
+    /// The bundle is truncated, altered, of an unknown format, or carries unsafe content: 3.
+    Integrity,
+    /// Not enough free space where members would land: 4.
+    Space,
+    /// Permission denied, read-only file system, or root needed: 5.
+    Permission,
+    /// An install step failed (an image load, a registry restore, a product command): 6.
+    Step,
+    /// The host is not ready: a missing engine or command, another run holding the lock: 7.
+    Host,
+    /// Interrupted by a signal (Ctrl-C, SIGTERM): 130.
+    Interrupted,
+}
+
+impl ExitClass {
+    pub fn code(self) -> i32 {
+        match self {
+            ExitClass::Internal => 1,
+            ExitClass::Usage => 2,
+            ExitClass::Integrity => 3,
+            ExitClass::Space => 4,
+            ExitClass::Permission => 5,
+            ExitClass::Step => 6,
+            ExitClass::Host => 7,
+            ExitClass::Interrupted => 130,
+        }
+    }
+
+    /// A short name for JSON output and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitClass::Internal => "internal",
+            ExitClass::Usage => "usage",
+            ExitClass::Integrity => "integrity",
+            ExitClass::Space => "disk-space",
+            ExitClass::Permission => "permission",
+            ExitClass::Step => "step-failed",
+            ExitClass::Host => "host-not-ready",
+            ExitClass::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Error {
+    pub class: ExitClass,
+    pub message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(class: ExitClass, message: impl Into<String>) -> Error {
+        Error { class, message: message.into() }
+    }
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error::new(ExitClass::Usage, message)
+    }
+    pub fn integrity(message: impl Into<String>) -> Error {
+        Error::new(ExitClass::Integrity, message)
+    }
+    pub fn space(message: impl Into<String>) -> Error {
+        Error::new(ExitClass::Space, message)
+    }
+    pub fn permission(message: impl Into<String>) -> Error {
+        Error::new(ExitClass::Permission, message)
+    }
+    pub fn step(message: impl Into<String>) -> Error {
+        Error::new(ExitClass::Step, message)
+    }
+    pub fn host(message: impl Into<String>) -> Error {
+        Error::new(ExitClass::Host, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Error {
+        Error::new(ExitClass::Internal, message)
+    }
+    pub fn interrupted() -> Error {
+        Error::new(ExitClass::Interrupted, "interrupted; nothing half-done was kept, run the same command again to start over")
+    }
+
+    /// Classifies an I/O error on `path` while doing `what` ("writing", "reading", ...):
+    /// a full disk and a permission problem get their own exit codes and advice.
+    pub fn io(err: io::Error, what: &str, path: &Path) -> Error {
+        let path = path.display();
+        match err.raw_os_error() {
+            Some(libc_enospc) if libc_enospc == nix::libc::ENOSPC || libc_enospc == nix::libc::EDQUOT => Error::space(format!(
+                "no space left while {what} {path}; free space there or choose another place with --target DIR"
+            )),
+            Some(code) if code == nix::libc::EACCES || code == nix::libc::EPERM => Error::permission(format!(
+                "permission denied while {what} {path}; run as a user who may write there (root?) or choose another place with --target DIR"
+            )),
+            Some(code) if code == nix::libc::EROFS => Error::permission(format!(
+                "{path} is on a read-only file system ({what}); choose another place with --target DIR"
+            )),
+            _ if err.kind() == io::ErrorKind::Interrupted && crate::interrupt::requested() => Error::interrupted(),
+            _ => Error::internal(format!("{what} {path}: {err}")),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Attaches a path and an action to I/O results, the way every caller wants them reported.
+pub trait IoContext<T> {
+    fn ctx(self, what: &str, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, what: &str, path: &Path) -> Result<T> {
+        self.map_err(|e| {
+            // A reader or writer of ours may have wrapped an Error of ours (an interrupt,
+            // a digest mismatch) inside the io::Error: give that back as it was.
+            match e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+                Some(inner) => Error::new(inner.class, inner.message.clone()),
+                None => Error::io(e, what, path),
+            }
+        })
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        io::Error::other(e)
+    }
+}

@@ -1,0 +1,184 @@
+//! Extracting members to disk: free space first, then every member under a temporary
+//! name, decoded in parallel on the host's cores, and renamed into place only once all
+//! of them are complete. A failure or Ctrl-C removes every temporary, and the target
+//! directory too if this run created it: nothing half-done is left behind.
+
+use std::fs::{self, File, Permissions};
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::error::{Error, IoContext, Result};
+use crate::format::{Bundle, Layout, Member};
+use crate::preflight;
+use crate::progress::{Progress, Ui};
+use crate::tarsafe;
+
+/// Removes a path on drop unless disarmed: the cleanup of every temporary.
+pub struct RemoveOnDrop {
+    path: Option<PathBuf>,
+}
+
+impl RemoveOnDrop {
+    pub fn new(path: PathBuf) -> RemoveOnDrop {
+        RemoveOnDrop { path: Some(path) }
+    }
+    pub fn disarm(mut self) -> PathBuf {
+        self.path.take().expect("armed")
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => drop(fs::remove_dir_all(&path)),
+                Ok(_) => drop(fs::remove_file(&path)),
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+/// Creates `dir` and any missing parents; the guard removes what was created.
+pub fn create_dir_guarded(dir: &Path) -> Result<Option<RemoveOnDrop>> {
+    let mut topmost_missing = None;
+    let mut probe = Some(dir);
+    while let Some(p) = probe {
+        if p.as_os_str().is_empty() || p.exists() {
+            break;
+        }
+        topmost_missing = Some(p.to_path_buf());
+        probe = p.parent();
+    }
+    fs::create_dir_all(dir).ctx("creating", dir)?;
+    Ok(topmost_missing.map(RemoveOnDrop::new))
+}
+
+/// Counts decoded bytes into the progress and stops when a sibling worker failed.
+struct Tracked<'a, R> {
+    inner: R,
+    progress: &'a Progress,
+    abort: &'a AtomicBool,
+}
+
+const ABORTED: &str = "stopped because another member failed";
+
+impl<R: Read> Read for Tracked<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.abort.load(Ordering::Relaxed) {
+            return Err(io::Error::other(ABORTED));
+        }
+        let n = self.inner.read(buf)?;
+        self.progress.inc(n as u64);
+        Ok(n)
+    }
+}
+
+/// The place a member lands in `target`.
+pub fn member_path(target: &Path, member: &Member) -> PathBuf {
+    target.join(&member.name)
+}
+
+/// Extracts `members` of a verified bundle into `target`, creating it if needed.
+/// Returns the paths written.
+pub fn extract_members(bundle: &Bundle, members: &[&Member], target: &Path, ui: &Ui) -> Result<Vec<PathBuf>> {
+    let needed: u64 = members.iter().map(|m| m.unpacked_bytes).sum();
+    preflight::check_space(target, needed)?;
+    let created = create_dir_guarded(target)?;
+
+    let progress = ui.progress("extract", members.iter().map(|m| m.size).sum());
+    let abort = AtomicBool::new(false);
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(members.len()).max(1);
+    let results: Vec<Result<Vec<(usize, RemoveOnDrop)>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(member) = members.get(i) else { return Ok(done) };
+                        match extract_to_temp(bundle, member, target, &progress, &abort) {
+                            Ok(temp) => done.push((i, temp)),
+                            Err(e) => {
+                                abort.store(true, Ordering::Relaxed);
+                                return Err(e);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("extract worker panicked")).collect()
+    });
+
+    let mut temps: Vec<(usize, RemoveOnDrop)> = Vec::new();
+    let mut first_error = None;
+    for result in results {
+        match result {
+            Ok(done) => temps.extend(done),
+            // The workers stopped by a sibling's failure only echo it.
+            Err(e) if e.message.contains(ABORTED) => {}
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    progress.finish();
+
+    temps.sort_by_key(|(i, _)| *i);
+    let mut written = Vec::new();
+    for (i, temp) in temps {
+        let final_path = member_path(target, members[i]);
+        replace_with(&temp.disarm(), &final_path)?;
+        written.push(final_path);
+    }
+    if let Some(created) = created {
+        created.disarm();
+    }
+    Ok(written)
+}
+
+fn extract_to_temp(bundle: &Bundle, member: &Member, target: &Path, progress: &Progress, abort: &AtomicBool) -> Result<RemoveOnDrop> {
+    let temp_path = target.join(format!(".{}.airbin-partial-{}", member.name, std::process::id()));
+    let temp = RemoveOnDrop::new(temp_path.clone());
+    let content = Tracked { inner: bundle.content_reader(member)?, progress, abort };
+    match member.layout {
+        Layout::File => {
+            let mut out = File::create(&temp_path).ctx("creating", &temp_path)?;
+            let mut content = content;
+            io::copy(&mut content, &mut out).ctx("writing", &temp_path)?;
+            out.set_permissions(Permissions::from_mode(member.mode & 0o7777)).ctx("setting the mode of", &temp_path)?;
+        }
+        Layout::Tree => tarsafe::unpack_tree(&member.name, content, &temp_path)?,
+    }
+    Ok(temp)
+}
+
+/// Renames `temp` to `path`, replacing what is there (a file or a whole directory).
+fn replace_with(temp: &Path, path: &Path) -> Result<()> {
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        if meta.is_dir() {
+            let old = path.with_file_name(format!(
+                ".{}.airbin-old-{}",
+                path.file_name().unwrap_or_default().to_string_lossy(),
+                std::process::id()
+            ));
+            fs::rename(path, &old).ctx("moving aside", path)?;
+            let _old = RemoveOnDrop::new(old);
+            return fs::rename(temp, path).ctx("renaming into place", path);
+        }
+    }
+    fs::rename(temp, path).ctx("renaming into place", path)
+}
+
+/// The error for names given on the command line that the bundle does not have.
+pub fn select_members<'a>(bundle: &'a Bundle, names: &[String]) -> Result<Vec<&'a Member>> {
+    if names.is_empty() {
+        return Ok(bundle.index.members.iter().collect());
+    }
+    names.iter().map(|name| bundle.member(name)).collect::<Result<Vec<_>>>().map_err(|e| Error::usage(e.message))
+}

@@ -1,0 +1,145 @@
+//! The index: what the members are and where they lie, the spec's install steps, and
+//! the facts of the build. Stored as JSON just before the trailer.
+
+use serde::{Deserialize, Serialize};
+
+use crate::images::ImageRecord;
+use crate::registry::RegistryPackRecord;
+use crate::steps::Step;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Index {
+    pub format_version: u32,
+    pub bundle: BundleMeta,
+    pub build: BuildFacts,
+    pub stub: Region,
+    pub members: Vec<Member>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BundleMeta {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+impl BundleMeta {
+    /// `<name>-<version>-<arch>`: the bundle's file name without `.bin`.
+    pub fn file_stem(&self) -> String {
+        format!("{}-{}-{}", self.name, self.version, self.arch)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BuildFacts {
+    pub builder_version: String,
+    /// RFC 3339, UTC.
+    pub built_at: String,
+    pub build_host: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    pub offset: u64,
+    pub length: u64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemberKind {
+    /// A `docker save` tarball (docker-archive or OCI layout).
+    Image,
+    /// A docker registry's storage tree (`docker/registry/v2/...`).
+    RegistryPack,
+    /// An executable the install steps run, such as the product's admin tool.
+    Tool,
+    /// A sample of the product's config file.
+    ConfigSample,
+    File,
+}
+
+impl MemberKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberKind::Image => "image",
+            MemberKind::RegistryPack => "registry-pack",
+            MemberKind::Tool => "tool",
+            MemberKind::ConfigSample => "config-sample",
+            MemberKind::File => "file",
+        }
+    }
+}
+
+/// How a member's content lands on disk.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// One file, written as `<target>/<name>` with `mode`.
+    File,
+    /// A tar stream, unpacked into the directory `<target>/<name>/`.
+    Tree,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Codec {
+    Xz,
+    Zstd,
+    /// Stored as it is.
+    None,
+}
+
+impl Codec {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Codec::Xz => "xz",
+            Codec::Zstd => "zstd",
+            Codec::None => "none",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub name: String,
+    pub kind: MemberKind,
+    pub layout: Layout,
+    pub codec: Codec,
+    /// Where the stored (compressed) bytes start in the bundle, and how many there are.
+    pub offset: u64,
+    pub stored_size: u64,
+    pub stored_sha256: String,
+    /// The content once decompressed: the file, or the tar stream of a tree.
+    pub size: u64,
+    pub sha256: String,
+    /// Mode bits of a `file` member.
+    pub mode: u32,
+    /// Disk space the member takes once extracted, rounded up to whole 4 KiB blocks
+    /// per entry: what the free-space check compares with.
+    pub unpacked_bytes: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryPackRecord>,
+}
+
+impl Member {
+    pub fn region(&self) -> Region {
+        Region { offset: self.offset, length: self.stored_size }
+    }
+}
+
+impl Index {
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.name == name)
+    }
+}

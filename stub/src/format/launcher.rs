@@ -1,0 +1,173 @@
+//! The launcher: the POSIX sh text at the start of every bundle.
+//!
+//! It needs only `sh`, `dd`, `chmod` and `mkdir` (all in busybox), plus `cksum` when the
+//! host has it. It copies the stub out of the bundle into the first directory where a
+//! program may run ($TMPDIR, /tmp, /var/tmp, /dev/shm, $HOME, the bundle's directory,
+//! the working directory: a `noexec` or full /tmp is passed over), checks the copy and
+//! runs it with `--bundle "$0"`. The stub removes its own copy as soon as it starts.
+//!
+//! The launcher fills whole 4 KiB blocks, so that `dd bs=4096 skip=1` finds the stub
+//! without GNU-only flags. Its numeric fields have a fixed width, so the builder can
+//! write the total length in place once it is known.
+
+pub const BLOCK: u64 = 4096;
+/// The launcher takes exactly one block; the stub starts at this offset.
+pub const LAUNCHER_LEN: u64 = BLOCK;
+const FIELD_WIDTH: usize = 20;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LauncherFields {
+    pub format_version: u32,
+    pub builder_version: String,
+    pub name: String,
+    pub version: String,
+    /// How many 4 KiB blocks the stub takes (zero-padded at its end).
+    pub stub_blocks: u64,
+    /// POSIX `cksum` of those blocks, checked by the launcher where `cksum` exists.
+    pub stub_cksum: u32,
+    pub total_len: u64,
+}
+
+const TEMPLATE: &str = r#"#!/bin/sh
+# This file is an airbin offline installer bundle: this short POSIX sh launcher, a static
+# runtime and the payload. Run it as:  sh THIS_FILE --help   (or bash, or ./THIS_FILE)
+# Bundle: @NAME@ @VERSION@, made by airbin @BUILDER@, format @FORMAT@.
+AIRBIN_FORMAT=@FORMAT@
+AIRBIN_STUB_BLOCKS=@STUB_BLOCKS@
+AIRBIN_STUB_CKSUM=@STUB_CKSUM@
+AIRBIN_TOTAL_LEN=@TOTAL_LEN@
+self=$0
+case $self in */*) ;; *) [ -f "$self" ] || self=$(command -v -- "$self") ;; esac
+if [ ! -r "$self" ]; then
+    echo "airbin: cannot read the bundle file '$self'; run it as: sh /path/to/the.bin" >&2
+    exit 5
+fi
+case $self in */*) self_dir=${self%/*} ;; *) self_dir=. ;; esac
+airbin_damaged=
+airbin_try() {
+    [ -n "$1" ] && [ -d "$1" ] && [ -w "$1" ] || return 1
+    airbin_dir=$(mktemp -d "$1/airbin.XXXXXX" 2>/dev/null) || {
+        airbin_dir="$1/airbin.$$"
+        mkdir -m 700 "$airbin_dir" 2>/dev/null || return 1
+    }
+    airbin_stub="$airbin_dir/airbin-stub"
+    if dd if="$self" of="$airbin_stub" bs=4096 skip=1 count="$AIRBIN_STUB_BLOCKS" 2>/dev/null; then
+        if command -v cksum >/dev/null 2>&1; then
+            set -- $(cksum < "$airbin_stub")
+            if [ "$1" != "$AIRBIN_STUB_CKSUM" ]; then
+                airbin_damaged=1
+                rm -rf "$airbin_dir"
+                return 1
+            fi
+        fi
+        if chmod 700 "$airbin_stub" 2>/dev/null && "$airbin_stub" --launcher-probe >/dev/null 2>&1; then
+            return 0
+        fi
+    fi
+    rm -rf "$airbin_dir"
+    return 1
+}
+for airbin_base in "${TMPDIR:-}" /tmp /var/tmp /dev/shm "${HOME:-}" "$self_dir" "$(pwd)"; do
+    if airbin_try "$airbin_base"; then
+        exec "$airbin_stub" --bundle "$self" --launcher-tmp "$airbin_dir" "$@"
+    fi
+    if [ -n "$airbin_damaged" ]; then
+        echo "airbin: $self is damaged: its runtime fails its checksum (truncated or altered copy?); copy the bundle again and compare it with its .sha256 file" >&2
+        exit 3
+    fi
+done
+echo "airbin: found no writable directory where programs may run (tried \$TMPDIR, /tmp, /var/tmp, /dev/shm, \$HOME, the bundle's directory, the working directory); point TMPDIR at one, e.g.: TMPDIR=/root sh $self" >&2
+exit 7
+"#;
+
+fn padded(value: impl ToString) -> String {
+    format!("{:<width$}", value.to_string(), width = FIELD_WIDTH)
+}
+
+/// Keeps what goes into the launcher's comment line to plain printable ASCII.
+fn comment_safe(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
+}
+
+/// Renders the launcher, exactly `LAUNCHER_LEN` bytes.
+pub fn render(fields: &LauncherFields) -> Vec<u8> {
+    let text = TEMPLATE
+        .replace("@NAME@", &comment_safe(&fields.name))
+        .replace("@VERSION@", &comment_safe(&fields.version))
+        .replace("@BUILDER@", &comment_safe(&fields.builder_version))
+        .replace("@FORMAT@", &fields.format_version.to_string())
+        .replace("@STUB_BLOCKS@", &padded(fields.stub_blocks))
+        .replace("@STUB_CKSUM@", &padded(fields.stub_cksum))
+        .replace("@TOTAL_LEN@", &padded(fields.total_len));
+    let mut out = text.into_bytes();
+    assert!(out.len() < LAUNCHER_LEN as usize - 2, "launcher text outgrew its block");
+    // The shell never reads past `exit`; the rest of the block is a comment anyway.
+    out.push(b'#');
+    out.resize(LAUNCHER_LEN as usize - 1, b' ');
+    out.push(b'\n');
+    out
+}
+
+/// Reads the fields back from the first block of a file; `None` if it is no launcher.
+pub fn parse(head: &[u8]) -> Option<LauncherFields> {
+    let text = std::str::from_utf8(head.get(..LAUNCHER_LEN as usize)?).ok()?;
+    if !text.starts_with("#!/bin/sh\n") {
+        return None;
+    }
+    let field = |key: &str| -> Option<&str> {
+        text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix('=')).map(str::trim)
+    };
+    let comment = text.lines().find_map(|l| l.strip_prefix("# Bundle: "))?;
+    let (name_version, rest) = comment.split_once(", made by airbin ")?;
+    let (name, version) = name_version.rsplit_once(' ')?;
+    let builder_version = rest.split_once(',')?.0.to_string();
+    Some(LauncherFields {
+        format_version: field("AIRBIN_FORMAT")?.parse().ok()?,
+        builder_version,
+        name: name.to_string(),
+        version: version.to_string(),
+        stub_blocks: field("AIRBIN_STUB_BLOCKS")?.parse().ok()?,
+        stub_cksum: field("AIRBIN_STUB_CKSUM")?.parse().ok()?,
+        total_len: field("AIRBIN_TOTAL_LEN")?.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(total_len: u64) -> LauncherFields {
+        LauncherFields {
+            format_version: 1,
+            builder_version: "0.1.0".into(),
+            name: "compass-component".into(),
+            version: "v2.7.3".into(),
+            stub_blocks: 270,
+            stub_cksum: 4_000_000_000,
+            total_len,
+        }
+    }
+
+    #[test]
+    fn fills_one_block_and_parses_back() {
+        for total in [0, 1, u64::MAX] {
+            let text = render(&fields(total));
+            assert_eq!(text.len() as u64, LAUNCHER_LEN);
+            assert_eq!(parse(&text), Some(fields(total)));
+        }
+    }
+
+    #[test]
+    fn the_total_length_can_be_patched_in_place() {
+        let before = render(&fields(0));
+        let after = render(&fields(123_456_789_012));
+        let differing: Vec<usize> = (0..before.len()).filter(|&i| before[i] != after[i]).collect();
+        assert!(differing.len() <= 12, "only the digits of the length change");
+    }
+
+    #[test]
+    fn other_files_are_no_launcher() {
+        assert_eq!(parse(b"\x7fELF"), None);
+        assert_eq!(parse(&[b'#'; 4096]), None);
+    }
+}

@@ -1,0 +1,25 @@
+//! The `.bin` format, one module for both sides: the builder writes with `writer`, the
+//! stub reads with `reader`, so the two can never disagree. `docs/FORMAT.md` describes
+//! the same layout in prose.
+//!
+//! ```text
+//! [launcher]  POSIX sh, one 4 KiB block
+//! [stub]      static ELF, zero-padded to whole 4 KiB blocks
+//! [members]   each stored on its own: xz, zstd or as is
+//! [index]     JSON: members, steps, build facts
+//! [trailer]   160 bytes: digests, offsets, total length, format version, magic
+//! ```
+
+mod index;
+pub mod launcher;
+mod reader;
+mod trailer;
+mod writer;
+
+pub use index::{BuildFacts, BundleMeta, Codec, Index, Layout, Member, MemberKind, Region};
+pub use reader::{Bundle, ContentReader, RegionReader};
+pub use trailer::{Trailer, TrailerTail, MAGIC, TRAILER_LEN};
+pub use writer::{posix_cksum, BundleWriter, Finished, StoredFacts};
+
+/// The format this runtime reads and this builder writes.
+pub const FORMAT_VERSION: u32 = 1;

@@ -1,0 +1,282 @@
+//! Opening a bundle: where it is cheap, find out at once whether the file is whole
+//! (length first, then the trailer and the index digest); `verify` then hashes every
+//! byte. Members are read by position (`pread`), so several threads can decode
+//! members of one open bundle at the same time.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::launcher::{self, LauncherFields, LAUNCHER_LEN};
+use super::trailer::{Trailer, TRAILER_LEN};
+use super::{Codec, Index, Member, FORMAT_VERSION};
+use crate::digest::{to_hex, HashingReader};
+use crate::error::{Error, IoContext, Result};
+use crate::interrupt;
+use crate::progress::Progress;
+
+const READ_BUF: usize = 1 << 20;
+
+pub struct Bundle {
+    pub path: PathBuf,
+    file: File,
+    pub launcher: Option<LauncherFields>,
+    pub trailer: Trailer,
+    pub index: Index,
+}
+
+fn damaged(path: &Path, what: impl std::fmt::Display) -> Error {
+    Error::integrity(format!(
+        "{} is damaged: {what}; copy the bundle again and compare it with its .sha256 file",
+        path.display()
+    ))
+}
+
+impl Bundle {
+    /// Opens a bundle and checks everything that is cheap to check: the total length,
+    /// the trailer, the format version and the index's own digest.
+    pub fn open(path: &Path) -> Result<Bundle> {
+        let file = File::open(path).ctx("opening the bundle", path)?;
+        let len = file.metadata().ctx("reading the size of", path)?.len();
+
+        let mut head = vec![0u8; LAUNCHER_LEN.min(len) as usize];
+        file.read_exact_at(&mut head, 0).ctx("reading", path)?;
+        let launcher = launcher::parse(&head);
+        let trailer_at_end = read_tail(&file, len).ctx("reading", path)?;
+
+        let total = match (&launcher, &trailer_at_end) {
+            (Some(l), _) if l.total_len == len => len,
+            (Some(_), Some(t)) if t.total_len == len => {
+                return Err(damaged(path, "its launcher header gives a wrong length"))
+            }
+            (Some(l), _) if len < l.total_len => {
+                return Err(Error::integrity(format!(
+                    "{} is truncated: it has {len} bytes of {}; copy the bundle again (an interrupted download?) and compare it with its .sha256 file",
+                    path.display(),
+                    l.total_len
+                )))
+            }
+            (Some(l), _) => {
+                return Err(Error::integrity(format!(
+                    "{} has {} unexpected bytes after its end (the bundle is {} bytes); copy the bundle again and compare it with its .sha256 file",
+                    path.display(),
+                    len - l.total_len,
+                    l.total_len
+                )))
+            }
+            (None, Some(_)) => return Err(damaged(path, "its launcher header is altered")),
+            (None, None) if head.starts_with(b"#!/bin/sh\n# This file is an airbin") => {
+                return Err(damaged(path, "its launcher header is altered and its trailer is missing"))
+            }
+            (None, None) => {
+                return Err(Error::integrity(format!(
+                    "{} is not an airbin bundle; give the path of a .bin made by airbin",
+                    path.display()
+                )))
+            }
+        };
+
+        if total < LAUNCHER_LEN + TRAILER_LEN {
+            return Err(damaged(path, "it is too short to hold a bundle"));
+        }
+        let mut raw = [0u8; TRAILER_LEN as usize];
+        file.read_exact_at(&mut raw, total - TRAILER_LEN).ctx("reading", path)?;
+        let tail = Trailer::decode_tail(raw[112..160].try_into().unwrap())
+            .ok_or_else(|| damaged(path, "its trailer is altered"))?;
+        if tail.format_version != FORMAT_VERSION {
+            return Err(Error::integrity(format!(
+                "{} is a format {} bundle made by airbin {}; this airbin reads format {FORMAT_VERSION}: use airbin {} or newer to read it",
+                path.display(),
+                tail.format_version,
+                tail.builder_version,
+                tail.builder_version
+            )));
+        }
+        let trailer = Trailer::decode(&raw).ok_or_else(|| damaged(path, "its trailer is altered"))?;
+        let stub_end = trailer.stub_offset.saturating_add(trailer.stub_len);
+        let layout_ok = trailer.total_len == total
+            && trailer.stub_offset == LAUNCHER_LEN
+            && stub_end <= trailer.index_offset
+            && trailer.index_offset.checked_add(trailer.index_len) == Some(total - TRAILER_LEN)
+            && trailer.index_len <= 64 << 20;
+        if !layout_ok {
+            return Err(damaged(path, "its trailer gives impossible offsets"));
+        }
+
+        let mut raw_index = vec![0u8; trailer.index_len as usize];
+        file.read_exact_at(&mut raw_index, trailer.index_offset).ctx("reading", path)?;
+        if Sha256::digest(&raw_index).as_slice() != trailer.index_sha256 {
+            return Err(damaged(path, format_args!("its index (at byte {}) fails its digest", trailer.index_offset)));
+        }
+        let index: Index = serde_json::from_slice(&raw_index).map_err(|e| {
+            Error::integrity(format!(
+                "{}: the index is unreadable ({e}); it was made by airbin {}: read it with that version",
+                path.display(),
+                trailer.builder_version
+            ))
+        })?;
+        for member in &index.members {
+            let end = member.offset.checked_add(member.stored_size);
+            if member.offset < stub_end || end.is_none_or(|end| end > trailer.index_offset) {
+                return Err(damaged(path, format_args!("member {} lies outside the payload", member.name)));
+            }
+        }
+        Ok(Bundle { path: path.to_path_buf(), file, launcher, trailer, index })
+    }
+
+    /// Hashes every byte before the trailer and compares with the trailer's digest.
+    pub fn verify(&self, progress: &Progress) -> Result<()> {
+        let end = self.trailer.total_len - TRAILER_LEN;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; READ_BUF];
+        let mut pos = 0u64;
+        while pos < end {
+            interrupt::check()?;
+            let want = (end - pos).min(READ_BUF as u64) as usize;
+            let n = self.file.read_at(&mut buf[..want], pos).ctx("reading", &self.path)?;
+            if n == 0 {
+                return Err(damaged(&self.path, "it shrank while being checked"));
+            }
+            hasher.update(&buf[..n]);
+            pos += n as u64;
+            progress.inc(n as u64);
+        }
+        let digest = hasher.finalize();
+        if digest.as_slice() != self.trailer.file_sha256 {
+            return Err(damaged(
+                &self.path,
+                format_args!(
+                    "the SHA-256 of its {end} bytes is {}, not the {} it was built with",
+                    to_hex(&digest),
+                    to_hex(&self.trailer.file_sha256)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn member(&self, name: &str) -> Result<&Member> {
+        self.index.member(name).ok_or_else(|| {
+            let names: Vec<&str> = self.index.members.iter().map(|m| m.name.as_str()).collect();
+            Error::usage(format!("this bundle has no member '{name}'; its members are: {}", names.join(", ")))
+        })
+    }
+
+    /// The member's stored bytes, exactly as they lie in the bundle.
+    pub fn stored_reader(&self, member: &Member) -> RegionReader<'_> {
+        RegionReader { file: &self.file, pos: member.offset, end: member.offset + member.stored_size }
+    }
+
+    /// The member's content, decompressed. At its end the content's size and SHA-256 are
+    /// compared with the index: a mismatch is an error, never a short read.
+    pub fn content_reader(&self, member: &Member) -> Result<ContentReader<'_>> {
+        let stored = BufReader::with_capacity(256 << 10, self.stored_reader(member));
+        let decoded: Box<dyn Read + Send + '_> = match member.codec {
+            Codec::None => Box::new(stored),
+            Codec::Zstd => Box::new(
+                zstd::stream::read::Decoder::with_buffer(stored).ctx("starting to decompress", &self.path)?,
+            ),
+            Codec::Xz => Box::new(liblzma::bufread::XzDecoder::new_stream(stored, xz_decoder()?)),
+        };
+        Ok(ContentReader {
+            inner: HashingReader::new(decoded),
+            expected_size: member.size,
+            expected_sha256: member.sha256.clone(),
+            member: member.name.clone(),
+            done: false,
+        })
+    }
+}
+
+/// xz's threaded decoder: uses the cores on the multi-block streams the builder writes,
+/// within a memory cap that keeps the stub's footprint flat.
+fn xz_decoder() -> Result<liblzma::stream::Stream> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4) as u32;
+    liblzma::stream::MtStreamBuilder::new()
+        .threads(threads)
+        .memlimit_threading(48 << 20)
+        .memlimit_stop(512 << 20)
+        .decoder()
+        .map_err(|e| Error::internal(format!("starting the xz decoder: {e}")))
+}
+
+fn read_tail(file: &File, len: u64) -> io::Result<Option<Trailer>> {
+    if len < TRAILER_LEN {
+        return Ok(None);
+    }
+    let mut raw = [0u8; TRAILER_LEN as usize];
+    file.read_exact_at(&mut raw, len - TRAILER_LEN)?;
+    Ok(Trailer::decode(&raw))
+}
+
+/// Reads one region of the bundle by position.
+pub struct RegionReader<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for RegionReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        interrupt::check()?;
+        let want = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the bundle ended inside a member"));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+pub struct ContentReader<'a> {
+    inner: HashingReader<Box<dyn Read + Send + 'a>>,
+    expected_size: u64,
+    expected_sha256: String,
+    member: String,
+    done: bool,
+}
+
+impl Read for ContentReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf).map_err(|e| match e.get_ref().map(|i| i.is::<Error>()) {
+            Some(true) => e,
+            _ => Error::integrity(format!(
+                "member {} does not decompress ({e}); the bundle is damaged: copy it again and compare it with its .sha256 file",
+                self.member
+            ))
+            .into(),
+        })?;
+        if self.inner.count() > self.expected_size {
+            return Err(self.mismatch("it is longer than the index says"));
+        }
+        if n == 0 && !buf.is_empty() && !self.done {
+            self.done = true;
+            let hasher = std::mem::replace(&mut self.inner, HashingReader::new(Box::new(io::empty())));
+            let (count, sha) = hasher.finish();
+            if count != self.expected_size {
+                return Err(self.mismatch("it is shorter than the index says"));
+            }
+            if sha != self.expected_sha256 {
+                return Err(self.mismatch("its SHA-256 differs from the index"));
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl ContentReader<'_> {
+    fn mismatch(&self, what: &str) -> io::Error {
+        Error::integrity(format!(
+            "member {} is damaged: {what}; copy the bundle again and compare it with its .sha256 file",
+            self.member
+        ))
+        .into()
+    }
+}

@@ -1,0 +1,115 @@
+//! How the runtime talks while it works: a progress bar on a terminal, plain timestamped
+//! lines otherwise (a log file, a CI job, `--json`), nothing but errors with `--quiet`.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Ui {
+    pub quiet: bool,
+    pub json: bool,
+    terminal: bool,
+}
+
+impl Ui {
+    pub fn detect(quiet: bool, json: bool) -> Ui {
+        let dumb = std::env::var("TERM").map_or(true, |t| t.is_empty() || t == "dumb");
+        Ui { quiet, json, terminal: std::io::stderr().is_terminal() && !dumb && !json }
+    }
+
+    /// A status line on stderr, timestamped unless on a terminal.
+    pub fn status(&self, message: impl AsRef<str>) {
+        if self.quiet {
+            return;
+        }
+        if self.terminal {
+            eprintln!("{}", message.as_ref());
+        } else {
+            eprintln!("{} {}", timestamp(), message.as_ref());
+        }
+    }
+
+    /// Progress over `total` bytes of work named `label`.
+    pub fn progress(&self, label: &str, total: u64) -> Progress {
+        if self.quiet {
+            return Progress { bar: None, plain: None };
+        }
+        if self.terminal {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{msg:12} [{bar:32}] {binary_bytes:>10}/{binary_total_bytes:10} {binary_bytes_per_sec:>12} eta {eta}")
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_message(label.to_string());
+            if !bar.is_hidden() {
+                return Progress { bar: Some(bar), plain: None };
+            }
+        }
+        eprintln!("{} {label}: 0% of {}", timestamp(), HumanBytes(total));
+        Progress {
+            bar: None,
+            plain: Some(Plain { label: label.to_string(), total, done: AtomicU64::new(0), last_tenth: AtomicU64::new(0) }),
+        }
+    }
+}
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    plain: Option<Plain>,
+}
+
+struct Plain {
+    label: String,
+    total: u64,
+    done: AtomicU64,
+    last_tenth: AtomicU64,
+}
+
+impl Progress {
+    /// Progress that shows nothing, for work done inside another's bar.
+    pub fn hidden() -> Progress {
+        Progress { bar: None, plain: None }
+    }
+
+    pub fn inc(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+        if let Some(plain) = &self.plain {
+            let done = plain.done.fetch_add(n, Ordering::Relaxed) + n;
+            let tenth = if plain.total == 0 { 10 } else { (done.min(plain.total) * 10 / plain.total).min(9) };
+            // Only the thread that moves the mark prints it: one line per tenth.
+            let last = plain.last_tenth.fetch_max(tenth, Ordering::Relaxed);
+            if tenth > last {
+                eprintln!("{} {}: {}% ({} of {})", timestamp(), plain.label, tenth * 10, HumanBytes(done), HumanBytes(plain.total));
+            }
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+        if let Some(plain) = &self.plain {
+            eprintln!("{} {}: done ({})", timestamp(), plain.label, HumanBytes(plain.total));
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            if !bar.is_finished() {
+                bar.abandon();
+            }
+        }
+    }
+}
+
+pub fn timestamp() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
