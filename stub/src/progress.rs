@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -52,7 +52,14 @@ impl Ui {
         eprintln!("{} {label}: 0% of {}", timestamp(), HumanBytes(total));
         Progress {
             bar: None,
-            plain: Some(Plain { label: label.to_string(), total, done: AtomicU64::new(0), last_tenth: AtomicU64::new(0) }),
+            plain: Some(Plain {
+                label: label.to_string(),
+                total,
+                done: AtomicU64::new(0),
+                last_tenth: AtomicU64::new(0),
+                started: Instant::now(),
+                last_line_ms: AtomicU64::new(0),
+            }),
         }
     }
 }
@@ -67,7 +74,13 @@ struct Plain {
     total: u64,
     done: AtomicU64,
     last_tenth: AtomicU64,
+    started: Instant,
+    last_line_ms: AtomicU64,
 }
+
+/// Plain progress lines come at most this often: a log gets a line per tenth of long
+/// work, and none in between for short work.
+const PLAIN_LINE_EVERY_MS: u64 = 2000;
 
 impl Progress {
     /// Progress that shows nothing, for work done inside another's bar.
@@ -83,8 +96,13 @@ impl Progress {
             let done = plain.done.fetch_add(n, Ordering::Relaxed) + n;
             let tenth = if plain.total == 0 { 10 } else { (done.min(plain.total) * 10 / plain.total).min(9) };
             // Only the thread that moves the mark prints it: one line per tenth.
+            let now_ms = plain.started.elapsed().as_millis() as u64;
+            if now_ms < plain.last_line_ms.load(Ordering::Relaxed) + PLAIN_LINE_EVERY_MS {
+                return;
+            }
             let last = plain.last_tenth.fetch_max(tenth, Ordering::Relaxed);
             if tenth > last {
+                plain.last_line_ms.store(now_ms, Ordering::Relaxed);
                 eprintln!("{} {}: {}% ({} of {})", timestamp(), plain.label, tenth * 10, HumanBytes(done), HumanBytes(plain.total));
             }
         }

@@ -2,7 +2,7 @@
 //! over the output, plus one read-back to hash the finished bytes (the launcher learns
 //! the total length only at the end).
 
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
 use sha2::{Digest, Sha256};
 
@@ -12,8 +12,8 @@ use super::{BuildFacts, BundleMeta, Index, Member, Region, FORMAT_VERSION};
 use crate::digest::{to_hex, HashingWriter};
 use crate::steps::Step;
 
-pub struct BundleWriter<W> {
-    out: W,
+pub struct BundleWriter<W: Write> {
+    out: BufWriter<W>,
     pos: u64,
     launcher: LauncherFields,
     stub: Region,
@@ -49,7 +49,8 @@ pub fn posix_cksum(data: &[u8]) -> u32 {
 
 impl<W: Read + Write + Seek> BundleWriter<W> {
     /// Starts a bundle: writes the launcher (its total length still zero) and the stub.
-    pub fn new(mut out: W, stub: &[u8], meta: &BundleMeta, builder_version: &str) -> io::Result<Self> {
+    pub fn new(out: W, stub: &[u8], meta: &BundleMeta, builder_version: &str) -> io::Result<Self> {
+        let mut out = BufWriter::with_capacity(1 << 20, out);
         let mut padded_stub = stub.to_vec();
         padded_stub.resize(stub.len().div_ceil(BLOCK as usize) * BLOCK as usize, 0);
         let launcher = LauncherFields {
@@ -113,9 +114,10 @@ impl<W: Read + Write + Seek> BundleWriter<W> {
         self.out.write_all(&launcher::render(&self.launcher))?;
         self.out.flush()?;
 
-        self.out.seek(SeekFrom::Start(0))?;
+        let file = self.out.get_mut();
+        file.seek(SeekFrom::Start(0))?;
         let mut hasher = Sha256::new();
-        let copied = io::copy(&mut (&mut self.out).take(index_end), &mut HashWrite(&mut hasher))?;
+        let copied = io::copy(&mut file.take(index_end), &mut HashWrite(&mut hasher))?;
         if copied != index_end {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the output shrank while being hashed"));
         }
@@ -135,7 +137,8 @@ impl<W: Read + Write + Seek> BundleWriter<W> {
         self.out.write_all(&raw_trailer)?;
         self.out.flush()?;
         hasher.update(raw_trailer);
-        Ok((self.out, Finished { total_len, file_sha256: to_hex(&hasher.finalize()) }))
+        let out = self.out.into_inner().map_err(|e| e.into_error())?;
+        Ok((out, Finished { total_len, file_sha256: to_hex(&hasher.finalize()) }))
     }
 }
 

@@ -1,0 +1,201 @@
+//! Where a member's content comes from: one file, a directory (packed as a tar stream
+//! on the fly), or a tarball given for a tree member (a registry pack), possibly
+//! compressed. Trees are scanned with the stub's own safety checks, so a bundle that
+//! the stub would refuse to unpack is not built.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use airbin_stub::error::{Error, IoContext, Result};
+use airbin_stub::format::{Layout, MemberKind};
+use airbin_stub::tarsafe;
+
+use crate::compress;
+
+const BLOCK: u64 = 4096;
+
+fn blocks(size: u64) -> u64 {
+    size.div_ceil(BLOCK).max(1) * BLOCK
+}
+
+pub enum Source {
+    File(PathBuf),
+    Dir(PathBuf),
+    /// A tarball whose content is unpacked as a tree.
+    Tarball(PathBuf),
+}
+
+/// What a scan of the input found.
+pub struct Scan {
+    /// Disk the member takes once extracted (whole blocks per entry).
+    pub unpacked_bytes: u64,
+    /// Bytes of content to read, for progress.
+    pub content_bytes: u64,
+    /// The first bytes of the content (of the largest file for a tree), for `auto`.
+    pub sample: Vec<u8>,
+}
+
+impl Source {
+    pub fn for_member(kind: MemberKind, input: &Path) -> Source {
+        if input.is_dir() {
+            Source::Dir(input.to_path_buf())
+        } else if kind == MemberKind::RegistryPack {
+            Source::Tarball(input.to_path_buf())
+        } else {
+            Source::File(input.to_path_buf())
+        }
+    }
+
+    pub fn layout(&self) -> Layout {
+        match self {
+            Source::File(_) => Layout::File,
+            Source::Dir(_) | Source::Tarball(_) => Layout::Tree,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            Source::File(p) | Source::Dir(p) | Source::Tarball(p) => p,
+        }
+    }
+
+    /// Walks the input once: sizes, the auto sample, and the unpack-safety checks.
+    pub fn scan(&self, member: &str) -> Result<Scan> {
+        match self {
+            Source::File(path) => {
+                let size = fs::metadata(path).ctx("reading", path)?.len();
+                Ok(Scan { unpacked_bytes: blocks(size), content_bytes: size, sample: compress::sample_file(path).ctx("reading", path)? })
+            }
+            Source::Dir(root) => scan_dir(member, root),
+            Source::Tarball(path) => scan_tarball(member, path),
+        }
+    }
+
+    /// Writes the member's content (the file, or a tar stream of the tree) to `out`.
+    pub fn write_content(&self, out: &mut dyn Write) -> Result<()> {
+        match self {
+            Source::File(path) => {
+                let mut file = File::open(path).ctx("opening", path)?;
+                io::copy(&mut file, out).ctx("reading", path)?;
+            }
+            Source::Tarball(path) => {
+                io::copy(&mut open_tarball(path)?, out).ctx("reading", path)?;
+            }
+            Source::Dir(root) => {
+                let mut tar = tar::Builder::new(out);
+                tar.follow_symlinks(false);
+                for entry in walk(root) {
+                    let entry = entry.map_err(|e| walk_error(root, e))?;
+                    let relative = entry.path().strip_prefix(root).expect("walkdir stays under its root");
+                    if relative.as_os_str().is_empty() {
+                        continue;
+                    }
+                    tar.append_path_with_name(entry.path(), relative).ctx("packing", entry.path())?;
+                }
+                tar.finish().ctx("packing", root)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn walk(root: &Path) -> walkdir::IntoIter {
+    walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name().into_iter()
+}
+
+fn walk_error(root: &Path, e: walkdir::Error) -> Error {
+    let path = e.path().unwrap_or(root).to_path_buf();
+    match e.into_io_error() {
+        Some(io) => Error::io(io, "reading", &path),
+        None => Error::usage(format!("{}: a symlink loop", path.display())),
+    }
+}
+
+fn scan_dir(member: &str, root: &Path) -> Result<Scan> {
+    let mut scan = Scan { unpacked_bytes: 0, content_bytes: 1024, sample: Vec::new() };
+    let mut largest: Option<(u64, PathBuf)> = None;
+    for entry in walk(root) {
+        let entry = entry.map_err(|e| walk_error(root, e))?;
+        let relative = entry.path().strip_prefix(root).expect("walkdir stays under its root");
+        let kind = entry.file_type();
+        let meta = entry.metadata().map_err(|e| walk_error(root, e))?;
+        if kind.is_symlink() {
+            let target = fs::read_link(entry.path()).ctx("reading the link", entry.path())?;
+            if let Some(why) = tarsafe::escaping_symlink(relative, &target) {
+                return Err(Error::usage(format!(
+                    "member {member}: {} {why} ('{}'); the stub would refuse to unpack it: make it relative and inside the directory",
+                    entry.path().display(),
+                    target.display()
+                )));
+            }
+        } else if !kind.is_file() && !kind.is_dir() {
+            return Err(Error::usage(format!(
+                "member {member}: {} is neither a file, a directory nor a symlink; remove it from the input",
+                entry.path().display()
+            )));
+        }
+        scan.unpacked_bytes += blocks(meta.len());
+        scan.content_bytes += 512 + meta.len().div_ceil(512) * 512;
+        if kind.is_file() && largest.as_ref().is_none_or(|(size, _)| meta.len() > *size) {
+            largest = Some((meta.len(), entry.path().to_path_buf()));
+        }
+    }
+    if let Some((_, path)) = largest {
+        scan.sample = compress::sample_file(&path).ctx("reading", &path)?;
+    }
+    Ok(scan)
+}
+
+/// A tarball, through the decompressor its magic number asks for.
+pub fn open_tarball(path: &Path) -> Result<Box<dyn Read>> {
+    let mut head = [0u8; 6];
+    let n = File::open(path).ctx("opening", path)?.read(&mut head).ctx("reading", path)?;
+    let file = BufReader::with_capacity(256 << 10, File::open(path).ctx("opening", path)?);
+    let head = &head[..n];
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(file))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(file))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(file).ctx("reading", path)?)
+    } else {
+        Box::new(file)
+    })
+}
+
+fn scan_tarball(member: &str, path: &Path) -> Result<Scan> {
+    let not_a_tar = |e: io::Error| Error::usage(format!("member {member}: {} is not a readable tar archive ({e})", path.display()));
+    let mut counted = Counting { inner: open_tarball(path)?, count: 0 };
+    let mut archive = tar::Archive::new(&mut counted);
+    let mut unpacked_bytes = 0;
+    let mut entries = 0;
+    for entry in archive.entries().map_err(not_a_tar)? {
+        let entry = entry.map_err(not_a_tar)?;
+        tarsafe::check_entry(member, &entry).map_err(|e| Error::usage(format!("{}: {}", path.display(), e.message)))?;
+        unpacked_bytes += blocks(entry.size());
+        entries += 1;
+    }
+    drop(archive);
+    if entries == 0 {
+        return Err(Error::usage(format!("member {member}: {} is an empty or unreadable tar archive", path.display())));
+    }
+    io::copy(&mut counted, &mut io::sink()).map_err(not_a_tar)?;
+    // What goes into the bundle is the (decompressed) tar stream: sample that.
+    let mut sample = Vec::new();
+    open_tarball(path)?.take(4 << 20).read_to_end(&mut sample).ctx("reading", path)?;
+    Ok(Scan { unpacked_bytes, content_bytes: counted.count, sample })
+}
+
+struct Counting<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
