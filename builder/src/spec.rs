@@ -92,7 +92,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Spec> {
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        if path == "." {
+        // yaml_serde names the path itself in some errors.
+        if path == "." || inner.starts_with(&format!("{path}: ")) {
             Error::usage(format!("{}: {inner}", file.display()))
         } else {
             Error::usage(format!("{}: {path}: {inner}", file.display()))

@@ -97,7 +97,7 @@ impl Error {
     /// a full disk and a permission problem get their own exit codes and advice.
     pub fn io(err: io::Error, what: &str, path: &Path) -> Error {
         let path = path.display();
-        match err.raw_os_error() {
+        match root_os_error(&err) {
             Some(libc_enospc) if libc_enospc == nix::libc::ENOSPC || libc_enospc == nix::libc::EDQUOT => Error::space(format!(
                 "no space left while {what} {path}; free space there or choose another place with --target DIR"
             )),
@@ -111,6 +111,21 @@ impl Error {
             _ => Error::internal(format!("{what} {path}: {err}")),
         }
     }
+}
+
+/// The OS error under an I/O error, also where a library (tar-rs) wrapped it in its own.
+fn root_os_error(err: &io::Error) -> Option<i32> {
+    if let Some(code) = err.raw_os_error() {
+        return Some(code);
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = err.get_ref().map(|e| e as _);
+    while let Some(e) = source {
+        if let Some(code) = e.downcast_ref::<io::Error>().and_then(io::Error::raw_os_error) {
+            return Some(code);
+        }
+        source = e.source();
+    }
+    None
 }
 
 impl fmt::Display for Error {

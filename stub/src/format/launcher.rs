@@ -9,6 +9,12 @@
 //! The launcher fills whole 4 KiB blocks, so that `dd bs=4096 skip=1` finds the stub
 //! without GNU-only flags. Its numeric fields have a fixed width, so the builder can
 //! write the total length in place once it is known.
+//!
+//! A shell runs a script as it reads it, so a damaged launcher could run damaged code
+//! before the stub ever checks the bundle. Line 2 therefore checks the rest of the block
+//! with `cksum` before the shell parses another line: one flipped byte anywhere after it
+//! stops the run with a clear message. (A flip in line 2 itself at worst disables that
+//! check; the stub's whole-file digest then catches it.)
 
 pub const BLOCK: u64 = 4096;
 /// The launcher takes exactly one block; the stub starts at this offset.
@@ -28,8 +34,12 @@ pub struct LauncherFields {
     pub total_len: u64,
 }
 
-const TEMPLATE: &str = r#"#!/bin/sh
-# This file is an airbin offline installer bundle: this short POSIX sh launcher, a static
+/// Line 2, padded with spaces to `CHECK_LINE_LEN` so that the body's offset is fixed.
+const CHECK_LINE: &str = r#"airbin_sum=$([ -r "$0" ] && dd if="$0" bs=4096 count=1 2>/dev/null | tail -c +@START@ | cksum 2>/dev/null); case $airbin_sum in ""|"@SUM@") ;; *) echo "airbin: $0 is damaged: its launcher fails its checksum; copy the bundle again and compare it with its .sha256 file" >&2; exit 3;; esac"#;
+const SHEBANG: &str = "#!/bin/sh\n";
+const CHECK_LINE_LEN: usize = 320;
+
+const TEMPLATE: &str = r#"# This file is an airbin offline installer bundle: this short POSIX sh launcher, a static
 # runtime and the payload. Run it as:  sh THIS_FILE --help   (or bash, or ./THIS_FILE)
 # Bundle: @NAME@ @VERSION@, made by airbin @BUILDER@, format @FORMAT@.
 AIRBIN_FORMAT=@FORMAT@
@@ -99,19 +109,43 @@ pub fn render(fields: &LauncherFields) -> Vec<u8> {
         .replace("@STUB_BLOCKS@", &padded(fields.stub_blocks))
         .replace("@STUB_CKSUM@", &padded(fields.stub_cksum))
         .replace("@TOTAL_LEN@", &padded(fields.total_len));
-    let mut out = text.into_bytes();
-    assert!(out.len() < LAUNCHER_LEN as usize - 2, "launcher text outgrew its block");
+    let body_start = SHEBANG.len() + CHECK_LINE_LEN + 1;
+    let mut body = text.into_bytes();
+    assert!(body_start + body.len() < LAUNCHER_LEN as usize - 2, "launcher text outgrew its block");
     // The shell never reads past `exit`; the rest of the block is a comment anyway.
-    out.push(b'#');
-    out.resize(LAUNCHER_LEN as usize - 1, b' ');
-    out.push(b'\n');
+    body.push(b'#');
+    body.resize(LAUNCHER_LEN as usize - body_start - 1, b' ');
+    body.push(b'\n');
+
+    let check = CHECK_LINE
+        .replace("@START@", &(body_start + 1).to_string())
+        .replace("@SUM@", &format!("{} {}", posix_cksum(&body), body.len()));
+    assert!(check.len() <= CHECK_LINE_LEN, "the check line outgrew its width");
+    let mut out = Vec::with_capacity(LAUNCHER_LEN as usize);
+    out.extend_from_slice(SHEBANG.as_bytes());
+    out.extend_from_slice(format!("{check:<CHECK_LINE_LEN$}\n").as_bytes());
+    out.extend_from_slice(&body);
+    debug_assert_eq!(out.len() as u64, LAUNCHER_LEN);
     out
+}
+
+/// POSIX `cksum` (CRC-32 over the data, then over its length), as the launcher computes it.
+pub fn posix_cksum(data: &[u8]) -> u32 {
+    const CKSUM: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_CKSUM);
+    let mut digest = CKSUM.digest();
+    digest.update(data);
+    let mut len = data.len() as u64;
+    while len > 0 {
+        digest.update(&[(len & 0xff) as u8]);
+        len >>= 8;
+    }
+    digest.finalize()
 }
 
 /// Reads the fields back from the first block of a file; `None` if it is no launcher.
 pub fn parse(head: &[u8]) -> Option<LauncherFields> {
     let text = std::str::from_utf8(head.get(..LAUNCHER_LEN as usize)?).ok()?;
-    if !text.starts_with("#!/bin/sh\n") {
+    if !text.starts_with(SHEBANG) {
         return None;
     }
     let field = |key: &str| -> Option<&str> {
@@ -161,8 +195,16 @@ mod tests {
     fn the_total_length_can_be_patched_in_place() {
         let before = render(&fields(0));
         let after = render(&fields(123_456_789_012));
-        let differing: Vec<usize> = (0..before.len()).filter(|&i| before[i] != after[i]).collect();
-        assert!(differing.len() <= 12, "only the digits of the length change");
+        assert_eq!(before.len(), after.len());
+        let differing = (0..before.len()).filter(|&i| before[i] != after[i]).count();
+        assert!(differing <= 12 + 10, "only the digits of the length and of the check sum change");
+    }
+
+    #[test]
+    fn cksum_matches_the_posix_tool() {
+        // Values printed by `printf ... | cksum` (GNU coreutils and busybox agree).
+        assert_eq!(posix_cksum(b""), 4294967295);
+        assert_eq!(posix_cksum(b"abc"), 1219131554);
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod writer;
 pub use index::{BuildFacts, BundleMeta, Codec, Index, Layout, Member, MemberKind, Region};
 pub use reader::{Bundle, ContentReader, RegionReader};
 pub use trailer::{Trailer, TrailerTail, MAGIC, TRAILER_LEN};
-pub use writer::{posix_cksum, BundleWriter, Finished, StoredFacts};
+pub use writer::{BundleWriter, Finished, StoredFacts};
 
 /// The format this runtime reads and this builder writes.
 pub const FORMAT_VERSION: u32 = 1;

@@ -118,6 +118,16 @@ impl Bundle {
                 trailer.builder_version
             ))
         })?;
+        // The trailer lies outside the digest it carries: every field of it must agree
+        // with the index (which its own digest vouches for), and its unused bytes must
+        // be as written.
+        let consistent = trailer.encode() == raw
+            && index.stub.offset == trailer.stub_offset
+            && index.stub.length == trailer.stub_len
+            && index.build.builder_version == trailer.builder_version;
+        if !consistent {
+            return Err(damaged(path, "its trailer disagrees with its index"));
+        }
         for member in &index.members {
             let end = member.offset.checked_add(member.stored_size);
             if member.offset < stub_end || end.is_none_or(|end| end > trailer.index_offset) {

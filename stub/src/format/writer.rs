@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
 use sha2::{Digest, Sha256};
 
-use super::launcher::{self, LauncherFields, BLOCK, LAUNCHER_LEN};
+use super::launcher::{self, posix_cksum, LauncherFields, BLOCK, LAUNCHER_LEN};
 use super::trailer::{Trailer, TRAILER_LEN};
 use super::{BuildFacts, BundleMeta, Index, Member, Region, FORMAT_VERSION};
 use crate::digest::{to_hex, HashingWriter};
@@ -32,19 +32,6 @@ pub struct Finished {
     pub total_len: u64,
     /// SHA-256 of the whole file, trailer included: what goes into the `.sha256` file.
     pub file_sha256: String,
-}
-
-/// POSIX `cksum` (CRC-32 over the data, then over its length), as the launcher computes it.
-pub fn posix_cksum(data: &[u8]) -> u32 {
-    const CKSUM: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_CKSUM);
-    let mut digest = CKSUM.digest();
-    digest.update(data);
-    let mut len = data.len() as u64;
-    while len > 0 {
-        digest.update(&[(len & 0xff) as u8]);
-        len >>= 8;
-    }
-    digest.finalize()
 }
 
 impl<W: Read + Write + Seek> BundleWriter<W> {
@@ -151,17 +138,5 @@ impl Write for HashWrite<'_> {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cksum_matches_the_posix_tool() {
-        // Values printed by `printf ... | cksum` (GNU coreutils and busybox agree).
-        assert_eq!(posix_cksum(b""), 4294967295);
-        assert_eq!(posix_cksum(b"abc"), 1219131554);
     }
 }

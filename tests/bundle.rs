@@ -1,0 +1,643 @@
+//! End to end: real bundles built by `airbin`, run as a field engineer runs them, with
+//! bash, dash, busybox sh and `./x.bin`.
+
+mod support;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write as _};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use airbin_stub::format::{Bundle, BundleMeta, BundleWriter, BuildFacts, Codec, Layout, Member, MemberKind, TRAILER_LEN};
+use support::*;
+
+/// The minimal sample, built once per test run.
+fn minimal() -> &'static Path {
+    static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, bin) = BUILT.get_or_init(|| {
+        let dir = scratch();
+        let bin = build(&repo_root().join("samples/minimal"), &dir.path().join("dist"));
+        (dir, bin)
+    });
+    bin
+}
+
+fn all_shells_present(test: &str) -> bool {
+    ["bash", "dash", "busybox"].iter().all(|p| require(p, test))
+}
+
+#[test]
+fn build_writes_the_bin_and_a_sha256_that_sha256sum_accepts() {
+    let bin = minimal();
+    assert_eq!(bin.file_name().unwrap(), "minimal-1.0.0-amd64.bin");
+    assert_eq!(fs::metadata(bin).unwrap().permissions().mode() & 0o777, 0o755);
+    let dist = bin.parent().unwrap();
+    assert_eq!(entries(dist), ["minimal-1.0.0-amd64.bin", "minimal-1.0.0-amd64.bin.sha256"]);
+    let check = Command::new("sha256sum").arg("-c").arg("minimal-1.0.0-amd64.bin.sha256").current_dir(dist).output().unwrap();
+    assert!(check.status.success(), "{}", stderr(&check));
+}
+
+#[test]
+fn the_builder_says_which_stub_and_format_it_carries() {
+    let out = airbin().arg("--version").output().unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("stub 0.1.0 for x86_64-unknown-linux-musl") && text.contains("bundle format 1"), "{text}");
+}
+
+#[test]
+fn every_shell_runs_info_list_check_and_extract_from_any_directory() {
+    if !all_shells_present("every_shell_runs") {
+        return;
+    }
+    let dir = scratch();
+    let spaced = dir.path().join("a dir with spaces");
+    fs::create_dir(&spaced).unwrap();
+    let bundle = spaced.join("my bundle.bin");
+    fs::copy(minimal(), &bundle).unwrap();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+
+    for shell in SHELLS {
+        let info = shell.command(&bundle).arg("info").env("TMPDIR", &tmp).current_dir(&elsewhere).output().unwrap();
+        assert!(info.status.success(), "{shell:?} info: {}", stderr(&info));
+        let text = stdout(&info);
+        for expected in ["name:        minimal", "version:     1.0.0", "arch:        amd64", "by airbin 0.1.0", "hello", "config.sample", "conf.d"] {
+            assert!(text.contains(expected), "{shell:?} info lacks {expected}: {text}");
+        }
+
+        let list = run(shell, &bundle, &["--list"], &tmp);
+        assert!(list.status.success() && stdout(&list).contains("config-sample"), "{shell:?} --list: {}", stderr(&list));
+
+        let check = run(shell, &bundle, &["check"], &tmp);
+        assert!(check.status.success(), "{shell:?} check: {}", stderr(&check));
+        assert!(stdout(&check).contains("OK"), "{shell:?}: {}", stdout(&check));
+
+        let target = dir.path().join(format!("out {shell:?}"));
+        let extract = shell.command(&bundle).args(["extract", "--target"]).arg(&target).env("TMPDIR", &tmp).current_dir(&elsewhere).output().unwrap();
+        assert!(extract.status.success(), "{shell:?} extract: {}", stderr(&extract));
+        assert_eq!(entries(&target), ["conf.d", "config.sample", "hello"]);
+        let hello = target.join("hello");
+        assert_eq!(fs::metadata(&hello).unwrap().permissions().mode() & 0o777, 0o755, "mode bits kept");
+        assert_eq!(fs::read(&hello).unwrap(), fs::read(repo_root().join("samples/minimal/hello.sh")).unwrap());
+        assert_eq!(
+            fs::read(target.join("conf.d/app.yaml")).unwrap(),
+            fs::read(repo_root().join("samples/minimal/conf.d/app.yaml")).unwrap()
+        );
+        assert!(entries(&tmp).is_empty(), "{shell:?} left {:?} in TMPDIR", entries(&tmp));
+    }
+}
+
+#[test]
+fn extract_of_named_members_writes_only_those_and_defaults_to_name_version() {
+    let dir = scratch();
+    let tmp = dir.path();
+    let out = Shell::Dash.command(minimal()).args(["extract", "hello"]).env("TMPDIR", tmp).current_dir(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(entries(&dir.path().join("minimal-1.0.0")), ["hello"]);
+
+    let out = run(Shell::Dash, minimal(), &["extract", "--target", "x", "nosuch"], tmp);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no member 'nosuch'; its members are: hello, config.sample, conf.d"), "{}", stderr(&out));
+}
+
+#[test]
+fn makeself_flags_mean_what_they_mean_there() {
+    let dir = scratch();
+    let tmp = dir.path();
+    let info = run(Shell::Dash, minimal(), &["--info"], tmp);
+    assert!(info.status.success() && stdout(&info).contains("name:        minimal"));
+    let check = run(Shell::Dash, minimal(), &["--check", "--quiet"], tmp);
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(stderr(&check).is_empty(), "--quiet prints nothing on success: {}", stderr(&check));
+
+    let target = dir.path().join("staged");
+    let staged = run(Shell::Dash, minimal(), &["--noexec", "--target", target.to_str().unwrap()], tmp);
+    assert!(staged.status.success(), "{}", stderr(&staged));
+    assert_eq!(entries(&target), ["conf.d", "config.sample", "hello"]);
+    assert!(stdout(&staged).contains(&format!("staged in {}", target.display())), "{}", stdout(&staged));
+}
+
+#[test]
+fn install_stages_into_the_state_directory_and_reports_json() {
+    let dir = scratch();
+    let state = dir.path().join("state");
+    let out = Shell::Bash.command(minimal()).args(["--yes", "--json"]).env("TMPDIR", dir.path()).env("AIRBIN_STATE_DIR", &state).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    assert_eq!(report["status"], "ok");
+    assert_eq!(report["staging"], state.join("minimal-1.0.0").to_str().unwrap());
+    assert_eq!(entries(&state.join("minimal-1.0.0")), ["conf.d", "config.sample", "hello"]);
+}
+
+#[test]
+fn info_json_describes_members_and_build() {
+    let out = run(Shell::Dash, minimal(), &["info", "--json"], Path::new("/tmp"));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["bundle"]["name"], "minimal");
+    assert_eq!(info["build"]["builder_version"], "0.1.0");
+    let members = info["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    assert_eq!(members[2]["layout"], "tree");
+    assert_eq!(members[2]["codec"], "xz");
+}
+
+#[test]
+fn help_names_the_commands_and_exit_codes() {
+    let out = run(Shell::Dash, minimal(), &["--help"], Path::new("/tmp"));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    for expected in ["install", "info", "list", "check", "extract", "--target", "3 damaged", "130 interrupted"] {
+        assert!(text.contains(expected), "help lacks {expected}: {text}");
+    }
+}
+
+/// Offsets worth corrupting: every region's first and last byte, plus fields of the
+/// trailer and the launcher's own padding.
+fn interesting_offsets(bin: &Path) -> Vec<(String, u64)> {
+    let bundle = Bundle::open(bin).unwrap();
+    let t = &bundle.trailer;
+    let mut offsets = vec![
+        ("launcher padding".to_string(), 4000),
+        ("launcher last byte".to_string(), 4095),
+        ("stub first byte".to_string(), t.stub_offset),
+        ("stub middle".to_string(), t.stub_offset + t.stub_len / 2),
+        ("stub last byte".to_string(), t.stub_offset + t.stub_len - 1),
+        ("stub padding".to_string(), t.stub_offset + t.stub_len),
+        ("index first byte".to_string(), t.index_offset),
+        ("index last byte".to_string(), t.index_offset + t.index_len - 1),
+    ];
+    for member in &bundle.index.members {
+        offsets.push((format!("member {} first byte", member.name), member.offset));
+        offsets.push((format!("member {} last byte", member.name), member.offset + member.stored_size - 1));
+    }
+    let trailer_at = t.total_len - TRAILER_LEN;
+    for (field, at) in [("file digest", 0), ("index digest", 32), ("index offset", 64), ("total length", 80), ("stub length", 96), ("builder version", 112), ("format version", 148)] {
+        offsets.push((format!("trailer {field}"), trailer_at + at));
+    }
+    offsets.push(("last byte".to_string(), t.total_len - 1));
+    let head = fs::read(bin).unwrap()[..4096].to_vec();
+    let text = String::from_utf8(head).unwrap();
+    let total_at = text.find("AIRBIN_TOTAL_LEN=").unwrap() as u64 + "AIRBIN_TOTAL_LEN=".len() as u64;
+    offsets.push(("launcher total length digit".to_string(), total_at + 2));
+    offsets.push(("launcher comment".to_string(), text.find("# Bundle:").unwrap() as u64 + 12));
+    offsets
+}
+
+/// Asserts that a damaged bundle was refused and left nothing behind.
+fn assert_refused(label: &str, output: &std::process::Output, target: &Path, tmp: &Path) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(3), "{label}: want exit 3, got {:?}: {err}", output.status.code());
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("airbin")).collect();
+    assert_eq!(lines.len(), 1, "{label}: one clear line, got: {err}");
+    assert!(
+        ["damaged", "truncated", "unexpected bytes", "format"].iter().any(|w| lines[0].contains(w)),
+        "{label}: says what is wrong: {err}"
+    );
+    assert!(!target.exists(), "{label}: the target was created");
+    assert!(entries(tmp).is_empty(), "{label}: left {:?} in TMPDIR", entries(tmp));
+}
+
+#[test]
+fn a_flipped_byte_anywhere_is_refused_before_anything_is_written() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let original = fs::read(minimal()).unwrap();
+    for (i, (label, offset)) in interesting_offsets(minimal()).into_iter().enumerate() {
+        let mut damaged = original.clone();
+        damaged[offset as usize] ^= 0x20;
+        let bin = dir.path().join(format!("damaged-{i}.bin"));
+        fs::write(&bin, &damaged).unwrap();
+        let target = dir.path().join(format!("target-{i}"));
+        let shell = SHELLS[i % 3];
+        let output = run(shell, &bin, &["extract", "--target", target.to_str().unwrap()], &tmp);
+        assert_refused(&format!("{label} at {offset} under {shell:?}"), &output, &target, &tmp);
+        let state = dir.path().join(format!("state-{i}"));
+        let install = shell.command(&bin).env("TMPDIR", &tmp).env("AIRBIN_STATE_DIR", &state).output().unwrap();
+        assert_refused(&format!("install, {label}"), &install, &state, &tmp);
+    }
+}
+
+#[test]
+fn truncated_and_extended_bundles_are_refused_at_once() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let original = fs::read(minimal()).unwrap();
+    let bundle = Bundle::open(minimal()).unwrap();
+    let len = original.len();
+    let cuts = [len - 1, len - TRAILER_LEN as usize, bundle.trailer.index_offset as usize, bundle.index.members[0].offset as usize + 1, 4096 + 100_000];
+    for cut in cuts {
+        let bin = dir.path().join(format!("cut-{cut}.bin"));
+        fs::write(&bin, &original[..cut]).unwrap();
+        let target = dir.path().join("t");
+        let output = run(Shell::Dash, &bin, &["extract", "--target", target.to_str().unwrap()], &tmp);
+        assert_refused(&format!("cut at {cut}"), &output, &target, &tmp);
+        assert!(stderr(&output).contains("truncated") || stderr(&output).contains("damaged"), "{}", stderr(&output));
+    }
+    for extra in [1usize, 4096] {
+        let bin = dir.path().join(format!("extra-{extra}.bin"));
+        let mut longer = original.clone();
+        longer.extend(std::iter::repeat_n(b'x', extra));
+        fs::write(&bin, &longer).unwrap();
+        let target = dir.path().join("t");
+        let output = run(Shell::Busybox, &bin, &["check"], &tmp);
+        assert_refused(&format!("{extra} bytes appended"), &output, &target, &tmp);
+        assert!(stderr(&output).contains(&format!("{extra} unexpected bytes after its end")), "{}", stderr(&output));
+    }
+}
+
+#[test]
+fn an_unknown_format_version_names_the_builder_that_made_it() {
+    let dir = scratch();
+    let mut bytes = fs::read(minimal()).unwrap();
+    let at = bytes.len() - 12;
+    bytes[at..at + 4].copy_from_slice(&77u32.to_le_bytes());
+    let bin = dir.path().join("future.bin");
+    fs::write(&bin, &bytes).unwrap();
+    let out = airbin().arg("inspect").arg(&bin).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("is a format 77 bundle made by airbin 0.1.0; this airbin reads format 1"), "{}", stderr(&out));
+}
+
+#[test]
+fn airbin_inspect_and_verify_read_finished_bundles() {
+    let out = airbin().arg("verify").arg(minimal()).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = airbin().args(["inspect", "--json"]).arg(minimal()).output().unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["bundle"]["version"], "1.0.0");
+}
+
+#[test]
+fn runs_when_tmp_is_noexec_or_too_small_and_leaves_nothing_there() {
+    if !require("unshare", "runs_when_tmp_is_noexec") {
+        return;
+    }
+    let dir = scratch();
+    let bin = dir.path().join("m.bin");
+    fs::copy(minimal(), &bin).unwrap();
+    let target = dir.path().join("out");
+    // /tmp noexec, TMPDIR unset: the launcher must move on to /var/tmp or beyond.
+    let out = in_mount_namespace(
+        "mount -t tmpfs -o noexec,size=8m tmpfs /tmp || exit 99; unset TMPDIR; sh \"$1\" extract --target \"$2\" || exit $?; ls -A /tmp",
+        &[&bin, &target],
+    );
+    assert!(out.status.success(), "noexec /tmp: {}", stderr(&out));
+    assert!(stdout(&out).trim().is_empty(), "left in /tmp: {}", stdout(&out));
+    assert_eq!(entries(&target), ["conf.d", "config.sample", "hello"]);
+
+    // /tmp too small for the stub (and TMPDIR pointing at it): the launcher falls back.
+    let target = dir.path().join("out2");
+    let out = in_mount_namespace(
+        "mount -t tmpfs -o size=256k tmpfs /tmp || exit 99; TMPDIR=/tmp bash \"$1\" extract --target \"$2\" || exit $?; ls -A /tmp",
+        &[&bin, &target],
+    );
+    assert!(out.status.success(), "tiny /tmp: {}", stderr(&out));
+    assert!(stdout(&out).trim().is_empty(), "left in /tmp: {}", stdout(&out));
+    assert_eq!(entries(&target), ["conf.d", "config.sample", "hello"]);
+
+    // Room for the stub and nothing more: everything else lands in the target.
+    let target = dir.path().join("out3");
+    let out = in_mount_namespace(
+        "mount -t tmpfs -o size=1600k tmpfs /tmp || exit 99; busybox sh \"$1\" install --noexec --target \"$2\"",
+        &[&bin, &target],
+    );
+    assert!(out.status.success(), "stub-sized /tmp: {}", stderr(&out));
+    assert_eq!(entries(&target), ["conf.d", "config.sample", "hello"]);
+}
+
+#[test]
+fn no_exec_able_directory_at_all_says_what_to_do() {
+    if !require("unshare", "no_exec_able_directory") {
+        return;
+    }
+    let dir = scratch();
+    let bin = dir.path().join("m.bin");
+    fs::copy(minimal(), &bin).unwrap();
+    // Every candidate noexec: /tmp, /var/tmp, /dev/shm, and HOME, the bundle's directory
+    // and the working directory, which are all one.
+    let sub = dir.path().join("sub");
+    fs::create_dir(&sub).unwrap();
+    let out = in_mount_namespace(
+        "for d in /tmp /var/tmp /dev/shm \"$2\"; do mount -t tmpfs -o noexec tmpfs \"$d\" || exit 99; done; \
+         cp \"$1\" \"$2/m.bin\" && cd \"$2\" && HOME=\"$2\" TMPDIR= sh \"$2/m.bin\" check; rc=$?; ls -A /tmp /var/tmp; exit $rc",
+        &[&bin, &sub],
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(stderr(&out).contains("point TMPDIR at one"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_full_disk_is_found_before_writing_and_says_how_much() {
+    if !require("unshare", "a_full_disk") {
+        return;
+    }
+    let dir = scratch();
+    let input = dir.path().join("input");
+    fs::create_dir(&input).unwrap();
+    fs::write(input.join("big.dat"), random_bytes(6 << 20, 7)).unwrap();
+    fs::write(input.join("bundle.yaml"), "name: big\nversion: '1'\nmembers:\n  - {name: big.dat, kind: file, path: big.dat}\n").unwrap();
+    let bin = build(&input.join("bundle.yaml"), &dir.path().join("dist"));
+    let mnt = dir.path().join("small");
+    fs::create_dir(&mnt).unwrap();
+    let out = in_mount_namespace(
+        "mount -t tmpfs -o size=4m tmpfs \"$2\" || exit 99; sh \"$1\" extract --target \"$2/out\"; rc=$?; ls -A \"$2\"; exit $rc",
+        &[&bin, &mnt],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("not enough free space in") && err.contains("needed") && err.contains("available"), "{err}");
+    assert!(stdout(&out).trim().is_empty(), "left behind: {}", stdout(&out));
+}
+
+#[test]
+fn running_out_of_inodes_mid_way_removes_what_was_written() {
+    if !require("unshare", "running_out_of_inodes") {
+        return;
+    }
+    let dir = scratch();
+    let input = dir.path().join("input");
+    fs::create_dir_all(input.join("many")).unwrap();
+    for i in 0..64 {
+        fs::write(input.join(format!("many/f{i:02}")), format!("file {i}\n")).unwrap();
+    }
+    fs::write(input.join("bundle.yaml"), "name: many\nversion: '1'\nmembers:\n  - {name: many, kind: file, path: many}\n").unwrap();
+    let bin = build(&input.join("bundle.yaml"), &dir.path().join("dist"));
+    let mnt = dir.path().join("small");
+    fs::create_dir(&mnt).unwrap();
+    let out = in_mount_namespace(
+        "mount -t tmpfs -o size=64m,nr_inodes=20 tmpfs \"$2\" || exit 99; dash \"$1\" extract --target \"$2/out\"; rc=$?; ls -A \"$2\"; exit $rc",
+        &[&bin, &mnt],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no space left while"), "{}", stderr(&out));
+    assert!(stdout(&out).trim().is_empty(), "left behind: {}", stdout(&out));
+}
+
+#[test]
+fn a_read_only_or_forbidden_target_is_a_permission_error() {
+    if !require("unshare", "a_read_only_target") || !require("setpriv", "a_forbidden_target") {
+        return;
+    }
+    let dir = scratch();
+    let bin = dir.path().join("m.bin");
+    fs::copy(minimal(), &bin).unwrap();
+    let mnt = dir.path().join("ro");
+    fs::create_dir(&mnt).unwrap();
+    let out = in_mount_namespace("mount -t tmpfs -o ro tmpfs \"$2\" || exit 99; sh \"$1\" extract --target \"$2/out\"", &[&bin, &mnt]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("read-only file system"), "{}", stderr(&out));
+
+    let forbidden = dir.path().join("root-only");
+    fs::create_dir(&forbidden).unwrap();
+    fs::set_permissions(&forbidden, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh"])
+        .arg(&bin)
+        .args(["extract", "--target"])
+        .arg(forbidden.join("out"))
+        .env("TMPDIR", "/tmp")
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("permission denied while"), "{}", stderr(&out));
+    assert!(entries(&forbidden).is_empty());
+}
+
+/// Writes a bundle by hand around one tree member whose tar is `tar`: the builder
+/// refuses to make such bundles, so this is how a malicious one would come about.
+fn bundle_with_tree(dir: &Path, tar: Vec<u8>) -> PathBuf {
+    let stub = {
+        let source = Bundle::open(minimal()).unwrap();
+        let raw = fs::read(minimal()).unwrap();
+        raw[source.trailer.stub_offset as usize..(source.trailer.stub_offset + source.trailer.stub_len) as usize].to_vec()
+    };
+    let meta = BundleMeta { name: "evil".into(), version: "1".into(), arch: "amd64".into(), description: String::new() };
+    let path = dir.join("evil.bin");
+    let file = fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).unwrap();
+    let mut writer = BundleWriter::new(file, &stub, &meta, "0.1.0").unwrap();
+    let stored = writer.write_stored(|sink| sink.write_all(&tar)).unwrap();
+    let sha = airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(&tar));
+    writer.add_member(Member {
+        name: "pack".into(),
+        kind: MemberKind::RegistryPack,
+        layout: Layout::Tree,
+        codec: Codec::None,
+        offset: stored.offset,
+        stored_size: stored.stored_size,
+        stored_sha256: stored.stored_sha256,
+        size: tar.len() as u64,
+        sha256: sha,
+        mode: 0o755,
+        unpacked_bytes: 1 << 20,
+        images: vec![],
+        registry: None,
+    });
+    let facts = BuildFacts { builder_version: "0.1.0".into(), built_at: "2026-01-01T00:00:00Z".into(), build_host: "test".into() };
+    writer.finish(meta, facts, vec![]).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+
+fn raw_tar_entry(path: &str, kind: tar::EntryType, link: Option<&str>, data: &[u8]) -> Vec<u8> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    let name = &mut header.as_old_mut().name;
+    name[..path.len()].copy_from_slice(path.as_bytes());
+    if let Some(link) = link {
+        let linkname = &mut header.as_old_mut().linkname;
+        linkname[..link.len()].copy_from_slice(link.as_bytes());
+    }
+    header.set_cksum();
+    let mut out = header.as_bytes().to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}
+
+#[test]
+fn malicious_tar_paths_inside_a_bundle_are_refused_by_name() {
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("dot-dot", raw_tar_entry("../../escaped", tar::EntryType::Regular, None, b"x"), "'../../escaped' climbs out with '..'"),
+        ("absolute", raw_tar_entry("/etc/airbin-escaped", tar::EntryType::Regular, None, b"x"), "'/etc/airbin-escaped' is an absolute path"),
+        ("symlink", raw_tar_entry("docker", tar::EntryType::Symlink, Some("../../../"), b""), "'docker' is a symlink that points outside"),
+        ("hardlink", raw_tar_entry("passwd", tar::EntryType::Link, Some("/etc/passwd"), b""), "'passwd' is a hard link to outside"),
+    ];
+    for (label, mut tar, expected) in cases {
+        tar.extend_from_slice(&[0u8; 1024]);
+        let dir = scratch();
+        let bin = bundle_with_tree(dir.path(), tar);
+        let target = dir.path().join("deep/target");
+        let out = run(Shell::Dash, &bin, &["extract", "--target", target.to_str().unwrap()], dir.path());
+        assert_eq!(out.status.code(), Some(3), "{label}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{label}: {}", stderr(&out));
+        assert!(!dir.path().join("deep").exists(), "{label}: the target was left behind");
+        assert!(!dir.path().join("escaped").exists() && !Path::new("/etc/airbin-escaped").exists());
+    }
+}
+
+#[test]
+fn a_bad_spec_names_file_field_and_problem_and_writes_nothing() {
+    let dir = scratch();
+    let spec = dir.path().join("bundle.yaml");
+    let outdir = dir.path().join("dist");
+    let cases = [
+        ("name: x\nversion: '1'\nmembers:\n  - {name: a, kind: image, path: a.tar, compression: gzip}\n", "members[0].compression: unknown variant `gzip`"),
+        ("name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: missing/cadm}\n", "members[0].path: "),
+        ("name: 'x y'\nversion: '1'\nmembers: []\n", "name: 'x y' is not a valid name"),
+        ("name: x\nversion: '1'\nmembers: []\n", "members: the bundle needs at least one member"),
+        ("name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: bundle.yaml}\nsteps:\n  - {kind: load-images, member: a}\n", "steps[0].member: 'a' is a tool member"),
+    ];
+    for (yaml, expected) in cases {
+        fs::write(&spec, yaml).unwrap();
+        let out = airbin().arg("build").arg(&spec).arg("-o").arg(&outdir).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{yaml}");
+        let err = stderr(&out);
+        assert!(err.contains(&format!("{}: {expected}", spec.display())), "want «{expected}» in: {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(!outdir.exists(), "nothing written for {yaml}");
+    }
+    // The missing input's path is named.
+    fs::write(&spec, cases[1].0).unwrap();
+    let out = airbin().arg("build").arg(&spec).arg("-o").arg(&outdir).output().unwrap();
+    assert!(stderr(&out).contains(&dir.path().join("missing/cadm").display().to_string()), "{}", stderr(&out));
+}
+
+/// A bundle with a large member, for the memory and interrupt tests.
+fn large() -> &'static Path {
+    static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, bin) = BUILT.get_or_init(|| {
+        let dir = scratch();
+        let input = dir.path().join("input");
+        fs::create_dir(&input).unwrap();
+        // Half text-like, half random: zstd has work to do on one, none on the other.
+        let mut text = Vec::with_capacity(160 << 20);
+        let mut n = 0u64;
+        while text.len() < 160 << 20 {
+            text.extend_from_slice(format!("line {n} of a log that compresses well, {}\n", n * 7919).as_bytes());
+            n += 1;
+        }
+        fs::write(input.join("text.dat"), &text).unwrap();
+        fs::write(input.join("random.dat"), random_bytes(160 << 20, 3)).unwrap();
+        fs::write(
+            input.join("bundle.yaml"),
+            "name: large\nversion: '1'\nmembers:\n  - {name: text.dat, kind: file, path: text.dat, compression: zstd, level: 3}\n  - {name: random.dat, kind: file, path: random.dat}\n",
+        )
+        .unwrap();
+        let bin = build(&input.join("bundle.yaml"), &dir.path().join("dist"));
+        fs::remove_dir_all(&input).unwrap();
+        (dir, bin)
+    });
+    bin
+}
+
+#[test]
+fn memory_stays_flat_while_extracting_large_members() {
+    if !require("/usr/bin/time", "memory_stays_flat") {
+        return;
+    }
+    let dir = scratch();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "maxrss_kb=%M", "sh"])
+        .arg(large())
+        .args(["extract", "--target"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let kb: u64 = err.lines().find_map(|l| l.strip_prefix("maxrss_kb=")).unwrap().trim().parse().unwrap();
+    // 320 MiB of payload; the stub streams it through fixed buffers.
+    assert!(kb < 100 * 1024, "peak RSS {kb} KiB");
+}
+
+#[test]
+fn ctrl_c_during_extraction_leaves_nothing_half_done() {
+    let dir = scratch();
+    let target = dir.path().join("out");
+    for attempt in 0..3 {
+        let mut child = Shell::Dash
+            .command(large())
+            .args(["extract", "--target"])
+            .arg(&target)
+            .env("TMPDIR", dir.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        // The first progress line of the extraction: the stub is writing now.
+        let mut seen = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let started = line.contains("extract:");
+            seen.push(line);
+            if started {
+                break;
+            }
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+        seen.extend(lines.map_while(Result::ok));
+        let status = child.wait().unwrap();
+        if status.code() == Some(0) {
+            // Finished before the signal landed: everything must be there; try again.
+            fs::remove_dir_all(&target).unwrap();
+            eprintln!("attempt {attempt}: extraction finished before SIGINT; retrying");
+            continue;
+        }
+        assert_eq!(status.code(), Some(130), "{seen:?}");
+        assert!(seen.iter().any(|l| l.contains("interrupted")), "{seen:?}");
+        assert!(!target.exists(), "target left behind: {:?}", entries(&target));
+        assert!(entries(dir.path()).is_empty(), "left: {:?}", entries(dir.path()));
+        return;
+    }
+    panic!("the extraction always finished before SIGINT arrived");
+}
+
+#[test]
+fn a_flipped_byte_in_the_launchers_code_never_runs_damaged_code() {
+    if !all_shells_present("a_flipped_byte_in_the_launcher") {
+        return;
+    }
+    let dir = scratch();
+    let original = fs::read(minimal()).unwrap();
+    let head = String::from_utf8(original[..4096].to_vec()).unwrap();
+    let code_end = head.find("exit 7\n").unwrap() + 7;
+    let body_start = head.match_indices('\n').nth(1).unwrap().0 + 1;
+    // Every byte of the code, each under one of the shells, on both cores.
+    let offsets: Vec<usize> = (0..code_end).collect();
+    std::thread::scope(|scope| {
+        for (worker, chunk) in offsets.chunks(offsets.len().div_ceil(2)).enumerate() {
+            let (dir, original) = (dir.path(), &original);
+            scope.spawn(move || {
+                let tmp = dir.join(format!("tmp{worker}"));
+                fs::create_dir(&tmp).unwrap();
+                let bin = dir.join(format!("d{worker}.bin"));
+                let target = dir.join(format!("target{worker}"));
+                for &offset in chunk {
+                    let mut damaged = original.clone();
+                    damaged[offset] ^= 0x20;
+                    fs::write(&bin, &damaged).unwrap();
+                    let shell = SHELLS[offset % 3];
+                    let out = run(shell, &bin, &["extract", "--target", target.to_str().unwrap()], &tmp);
+                    let code = out.status.code();
+                    assert!(code.is_some_and(|c| c != 0), "flip at {offset} under {shell:?}: exit {code:?}");
+                    assert!(!target.exists() && entries(&tmp).is_empty(), "flip at {offset} under {shell:?} left files");
+                    if offset >= body_start {
+                        assert_eq!(code, Some(3), "flip at {offset} under {shell:?}: {}", stderr(&out));
+                        assert!(stderr(&out).contains("is damaged"), "flip at {offset}: {}", stderr(&out));
+                    }
+                }
+            });
+        }
+    });
+}

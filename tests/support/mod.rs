@@ -1,0 +1,116 @@
+//! What the end-to-end tests share: running `airbin` and bundles the way people do,
+//! under real shells, and the scratch space they work in.
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn airbin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_airbin"))
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Whether `program` is on this host. In CI a missing one fails the test; elsewhere the
+/// test says loudly that it is skipped.
+pub fn require(program: &str, test: &str) -> bool {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(!in_ci(), "{test}: {program} is missing on this CI host: .ci/run must install it (hack/setup-host.sh)");
+        eprintln!("\n*** SKIPPED {test}: {program} is not installed (run hack/setup-host.sh) ***\n");
+    }
+    found
+}
+
+/// A scratch directory outside /tmp (tests mount over /tmp), readable by other users.
+pub fn scratch() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("e2e-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// The ways a field engineer starts a bundle.
+#[derive(Clone, Copy, Debug)]
+pub enum Shell {
+    Bash,
+    Dash,
+    Busybox,
+    /// `./x.bin`, through its `#!/bin/sh` line.
+    Direct,
+}
+
+pub const SHELLS: [Shell; 4] = [Shell::Bash, Shell::Dash, Shell::Busybox, Shell::Direct];
+
+impl Shell {
+    pub fn command(self, bundle: &Path) -> Command {
+        let mut command = match self {
+            Shell::Bash => Command::new("bash"),
+            Shell::Dash => Command::new("dash"),
+            Shell::Busybox => {
+                let mut c = Command::new("busybox");
+                c.arg("sh");
+                c
+            }
+            Shell::Direct => return Command::new(bundle),
+        };
+        command.arg(bundle);
+        command
+    }
+}
+
+/// Runs `bundle` with `args` under `shell`; stdout and stderr captured.
+pub fn run(shell: Shell, bundle: &Path, args: &[&str], tmpdir: &Path) -> Output {
+    shell.command(bundle).args(args).env("TMPDIR", tmpdir).output().unwrap()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Builds a spec with `airbin build`, panicking with its stderr if that fails.
+pub fn build(spec: &Path, outdir: &Path) -> PathBuf {
+    let output = airbin().arg("build").arg(spec).arg("-o").arg(outdir).output().unwrap();
+    assert!(output.status.success(), "airbin build {} failed: {}", spec.display(), stderr(&output));
+    PathBuf::from(stdout(&output).trim())
+}
+
+/// Names of the entries of a directory (empty if it does not exist).
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Deterministic bytes that do not compress (xorshift).
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Runs a shell script in a private mount namespace, so that it can mount tmpfs over
+/// /tmp or a target without touching the host. `$1`.. are `args`.
+pub fn in_mount_namespace(script: &str, args: &[&Path]) -> Output {
+    Command::new("unshare").args(["-m", "sh", "-c", script, "sh"]).args(args).output().unwrap()
+}
