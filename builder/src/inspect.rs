@@ -1,12 +1,21 @@
 //! What the builder records about a member beyond its bytes: the images of an image
-//! archive, the repositories and tags of a registry pack.
+//! archive, the repositories and tags of a registry pack. A member that is not what its
+//! kind says is refused here, at build time, not discovered in the field.
 
-use airbin_stub::error::Result;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use airbin_stub::digest::to_hex;
+use airbin_stub::error::{Error, Result};
 use airbin_stub::format::MemberKind;
 use airbin_stub::images::ImageRecord;
-use airbin_stub::registry::RegistryPackRecord;
+use airbin_stub::registry::{check_pack, DirStorage, RegistryPackRecord, TarStorage};
 
-use crate::source::Source;
+use crate::source::{open_tarball, Source};
 
 #[derive(Default)]
 pub struct Details {
@@ -14,8 +23,115 @@ pub struct Details {
     pub registry: Option<RegistryPackRecord>,
 }
 
-pub fn inspect(kind: MemberKind, _member: &str, _source: &Source) -> Result<Details> {
+pub fn inspect(kind: MemberKind, member: &str, source: &Source) -> Result<Details> {
     match kind {
-        _ => Ok(Details::default()),
+        MemberKind::Image => Ok(Details { images: image_archive(member, source.path())?, registry: None }),
+        MemberKind::RegistryPack => Ok(Details { images: Vec::new(), registry: Some(registry_pack(member, source)?) }),
+        MemberKind::Tool | MemberKind::ConfigSample | MemberKind::File => Ok(Details::default()),
     }
+}
+
+/// One entry of a docker-archive `manifest.json`.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ArchiveManifest {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(default)]
+    layers: Vec<String>,
+}
+
+/// An OCI image layout's `index.json`.
+#[derive(Deserialize)]
+struct OciIndex {
+    manifests: Vec<OciDescriptor>,
+}
+
+#[derive(Deserialize)]
+struct OciDescriptor {
+    digest: String,
+    #[serde(default)]
+    annotations: HashMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct OciManifest {
+    config: OciDescriptor,
+}
+
+fn normalize(path: &Path) -> String {
+    path.to_string_lossy().trim_start_matches("./").to_string()
+}
+
+/// Reads an image archive (`docker save`: docker-archive, or the OCI layout newer
+/// Docker writes) and returns every image with its ID and tags.
+fn image_archive(member: &str, path: &Path) -> Result<Vec<ImageRecord>> {
+    let refuse = |why: String| Error::usage(format!("member {member}: {} {why}", path.display()));
+    // First pass: the small JSON files and the names of all entries.
+    let mut small: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut names = Vec::new();
+    let mut archive = tar::Archive::new(open_tarball(path)?);
+    for entry in archive.entries().map_err(|e| refuse(format!("is not a tar archive ({e}); an image member is what `docker save` writes")))? {
+        let mut entry = entry.map_err(|e| refuse(format!("is not a readable tar archive ({e})")))?;
+        let name = normalize(&entry.path().map_err(|e| refuse(e.to_string()))?);
+        if entry.size() <= 4 << 20 && entry.header().entry_type().is_file() {
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).map_err(|e| refuse(e.to_string()))?;
+            small.insert(name.clone(), content);
+        }
+        names.push(name);
+    }
+    let bad_json = |file: &str, e: serde_json::Error| refuse(format!("has a {file} that is not what docker writes ({e})"));
+
+    if let Some(raw) = small.get("manifest.json") {
+        let manifests: Vec<ArchiveManifest> = serde_json::from_slice(raw).map_err(|e| bad_json("manifest.json", e))?;
+        if manifests.is_empty() {
+            return Err(refuse("holds no image (manifest.json is empty)".into()));
+        }
+        let mut images = Vec::new();
+        for manifest in manifests {
+            let config = small
+                .get(manifest.config.trim_start_matches("./"))
+                .ok_or_else(|| refuse(format!("lacks the config {} that manifest.json names", manifest.config)))?;
+            for layer in &manifest.layers {
+                if !names.iter().any(|n| n == layer.trim_start_matches("./")) {
+                    return Err(refuse(format!("lacks the layer {layer} that manifest.json names")));
+                }
+            }
+            images.push(ImageRecord { id: format!("sha256:{}", to_hex(&Sha256::digest(config))), tags: manifest.repo_tags.unwrap_or_default() });
+        }
+        return Ok(images);
+    }
+
+    if let Some(raw) = small.get("index.json") {
+        let index: OciIndex = serde_json::from_slice(raw).map_err(|e| bad_json("index.json", e))?;
+        let mut images = Vec::new();
+        for descriptor in index.manifests {
+            let hex = descriptor.digest.trim_start_matches("sha256:");
+            let blob = small.get(&format!("blobs/sha256/{hex}")).ok_or_else(|| refuse(format!("lacks the manifest blob {}", descriptor.digest)))?;
+            let manifest: OciManifest = serde_json::from_slice(blob).map_err(|e| bad_json("manifest blob", e))?;
+            let tag = descriptor.annotations.get("io.containerd.image.name").or_else(|| descriptor.annotations.get("org.opencontainers.image.ref.name"));
+            images.push(ImageRecord { id: manifest.config.digest, tags: tag.cloned().into_iter().collect() });
+        }
+        return Ok(images);
+    }
+    Err(refuse("is not an image archive: it has no manifest.json or index.json at its top; make it with `docker save -o FILE IMAGE...`".into()))
+}
+
+fn registry_pack(member: &str, source: &Source) -> Result<RegistryPackRecord> {
+    let path = source.path();
+    let record = match source {
+        Source::Dir(root) => {
+            if !root.join("docker/registry/v2").is_dir() {
+                return Err(Error::usage(format!(
+                    "member {member}: {} is not a registry root: it has no docker/registry/v2 directory; give the registry's rootdirectory",
+                    root.display()
+                )));
+            }
+            check_pack(&DirStorage::new(root), None)
+        }
+        _ => check_pack(&TarStorage::read(member, open_tarball(path)?)?, None),
+    };
+    record.map_err(|why| Error::usage(format!("member {member}: the registry pack {} would not serve: {why}", path.display())))
 }

@@ -71,7 +71,18 @@ fn main() -> ExitCode {
 
 fn try_main(cli: Cli) -> Result<()> {
     let ui = Ui::detect(cli.quiet, cli.json);
-    let global = Global { target: None, quiet: cli.quiet, json: cli.json, yes: false, noexec: false, keep: false };
+    let global = Global {
+        target: None,
+        quiet: cli.quiet,
+        json: cli.json,
+        yes: false,
+        noexec: false,
+        keep: false,
+        engine: None,
+        containerd_namespace: String::new(),
+        registry_root: None,
+        registry_address: None,
+    };
     match cli.command {
         Cmd::Build { spec, outdir } => build(&spec, &outdir, &ui),
         Cmd::Inspect { bundle } => commands::info(&Context { bundle_path: bundle, global, ui }),

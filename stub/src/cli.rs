@@ -59,6 +59,19 @@ pub struct Global {
     /// install: keep the staging directory after a successful install.
     #[arg(long, global = true)]
     pub keep: bool,
+    /// install: the container engine to load images into: auto, docker, docker-api,
+    /// podman or containerd.
+    #[arg(long, global = true, value_name = "ENGINE")]
+    pub engine: Option<String>,
+    /// install: the containerd namespace images go into.
+    #[arg(long, global = true, value_name = "NS", default_value = "k8s.io")]
+    pub containerd_namespace: String,
+    /// install: restore registry packs into this registry root instead of the spec's.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub registry_root: Option<PathBuf>,
+    /// install: check restored packs online at this registry (host:port) instead of the spec's.
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    pub registry_address: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

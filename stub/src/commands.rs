@@ -11,7 +11,9 @@ use crate::cli::Global;
 use crate::error::Result;
 use crate::extract::{self, select_members};
 use crate::format::{Bundle, Member, TRAILER_LEN};
+use crate::images;
 use crate::progress::Ui;
+use crate::steps::{self, Step};
 
 pub struct Context {
     pub bundle_path: PathBuf,
@@ -158,33 +160,69 @@ pub fn default_staging_dir(name: &str, version: &str) -> PathBuf {
     base.join(format!("{name}-{version}"))
 }
 
-/// `install` (the default): verifies the bundle, checks free space, stages the members
-/// into the staging directory, runs the install steps and says what was done and where.
+/// `install` (the default): verifies the bundle, checks the host (free space, the
+/// container engine), stages the members the steps do not consume, runs the install
+/// steps and says what was done, where, and what to do next.
 pub fn install(ctx: &Context) -> Result<()> {
     let bundle = open(ctx)?;
     verify(ctx, &bundle)?;
     let meta = &bundle.index.bundle;
     ctx.ui.status(format!("{} {}: bundle verified", meta.name, meta.version));
+    let options = &ctx.global;
+    let steps = if options.noexec { &[][..] } else { &bundle.index.steps[..] };
 
-    let staging = ctx.global.target.clone().unwrap_or_else(|| default_staging_dir(&meta.name, &meta.version));
-    let members: Vec<&Member> = bundle.index.members.iter().collect();
-    let written = extract::extract_members(&bundle, &members, &staging, &ctx.ui)?;
-    ctx.ui.status(format!("staged {} member(s) into {}", written.len(), staging.display()));
+    // Preflight: the engine answers before any member is read into it.
+    let engine = if steps.iter().any(|s| matches!(s, Step::LoadImages { .. })) {
+        let choice = options.engine.clone().or_else(|| {
+            steps.iter().find_map(|s| match s {
+                Step::LoadImages { engine, .. } => engine.clone(),
+                _ => None,
+            })
+        });
+        Some(images::detect(choice.as_deref(), &options.containerd_namespace)?)
+    } else {
+        None
+    };
 
-    let steps = &bundle.index.steps;
-    if !steps.is_empty() {
-        let names: Vec<String> = steps.iter().map(|s| s.describe()).collect();
-        ctx.ui.status(format!(
-            "{} install step(s) declared ({}); this runtime stages members only: run them from {}",
-            steps.len(),
-            names.join("; "),
-            staging.display()
-        ));
+    let consumed: Vec<&str> = steps.iter().filter_map(steps::consumed_member).collect();
+    let to_stage: Vec<&Member> = bundle.index.members.iter().filter(|m| !consumed.contains(&m.name.as_str())).collect();
+    let staging = options.target.clone().unwrap_or_else(|| default_staging_dir(&meta.name, &meta.version));
+    let staged = if to_stage.is_empty() { Vec::new() } else { extract::extract_members(&bundle, &to_stage, &staging, &ctx.ui)? };
+    if !staged.is_empty() {
+        ctx.ui.status(format!("staged {} member(s) into {}", staged.len(), staging.display()));
     }
+
+    let mut reports = Vec::new();
+    for (n, step) in steps.iter().enumerate() {
+        ctx.ui.status(format!("step {}/{}: {}", n + 1, steps.len(), step.describe()));
+        let report = steps::run_builtin(step, &bundle, engine.as_ref(), options, &ctx.ui)?;
+        ctx.ui.status(format!("step {}/{} {}: {}", n + 1, steps.len(), report.status, report.detail));
+        reports.push(report);
+    }
+
+    // makeself's rule: the staging directory goes once the steps are done, unless asked
+    // to keep it (--keep, --target, --noexec) or something is left for the engineer.
+    let all_done = !steps.is_empty() && reports.iter().all(|r| r.status == "done");
+    let keep = options.keep || options.target.is_some() || options.noexec || !all_done;
+    if !keep && !staged.is_empty() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    let staging_kept = keep && !staged.is_empty();
     if ctx.ui.json {
-        print_json(&json!({"status": "ok", "bundle": meta, "staging": staging, "staged": written}));
+        print_json(&json!({
+            "status": "ok", "bundle": meta, "staging": staging_kept.then_some(&staging), "staged": staged, "steps": reports,
+        }));
     } else if !ctx.global.quiet {
-        println!("{} {} staged in {}", meta.name, meta.version, staging.display());
+        println!("{} {}: install finished", meta.name, meta.version);
+        for report in &reports {
+            println!("  {:7}  {}: {}", report.status, report.step, report.detail);
+        }
+        if staging_kept {
+            println!("  staged in {}", staging.display());
+        }
+        if reports.iter().any(|r| r.status == "skipped") {
+            println!("next: run the skipped steps from {}", staging.display());
+        }
     }
     Ok(())
 }

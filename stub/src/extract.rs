@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::error::{Error, IoContext, Result};
 use crate::format::{Bundle, Layout, Member};
 use crate::preflight;
-use crate::progress::{Progress, Ui};
+use crate::progress::{Progress, ProgressReader, Ui};
 use crate::tarsafe;
 
 /// Removes a path on drop unless disarmed: the cleanup of every temporary.
@@ -56,23 +56,20 @@ pub fn create_dir_guarded(dir: &Path) -> Result<Option<RemoveOnDrop>> {
     Ok(topmost_missing.map(RemoveOnDrop::new))
 }
 
-/// Counts decoded bytes into the progress and stops when a sibling worker failed.
-struct Tracked<'a, R> {
+/// Stops reading when a sibling worker failed.
+struct Abortable<'a, R> {
     inner: R,
-    progress: &'a Progress,
     abort: &'a AtomicBool,
 }
 
 const ABORTED: &str = "stopped because another member failed";
 
-impl<R: Read> Read for Tracked<'_, R> {
+impl<R: Read> Read for Abortable<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.abort.load(Ordering::Relaxed) {
             return Err(io::Error::other(ABORTED));
         }
-        let n = self.inner.read(buf)?;
-        self.progress.inc(n as u64);
-        Ok(n)
+        self.inner.read(buf)
     }
 }
 
@@ -145,7 +142,7 @@ pub fn extract_members(bundle: &Bundle, members: &[&Member], target: &Path, ui: 
 fn extract_to_temp(bundle: &Bundle, member: &Member, target: &Path, progress: &Progress, abort: &AtomicBool) -> Result<RemoveOnDrop> {
     let temp_path = target.join(format!(".{}.airbin-partial-{}", member.name, std::process::id()));
     let temp = RemoveOnDrop::new(temp_path.clone());
-    let content = Tracked { inner: bundle.content_reader(member)?, progress, abort };
+    let content = Abortable { inner: ProgressReader::new(bundle.content_reader(member)?, progress), abort };
     match member.layout {
         Layout::File => {
             let mut out = File::create(&temp_path).ctx("creating", &temp_path)?;

@@ -12,6 +12,7 @@ pub mod digest;
 pub mod error;
 pub mod extract;
 pub mod format;
+pub mod http;
 pub mod images;
 pub mod interrupt;
 pub mod preflight;

@@ -1,7 +1,7 @@
 //! How the runtime talks while it works: a progress bar on a terminal, plain timestamped
 //! lines otherwise (a log file, a CI job, `--json`), nothing but errors with `--quiet`.
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
@@ -130,4 +130,24 @@ impl Drop for Progress {
 
 pub fn timestamp() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// Counts what is read through it into a `Progress`.
+pub struct ProgressReader<'a, R> {
+    inner: R,
+    progress: &'a Progress,
+}
+
+impl<'a, R: Read> ProgressReader<'a, R> {
+    pub fn new(inner: R, progress: &'a Progress) -> Self {
+        ProgressReader { inner, progress }
+    }
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.inc(n as u64);
+        Ok(n)
+    }
 }

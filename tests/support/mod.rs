@@ -114,3 +114,15 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 pub fn in_mount_namespace(script: &str, args: &[&Path]) -> Output {
     Command::new("unshare").args(["-m", "sh", "-c", script, "sh"]).args(args).output().unwrap()
 }
+
+/// A directory holding only what the launcher needs (dd, cksum, tail, mktemp, chmod,
+/// rm, mkdir), to put on PATH for a host that has nothing else.
+pub fn launcher_tools_only(dir: &Path) -> PathBuf {
+    let bin_dir = dir.join("launcher-tools");
+    fs::create_dir_all(&bin_dir).unwrap();
+    for tool in ["dd", "cksum", "tail", "mktemp", "chmod", "rm", "mkdir"] {
+        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap();
+        let _ = std::os::unix::fs::symlink(String::from_utf8_lossy(&found.stdout).trim(), bin_dir.join(tool));
+    }
+    bin_dir
+}

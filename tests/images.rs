@@ -1,0 +1,435 @@
+//! End to end with the real components: a Docker Engine (the isolated one that
+//! hack/test.sh starts, or the host's), Debian's `docker-registry` started here on
+//! loopback, and containerd through `ctr`.
+
+mod support;
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use airbin_stub::format::Bundle;
+use support::*;
+
+/// Tests that load images share one engine: they run one at a time.
+static ENGINE: Mutex<()> = Mutex::new(());
+
+/// Whether a Docker Engine answers. In CI a missing one fails the test; elsewhere the
+/// test is skipped, loudly.
+fn docker_ready(test: &str) -> bool {
+    let answers = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output().is_ok_and(|o| o.status.success());
+    if !answers {
+        assert!(!in_ci(), "{test}: no Docker Engine answers (DOCKER_HOST={:?}); .ci/run starts one through hack/test.sh", std::env::var("DOCKER_HOST"));
+        eprintln!("\n*** SKIPPED {test}: no Docker Engine answers; run the suite with bash hack/test.sh ***\n");
+    }
+    answers
+}
+
+fn docker(args: &[&str]) -> std::process::Output {
+    Command::new("docker").args(args).output().unwrap()
+}
+
+fn image_id(reference: &str) -> Option<String> {
+    let out = docker(&["image", "inspect", "--format", "{{.Id}}", reference]);
+    out.status.success().then(|| stdout(&out).trim().to_string())
+}
+
+fn remove_images(references: &[String]) {
+    for reference in references {
+        let _ = docker(&["rmi", "-f", reference]);
+    }
+}
+
+/// The compass sample, built once.
+fn compass() -> &'static Path {
+    static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, bin) = BUILT.get_or_init(|| {
+        let dir = scratch();
+        let bin = build(&repo_root().join("samples/compass"), &dir.path().join("dist"));
+        (dir, bin)
+    });
+    bin
+}
+
+fn compass_refs() -> Vec<String> {
+    let bundle = Bundle::open(compass()).unwrap();
+    bundle.index.members.iter().flat_map(|m| m.images.iter()).flat_map(|i| i.tags.clone()).collect()
+}
+
+/// A real `docker-registry` serving `root` on a free loopback port; stopped on drop.
+struct Registry {
+    child: Child,
+    address: String,
+    _config: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start(root: &Path) -> Registry {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = scratch();
+        let file = config.path().join("config.yml");
+        fs::write(
+            &file,
+            format!("version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\nhttp:\n  addr: 127.0.0.1:{port}\n", root.display()),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry").arg("serve").arg(&file).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let address = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start on {address}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Registry { child, address, _config: config }
+    }
+
+    /// The HTTP status of a manifest GET for `repo:tag`.
+    fn manifest_status(&self, repo: &str, tag: &str) -> u16 {
+        let accept = "application/vnd.docker.distribution.manifest.v2+json";
+        let r = airbin_stub::http::tcp_request(&self.address, "GET", &format!("/v2/{repo}/manifests/{tag}"), &[("Accept", accept)], Duration::from_secs(10)).unwrap();
+        r.status
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn install(bin: &Path, dir: &Path, registry: &Registry, root: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new("bash")
+        .arg(bin)
+        .args(["install", "--yes", "--json", "--registry-root"])
+        .arg(root)
+        .args(["--registry-address", &registry.address])
+        .args(extra)
+        .env("TMPDIR", dir)
+        .env("AIRBIN_STATE_DIR", dir.join("state"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn info_and_list_show_images_and_repositories() {
+    let out = run(Shell::Dash, compass(), &["list"], Path::new("/tmp"));
+    let text = stdout(&out);
+    for expected in ["image compass/api:2.7.3", "image compass/worker:2.7.3", "repository compass/agent: 2.7.3", "repository compass/busybox: 1.35"] {
+        assert!(text.contains(expected), "list lacks {expected}: {text}");
+    }
+    let out = run(Shell::Dash, compass(), &["info", "--json"], Path::new("/tmp"));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(info["members"][0]["images"][0]["id"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(info["steps"][0]["kind"], "load-images");
+}
+
+#[test]
+fn the_compass_sample_loads_its_images_and_restores_a_pack_that_serves() {
+    if !docker_ready("the_compass_sample_loads") || !require("docker-registry", "the_compass_sample_loads") {
+        return;
+    }
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let refs = compass_refs();
+    remove_images(&refs);
+    let dir = scratch();
+    let root = dir.path().join("registry root");
+    fs::create_dir(&root).unwrap();
+    let registry = Registry::start(&root);
+
+    let out = install(compass(), dir.path(), &registry, &root, &["--engine", "docker"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["steps"][0]["status"], "done");
+    assert_eq!(report["steps"][1]["status"], "done");
+
+    let bundle = Bundle::open(compass()).unwrap();
+    for image in bundle.index.members.iter().flat_map(|m| &m.images) {
+        for tag in &image.tags {
+            assert_eq!(image_id(tag).as_deref(), Some(image.id.as_str()), "{tag} in docker with the recorded ID");
+        }
+    }
+    let pack = bundle.index.member("registry-pack").unwrap().registry.clone().unwrap();
+    for repo in &pack.repositories {
+        for tag in &repo.tags {
+            assert_eq!(registry.manifest_status(&repo.name, &tag.tag), 200, "{}:{}", repo.name, tag.tag);
+        }
+    }
+    let pulled = format!("{}/compass/agent:2.7.3", registry.address);
+    let pull = docker(&["pull", &pulled]);
+    assert!(pull.status.success(), "docker pull {pulled}: {}", stderr(&pull));
+    remove_images(&[pulled]);
+    // The image member was streamed into the engine, never staged on disk.
+    assert!(!dir.path().join("state/compass-component-v2.7.3/release-images").exists());
+}
+
+#[test]
+fn the_engine_api_path_loads_and_checks_the_same_images() {
+    if !docker_ready("the_engine_api_path") || !require("docker-registry", "the_engine_api_path") {
+        return;
+    }
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let refs = compass_refs();
+    remove_images(&refs);
+    let dir = scratch();
+    let root = dir.path().join("root");
+    let registry = Registry::start(&dir.path().join("empty"));
+    // Only the API: no docker command on PATH for the bundle.
+    let out = Command::new("/bin/bash")
+        .arg(compass())
+        .args(["--engine", "docker-api", "--yes", "--registry-root"])
+        .arg(&root)
+        .args(["--registry-address", &registry.address])
+        .env("PATH", launcher_tools_only(dir.path()))
+        .env("TMPDIR", dir.path())
+        .env("AIRBIN_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    // The registry serves another root, so the online check must fail, naming it.
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("the registry at {} answers 404", registry.address)), "{}", stderr(&out));
+    for reference in &refs {
+        assert!(image_id(reference).is_some(), "{reference} loaded through the API");
+    }
+}
+
+#[test]
+fn containerd_gets_the_images_in_its_namespace() {
+    if !require("ctr", "containerd_gets_the_images") {
+        return;
+    }
+    let Ok(address) = std::env::var("AIRBIN_TEST_CONTAINERD") else {
+        assert!(!in_ci(), "AIRBIN_TEST_CONTAINERD is unset in CI: hack/test.sh sets it to the engine's containerd socket");
+        eprintln!("\n*** SKIPPED containerd_gets_the_images: AIRBIN_TEST_CONTAINERD is unset; run bash hack/test.sh ***\n");
+        return;
+    };
+    let dir = scratch();
+    let namespace = format!("airbin-test-{}", std::process::id());
+    let out = Command::new("sh")
+        .arg(compass())
+        .args(["--engine", "containerd", "--containerd-namespace", &namespace, "--noexec", "--target"])
+        .arg(dir.path().join("noexec"))
+        .env("CONTAINERD_ADDRESS", &address)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // --noexec stages all members and loads nothing.
+    assert!(dir.path().join("noexec/release-images").is_file());
+
+    let root = dir.path().join("root");
+    let spec_dir = dir.path().join("spec");
+    fs::create_dir(&spec_dir).unwrap();
+    fs::copy(repo_root().join("samples/compass/images/release-images.tar"), spec_dir.join("images.tar")).unwrap();
+    fs::write(
+        spec_dir.join("bundle.yaml"),
+        "name: ctr\nversion: '1'\nmembers:\n  - {name: images, kind: image, path: images.tar}\nsteps:\n  - {kind: load-images, member: images, engine: containerd}\n",
+    )
+    .unwrap();
+    let bin = build(&spec_dir.join("bundle.yaml"), &dir.path().join("dist"));
+    let out = Command::new("sh")
+        .arg(&bin)
+        .args(["--containerd-namespace", &namespace, "--registry-root"])
+        .arg(&root)
+        .env("CONTAINERD_ADDRESS", &address)
+        .env("AIRBIN_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    let listing = Command::new("ctr").args(["-n", &namespace, "images", "ls", "-q"]).env("CONTAINERD_ADDRESS", &address).output().unwrap();
+    let names = stdout(&listing);
+    for name in ["docker.io/compass/api:2.7.3", "docker.io/compass/worker:2.7.3"] {
+        let _ = Command::new("ctr").args(["-n", &namespace, "images", "rm", name]).env("CONTAINERD_ADDRESS", &address).output();
+    }
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(names.contains("docker.io/compass/api:2.7.3") && names.contains("docker.io/compass/worker:2.7.3"), "{names}");
+}
+
+#[test]
+fn an_altered_image_member_is_refused_before_the_engine_sees_a_byte() {
+    if !docker_ready("an_altered_image_member") {
+        return;
+    }
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let refs = compass_refs();
+    remove_images(&refs);
+    let dir = scratch();
+    let bundle = Bundle::open(compass()).unwrap();
+    let member = bundle.index.member("release-images").unwrap();
+    let mut bytes = fs::read(compass()).unwrap();
+    bytes[(member.offset + member.stored_size / 2) as usize] ^= 0x01;
+    let bin = dir.path().join("altered.bin");
+    fs::write(&bin, &bytes).unwrap();
+    let out = Command::new("sh").arg(&bin).args(["--engine", "docker"]).env("AIRBIN_STATE_DIR", dir.path().join("state")).env("TMPDIR", dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is damaged"), "{}", stderr(&out));
+    for reference in &refs {
+        assert_eq!(image_id(reference), None, "{reference} reached the engine");
+    }
+    assert!(!dir.path().join("state").exists());
+}
+
+#[test]
+fn no_engine_at_all_stops_before_anything_lands() {
+    let dir = scratch();
+    // Only what the launcher needs on PATH: no docker, podman or ctr.
+    let bin_dir = launcher_tools_only(dir.path());
+    let out = Command::new("/bin/sh")
+        .arg(compass())
+        .env("PATH", &bin_dir)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env("AIRBIN_STATE_DIR", dir.path().join("state"))
+        .env("TMPDIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no container engine found"), "{}", stderr(&out));
+    assert!(!dir.path().join("state").exists(), "nothing staged before the engine check");
+}
+
+#[test]
+fn a_stopped_daemon_is_named_with_what_to_do() {
+    if !require("docker", "a_stopped_daemon") {
+        return;
+    }
+    let dir = scratch();
+    let out = Command::new("sh")
+        .arg(compass())
+        .env("DOCKER_HOST", format!("unix://{}/docker.sock", dir.path().display()))
+        .env("AIRBIN_STATE_DIR", dir.path().join("state"))
+        .env("TMPDIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(stderr(&out).contains("its daemon does not answer") && stderr(&out).contains("start it"), "{}", stderr(&out));
+}
+
+/// An image archive that passes the builder's checks but that docker cannot load: its
+/// layer is not a tar stream.
+fn unloadable_image(dir: &Path) -> PathBuf {
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]},"config":{}}"#;
+    let config_hex = airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(config));
+    let manifest = format!(r#"[{{"Config":"{config_hex}.json","RepoTags":["airbin/broken:1"],"Layers":["layer/layer.tar"]}}]"#);
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data) in [("manifest.json", manifest.as_bytes()), (&format!("{config_hex}.json")[..], &config[..]), ("layer/layer.tar", &b"this is no tar"[..])] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, name, data).unwrap();
+    }
+    let path = dir.join("broken.tar");
+    fs::write(&path, tar.into_inner().unwrap()).unwrap();
+    fs::write(
+        dir.join("bundle.yaml"),
+        "name: broken\nversion: '1'\nmembers:\n  - {name: broken-image, kind: image, path: broken.tar}\nsteps:\n  - {kind: load-images, member: broken-image}\n",
+    )
+    .unwrap();
+    build(&dir.join("bundle.yaml"), &dir.join("dist"))
+}
+
+#[test]
+fn a_load_error_stops_the_install_naming_the_member_cli_and_api() {
+    if !docker_ready("a_load_error_stops_the_install") {
+        return;
+    }
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch();
+    let bin = unloadable_image(dir.path());
+    for engine in ["docker", "docker-api"] {
+        let out = Command::new("sh").arg(&bin).args(["--engine", engine]).env("AIRBIN_STATE_DIR", dir.path().join("state")).output().unwrap();
+        assert_eq!(out.status.code(), Some(6), "{engine}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("loading the images of broken-image into") && err.contains("failed"), "{engine}: {err}");
+        assert_eq!(image_id("airbin/broken:1"), None);
+    }
+}
+
+#[test]
+fn restore_keeps_what_the_registry_already_has_and_sets_owner_and_mode() {
+    if !require("docker-registry", "restore_keeps") {
+        return;
+    }
+    let dir = scratch();
+    // A registry root that already serves something else.
+    let root = dir.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let other = Command::new("tar").arg("-C").arg(&root).arg("-xf").arg(repo_root().join("samples/compass/registry/registry-pack.tar")).status().unwrap();
+    assert!(other.success());
+    let v2 = root.join("docker/registry/v2/repositories");
+    fs::rename(v2.join("compass/busybox"), v2.join("compass/already-here")).unwrap();
+
+    let spec_dir = dir.path().join("spec");
+    fs::create_dir(&spec_dir).unwrap();
+    fs::copy(repo_root().join("samples/compass/registry/registry-pack.tar"), spec_dir.join("pack.tar")).unwrap();
+    fs::write(
+        spec_dir.join("bundle.yaml"),
+        "name: pack\nversion: '1'\nmembers:\n  - {name: pack, kind: registry-pack, path: pack.tar}\nsteps:\n  - {kind: restore-registry, member: pack, root: /nonexistent, owner: '65534:65534', mode: '0640'}\n",
+    )
+    .unwrap();
+    let bin = build(&spec_dir.join("bundle.yaml"), &dir.path().join("dist"));
+    let registry = Registry::start(&root);
+    let out = Command::new("busybox")
+        .arg("sh")
+        .arg(&bin)
+        .args(["--registry-root"])
+        .arg(&root)
+        .args(["--registry-address", &registry.address])
+        .env("AIRBIN_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(registry.manifest_status("compass/already-here", "1.35"), 200, "kept");
+    assert_eq!(registry.manifest_status("compass/busybox", "1.35"), 200, "restored");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let link = v2.join("compass/busybox/_manifests/tags/1.35/current/link");
+    let meta = fs::metadata(&link).unwrap();
+    assert_eq!((meta.uid(), meta.gid(), meta.permissions().mode() & 0o777), (65534, 65534, 0o640));
+    let dir_meta = fs::metadata(link.parent().unwrap()).unwrap();
+    assert_eq!(dir_meta.permissions().mode() & 0o777, 0o750);
+    assert!(entries(&root).iter().all(|e| !e.starts_with(".airbin")), "no restore leftovers: {:?}", entries(&root));
+}
+
+#[test]
+fn a_registry_pack_that_would_not_serve_is_refused_at_build_time() {
+    let dir = scratch();
+    let root = dir.path().join("pack");
+    fs::create_dir(&root).unwrap();
+    assert!(Command::new("tar").arg("-C").arg(&root).arg("-xf").arg(repo_root().join("samples/compass/registry/registry-pack.tar")).status().unwrap().success());
+    // Remove the largest blob: a layer.
+    let blobs = root.join("docker/registry/v2/blobs/sha256");
+    let mut largest: Option<(u64, PathBuf)> = None;
+    for prefix in fs::read_dir(&blobs).unwrap().flatten() {
+        for blob in fs::read_dir(prefix.path()).unwrap().flatten() {
+            let size = fs::metadata(blob.path().join("data")).unwrap().len();
+            if largest.as_ref().is_none_or(|(s, _)| size > *s) {
+                largest = Some((size, blob.path()));
+            }
+        }
+    }
+    let (_, victim) = largest.unwrap();
+    fs::remove_dir_all(&victim).unwrap();
+    let hex = victim.file_name().unwrap().to_string_lossy().into_owned();
+    fs::write(dir.path().join("bundle.yaml"), "name: p\nversion: '1'\nmembers:\n  - {name: pack, kind: registry-pack, path: pack}\n").unwrap();
+    let outdir = dir.path().join("dist");
+    let out = airbin().arg("build").arg(dir.path().join("bundle.yaml")).arg("-o").arg(&outdir).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("would not serve") && err.contains(&format!("layer sha256:{hex} has no blob")), "{err}");
+    assert!(!outdir.exists());
+}
+
+#[test]
+fn a_tarball_that_is_no_image_archive_is_refused_at_build_time() {
+    let dir = scratch();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(5);
+    header.set_mode(0o644);
+    tar.append_data(&mut header, "hello.txt", &b"hello"[..]).unwrap();
+    fs::write(dir.path().join("notimage.tar"), tar.into_inner().unwrap()).unwrap();
+    fs::write(dir.path().join("bundle.yaml"), "name: p\nversion: '1'\nmembers:\n  - {name: img, kind: image, path: notimage.tar}\n").unwrap();
+    let out = airbin().arg("build").arg(dir.path().join("bundle.yaml")).arg("-o").arg(dir.path().join("dist")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is not an image archive: it has no manifest.json or index.json"), "{}", stderr(&out));
+}
