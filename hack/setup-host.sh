@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building airbin and running its whole test suite need on a fresh
-# Debian 12 host: the musl target and musl-tools (the static stub), Docker Engine,
-# Debian's docker-registry, skopeo, busybox-static and dash (the shells and engines the
-# end-to-end tests run bundles against).
+# Debian 12 host: the musl target and musl-tools (the static stub), Docker Engine (with
+# containerd and ctr), podman, Debian's docker-registry, skopeo, busybox-static and dash
+# (the shells, engines and registry the end-to-end tests run bundles against).
 #
 #   bash hack/setup-host.sh            # needs root (apt-get); idempotent
 #
@@ -15,6 +15,7 @@ command -v musl-gcc >/dev/null 2>&1 || need_apt+=(musl-tools)
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
+command -v podman >/dev/null 2>&1 || need_apt+=(podman)
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
 command -v dash >/dev/null 2>&1 || need_apt+=(dash)
 command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)

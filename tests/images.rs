@@ -247,6 +247,45 @@ fn containerd_gets_the_images_in_its_namespace() {
 }
 
 #[test]
+fn podman_gets_the_images_with_the_recorded_ids() {
+    if !require("podman", "podman_gets_the_images") {
+        return;
+    }
+    let dir = scratch();
+    // A private image store: vfs works on any file system, and nothing touches the host's.
+    let conf = dir.path().join("storage.conf");
+    fs::write(
+        &conf,
+        format!("[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n", dir.path().display()),
+    )
+    .unwrap();
+    let spec_dir = dir.path().join("spec");
+    fs::create_dir(&spec_dir).unwrap();
+    fs::copy(repo_root().join("samples/compass/images/release-images.tar"), spec_dir.join("images.tar")).unwrap();
+    fs::write(
+        spec_dir.join("bundle.yaml"),
+        "name: pm\nversion: '1'\nmembers:\n  - {name: images, kind: image, path: images.tar, compression: xz}\nsteps:\n  - {kind: load-images, member: images}\n",
+    )
+    .unwrap();
+    let bin = build(&spec_dir.join("bundle.yaml"), &dir.path().join("dist"));
+    let out = Command::new("dash")
+        .arg(&bin)
+        .args(["--engine", "podman", "--json"])
+        .env("CONTAINERS_STORAGE_CONF", &conf)
+        .env("AIRBIN_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    let inspect = Command::new("podman").args(["image", "inspect", "--format", "{{.Id}}", "compass/api:2.7.3"]).env("CONTAINERS_STORAGE_CONF", &conf).output().unwrap();
+    let _ = Command::new("podman").args(["system", "reset", "--force"]).env("CONTAINERS_STORAGE_CONF", &conf).output();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["steps"][0]["detail"].as_str().unwrap().contains("in podman, IDs checked"), "{report}");
+    let bundle = Bundle::open(&bin).unwrap();
+    let want = bundle.index.members[0].images.iter().find(|i| i.tags.contains(&"compass/api:2.7.3".to_string())).unwrap();
+    assert_eq!(format!("sha256:{}", stdout(&inspect).trim()), want.id);
+}
+
+#[test]
 fn an_altered_image_member_is_refused_before_the_engine_sees_a_byte() {
     if !docker_ready("an_altered_image_member") {
         return;
