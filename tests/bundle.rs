@@ -284,6 +284,7 @@ fn runs_when_tmp_is_noexec_or_too_small_and_leaves_nothing_there() {
     let target = dir.path().join("out");
     // /tmp noexec, TMPDIR unset: the launcher must move on to /var/tmp or beyond.
     let out = in_mount_namespace(
+        dir.path(),
         "mount -t tmpfs -o noexec,size=8m tmpfs /tmp || exit 99; unset TMPDIR; sh \"$1\" extract --target \"$2\" || exit $?; ls -A /tmp",
         &[&bin, &target],
     );
@@ -294,6 +295,7 @@ fn runs_when_tmp_is_noexec_or_too_small_and_leaves_nothing_there() {
     // /tmp too small for the stub (and TMPDIR pointing at it): the launcher falls back.
     let target = dir.path().join("out2");
     let out = in_mount_namespace(
+        dir.path(),
         "mount -t tmpfs -o size=256k tmpfs /tmp || exit 99; TMPDIR=/tmp bash \"$1\" extract --target \"$2\" || exit $?; ls -A /tmp",
         &[&bin, &target],
     );
@@ -304,6 +306,7 @@ fn runs_when_tmp_is_noexec_or_too_small_and_leaves_nothing_there() {
     // Room for the stub and nothing more: everything else lands in the target.
     let target = dir.path().join("out3");
     let out = in_mount_namespace(
+        dir.path(),
         "mount -t tmpfs -o size=1600k tmpfs /tmp || exit 99; busybox sh \"$1\" install --noexec --target \"$2\"",
         &[&bin, &target],
     );
@@ -324,6 +327,7 @@ fn no_exec_able_directory_at_all_says_what_to_do() {
     let sub = dir.path().join("sub");
     fs::create_dir(&sub).unwrap();
     let out = in_mount_namespace(
+        dir.path(),
         "for d in /tmp /var/tmp /dev/shm \"$2\"; do mount -t tmpfs -o noexec tmpfs \"$d\" || exit 99; done; \
          cp \"$1\" \"$2/m.bin\" && cd \"$2\" && HOME=\"$2\" TMPDIR= sh \"$2/m.bin\" check; rc=$?; ls -A /tmp /var/tmp; exit $rc",
         &[&bin, &sub],
@@ -346,6 +350,7 @@ fn a_full_disk_is_found_before_writing_and_says_how_much() {
     let mnt = dir.path().join("small");
     fs::create_dir(&mnt).unwrap();
     let out = in_mount_namespace(
+        dir.path(),
         "mount -t tmpfs -o size=4m tmpfs \"$2\" || exit 99; sh \"$1\" extract --target \"$2/out\"; rc=$?; ls -A \"$2\"; exit $rc",
         &[&bin, &mnt],
     );
@@ -371,6 +376,7 @@ fn running_out_of_inodes_mid_way_removes_what_was_written() {
     let mnt = dir.path().join("small");
     fs::create_dir(&mnt).unwrap();
     let out = in_mount_namespace(
+        dir.path(),
         "mount -t tmpfs -o size=64m,nr_inodes=20 tmpfs \"$2\" || exit 99; dash \"$1\" extract --target \"$2/out\"; rc=$?; ls -A \"$2\"; exit $rc",
         &[&bin, &mnt],
     );
@@ -389,7 +395,7 @@ fn a_read_only_or_forbidden_target_is_a_permission_error() {
     fs::copy(minimal(), &bin).unwrap();
     let mnt = dir.path().join("ro");
     fs::create_dir(&mnt).unwrap();
-    let out = in_mount_namespace("mount -t tmpfs -o ro tmpfs \"$2\" || exit 99; sh \"$1\" extract --target \"$2/out\"", &[&bin, &mnt]);
+    let out = in_mount_namespace(dir.path(), "mount -t tmpfs -o ro tmpfs \"$2\" || exit 99; sh \"$1\" extract --target \"$2/out\"", &[&bin, &mnt]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(stderr(&out).contains("read-only file system"), "{}", stderr(&out));
 

@@ -110,9 +110,21 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Runs a shell script in a private mount namespace, so that it can mount tmpfs over
-/// /tmp or a target without touching the host. `$1`.. are `args`.
-pub fn in_mount_namespace(script: &str, args: &[&Path]) -> Output {
-    Command::new("unshare").args(["-m", "sh", "-c", script, "sh"]).args(args).output().unwrap()
+/// /tmp or a target without touching the host. `scratch` is bound to /mnt first and the
+/// script runs there, with `$1`.. being `args` as seen from /mnt: the scratch space may
+/// itself lie under /tmp (a checkout in /tmp), which the script may hide.
+pub fn in_mount_namespace(scratch: &Path, script: &str, args: &[&Path]) -> Output {
+    let mapped: Vec<PathBuf> = args
+        .iter()
+        .map(|a| a.strip_prefix(scratch).map_or_else(|_| a.to_path_buf(), |rel| Path::new("/mnt").join(rel)))
+        .collect();
+    let wrapped = format!("mount --bind \"$AIRBIN_SCRATCH\" /mnt || exit 98; cd /mnt || exit 98; {script}");
+    Command::new("unshare")
+        .args(["-m", "sh", "-c", &wrapped, "sh"])
+        .args(&mapped)
+        .env("AIRBIN_SCRATCH", scratch)
+        .output()
+        .unwrap()
 }
 
 /// A directory holding only what the launcher needs (dd, cksum, tail, mktemp, chmod,
