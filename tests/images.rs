@@ -311,13 +311,17 @@ fn an_altered_image_member_is_refused_before_the_engine_sees_a_byte() {
 
 #[test]
 fn no_engine_at_all_stops_before_anything_lands() {
+    if Path::new("/var/run/docker.sock").exists() {
+        eprintln!("\n*** SKIPPED no_engine_at_all: this host has /var/run/docker.sock, so it has an engine ***\n");
+        return;
+    }
     let dir = scratch();
     // Only what the launcher needs on PATH: no docker, podman or ctr.
     let bin_dir = launcher_tools_only(dir.path());
     let out = Command::new("/bin/sh")
         .arg(compass())
         .env("PATH", &bin_dir)
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env_remove("DOCKER_HOST")
         .env("AIRBIN_STATE_DIR", dir.path().join("state"))
         .env("TMPDIR", dir.path())
         .output()
@@ -379,7 +383,7 @@ fn a_load_error_stops_the_install_naming_the_member_cli_and_api() {
         let out = Command::new("sh").arg(&bin).args(["--engine", engine]).env("AIRBIN_STATE_DIR", dir.path().join("state")).output().unwrap();
         assert_eq!(out.status.code(), Some(6), "{engine}: {}", stderr(&out));
         let err = stderr(&out);
-        assert!(err.contains("loading the images of broken-image into") && err.contains("failed"), "{engine}: {err}");
+        assert!(err.contains("loading the images of broken-image (airbin/broken:1) into") && err.contains("failed"), "{engine}: {err}");
         assert_eq!(image_id("airbin/broken:1"), None);
     }
 }
@@ -471,4 +475,85 @@ fn a_tarball_that_is_no_image_archive_is_refused_at_build_time() {
     let out = airbin().arg("build").arg(dir.path().join("bundle.yaml")).arg("-o").arg(dir.path().join("dist")).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is not an image archive: it has no manifest.json or index.json"), "{}", stderr(&out));
+}
+
+/// A registry root holding the compass sample's pack.
+fn sample_pack_root(dir: &Path) -> PathBuf {
+    let root = dir.join("src-root");
+    fs::create_dir_all(&root).unwrap();
+    let pack = repo_root().join("samples/compass/registry/registry-pack.tar");
+    assert!(Command::new("tar").arg("-C").arg(&root).arg("-xf").arg(pack).status().unwrap().success());
+    root
+}
+
+#[test]
+fn an_oci_layout_archive_is_inspected_too() {
+    if !require("skopeo", "an_oci_layout_archive") {
+        return;
+    }
+    let dir = scratch();
+    let archive = repo_root().join("samples/compass/images/release-images.tar");
+    let oci = dir.path().join("api-oci.tar");
+    let copy = Command::new("skopeo")
+        .arg("copy")
+        .arg("-q")
+        .arg(format!("docker-archive:{}:compass/api:2.7.3", archive.display()))
+        .arg(format!("oci-archive:{}:compass/api:2.7.3", oci.display()))
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "{}", stderr(&copy));
+    fs::write(dir.path().join("bundle.yaml"), "name: oci\nversion: '1'\nmembers:\n  - {name: api, kind: image, path: api-oci.tar}\n").unwrap();
+    let bin = build(&dir.path().join("bundle.yaml"), &dir.path().join("dist"));
+    let images = Bundle::open(&bin).unwrap().index.members[0].images.clone();
+    // skopeo rewrites the config for OCI: the ID is that archive's own config digest.
+    let raw = Command::new("skopeo").arg("inspect").arg("--raw").arg(format!("oci-archive:{}", oci.display())).output().unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].id, manifest["config"]["digest"].as_str().unwrap());
+    assert_eq!(images[0].tags, ["compass/api:2.7.3"]);
+}
+
+#[test]
+fn sync_images_copies_what_it_can_and_lists_the_failures() {
+    if !require("skopeo", "sync_images") || !require("docker-registry", "sync_images") {
+        return;
+    }
+    let dir = scratch();
+    let source = Registry::start(&sample_pack_root(dir.path()));
+    let destination_root = dir.path().join("dst-root");
+    let destination = Registry::start(&destination_root);
+    let list = dir.path().join("images.txt");
+    fs::write(&list, "# what the nodes need\ncompass/agent:2.7.3\n\ncompass/missing:1.0\n").unwrap();
+    let failed = dir.path().join("failed.txt");
+    let out = Command::new("bash")
+        .arg(repo_root().join("hack/sync-images.sh"))
+        .arg(&list)
+        .args([&source.address, &destination.address])
+        .arg(&failed)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("1 copied, 1 failed"), "{}", stdout(&out));
+    assert_eq!(fs::read_to_string(&failed).unwrap(), "compass/missing:1.0\n");
+    assert_eq!(destination.manifest_status("compass/agent", "2.7.3"), 200);
+}
+
+#[test]
+fn make_registry_pack_packs_a_tree_that_airbin_accepts() {
+    if !require("skopeo", "make_registry_pack") || !require("docker-registry", "make_registry_pack") {
+        return;
+    }
+    let dir = scratch();
+    let source = Registry::start(&sample_pack_root(dir.path()));
+    let list = dir.path().join("images.txt");
+    fs::write(&list, "compass/busybox:1.35\n").unwrap();
+    let pack = dir.path().join("out/pack.tar");
+    let out = Command::new("bash").arg(repo_root().join("hack/make-registry-pack.sh")).arg(&list).arg(&pack).arg(&source.address).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    fs::write(dir.path().join("bundle.yaml"), "name: pk\nversion: '1'\nmembers:\n  - {name: pack, kind: registry-pack, path: out/pack.tar}\n").unwrap();
+    let bin = build(&dir.path().join("bundle.yaml"), &dir.path().join("dist"));
+    let record = Bundle::open(&bin).unwrap().index.members[0].registry.clone().unwrap();
+    assert_eq!(record.repositories.len(), 1);
+    assert_eq!(record.repositories[0].name, "compass/busybox");
+    assert_eq!(record.repositories[0].tags[0].tag, "1.35");
 }

@@ -111,7 +111,12 @@ fn image_archive(member: &str, path: &Path) -> Result<Vec<ImageRecord>> {
             let hex = descriptor.digest.trim_start_matches("sha256:");
             let blob = small.get(&format!("blobs/sha256/{hex}")).ok_or_else(|| refuse(format!("lacks the manifest blob {}", descriptor.digest)))?;
             let manifest: OciManifest = serde_json::from_slice(blob).map_err(|e| bad_json("manifest blob", e))?;
-            let tag = descriptor.annotations.get("io.containerd.image.name").or_else(|| descriptor.annotations.get("org.opencontainers.image.ref.name"));
+            // Docker writes the full name for containerd; the OCI ref name is often the
+            // tag alone ("2.7.3"), which names no image: then the image is known by ID only.
+            let tag = descriptor
+                .annotations
+                .get("io.containerd.image.name")
+                .or_else(|| descriptor.annotations.get("org.opencontainers.image.ref.name").filter(|name| name.contains(':')));
             images.push(ImageRecord { id: manifest.config.digest, tags: tag.cloned().into_iter().collect() });
         }
         return Ok(images);

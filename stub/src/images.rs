@@ -69,8 +69,8 @@ fn docker_api_answers(socket: &Path) -> bool {
     http::unix_request(socket, "GET", "/_ping", None, Duration::from_secs(10)).is_ok_and(|r| r.status == 200)
 }
 
-/// Picks the engine: `choice` (from --engine) if given, else the first that answers of
-/// docker, the Docker Engine API, podman and containerd.
+/// Picks the engine: `choice` (from --engine) if given; else Docker where it is
+/// installed (its CLI, or its API where the CLI is missing), else podman, else containerd.
 pub fn detect(choice: Option<&str>, containerd_namespace: &str) -> Result<Engine> {
     let containerd = || Engine::Containerd { namespace: containerd_namespace.to_string() };
     let socket = docker_socket();
@@ -79,20 +79,25 @@ pub fn detect(choice: Option<&str>, containerd_namespace: &str) -> Result<Engine
         Some("docker-api") => Engine::DockerApi { socket: socket.clone() },
         Some("podman") => Engine::Podman,
         Some("containerd") => containerd(),
-        Some("auto") | None => {
+        // Docker installed means Docker is the engine the host intends: a stopped daemon
+        // is reported, not passed over for another engine.
+        Some("auto") | None if on_path("docker") || std::env::var_os("DOCKER_HOST").is_some() || socket.exists() => {
             if on_path("docker") && runs_ok("docker", &["version", "--format", "{{.Server.Version}}"]) {
                 Engine::DockerCli
             } else if docker_api_answers(&socket) {
                 Engine::DockerApi { socket: socket.clone() }
-            } else if on_path("podman") && runs_ok("podman", &["version"]) {
+            } else {
+                return Err(Error::host(format!(
+                    "docker is installed but its daemon does not answer at {}: start it (systemctl start docker) and run the bundle again, or choose another engine with --engine",
+                    socket.display()
+                )));
+            }
+        }
+        Some("auto") | None => {
+            if on_path("podman") && runs_ok("podman", &["version"]) {
                 Engine::Podman
             } else if on_path("ctr") && runs_ok("ctr", &["version"]) {
                 containerd()
-            } else if on_path("docker") || on_path("dockerd") || socket.exists() {
-                return Err(Error::host(format!(
-                    "docker is installed but its daemon does not answer at {}: start it (systemctl start docker) and run the bundle again",
-                    socket.display()
-                )));
             } else {
                 return Err(Error::host(
                     "no container engine found (docker, podman or containerd's ctr): install and start one, or name it with --engine",
@@ -121,10 +126,12 @@ pub fn detect(choice: Option<&str>, containerd_namespace: &str) -> Result<Engine
 pub fn load(engine: &Engine, bundle: &Bundle, member: &Member, ui: &Ui) -> Result<Vec<String>> {
     let progress = ui.progress("load", member.size);
     let mut content = ProgressReader::new(bundle.content_reader(member)?, &progress);
+    let refs: Vec<&str> = member.images.iter().flat_map(|i| if i.tags.is_empty() { vec![i.id.as_str()] } else { i.tags.iter().map(String::as_str).collect() }).collect();
     let fail = |detail: String| {
         Error::step(format!(
-            "loading the images of {} into {} failed: {detail}; fix the engine and run the bundle again",
+            "loading the images of {} ({}) into {} failed: {detail}; fix the engine and run the bundle again",
             member.name,
+            refs.join(", "),
             engine.name()
         ))
     };
