@@ -305,9 +305,10 @@ fn runs_when_tmp_is_noexec_or_too_small_and_leaves_nothing_there() {
 
     // Room for the stub and nothing more: everything else lands in the target.
     let target = dir.path().join("out3");
+    let stub_kib = Bundle::open(minimal()).unwrap().trailer.stub_len.div_ceil(1024) + 64;
     let out = in_mount_namespace(
         dir.path(),
-        "mount -t tmpfs -o size=1600k tmpfs /tmp || exit 99; busybox sh \"$1\" install --noexec --target \"$2\"",
+        &format!("mount -t tmpfs -o size={stub_kib}k tmpfs /tmp || exit 99; busybox sh \"$1\" install --noexec --target \"$2\""),
         &[&bin, &target],
     );
     assert!(out.status.success(), "stub-sized /tmp: {}", stderr(&out));

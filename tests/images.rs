@@ -114,6 +114,22 @@ fn install(bin: &Path, dir: &Path, registry: &Registry, root: &Path, extra: &[&s
         .unwrap()
 }
 
+/// A bundle of the sample's release images with one load-images step; `member_opts` and
+/// `step_opts` add fields to the member and the step (", compression: xz").
+fn sample_images_bundle(dir: &Path, member_opts: &str, step_opts: &str) -> PathBuf {
+    let spec_dir = dir.join("spec");
+    fs::create_dir_all(&spec_dir).unwrap();
+    fs::copy(repo_root().join("samples/compass/images/release-images.tar"), spec_dir.join("images.tar")).unwrap();
+    fs::write(
+        spec_dir.join("bundle.yaml"),
+        format!(
+            "name: images\nversion: '1'\nmembers:\n  - {{name: images, kind: image, path: images.tar{member_opts}}}\nsteps:\n  - {{kind: load-images, member: images{step_opts}}}\n"
+        ),
+    )
+    .unwrap();
+    build(&spec_dir.join("bundle.yaml"), &dir.join("dist"))
+}
+
 #[test]
 fn info_and_list_show_images_and_repositories() {
     let out = run(Shell::Dash, compass(), &["list"], Path::new("/tmp"));
@@ -219,20 +235,10 @@ fn containerd_gets_the_images_in_its_namespace() {
     // --noexec stages all members and loads nothing.
     assert!(dir.path().join("noexec/release-images").is_file());
 
-    let root = dir.path().join("root");
-    let spec_dir = dir.path().join("spec");
-    fs::create_dir(&spec_dir).unwrap();
-    fs::copy(repo_root().join("samples/compass/images/release-images.tar"), spec_dir.join("images.tar")).unwrap();
-    fs::write(
-        spec_dir.join("bundle.yaml"),
-        "name: ctr\nversion: '1'\nmembers:\n  - {name: images, kind: image, path: images.tar}\nsteps:\n  - {kind: load-images, member: images, engine: containerd}\n",
-    )
-    .unwrap();
-    let bin = build(&spec_dir.join("bundle.yaml"), &dir.path().join("dist"));
+    let bin = sample_images_bundle(dir.path(), "", ", engine: containerd");
     let out = Command::new("sh")
         .arg(&bin)
-        .args(["--containerd-namespace", &namespace, "--registry-root"])
-        .arg(&root)
+        .args(["--containerd-namespace", &namespace])
         .env("CONTAINERD_ADDRESS", &address)
         .env("AIRBIN_STATE_DIR", dir.path().join("state"))
         .output()
@@ -259,15 +265,7 @@ fn podman_gets_the_images_with_the_recorded_ids() {
         format!("[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n", dir.path().display()),
     )
     .unwrap();
-    let spec_dir = dir.path().join("spec");
-    fs::create_dir(&spec_dir).unwrap();
-    fs::copy(repo_root().join("samples/compass/images/release-images.tar"), spec_dir.join("images.tar")).unwrap();
-    fs::write(
-        spec_dir.join("bundle.yaml"),
-        "name: pm\nversion: '1'\nmembers:\n  - {name: images, kind: image, path: images.tar, compression: xz}\nsteps:\n  - {kind: load-images, member: images}\n",
-    )
-    .unwrap();
-    let bin = build(&spec_dir.join("bundle.yaml"), &dir.path().join("dist"));
+    let bin = sample_images_bundle(dir.path(), ", compression: xz", "");
     let out = Command::new("dash")
         .arg(&bin)
         .args(["--engine", "podman", "--json"])
@@ -395,10 +393,7 @@ fn restore_keeps_what_the_registry_already_has_and_sets_owner_and_mode() {
     }
     let dir = scratch();
     // A registry root that already serves something else.
-    let root = dir.path().join("root");
-    fs::create_dir(&root).unwrap();
-    let other = Command::new("tar").arg("-C").arg(&root).arg("-xf").arg(repo_root().join("samples/compass/registry/registry-pack.tar")).status().unwrap();
-    assert!(other.success());
+    let root = sample_pack_root(dir.path());
     let v2 = root.join("docker/registry/v2/repositories");
     fs::rename(v2.join("compass/busybox"), v2.join("compass/already-here")).unwrap();
 
@@ -436,9 +431,7 @@ fn restore_keeps_what_the_registry_already_has_and_sets_owner_and_mode() {
 #[test]
 fn a_registry_pack_that_would_not_serve_is_refused_at_build_time() {
     let dir = scratch();
-    let root = dir.path().join("pack");
-    fs::create_dir(&root).unwrap();
-    assert!(Command::new("tar").arg("-C").arg(&root).arg("-xf").arg(repo_root().join("samples/compass/registry/registry-pack.tar")).status().unwrap().success());
+    let root = sample_pack_root(dir.path());
     // Remove the largest blob: a layer.
     let blobs = root.join("docker/registry/v2/blobs/sha256");
     let mut largest: Option<(u64, PathBuf)> = None;
@@ -453,7 +446,7 @@ fn a_registry_pack_that_would_not_serve_is_refused_at_build_time() {
     let (_, victim) = largest.unwrap();
     fs::remove_dir_all(&victim).unwrap();
     let hex = victim.file_name().unwrap().to_string_lossy().into_owned();
-    fs::write(dir.path().join("bundle.yaml"), "name: p\nversion: '1'\nmembers:\n  - {name: pack, kind: registry-pack, path: pack}\n").unwrap();
+    fs::write(dir.path().join("bundle.yaml"), "name: p\nversion: '1'\nmembers:\n  - {name: pack, kind: registry-pack, path: src-root}\n").unwrap();
     let outdir = dir.path().join("dist");
     let out = airbin().arg("build").arg(dir.path().join("bundle.yaml")).arg("-o").arg(&outdir).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));

@@ -3,7 +3,7 @@
 //! whole bundle is complete.
 
 use std::fs::{self, Permissions};
-use std::io::{self, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -14,7 +14,7 @@ use airbin_stub::digest::HashingWriter;
 use airbin_stub::error::{Error, IoContext, Result};
 use airbin_stub::extract::create_dir_guarded;
 use airbin_stub::format::{BuildFacts, BundleMeta, BundleWriter, Member, MemberKind};
-use airbin_stub::progress::{Progress, Ui};
+use airbin_stub::progress::{ProgressWriter, Ui};
 
 use crate::compress::{self, Encoder};
 use crate::inspect;
@@ -32,23 +32,6 @@ pub struct Built {
     pub sha256: String,
     pub total_len: u64,
     pub members: Vec<Member>,
-}
-
-/// Counts written bytes into a progress display.
-struct Tracked<'a, W> {
-    inner: W,
-    progress: &'a Progress,
-}
-
-impl<W: Write> Write for Tracked<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.progress.inc(n as u64);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 fn build_host() -> String {
@@ -87,7 +70,7 @@ pub fn build(spec_arg: &Path, outdir: &Path, ui: &Ui) -> Result<Built> {
         let stored = writer
             .write_stored(|sink| {
                 let encoder = Encoder::new(codec, member_spec.level, sink)?;
-                let mut content = HashingWriter::new(Tracked { inner: encoder, progress: &progress });
+                let mut content = HashingWriter::new(ProgressWriter::new(encoder, &progress));
                 source.write_content(&mut content)?;
                 let (tracked, size, sha256) = content.finish();
                 tracked.inner.finish()?;

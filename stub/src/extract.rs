@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::format::{Bundle, Layout, Member};
 use crate::preflight;
 use crate::progress::{Progress, ProgressReader, Ui};
@@ -172,10 +172,10 @@ fn replace_with(temp: &Path, path: &Path) -> Result<()> {
     fs::rename(temp, path).ctx("renaming into place", path)
 }
 
-/// The error for names given on the command line that the bundle does not have.
+/// The members named on the command line, or all of them when none is named.
 pub fn select_members<'a>(bundle: &'a Bundle, names: &[String]) -> Result<Vec<&'a Member>> {
     if names.is_empty() {
         return Ok(bundle.index.members.iter().collect());
     }
-    names.iter().map(|name| bundle.member(name)).collect::<Result<Vec<_>>>().map_err(|e| Error::usage(e.message))
+    names.iter().map(|name| bundle.member(name)).collect()
 }

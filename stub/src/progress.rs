@@ -1,7 +1,7 @@
 //! How the runtime talks while it works: a progress bar on a terminal, plain timestamped
 //! lines otherwise (a log file, a CI job, `--json`), nothing but errors with `--quiet`.
 
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, IsTerminal, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
@@ -149,5 +149,28 @@ impl<R: Read> Read for ProgressReader<'_, R> {
         let n = self.inner.read(buf)?;
         self.progress.inc(n as u64);
         Ok(n)
+    }
+}
+
+/// Counts what is written through it into a `Progress`.
+pub struct ProgressWriter<'a, W> {
+    pub inner: W,
+    progress: &'a Progress,
+}
+
+impl<'a, W: Write> ProgressWriter<'a, W> {
+    pub fn new(inner: W, progress: &'a Progress) -> Self {
+        ProgressWriter { inner, progress }
+    }
+}
+
+impl<W: Write> Write for ProgressWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.progress.inc(n as u64);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }

@@ -374,27 +374,18 @@ pub struct Ownership {
 
 /// `user[:group]`, by name or number.
 pub fn parse_owner(owner: &str) -> Result<(Option<u32>, Option<u32>)> {
+    let missing = |what: &str, name: &str| {
+        Error::host(format!("the registry owner {what} '{name}' does not exist on this host; create it or fix the step's owner"))
+    };
     let (user, group) = owner.split_once(':').map_or((owner, None), |(u, g)| (u, Some(g)));
     let uid = match user.parse::<u32>() {
         Ok(n) => n,
-        Err(_) => nix::unistd::User::from_name(user)
-            .ok()
-            .flatten()
-            .ok_or_else(|| Error::host(format!("the registry owner user '{user}' does not exist on this host; create it or fix the step's owner")))?
-            .uid
-            .as_raw(),
+        Err(_) => nix::unistd::User::from_name(user).ok().flatten().ok_or_else(|| missing("user", user))?.uid.as_raw(),
     };
-    let gid = match group {
+    let gid = match group.map(|g| (g, g.parse::<u32>())) {
         None => None,
-        Some(g) => Some(match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => nix::unistd::Group::from_name(g)
-                .ok()
-                .flatten()
-                .ok_or_else(|| Error::host(format!("the registry owner group '{g}' does not exist on this host; create it or fix the step's owner")))?
-                .gid
-                .as_raw(),
-        }),
+        Some((_, Ok(n))) => Some(n),
+        Some((g, Err(_))) => Some(nix::unistd::Group::from_name(g).ok().flatten().ok_or_else(|| missing("group", g))?.gid.as_raw()),
     };
     Ok((Some(uid), gid))
 }
