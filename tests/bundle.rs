@@ -671,3 +671,28 @@ fn a_host_with_only_dd_tail_and_chmod_is_enough() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(entries(&target), ["conf.d", "config.sample", "hello"]);
 }
+
+#[test]
+fn a_second_install_of_the_same_bundle_waits_for_none_and_says_so() {
+    if !require("flock", "a_second_install") {
+        return;
+    }
+    let dir = scratch();
+    let state = dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    // Another run holds the lock (flock(1) takes the same kind of lock as the stub).
+    let lock = state.join(".minimal-1.0.0.airbin-lock");
+    let ready = dir.path().join("locked");
+    let mut holder = Command::new("flock").arg(&lock).args(["sh", "-c", "touch \"$0\"; sleep 30"]).arg(&ready).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready.exists() {
+        assert!(std::time::Instant::now() < deadline, "flock never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = Shell::Dash.command(minimal()).env("AIRBIN_STATE_DIR", &state).env("TMPDIR", dir.path()).output().unwrap();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(stderr(&out).contains("another install of minimal 1.0.0 is running"), "{}", stderr(&out));
+    assert!(!state.join("minimal-1.0.0").exists(), "nothing staged");
+}

@@ -71,18 +71,7 @@ fn main() -> ExitCode {
 
 fn try_main(cli: Cli) -> Result<()> {
     let ui = Ui::detect(cli.quiet, cli.json);
-    let global = Global {
-        target: None,
-        quiet: cli.quiet,
-        json: cli.json,
-        yes: false,
-        noexec: false,
-        keep: false,
-        engine: None,
-        containerd_namespace: String::new(),
-        registry_root: None,
-        registry_address: None,
-    };
+    let global = Global { quiet: cli.quiet, json: cli.json, ..Global::default() };
     match cli.command {
         Cmd::Build { spec, outdir } => build(&spec, &outdir, &ui),
         Cmd::Inspect { bundle } => commands::info(&Context { bundle_path: bundle, global, ui }),

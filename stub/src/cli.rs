@@ -39,7 +39,7 @@ pub struct Cli {
     pub launcher_tmp: Option<PathBuf>,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct Global {
     /// Where to extract (`extract`) or stage (`install`) the members; kept afterwards.
     #[arg(long, global = true, value_name = "DIR")]

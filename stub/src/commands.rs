@@ -8,7 +8,7 @@ use indicatif::HumanBytes;
 use serde_json::json;
 
 use crate::cli::Global;
-use crate::error::Result;
+use crate::error::{Error, IoContext, Result};
 use crate::extract::{self, select_members};
 use crate::format::{Bundle, Member, TRAILER_LEN};
 use crate::images;
@@ -184,6 +184,7 @@ pub fn install(ctx: &Context) -> Result<()> {
         None
     };
 
+    let _lock = lock_install(&meta.name, &meta.version, options.target.as_deref())?;
     let consumed: Vec<&str> = steps.iter().filter_map(steps::consumed_member).collect();
     let to_stage: Vec<&Member> = bundle.index.members.iter().filter(|m| !consumed.contains(&m.name.as_str())).collect();
     let staging = options.target.clone().unwrap_or_else(|| default_staging_dir(&meta.name, &meta.version));
@@ -225,6 +226,23 @@ pub fn install(ctx: &Context) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Holds the lock that keeps two installs of one bundle from overlapping, until dropped.
+fn lock_install(name: &str, version: &str, target: Option<&Path>) -> Result<std::fs::File> {
+    let staging = target.map_or_else(|| default_staging_dir(name, version), Path::to_path_buf);
+    let dir = staging.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    std::fs::create_dir_all(&dir).ctx("creating", &dir)?;
+    let path = dir.join(format!(".{name}-{version}.airbin-lock"));
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).ctx("creating the lock", &path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::host(format!(
+            "another install of {name} {version} is running (it holds {}); wait for it to finish, then run this one again",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(e, "locking", &path)),
+    }
 }
 
 /// Removes the launcher's temporary copy of this runtime: it is running now and the

@@ -128,6 +128,10 @@ pub fn load(engine: &Engine, bundle: &Bundle, member: &Member, ui: &Ui) -> Resul
     let mut content = ProgressReader::new(bundle.content_reader(member)?, &progress);
     let refs: Vec<&str> = member.images.iter().flat_map(|i| if i.tags.is_empty() { vec![i.id.as_str()] } else { i.tags.iter().map(String::as_str).collect() }).collect();
     let fail = |detail: String| {
+        // The engine saw the same Ctrl-C (one process group): report the interrupt.
+        if crate::interrupt::requested() {
+            return Error::interrupted();
+        }
         Error::step(format!(
             "loading the images of {} ({}) into {} failed: {detail}; fix the engine and run the bundle again",
             member.name,
