@@ -60,7 +60,7 @@ version: "1"
 members:
   - {name: image, kind: image, path: image.tar}
 steps:
-  - {kind: load-images, member: image, engine: docker}
+  - {kind: load-images, member: image}
 EOF
 "$airbin" -q build "$work/spec" -o "$work/dist"
 bin=$work/dist/bench-load-1-amd64.bin

@@ -335,6 +335,19 @@ fn no_exec_able_directory_at_all_says_what_to_do() {
     );
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     assert!(stderr(&out).contains("point TMPDIR at one"), "{}", stderr(&out));
+
+    // ...and doing what it says works: TMPDIR is the one place left where programs run.
+    let ok = dir.path().join("exec-ok");
+    fs::create_dir(&ok).unwrap();
+    let out = in_mount_namespace(
+        dir.path(),
+        "for d in /tmp /var/tmp /dev/shm \"$2\"; do mount -t tmpfs -o noexec tmpfs \"$d\" || exit 99; done; \
+         cp \"$1\" \"$2/m.bin\" && cd \"$2\" && HOME=\"$2\" TMPDIR=\"$3\" sh \"$2/m.bin\" check; rc=$?; ls -A \"$3\"; exit $rc",
+        &[&bin, &sub, &ok],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("OK"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("airbin."), "the copy in TMPDIR was removed: {}", stdout(&out));
 }
 
 #[test]

@@ -7,13 +7,14 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
 
 use super::launcher::{self, LauncherFields, LAUNCHER_LEN};
 use super::trailer::{Trailer, TRAILER_LEN};
 use super::{Codec, Index, Member, FORMAT_VERSION};
-use crate::digest::{to_hex, HashingReader};
+use crate::digest::to_hex;
 use crate::error::{Error, IoContext, Result};
 use crate::interrupt;
 use crate::progress::Progress;
@@ -26,6 +27,8 @@ pub struct Bundle {
     pub launcher: Option<LauncherFields>,
     pub trailer: Trailer,
     pub index: Index,
+    /// Set once `verify` has passed in this run.
+    verified: AtomicBool,
 }
 
 fn damaged(path: &Path, what: impl std::fmt::Display) -> Error {
@@ -134,7 +137,7 @@ impl Bundle {
                 return Err(damaged(path, format_args!("member {} lies outside the payload", member.name)));
             }
         }
-        Ok(Bundle { path: path.to_path_buf(), file, launcher, trailer, index })
+        Ok(Bundle { path: path.to_path_buf(), file, launcher, trailer, index, verified: AtomicBool::new(false) })
     }
 
     /// Hashes every byte before the trailer and compares with the trailer's digest.
@@ -165,6 +168,7 @@ impl Bundle {
                 ),
             ));
         }
+        self.verified.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -180,8 +184,11 @@ impl Bundle {
         RegionReader { file: &self.file, pos: member.offset, end: member.offset + member.stored_size }
     }
 
-    /// The member's content, decompressed. At its end the content's size and SHA-256 are
-    /// compared with the index: a mismatch is an error, never a short read.
+    /// The member's content, decompressed. At its end the content's size is compared
+    /// with the index, and so is its SHA-256 unless the whole file was verified in this
+    /// run (the content is then a function of verified bytes, and hashing it again would
+    /// only compete for the CPU with the engine it is streamed into): a mismatch is an
+    /// error, never a short read.
     pub fn content_reader(&self, member: &Member) -> Result<ContentReader<'_>> {
         let stored = BufReader::with_capacity(256 << 10, self.stored_reader(member));
         let decoded: Box<dyn Read + Send + '_> = match member.codec {
@@ -192,9 +199,10 @@ impl Bundle {
             Codec::Xz => Box::new(liblzma::bufread::XzDecoder::new_stream(stored, xz_decoder()?)),
         };
         Ok(ContentReader {
-            inner: HashingReader::new(decoded),
+            inner: decoded,
+            count: 0,
             expected_size: member.size,
-            expected_sha256: member.sha256.clone(),
+            check: (!self.verified.load(Ordering::Relaxed)).then(|| (Sha256::new(), member.sha256.clone())),
             member: member.name.clone(),
             done: false,
         })
@@ -246,9 +254,11 @@ impl Read for RegionReader<'_> {
 }
 
 pub struct ContentReader<'a> {
-    inner: HashingReader<Box<dyn Read + Send + 'a>>,
+    inner: Box<dyn Read + Send + 'a>,
+    count: u64,
     expected_size: u64,
-    expected_sha256: String,
+    /// The hasher and the digest it must reach; `None` when the bundle was verified whole.
+    check: Option<(Sha256, String)>,
     member: String,
     done: bool,
 }
@@ -263,18 +273,22 @@ impl Read for ContentReader<'_> {
             ))
             .into(),
         })?;
-        if self.inner.count() > self.expected_size {
+        self.count += n as u64;
+        if let Some((hasher, _)) = &mut self.check {
+            hasher.update(&buf[..n]);
+        }
+        if self.count > self.expected_size {
             return Err(self.mismatch("it is longer than the index says"));
         }
         if n == 0 && !buf.is_empty() && !self.done {
             self.done = true;
-            let hasher = std::mem::replace(&mut self.inner, HashingReader::new(Box::new(io::empty())));
-            let (count, sha) = hasher.finish();
-            if count != self.expected_size {
+            if self.count != self.expected_size {
                 return Err(self.mismatch("it is shorter than the index says"));
             }
-            if sha != self.expected_sha256 {
-                return Err(self.mismatch("its SHA-256 differs from the index"));
+            if let Some((hasher, expected)) = self.check.take() {
+                if to_hex(&hasher.finalize()) != expected {
+                    return Err(self.mismatch("its SHA-256 differs from the index"));
+                }
             }
         }
         Ok(n)
