@@ -7,9 +7,11 @@
 #
 #   bash hack/bench-load.sh            # uses DOCKER_HOST if an engine answers there,
 #                                      # else starts an isolated one (hack/dockerd.sh)
+#   COMPRESSION=none bash hack/bench-load.sh   # the image member stored as it is
 set -eu
 cd "$(dirname "$0")/.."
 size_mb=${SIZE_MB:-500}
+compression=${COMPRESSION:-auto}
 runs=${RUNS:-3}
 cargo build --release --locked -q -p airbin
 airbin=$PWD/target/release/airbin
@@ -54,17 +56,17 @@ docker rmi -f airbin-bench/app:1 >/dev/null
 rm -rf "$work/rootfs"
 mkdir -p "$work/spec"
 mv "$work/image.tar" "$work/spec/image.tar"
-cat >"$work/spec/bundle.yaml" <<'EOF'
+cat >"$work/spec/bundle.yaml" <<EOF
 name: bench-load
 version: "1"
 members:
-  - {name: image, kind: image, path: image.tar}
+  - {name: image, kind: image, path: image.tar, compression: $compression}
 steps:
   - {kind: load-images, member: image}
 EOF
 "$airbin" -q build "$work/spec" -o "$work/dist"
 bin=$work/dist/bench-load-1-amd64.bin
-echo "bench-load: image tarball $(du -m "$work/spec/image.tar" | cut -f1) MB, bundle $(du -m "$bin" | cut -f1) MB"
+echo "bench-load: image tarball $(du -m "$work/spec/image.tar" | cut -f1) MB, bundle $(du -m "$bin" | cut -f1) MB (compression: $compression)"
 
 timed() { # prints wall seconds of "$@"
     sync
