@@ -222,7 +222,10 @@ pub fn install(ctx: &Context) -> Result<()> {
             println!("  staged in {}", staging.display());
         }
         if reports.iter().any(|r| r.status == "skipped") {
-            println!("next: run the skipped steps from {}", staging.display());
+            match staging_kept {
+                true => println!("next: run the skipped steps from {}", staging.display()),
+                false => println!("next: run the skipped steps by hand"),
+            }
         }
     }
     Ok(())
