@@ -281,38 +281,25 @@ fn runs_when_tmp_is_noexec_or_too_small_and_leaves_nothing_there() {
     let dir = scratch();
     let bin = dir.path().join("m.bin");
     fs::copy(minimal(), &bin).unwrap();
-    let target = dir.path().join("out");
-    // /tmp noexec, TMPDIR unset: the launcher must move on to /var/tmp or beyond.
-    let out = in_mount_namespace(
-        dir.path(),
-        "mount -t tmpfs -o noexec,size=8m tmpfs /tmp || exit 99; unset TMPDIR; sh \"$1\" extract --target \"$2\" || exit $?; ls -A /tmp",
-        &[&bin, &target],
-    );
-    assert!(out.status.success(), "noexec /tmp: {}", stderr(&out));
-    assert!(stdout(&out).trim().is_empty(), "left in /tmp: {}", stdout(&out));
-    assert_eq!(entries(&target), ["conf.d", "config.sample", "hello"]);
-
-    // /tmp too small for the stub (and TMPDIR pointing at it): the launcher falls back.
-    let target = dir.path().join("out2");
-    let out = in_mount_namespace(
-        dir.path(),
-        "mount -t tmpfs -o size=256k tmpfs /tmp || exit 99; TMPDIR=/tmp bash \"$1\" extract --target \"$2\" || exit $?; ls -A /tmp",
-        &[&bin, &target],
-    );
-    assert!(out.status.success(), "tiny /tmp: {}", stderr(&out));
-    assert!(stdout(&out).trim().is_empty(), "left in /tmp: {}", stdout(&out));
-    assert_eq!(entries(&target), ["conf.d", "config.sample", "hello"]);
-
-    // Room for the stub and nothing more: everything else lands in the target.
-    let target = dir.path().join("out3");
     let stub_kib = Bundle::open(minimal()).unwrap().trailer.stub_len.div_ceil(1024) + 64;
-    let out = in_mount_namespace(
-        dir.path(),
-        &format!("mount -t tmpfs -o size={stub_kib}k tmpfs /tmp || exit 99; busybox sh \"$1\" install --noexec --target \"$2\""),
-        &[&bin, &target],
-    );
-    assert!(out.status.success(), "stub-sized /tmp: {}", stderr(&out));
-    assert_eq!(entries(&target), ["conf.d", "config.sample", "hello"]);
+    let cases = [
+        // /tmp noexec, TMPDIR unset: the launcher must move on to /var/tmp or beyond.
+        ("noexec /tmp", "mount -t tmpfs -o noexec,size=8m tmpfs /tmp || exit 99; unset TMPDIR; sh \"$1\" extract --target \"$2\"".to_string()),
+        // /tmp too small for the stub (and TMPDIR pointing at it): the launcher falls back.
+        ("tiny /tmp", "mount -t tmpfs -o size=256k tmpfs /tmp || exit 99; TMPDIR=/tmp bash \"$1\" extract --target \"$2\"".to_string()),
+        // Room for the stub and nothing more: everything else lands in the target.
+        (
+            "stub-sized /tmp",
+            format!("mount -t tmpfs -o size={stub_kib}k tmpfs /tmp || exit 99; busybox sh \"$1\" install --noexec --target \"$2\""),
+        ),
+    ];
+    for (i, (label, script)) in cases.iter().enumerate() {
+        let target = dir.path().join(format!("out{i}"));
+        let out = in_mount_namespace(dir.path(), &format!("{script} || exit $?; ls -A /tmp"), &[&bin, &target]);
+        assert!(out.status.success(), "{label}: {}", stderr(&out));
+        assert!(stdout(&out).trim().is_empty(), "{label}: left in /tmp: {}", stdout(&out));
+        assert_eq!(entries(&target), ["conf.d", "config.sample", "hello"], "{label}");
+    }
 }
 
 #[test]
