@@ -337,6 +337,18 @@ fn no_exec_able_directory_at_all_says_what_to_do() {
     assert!(!stdout(&out).contains("airbin."), "the copy in TMPDIR was removed: {}", stdout(&out));
 }
 
+/// Extracts `bin` onto a fresh tmpfs mounted with `options` (in a private mount
+/// namespace); stdout lists what was left on it afterwards.
+fn extract_onto_tmpfs(dir: &Path, bin: &Path, options: &str) -> std::process::Output {
+    let mnt = dir.join("small");
+    fs::create_dir_all(&mnt).unwrap();
+    in_mount_namespace(
+        dir,
+        &format!("mount -t tmpfs -o {options} tmpfs \"$2\" || exit 99; sh \"$1\" extract --target \"$2/out\"; rc=$?; ls -A \"$2\"; exit $rc"),
+        &[bin, &mnt],
+    )
+}
+
 #[test]
 fn a_full_disk_is_found_before_writing_and_says_how_much() {
     if !require("unshare", "a_full_disk") {
@@ -348,13 +360,7 @@ fn a_full_disk_is_found_before_writing_and_says_how_much() {
     fs::write(input.join("big.dat"), random_bytes(6 << 20, 7)).unwrap();
     fs::write(input.join("bundle.yaml"), "name: big\nversion: '1'\nmembers:\n  - {name: big.dat, kind: file, path: big.dat}\n").unwrap();
     let bin = build(&input.join("bundle.yaml"), &dir.path().join("dist"));
-    let mnt = dir.path().join("small");
-    fs::create_dir(&mnt).unwrap();
-    let out = in_mount_namespace(
-        dir.path(),
-        "mount -t tmpfs -o size=4m tmpfs \"$2\" || exit 99; sh \"$1\" extract --target \"$2/out\"; rc=$?; ls -A \"$2\"; exit $rc",
-        &[&bin, &mnt],
-    );
+    let out = extract_onto_tmpfs(dir.path(), &bin, "size=4m");
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("not enough free space in") && err.contains("needed") && err.contains("available"), "{err}");
@@ -374,13 +380,7 @@ fn running_out_of_inodes_mid_way_removes_what_was_written() {
     }
     fs::write(input.join("bundle.yaml"), "name: many\nversion: '1'\nmembers:\n  - {name: many, kind: file, path: many}\n").unwrap();
     let bin = build(&input.join("bundle.yaml"), &dir.path().join("dist"));
-    let mnt = dir.path().join("small");
-    fs::create_dir(&mnt).unwrap();
-    let out = in_mount_namespace(
-        dir.path(),
-        "mount -t tmpfs -o size=64m,nr_inodes=20 tmpfs \"$2\" || exit 99; dash \"$1\" extract --target \"$2/out\"; rc=$?; ls -A \"$2\"; exit $rc",
-        &[&bin, &mnt],
-    );
+    let out = extract_onto_tmpfs(dir.path(), &bin, "size=64m,nr_inodes=20");
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("no space left while"), "{}", stderr(&out));
     assert!(stdout(&out).trim().is_empty(), "left behind: {}", stdout(&out));
@@ -394,9 +394,7 @@ fn a_read_only_or_forbidden_target_is_a_permission_error() {
     let dir = scratch();
     let bin = dir.path().join("m.bin");
     fs::copy(minimal(), &bin).unwrap();
-    let mnt = dir.path().join("ro");
-    fs::create_dir(&mnt).unwrap();
-    let out = in_mount_namespace(dir.path(), "mount -t tmpfs -o ro tmpfs \"$2\" || exit 99; sh \"$1\" extract --target \"$2/out\"", &[&bin, &mnt]);
+    let out = extract_onto_tmpfs(dir.path(), &bin, "ro");
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(stderr(&out).contains("read-only file system"), "{}", stderr(&out));
 
