@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: unit tests, and the end-to-end tests that build real
+# Runs the whole test suite: rustfmt and clippy, unit tests, and the end-to-end tests that build real
 # bundles and run them under bash, dash and busybox sh against a real Docker Engine,
 # containerd, podman and Debian's docker-registry.
 #
@@ -19,4 +19,7 @@ eval "$(bash hack/dockerd.sh start "$engine_dir")"
 export AIRBIN_TEST_CONTAINERD="$engine_dir/exec/containerd/containerd.sock"
 echo "test: Docker Engine at $DOCKER_HOST"
 
+# Style and lints first: they fail in seconds, the suite takes a minute.
+cargo fmt --check
+cargo clippy --workspace --all-targets --locked -q -- -D warnings
 cargo test --workspace --locked "$@"

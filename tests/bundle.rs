@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use airbin_stub::format::{Bundle, BundleMeta, BundleWriter, BuildFacts, Codec, Layout, Member, MemberKind, TRAILER_LEN};
+use airbin_stub::format::{BuildFacts, Bundle, BundleMeta, BundleWriter, Codec, Layout, Member, MemberKind, TRAILER_LEN};
 use support::*;
 
 /// The minimal sample, built once per test run.
@@ -65,7 +65,9 @@ fn every_shell_runs_info_list_check_and_extract_from_any_directory() {
         let info = shell.command(&bundle).arg("info").env("TMPDIR", &tmp).current_dir(&elsewhere).output().unwrap();
         assert!(info.status.success(), "{shell:?} info: {}", stderr(&info));
         let text = stdout(&info);
-        for expected in ["name:        minimal", "version:     1.0.0", "arch:        amd64", "by airbin 0.1.0", "hello", "config.sample", "conf.d"] {
+        for expected in
+            ["name:        minimal", "version:     1.0.0", "arch:        amd64", "by airbin 0.1.0", "hello", "config.sample", "conf.d"]
+        {
             assert!(text.contains(expected), "{shell:?} info lacks {expected}: {text}");
         }
 
@@ -77,7 +79,8 @@ fn every_shell_runs_info_list_check_and_extract_from_any_directory() {
         assert!(stdout(&check).contains("OK"), "{shell:?}: {}", stdout(&check));
 
         let target = dir.path().join(format!("out {shell:?}"));
-        let extract = shell.command(&bundle).args(["extract", "--target"]).arg(&target).env("TMPDIR", &tmp).current_dir(&elsewhere).output().unwrap();
+        let extract =
+            shell.command(&bundle).args(["extract", "--target"]).arg(&target).env("TMPDIR", &tmp).current_dir(&elsewhere).output().unwrap();
         assert!(extract.status.success(), "{shell:?} extract: {}", stderr(&extract));
         assert_eq!(entries(&target), ["conf.d", "config.sample", "hello"]);
         let hello = target.join("hello");
@@ -125,7 +128,13 @@ fn makeself_flags_mean_what_they_mean_there() {
 fn install_stages_into_the_state_directory_and_reports_json() {
     let dir = scratch();
     let state = dir.path().join("state");
-    let out = Shell::Bash.command(minimal()).args(["--yes", "--json"]).env("TMPDIR", dir.path()).env("AIRBIN_STATE_DIR", &state).output().unwrap();
+    let out = Shell::Bash
+        .command(minimal())
+        .args(["--yes", "--json"])
+        .env("TMPDIR", dir.path())
+        .env("AIRBIN_STATE_DIR", &state)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
     assert_eq!(report["status"], "ok");
@@ -175,7 +184,15 @@ fn interesting_offsets(bin: &Path) -> Vec<(String, u64)> {
         offsets.push((format!("member {} last byte", member.name), member.offset + member.stored_size - 1));
     }
     let trailer_at = t.total_len - TRAILER_LEN;
-    for (field, at) in [("file digest", 0), ("index digest", 32), ("index offset", 64), ("total length", 80), ("stub length", 96), ("builder version", 112), ("format version", 148)] {
+    for (field, at) in [
+        ("file digest", 0),
+        ("index digest", 32),
+        ("index offset", 64),
+        ("total length", 80),
+        ("stub length", 96),
+        ("builder version", 112),
+        ("format version", 148),
+    ] {
         offsets.push((format!("trailer {field}"), trailer_at + at));
     }
     offsets.push(("last byte".to_string(), t.total_len - 1));
@@ -230,7 +247,13 @@ fn truncated_and_extended_bundles_are_refused_at_once() {
     let original = fs::read(minimal()).unwrap();
     let bundle = Bundle::open(minimal()).unwrap();
     let len = original.len();
-    let cuts = [len - 1, len - TRAILER_LEN as usize, bundle.trailer.index_offset as usize, bundle.index.members[0].offset as usize + 1, 4096 + 100_000];
+    let cuts = [
+        len - 1,
+        len - TRAILER_LEN as usize,
+        bundle.trailer.index_offset as usize,
+        bundle.index.members[0].offset as usize + 1,
+        4096 + 100_000,
+    ];
     for cut in cuts {
         let bin = dir.path().join(format!("cut-{cut}.bin"));
         fs::write(&bin, &original[..cut]).unwrap();
@@ -284,7 +307,10 @@ fn runs_when_tmp_is_noexec_or_too_small_and_leaves_nothing_there() {
     let stub_kib = Bundle::open(minimal()).unwrap().trailer.stub_len.div_ceil(1024) + 64;
     let cases = [
         // /tmp noexec, TMPDIR unset: the launcher must move on to /var/tmp or beyond.
-        ("noexec /tmp", "mount -t tmpfs -o noexec,size=8m tmpfs /tmp || exit 99; unset TMPDIR; sh \"$1\" extract --target \"$2\"".to_string()),
+        (
+            "noexec /tmp",
+            "mount -t tmpfs -o noexec,size=8m tmpfs /tmp || exit 99; unset TMPDIR; sh \"$1\" extract --target \"$2\"".to_string(),
+        ),
         // /tmp too small for the stub (and TMPDIR pointing at it): the launcher falls back.
         ("tiny /tmp", "mount -t tmpfs -o size=256k tmpfs /tmp || exit 99; TMPDIR=/tmp bash \"$1\" extract --target \"$2\"".to_string()),
         // Room for the stub and nothing more: everything else lands in the target.
@@ -344,7 +370,9 @@ fn extract_onto_tmpfs(dir: &Path, bin: &Path, options: &str) -> std::process::Ou
     fs::create_dir_all(&mnt).unwrap();
     in_mount_namespace(
         dir,
-        &format!("mount -t tmpfs -o {options} tmpfs \"$2\" || exit 99; sh \"$1\" extract --target \"$2/out\"; rc=$?; ls -A \"$2\"; exit $rc"),
+        &format!(
+            "mount -t tmpfs -o {options} tmpfs \"$2\" || exit 99; sh \"$1\" extract --target \"$2/out\"; rc=$?; ls -A \"$2\"; exit $rc"
+        ),
         &[bin, &mnt],
     )
 }
@@ -450,7 +478,6 @@ fn bundle_with_tree(dir: &Path, tar: Vec<u8>) -> PathBuf {
     path
 }
 
-
 fn raw_tar_entry(path: &str, kind: tar::EntryType, link: Option<&str>, data: &[u8]) -> Vec<u8> {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(kind);
@@ -473,7 +500,11 @@ fn raw_tar_entry(path: &str, kind: tar::EntryType, link: Option<&str>, data: &[u
 fn malicious_tar_paths_inside_a_bundle_are_refused_by_name() {
     let cases: [(&str, Vec<u8>, &str); 4] = [
         ("dot-dot", raw_tar_entry("../../escaped", tar::EntryType::Regular, None, b"x"), "'../../escaped' climbs out with '..'"),
-        ("absolute", raw_tar_entry("/etc/airbin-escaped", tar::EntryType::Regular, None, b"x"), "'/etc/airbin-escaped' is an absolute path"),
+        (
+            "absolute",
+            raw_tar_entry("/etc/airbin-escaped", tar::EntryType::Regular, None, b"x"),
+            "'/etc/airbin-escaped' is an absolute path",
+        ),
         ("symlink", raw_tar_entry("docker", tar::EntryType::Symlink, Some("../../../"), b""), "'docker' is a symlink that points outside"),
         ("hardlink", raw_tar_entry("passwd", tar::EntryType::Link, Some("/etc/passwd"), b""), "'passwd' is a hard link to outside"),
     ];
@@ -496,11 +527,17 @@ fn a_bad_spec_names_file_field_and_problem_and_writes_nothing() {
     let spec = dir.path().join("bundle.yaml");
     let outdir = dir.path().join("dist");
     let cases = [
-        ("name: x\nversion: '1'\nmembers:\n  - {name: a, kind: image, path: a.tar, compression: gzip}\n", "members[0].compression: unknown variant `gzip`"),
+        (
+            "name: x\nversion: '1'\nmembers:\n  - {name: a, kind: image, path: a.tar, compression: gzip}\n",
+            "members[0].compression: unknown variant `gzip`",
+        ),
         ("name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: missing/cadm}\n", "members[0].path: "),
         ("name: 'x y'\nversion: '1'\nmembers: []\n", "name: 'x y' is not a valid name"),
         ("name: x\nversion: '1'\nmembers: []\n", "members: the bundle needs at least one member"),
-        ("name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: bundle.yaml}\nsteps:\n  - {kind: load-images, member: a}\n", "steps[0].member: 'a' is a tool member"),
+        (
+            "name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: bundle.yaml}\nsteps:\n  - {kind: load-images, member: a}\n",
+            "steps[0].member: 'a' is a tool member",
+        ),
     ];
     for (yaml, expected) in cases {
         fs::write(&spec, yaml).unwrap();

@@ -22,7 +22,11 @@ static ENGINE: Mutex<()> = Mutex::new(());
 fn docker_ready(test: &str) -> bool {
     let answers = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output().is_ok_and(|o| o.status.success());
     if !answers {
-        assert!(!in_ci(), "{test}: no Docker Engine answers (DOCKER_HOST={:?}); .ci/run starts one through hack/test.sh", std::env::var("DOCKER_HOST"));
+        assert!(
+            !in_ci(),
+            "{test}: no Docker Engine answers (DOCKER_HOST={:?}); .ci/run starts one through hack/test.sh",
+            std::env::var("DOCKER_HOST")
+        );
         eprintln!("\n*** SKIPPED {test}: no Docker Engine answers; run the suite with bash hack/test.sh ***\n");
     }
     answers
@@ -73,7 +77,10 @@ impl Registry {
         let file = config.path().join("config.yml");
         fs::write(
             &file,
-            format!("version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\nhttp:\n  addr: 127.0.0.1:{port}\n", root.display()),
+            format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                root.display()
+            ),
         )
         .unwrap();
         let child = Command::new("docker-registry").arg("serve").arg(&file).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
@@ -89,7 +96,14 @@ impl Registry {
     /// The HTTP status of a manifest GET for `repo:tag`.
     fn manifest_status(&self, repo: &str, tag: &str) -> u16 {
         let accept = "application/vnd.docker.distribution.manifest.v2+json";
-        let r = airbin_stub::http::tcp_request(&self.address, "GET", &format!("/v2/{repo}/manifests/{tag}"), &[("Accept", accept)], Duration::from_secs(10)).unwrap();
+        let r = airbin_stub::http::tcp_request(
+            &self.address,
+            "GET",
+            &format!("/v2/{repo}/manifests/{tag}"),
+            &[("Accept", accept)],
+            Duration::from_secs(10),
+        )
+        .unwrap();
         r.status
     }
 }
@@ -134,7 +148,9 @@ fn sample_images_bundle(dir: &Path, member_opts: &str, step_opts: &str) -> PathB
 fn info_and_list_show_images_and_repositories() {
     let out = run(Shell::Dash, compass(), &["list"], Path::new("/tmp"));
     let text = stdout(&out);
-    for expected in ["image compass/api:2.7.3", "image compass/worker:2.7.3", "repository compass/agent: 2.7.3", "repository compass/busybox: 1.35"] {
+    for expected in
+        ["image compass/api:2.7.3", "image compass/worker:2.7.3", "repository compass/agent: 2.7.3", "repository compass/busybox: 1.35"]
+    {
         assert!(text.contains(expected), "list lacks {expected}: {text}");
     }
     let out = run(Shell::Dash, compass(), &["info", "--json"], Path::new("/tmp"));
@@ -260,11 +276,8 @@ fn podman_gets_the_images_with_the_recorded_ids() {
     let dir = scratch();
     // A private image store: vfs works on any file system, and nothing touches the host's.
     let conf = dir.path().join("storage.conf");
-    fs::write(
-        &conf,
-        format!("[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n", dir.path().display()),
-    )
-    .unwrap();
+    fs::write(&conf, format!("[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n", dir.path().display()))
+        .unwrap();
     let bin = sample_images_bundle(dir.path(), ", compression: xz", "");
     let out = Command::new("dash")
         .arg(&bin)
@@ -273,7 +286,11 @@ fn podman_gets_the_images_with_the_recorded_ids() {
         .env("AIRBIN_STATE_DIR", dir.path().join("state"))
         .output()
         .unwrap();
-    let inspect = Command::new("podman").args(["image", "inspect", "--format", "{{.Id}}", "compass/api:2.7.3"]).env("CONTAINERS_STORAGE_CONF", &conf).output().unwrap();
+    let inspect = Command::new("podman")
+        .args(["image", "inspect", "--format", "{{.Id}}", "compass/api:2.7.3"])
+        .env("CONTAINERS_STORAGE_CONF", &conf)
+        .output()
+        .unwrap();
     let _ = Command::new("podman").args(["system", "reset", "--force"]).env("CONTAINERS_STORAGE_CONF", &conf).output();
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -298,7 +315,13 @@ fn an_altered_image_member_is_refused_before_the_engine_sees_a_byte() {
     bytes[(member.offset + member.stored_size / 2) as usize] ^= 0x01;
     let bin = dir.path().join("altered.bin");
     fs::write(&bin, &bytes).unwrap();
-    let out = Command::new("sh").arg(&bin).args(["--engine", "docker"]).env("AIRBIN_STATE_DIR", dir.path().join("state")).env("TMPDIR", dir.path()).output().unwrap();
+    let out = Command::new("sh")
+        .arg(&bin)
+        .args(["--engine", "docker"])
+        .env("AIRBIN_STATE_DIR", dir.path().join("state"))
+        .env("TMPDIR", dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("is damaged"), "{}", stderr(&out));
     for reference in &refs {
@@ -353,7 +376,11 @@ fn unloadable_image(dir: &Path) -> PathBuf {
     let config_hex = airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(config));
     let manifest = format!(r#"[{{"Config":"{config_hex}.json","RepoTags":["airbin/broken:1"],"Layers":["layer/layer.tar"]}}]"#);
     let mut tar = tar::Builder::new(Vec::new());
-    for (name, data) in [("manifest.json", manifest.as_bytes()), (&format!("{config_hex}.json")[..], &config[..]), ("layer/layer.tar", &b"this is no tar"[..])] {
+    for (name, data) in [
+        ("manifest.json", manifest.as_bytes()),
+        (&format!("{config_hex}.json")[..], &config[..]),
+        ("layer/layer.tar", &b"this is no tar"[..]),
+    ] {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
         header.set_mode(0o644);
@@ -378,7 +405,8 @@ fn a_load_error_stops_the_install_naming_the_member_cli_and_api() {
     let dir = scratch();
     let bin = unloadable_image(dir.path());
     for engine in ["docker", "docker-api"] {
-        let out = Command::new("sh").arg(&bin).args(["--engine", engine]).env("AIRBIN_STATE_DIR", dir.path().join("state")).output().unwrap();
+        let out =
+            Command::new("sh").arg(&bin).args(["--engine", engine]).env("AIRBIN_STATE_DIR", dir.path().join("state")).output().unwrap();
         assert_eq!(out.status.code(), Some(6), "{engine}: {}", stderr(&out));
         let err = stderr(&out);
         assert!(err.contains("loading the images of broken-image (airbin/broken:1) into") && err.contains("failed"), "{engine}: {err}");
@@ -446,7 +474,8 @@ fn a_registry_pack_that_would_not_serve_is_refused_at_build_time() {
     let (_, victim) = largest.unwrap();
     fs::remove_dir_all(&victim).unwrap();
     let hex = victim.file_name().unwrap().to_string_lossy().into_owned();
-    fs::write(dir.path().join("bundle.yaml"), "name: p\nversion: '1'\nmembers:\n  - {name: pack, kind: registry-pack, path: src-root}\n").unwrap();
+    fs::write(dir.path().join("bundle.yaml"), "name: p\nversion: '1'\nmembers:\n  - {name: pack, kind: registry-pack, path: src-root}\n")
+        .unwrap();
     let outdir = dir.path().join("dist");
     let out = airbin().arg("build").arg(dir.path().join("bundle.yaml")).arg("-o").arg(&outdir).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -464,7 +493,8 @@ fn a_tarball_that_is_no_image_archive_is_refused_at_build_time() {
     header.set_mode(0o644);
     tar.append_data(&mut header, "hello.txt", &b"hello"[..]).unwrap();
     fs::write(dir.path().join("notimage.tar"), tar.into_inner().unwrap()).unwrap();
-    fs::write(dir.path().join("bundle.yaml"), "name: p\nversion: '1'\nmembers:\n  - {name: img, kind: image, path: notimage.tar}\n").unwrap();
+    fs::write(dir.path().join("bundle.yaml"), "name: p\nversion: '1'\nmembers:\n  - {name: img, kind: image, path: notimage.tar}\n")
+        .unwrap();
     let out = airbin().arg("build").arg(dir.path().join("bundle.yaml")).arg("-o").arg(dir.path().join("dist")).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is not an image archive: it has no manifest.json or index.json"), "{}", stderr(&out));
@@ -495,7 +525,8 @@ fn an_oci_layout_archive_is_inspected_too() {
         .output()
         .unwrap();
     assert!(copy.status.success(), "{}", stderr(&copy));
-    fs::write(dir.path().join("bundle.yaml"), "name: oci\nversion: '1'\nmembers:\n  - {name: api, kind: image, path: api-oci.tar}\n").unwrap();
+    fs::write(dir.path().join("bundle.yaml"), "name: oci\nversion: '1'\nmembers:\n  - {name: api, kind: image, path: api-oci.tar}\n")
+        .unwrap();
     let bin = build(&dir.path().join("bundle.yaml"), &dir.path().join("dist"));
     let images = Bundle::open(&bin).unwrap().index.members[0].images.clone();
     // skopeo rewrites the config for OCI: the ID is that archive's own config digest.
@@ -541,9 +572,19 @@ fn make_registry_pack_packs_a_tree_that_airbin_accepts() {
     let list = dir.path().join("images.txt");
     fs::write(&list, "compass/busybox:1.35\n").unwrap();
     let pack = dir.path().join("out/pack.tar");
-    let out = Command::new("bash").arg(repo_root().join("hack/make-registry-pack.sh")).arg(&list).arg(&pack).arg(&source.address).output().unwrap();
+    let out = Command::new("bash")
+        .arg(repo_root().join("hack/make-registry-pack.sh"))
+        .arg(&list)
+        .arg(&pack)
+        .arg(&source.address)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    fs::write(dir.path().join("bundle.yaml"), "name: pk\nversion: '1'\nmembers:\n  - {name: pack, kind: registry-pack, path: out/pack.tar}\n").unwrap();
+    fs::write(
+        dir.path().join("bundle.yaml"),
+        "name: pk\nversion: '1'\nmembers:\n  - {name: pack, kind: registry-pack, path: out/pack.tar}\n",
+    )
+    .unwrap();
     let bin = build(&dir.path().join("bundle.yaml"), &dir.path().join("dist"));
     let record = Bundle::open(&bin).unwrap().index.members[0].registry.clone().unwrap();
     assert_eq!(record.repositories.len(), 1);

@@ -41,7 +41,12 @@ fn build_host() -> String {
 pub fn build(spec_arg: &Path, outdir: &Path, ui: &Ui) -> Result<Built> {
     let loaded = spec::load(spec_arg)?;
     let spec = &loaded.spec;
-    let meta = BundleMeta { name: spec.name.clone(), version: spec.version.clone(), arch: spec.arch.clone(), description: spec.description.clone() };
+    let meta = BundleMeta {
+        name: spec.name.clone(),
+        version: spec.version.clone(),
+        arch: spec.arch.clone(),
+        description: spec.description.clone(),
+    };
     ui.status(format!("building {} {} from {}", meta.name, meta.version, loaded.file.display()));
 
     // Inspect every input before writing anything: a bad input fails in seconds, not
@@ -59,7 +64,11 @@ pub fn build(spec_arg: &Path, outdir: &Path, ui: &Ui) -> Result<Built> {
     let stem = meta.file_stem();
     let bin_path = outdir.join(format!("{stem}.bin"));
     let sha_path = outdir.join(format!("{stem}.bin.sha256"));
-    let partial = tempfile::Builder::new().prefix(&format!(".{stem}.bin.")).suffix(".partial").tempfile_in(outdir).ctx("creating a file in", outdir)?;
+    let partial = tempfile::Builder::new()
+        .prefix(&format!(".{stem}.bin."))
+        .suffix(".partial")
+        .tempfile_in(outdir)
+        .ctx("creating a file in", outdir)?;
     let out = partial.as_file().try_clone().ctx("opening", partial.path())?;
     let mut writer = BundleWriter::new(out, STUB, &meta, VERSION).ctx("writing", partial.path())?;
 

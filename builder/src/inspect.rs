@@ -72,7 +72,9 @@ fn image_archive(member: &str, path: &Path) -> Result<Vec<ImageRecord>> {
     let mut small: HashMap<String, Vec<u8>> = HashMap::new();
     let mut names = Vec::new();
     let mut archive = tar::Archive::new(open_tarball(path)?);
-    for entry in archive.entries().map_err(|e| refuse(format!("is not a tar archive ({e}); an image member is what `docker save` writes")))? {
+    for entry in
+        archive.entries().map_err(|e| refuse(format!("is not a tar archive ({e}); an image member is what `docker save` writes")))?
+    {
         let mut entry = entry.map_err(|e| refuse(format!("is not a readable tar archive ({e})")))?;
         let name = normalize(&entry.path().map_err(|e| refuse(e.to_string()))?);
         if entry.size() <= 4 << 20 && entry.header().entry_type().is_file() {
@@ -99,7 +101,10 @@ fn image_archive(member: &str, path: &Path) -> Result<Vec<ImageRecord>> {
                     return Err(refuse(format!("lacks the layer {layer} that manifest.json names")));
                 }
             }
-            images.push(ImageRecord { id: format!("sha256:{}", to_hex(&Sha256::digest(config))), tags: manifest.repo_tags.unwrap_or_default() });
+            images.push(ImageRecord {
+                id: format!("sha256:{}", to_hex(&Sha256::digest(config))),
+                tags: manifest.repo_tags.unwrap_or_default(),
+            });
         }
         return Ok(images);
     }
@@ -109,7 +114,9 @@ fn image_archive(member: &str, path: &Path) -> Result<Vec<ImageRecord>> {
         let mut images = Vec::new();
         for descriptor in index.manifests {
             let hex = descriptor.digest.trim_start_matches("sha256:");
-            let blob = small.get(&format!("blobs/sha256/{hex}")).ok_or_else(|| refuse(format!("lacks the manifest blob {}", descriptor.digest)))?;
+            let blob = small
+                .get(&format!("blobs/sha256/{hex}"))
+                .ok_or_else(|| refuse(format!("lacks the manifest blob {}", descriptor.digest)))?;
             let manifest: OciManifest = serde_json::from_slice(blob).map_err(|e| bad_json("manifest blob", e))?;
             // Docker writes the full name for containerd; the OCI ref name is often the
             // tag alone ("2.7.3"), which names no image: then the image is known by ID only.
@@ -121,7 +128,9 @@ fn image_archive(member: &str, path: &Path) -> Result<Vec<ImageRecord>> {
         }
         return Ok(images);
     }
-    Err(refuse("is not an image archive: it has no manifest.json or index.json at its top; make it with `docker save -o FILE IMAGE...`".into()))
+    Err(refuse(
+        "is not an image archive: it has no manifest.json or index.json at its top; make it with `docker save -o FILE IMAGE...`".into(),
+    ))
 }
 
 fn registry_pack(member: &str, source: &Source) -> Result<RegistryPackRecord> {

@@ -92,4 +92,3 @@ fn build(spec: &std::path::Path, outdir: &std::path::Path, ui: &Ui) -> Result<()
     }
     Ok(())
 }
-

@@ -176,7 +176,6 @@ fn scan_tarball(member: &str, path: &Path) -> Result<Scan> {
         unpacked_bytes += blocks(entry.size());
         entries += 1;
     }
-    drop(archive);
     if entries == 0 {
         return Err(Error::usage(format!("member {member}: {} is an empty or unreadable tar archive", path.display())));
     }

@@ -77,7 +77,10 @@ pub fn spec_file(arg: &Path) -> PathBuf {
 pub fn load(arg: &Path) -> Result<LoadedSpec> {
     let file = spec_file(arg);
     let text = std::fs::read_to_string(&file).map_err(|e| {
-        Error::usage(format!("cannot read the bundle spec {}: {e}; give a bundle directory holding bundle.yaml, or a .yaml file", file.display()))
+        Error::usage(format!(
+            "cannot read the bundle spec {}: {e}; give a bundle directory holding bundle.yaml, or a .yaml file",
+            file.display()
+        ))
     })?;
     let spec = parse(&file, &text)?;
     let base = file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
@@ -188,8 +191,9 @@ fn validate(loaded: &LoadedSpec) -> Result<()> {
             Some(_) => {}
         }
         if let Step::RestoreRegistry { mode: Some(mode), .. } = step {
-            parse_mode(mode)
-                .ok_or_else(|| field_error(loaded, &format!("steps[{i}].mode"), format_args!("'{mode}' is not an octal mode such as 0644")))?;
+            parse_mode(mode).ok_or_else(|| {
+                field_error(loaded, &format!("steps[{i}].mode"), format_args!("'{mode}' is not an octal mode such as 0644"))
+            })?;
         }
     }
     Ok(())

@@ -38,9 +38,17 @@ pub fn check(ctx: &Context) -> Result<()> {
     let bundle = open(ctx)?;
     verify(ctx, &bundle)?;
     if ctx.ui.json {
-        print_json(&json!({"status": "ok", "bundle": bundle.path, "sha256": hex::encode(bundle.trailer.file_sha256), "bytes": bundle.trailer.total_len}));
+        print_json(
+            &json!({"status": "ok", "bundle": bundle.path, "sha256": hex::encode(bundle.trailer.file_sha256), "bytes": bundle.trailer.total_len}),
+        );
     } else if !ctx.global.quiet {
-        println!("{}: OK ({} {}, {} bytes, all checksums match)", bundle.path.display(), bundle.index.bundle.name, bundle.index.bundle.version, bundle.trailer.total_len);
+        println!(
+            "{}: OK ({} {}, {} bytes, all checksums match)",
+            bundle.path.display(),
+            bundle.index.bundle.name,
+            bundle.index.bundle.version,
+            bundle.trailer.total_len
+        );
     }
     Ok(())
 }
@@ -139,7 +147,8 @@ pub fn extract(ctx: &Context, names: &[String]) -> Result<()> {
     let bundle = open(ctx)?;
     let members = select_members(&bundle, names)?;
     verify(ctx, &bundle)?;
-    let target = ctx.global.target.clone().unwrap_or_else(|| PathBuf::from(format!("{}-{}", bundle.index.bundle.name, bundle.index.bundle.version)));
+    let target =
+        ctx.global.target.clone().unwrap_or_else(|| PathBuf::from(format!("{}-{}", bundle.index.bundle.name, bundle.index.bundle.version)));
     let written = extract::extract_members(&bundle, &members, &target, &ctx.ui)?;
     if ctx.ui.json {
         print_json(&json!({"status": "ok", "target": target, "extracted": written}));

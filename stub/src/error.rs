@@ -98,15 +98,15 @@ impl Error {
     pub fn io(err: io::Error, what: &str, path: &Path) -> Error {
         let path = path.display();
         match root_os_error(&err) {
-            Some(libc_enospc) if libc_enospc == nix::libc::ENOSPC || libc_enospc == nix::libc::EDQUOT => Error::space(format!(
-                "no space left while {what} {path}; free space there or choose another place with --target DIR"
-            )),
+            Some(libc_enospc) if libc_enospc == nix::libc::ENOSPC || libc_enospc == nix::libc::EDQUOT => {
+                Error::space(format!("no space left while {what} {path}; free space there or choose another place with --target DIR"))
+            }
             Some(code) if code == nix::libc::EACCES || code == nix::libc::EPERM => Error::permission(format!(
                 "permission denied while {what} {path}; run as a user who may write there (root?) or choose another place with --target DIR"
             )),
-            Some(code) if code == nix::libc::EROFS => Error::permission(format!(
-                "{path} is on a read-only file system ({what}); choose another place with --target DIR"
-            )),
+            Some(code) if code == nix::libc::EROFS => {
+                Error::permission(format!("{path} is on a read-only file system ({what}); choose another place with --target DIR"))
+            }
             _ if err.kind() == io::ErrorKind::Interrupted && crate::interrupt::requested() => Error::interrupted(),
             _ => Error::internal(format!("{what} {path}: {err}")),
         }

@@ -42,7 +42,14 @@ pub fn tcp_request(address: &str, method: &str, path: &str, headers: &[(&str, &s
     request(stream, address, method, path, headers, None)
 }
 
-fn request<S: Read + Write>(mut stream: S, host: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Option<Body<'_>>) -> io::Result<Response> {
+fn request<S: Read + Write>(
+    mut stream: S,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Body<'_>>,
+) -> io::Result<Response> {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: airbin/{}\r\nConnection: close\r\n", crate::VERSION);
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));

@@ -32,10 +32,14 @@ pub enum Engine {
     /// The `docker` command line.
     DockerCli,
     /// The Docker Engine API on its unix socket, for hosts with a daemon but no CLI.
-    DockerApi { socket: PathBuf },
+    DockerApi {
+        socket: PathBuf,
+    },
     Podman,
     /// containerd through `ctr`, in a namespace (Kubernetes uses `k8s.io`).
-    Containerd { namespace: String },
+    Containerd {
+        namespace: String,
+    },
 }
 
 impl Engine {
@@ -147,7 +151,11 @@ pub fn detect(choice: Option<&str>, containerd_namespace: &str) -> Result<Engine
 pub fn load(engine: &Engine, bundle: &Bundle, member: &Member, ui: &Ui) -> Result<Vec<String>> {
     let progress = ui.progress("load", member.size);
     let mut content = ProgressReader::new(bundle.content_reader(member)?, &progress);
-    let refs: Vec<&str> = member.images.iter().flat_map(|i| if i.tags.is_empty() { vec![i.id.as_str()] } else { i.tags.iter().map(String::as_str).collect() }).collect();
+    let refs: Vec<&str> = member
+        .images
+        .iter()
+        .flat_map(|i| if i.tags.is_empty() { vec![i.id.as_str()] } else { i.tags.iter().map(String::as_str).collect() })
+        .collect();
     let fail = |detail: String| {
         // The engine saw the same Ctrl-C (one process group): report the interrupt.
         if crate::interrupt::requested() {
@@ -163,7 +171,10 @@ pub fn load(engine: &Engine, bundle: &Bundle, member: &Member, ui: &Ui) -> Resul
     match engine {
         Engine::DockerCli => pipe_into(Command::new("docker").arg("load"), &mut content).map_err(fail)?,
         Engine::Podman => pipe_into(Command::new("podman").arg("load"), &mut content).map_err(fail)?,
-        Engine::Containerd { namespace } => pipe_into(Command::new("ctr").args(["-n", namespace, "images", "import", "--all-platforms", "-"]), &mut content).map_err(fail)?,
+        Engine::Containerd { namespace } => {
+            pipe_into(Command::new("ctr").args(["-n", namespace, "images", "import", "--all-platforms", "-"]), &mut content)
+                .map_err(fail)?
+        }
         Engine::DockerApi { socket } => {
             let body = http::Body { content_type: "application/x-tar", length: member.size, reader: &mut content };
             let response = http::unix_request(socket, "POST", "/images/load?quiet=1", Some(body), Duration::from_secs(3600))
@@ -193,9 +204,11 @@ fn classify_stream_error(e: io::Error) -> String {
 /// The first `error` of a Docker API JSON message stream, if any.
 fn api_stream_error(text: &str) -> Option<String> {
     serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>().flatten().find_map(|message| {
-        message.get("error").and_then(|e| e.as_str()).map(str::to_string).or_else(|| {
-            message.get("errorDetail").and_then(|d| d.get("message")).and_then(|m| m.as_str()).map(str::to_string)
-        })
+        message
+            .get("error")
+            .and_then(|e| e.as_str())
+            .map(str::to_string)
+            .or_else(|| message.get("errorDetail").and_then(|d| d.get("message")).and_then(|m| m.as_str()).map(str::to_string))
     })
 }
 

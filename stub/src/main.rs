@@ -66,9 +66,8 @@ fn try_main(args: Vec<OsString>) -> Result<()> {
         }
     };
     let cli = Cli::from_arg_matches(&matches).map_err(|e| Error::usage(e.to_string()))?;
-    let bundle_path = cli.bundle.clone().ok_or_else(|| {
-        Error::usage("this is the airbin runtime; it runs from inside a bundle: sh BUNDLE.bin --help")
-    })?;
+    let bundle_path =
+        cli.bundle.clone().ok_or_else(|| Error::usage("this is the airbin runtime; it runs from inside a bundle: sh BUNDLE.bin --help"))?;
     let command = cli.resolved_command().map_err(|m| Error::usage(format!("{m}; see --help")))?;
     let ctx = Context { bundle_path, ui: Ui::detect(cli.global.quiet, cli.global.json), global: cli.global };
     match command {

@@ -11,11 +11,8 @@ const MARGIN: u64 = 1 << 20;
 
 /// The nearest existing directory at or above `path`: where new files would take space.
 pub fn existing_ancestor(path: &Path) -> PathBuf {
-    let mut current = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")).join(path)
-    };
+    let mut current =
+        if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")).join(path) };
     while !current.is_dir() {
         if !current.pop() {
             return PathBuf::from("/");
@@ -27,8 +24,8 @@ pub fn existing_ancestor(path: &Path) -> PathBuf {
 /// Bytes available to this user on the file system that holds `path`.
 pub fn available_bytes(path: &Path) -> Result<u64> {
     let dir = existing_ancestor(path);
-    let stat = nix::sys::statvfs::statvfs(&dir)
-        .map_err(|e| Error::internal(format!("cannot read free space of {}: {e}", dir.display())))?;
+    let stat =
+        nix::sys::statvfs::statvfs(&dir).map_err(|e| Error::internal(format!("cannot read free space of {}: {e}", dir.display())))?;
     Ok(stat.blocks_available() as u64 * stat.fragment_size() as u64)
 }
 

@@ -40,9 +40,11 @@ impl Ui {
         if self.terminal {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("{msg:12} [{bar:32}] {binary_bytes:>10}/{binary_total_bytes:10} {binary_bytes_per_sec:>12} eta {eta}")
-                    .expect("a valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{msg:12} [{bar:32}] {binary_bytes:>10}/{binary_total_bytes:10} {binary_bytes_per_sec:>12} eta {eta}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
             );
             bar.set_message(label.to_string());
             if !bar.is_hidden() {
@@ -83,18 +85,13 @@ struct Plain {
 const PLAIN_LINE_EVERY_MS: u64 = 2000;
 
 impl Progress {
-    /// Progress that shows nothing, for work done inside another's bar.
-    pub fn hidden() -> Progress {
-        Progress { bar: None, plain: None }
-    }
-
     pub fn inc(&self, n: u64) {
         if let Some(bar) = &self.bar {
             bar.inc(n);
         }
         if let Some(plain) = &self.plain {
             let done = plain.done.fetch_add(n, Ordering::Relaxed) + n;
-            let tenth = if plain.total == 0 { 10 } else { (done.min(plain.total) * 10 / plain.total).min(9) };
+            let tenth = (done.min(plain.total) * 10).checked_div(plain.total).map_or(10, |t| t.min(9));
             // Only the thread that moves the mark prints it: one line per tenth.
             let now_ms = plain.started.elapsed().as_millis() as u64;
             if now_ms < plain.last_line_ms.load(Ordering::Relaxed) + PLAIN_LINE_EVERY_MS {

@@ -180,7 +180,9 @@ impl TarStorage {
                 let mut content = Vec::new();
                 entry.by_ref().take(4096).read_to_end(&mut content).map_err(unreadable)?;
                 storage.links.insert(rel.to_string(), content);
-            } else if let Some(hex) = rel.strip_prefix("blobs/sha256/").and_then(|r| r.strip_suffix("/data")).and_then(|r| r.split('/').nth(1)) {
+            } else if let Some(hex) =
+                rel.strip_prefix("blobs/sha256/").and_then(|r| r.strip_suffix("/data")).and_then(|r| r.split('/').nth(1))
+            {
                 let small = entry.size() <= SMALL_BLOB;
                 let mut hasher = Sha256::new();
                 let mut kept = Vec::new();
@@ -270,11 +272,15 @@ pub fn check_pack(storage: &dyn Storage, only: Option<&RegistryPackRecord>) -> s
         let content = storage.read_link(&path).map_err(io_err)?.unwrap_or_default();
         let text = String::from_utf8_lossy(&content);
         let Some(hex) = hex_of(&text) else {
-            return Err(format!("{V2}{path} holds {text:?}, not exactly 'sha256:<64 hex digits>' (a trailing newline makes the registry answer 500)"));
+            return Err(format!(
+                "{V2}{path} holds {text:?}, not exactly 'sha256:<64 hex digits>' (a trailing newline makes the registry answer 500)"
+            ));
         };
         match kind {
             "tag" => drop(tags.entry(repo.to_string()).or_default().insert(name, hex.to_string())),
-            "revision" | "layer" if name != hex => return Err(format!("{V2}{path} names sha256:{hex}, not the sha256:{name} of its directory")),
+            "revision" | "layer" if name != hex => {
+                return Err(format!("{V2}{path} names sha256:{hex}, not the sha256:{name} of its directory"))
+            }
             "revision" => drop(revisions.entry(repo.to_string()).or_default().insert(name)),
             _ => drop(layers.entry(repo.to_string()).or_default().insert(name)),
         }
@@ -323,8 +329,12 @@ pub fn check_pack(storage: &dyn Storage, only: Option<&RegistryPackRecord>) -> s
                 return Err(format!("{what}: manifest sha256:{hex} has no revision link ({V2}repositories/{repo}/_manifests/revisions/sha256/{hex}/link is missing)"));
             }
             check_blob(&hex, &format!("{what}: manifest"), &mut checked_blobs)?;
-            let content = storage.blob_content(&hex).map_err(io_err)?.ok_or_else(|| format!("{what}: manifest sha256:{hex} is too large to be a manifest"))?;
-            let manifest: ManifestJson = serde_json::from_slice(&content).map_err(|e| format!("{what}: manifest sha256:{hex} is not valid JSON ({e})"))?;
+            let content = storage
+                .blob_content(&hex)
+                .map_err(io_err)?
+                .ok_or_else(|| format!("{what}: manifest sha256:{hex} is too large to be a manifest"))?;
+            let manifest: ManifestJson =
+                serde_json::from_slice(&content).map_err(|e| format!("{what}: manifest sha256:{hex} is not valid JSON ({e})"))?;
             if manifest.schema_version == Some(1) {
                 return Err(format!("{what}: schema 1 manifests are not supported; copy the image again with a current skopeo or docker"));
             }
@@ -515,8 +525,9 @@ pub fn verify_online(address: &str, record: &RegistryPackRecord, root: &Path) ->
             fetched += 1;
             let mut pending = vec![(tag.manifest.clone(), response.body)];
             while let Some((_, body)) = pending.pop() {
-                let manifest: ManifestJson = serde_json::from_slice(&body)
-                    .map_err(|e| Error::step(format!("the registry at {address} served a manifest of {} that is not JSON ({e})", repo.name)))?;
+                let manifest: ManifestJson = serde_json::from_slice(&body).map_err(|e| {
+                    Error::step(format!("the registry at {address} served a manifest of {} that is not JSON ({e})", repo.name))
+                })?;
                 for child in &manifest.manifests {
                     let hex = hex_of(&child.digest).unwrap_or_default();
                     let content = storage.blob_content(hex)?.unwrap_or_default();
@@ -535,8 +546,9 @@ pub fn verify_online(address: &str, record: &RegistryPackRecord, root: &Path) ->
 }
 
 fn head_ok(address: &str, path: &str, timeout: Duration) -> Result<()> {
-    let response = http::tcp_request(address, "HEAD", path, &[("Accept", MANIFEST_TYPES)], timeout)
-        .map_err(|e| Error::step(format!("the registry at {address} stopped answering ({e}) at {path}; check it and run the install again")))?;
+    let response = http::tcp_request(address, "HEAD", path, &[("Accept", MANIFEST_TYPES)], timeout).map_err(|e| {
+        Error::step(format!("the registry at {address} stopped answering ({e}) at {path}; check it and run the install again"))
+    })?;
     if response.status != 200 {
         return Err(Error::step(format!(
             "the registry at {address} answers {} for {path}: the restored pack does not serve; check the registry's root directory",
@@ -612,7 +624,9 @@ mod tests {
 
     #[test]
     fn a_missing_layer_link_is_named() {
-        let err = check(pack(|files| files.retain(|path, _| !path.contains("/_layers/sha256/") || !path.contains(&sha(b"{\"config\":{}}"))))).unwrap_err();
+        let err =
+            check(pack(|files| files.retain(|path, _| !path.contains("/_layers/sha256/") || !path.contains(&sha(b"{\"config\":{}}")))))
+                .unwrap_err();
         assert!(err.contains("config sha256:") && err.contains("has no layer link"), "{err}");
     }
 

@@ -82,13 +82,19 @@ pub fn run_builtin(step: &Step, bundle: &Bundle, engine: Option<&Engine>, option
         }
         Step::RestoreRegistry { member, root, owner, mode, address } => {
             let member = bundle.member(member)?;
-            let record = member.registry.as_ref().ok_or_else(|| Error::integrity(format!("member {} carries no registry pack record", member.name)))?;
+            let record = member
+                .registry
+                .as_ref()
+                .ok_or_else(|| Error::integrity(format!("member {} carries no registry pack record", member.name)))?;
             let root = options.registry_root.clone().unwrap_or_else(|| PathBuf::from(root));
             let (uid, gid) = match owner {
                 Some(owner) => registry::parse_owner(owner)?,
                 None => (None, None),
             };
-            let file_mode = mode.as_deref().map(|m| u32::from_str_radix(m, 8).map_err(|_| Error::integrity(format!("bad mode {m} in the bundle's steps")))).transpose()?;
+            let file_mode = mode
+                .as_deref()
+                .map(|m| u32::from_str_radix(m, 8).map_err(|_| Error::integrity(format!("bad mode {m} in the bundle's steps"))))
+                .transpose()?;
             let describe = format!("restore registry pack {} into {}", member.name, root.display());
             let placed = registry::restore(bundle, member, &root, &Ownership { uid, gid, file_mode }, ui)?;
             registry::check_pack(&registry::DirStorage::new(&root), Some(record)).map_err(|why| {

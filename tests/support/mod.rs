@@ -88,9 +88,8 @@ pub fn build(spec: &Path, outdir: &Path) -> PathBuf {
 
 /// Names of the entries of a directory (empty if it does not exist).
 pub fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default();
+    let mut names: Vec<String> =
+        fs::read_dir(dir).map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
     names.sort();
     names
 }
@@ -114,17 +113,10 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 /// script runs there, with `$1`.. being `args` as seen from /mnt: the scratch space may
 /// itself lie under /tmp (a checkout in /tmp), which the script may hide.
 pub fn in_mount_namespace(scratch: &Path, script: &str, args: &[&Path]) -> Output {
-    let mapped: Vec<PathBuf> = args
-        .iter()
-        .map(|a| a.strip_prefix(scratch).map_or_else(|_| a.to_path_buf(), |rel| Path::new("/mnt").join(rel)))
-        .collect();
+    let mapped: Vec<PathBuf> =
+        args.iter().map(|a| a.strip_prefix(scratch).map_or_else(|_| a.to_path_buf(), |rel| Path::new("/mnt").join(rel))).collect();
     let wrapped = format!("mount --bind \"$AIRBIN_SCRATCH\" /mnt || exit 98; cd /mnt || exit 98; {script}");
-    Command::new("unshare")
-        .args(["-m", "sh", "-c", &wrapped, "sh"])
-        .args(&mapped)
-        .env("AIRBIN_SCRATCH", scratch)
-        .output()
-        .unwrap()
+    Command::new("unshare").args(["-m", "sh", "-c", &wrapped, "sh"]).args(&mapped).env("AIRBIN_SCRATCH", scratch).output().unwrap()
 }
 
 /// A directory holding only what the launcher needs (dd, cksum, tail, mktemp, chmod,

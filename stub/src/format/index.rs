@@ -132,12 +132,6 @@ pub struct Member {
     pub registry: Option<RegistryPackRecord>,
 }
 
-impl Member {
-    pub fn region(&self) -> Region {
-        Region { offset: self.offset, length: self.stored_size }
-    }
-}
-
 impl Index {
     pub fn member(&self, name: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.name == name)

@@ -117,9 +117,8 @@ pub fn render(fields: &LauncherFields) -> Vec<u8> {
     body.resize(LAUNCHER_LEN as usize - body_start - 1, b' ');
     body.push(b'\n');
 
-    let check = CHECK_LINE
-        .replace("@START@", &(body_start + 1).to_string())
-        .replace("@SUM@", &format!("{} {}", posix_cksum(&body), body.len()));
+    let check =
+        CHECK_LINE.replace("@START@", &(body_start + 1).to_string()).replace("@SUM@", &format!("{} {}", posix_cksum(&body), body.len()));
     assert!(check.len() <= CHECK_LINE_LEN, "the check line outgrew its width");
     let mut out = Vec::with_capacity(LAUNCHER_LEN as usize);
     out.extend_from_slice(SHEBANG.as_bytes());
@@ -148,9 +147,7 @@ pub fn parse(head: &[u8]) -> Option<LauncherFields> {
     if !text.starts_with(SHEBANG) {
         return None;
     }
-    let field = |key: &str| -> Option<&str> {
-        text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix('=')).map(str::trim)
-    };
+    let field = |key: &str| -> Option<&str> { text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix('=')).map(str::trim) };
     let comment = text.lines().find_map(|l| l.strip_prefix("# Bundle: "))?;
     let (name_version, rest) = comment.split_once(", made by airbin ")?;
     let (name, version) = name_version.rsplit_once(' ')?;

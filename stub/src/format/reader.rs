@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use super::launcher::{self, LauncherFields, LAUNCHER_LEN};
+use super::launcher::{self, LAUNCHER_LEN};
 use super::trailer::{Trailer, TRAILER_LEN};
 use super::{Codec, Index, Member, FORMAT_VERSION};
 use crate::digest::to_hex;
@@ -24,7 +24,6 @@ const READ_BUF: usize = 1 << 20;
 pub struct Bundle {
     pub path: PathBuf,
     file: File,
-    pub launcher: Option<LauncherFields>,
     pub trailer: Trailer,
     pub index: Index,
     /// Set once `verify` has passed in this run.
@@ -32,10 +31,7 @@ pub struct Bundle {
 }
 
 fn damaged(path: &Path, what: impl std::fmt::Display) -> Error {
-    Error::integrity(format!(
-        "{} is damaged: {what}; copy the bundle again and compare it with its .sha256 file",
-        path.display()
-    ))
+    Error::integrity(format!("{} is damaged: {what}; copy the bundle again and compare it with its .sha256 file", path.display()))
 }
 
 impl Bundle {
@@ -87,8 +83,7 @@ impl Bundle {
         }
         let mut raw = [0u8; TRAILER_LEN as usize];
         file.read_exact_at(&mut raw, total - TRAILER_LEN).ctx("reading", path)?;
-        let tail = Trailer::decode_tail(raw[112..160].try_into().unwrap())
-            .ok_or_else(|| damaged(path, "its trailer is altered"))?;
+        let tail = Trailer::decode_tail(raw[112..160].try_into().unwrap()).ok_or_else(|| damaged(path, "its trailer is altered"))?;
         if tail.format_version != FORMAT_VERSION {
             return Err(Error::integrity(format!(
                 "{} is a format {} bundle made by airbin {}; this airbin reads format {FORMAT_VERSION}: use airbin {} or newer to read it",
@@ -137,7 +132,7 @@ impl Bundle {
                 return Err(damaged(path, format_args!("member {} lies outside the payload", member.name)));
             }
         }
-        Ok(Bundle { path: path.to_path_buf(), file, launcher, trailer, index, verified: AtomicBool::new(false) })
+        Ok(Bundle { path: path.to_path_buf(), file, trailer, index, verified: AtomicBool::new(false) })
     }
 
     /// Hashes every byte before the trailer and compares with the trailer's digest.
@@ -193,9 +188,7 @@ impl Bundle {
         let stored = BufReader::with_capacity(256 << 10, self.stored_reader(member));
         let decoded: Box<dyn Read + Send + '_> = match member.codec {
             Codec::None => Box::new(stored),
-            Codec::Zstd => Box::new(
-                zstd::stream::read::Decoder::with_buffer(stored).ctx("starting to decompress", &self.path)?,
-            ),
+            Codec::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(stored).ctx("starting to decompress", &self.path)?),
             Codec::Xz => Box::new(liblzma::bufread::XzDecoder::new_stream(stored, xz_decoder()?)),
         };
         Ok(ContentReader {
@@ -297,10 +290,7 @@ impl Read for ContentReader<'_> {
 
 impl ContentReader<'_> {
     fn mismatch(&self, what: &str) -> io::Error {
-        Error::integrity(format!(
-            "member {} is damaged: {what}; copy the bundle again and compare it with its .sha256 file",
-            self.member
-        ))
-        .into()
+        Error::integrity(format!("member {} is damaged: {what}; copy the bundle again and compare it with its .sha256 file", self.member))
+            .into()
     }
 }
