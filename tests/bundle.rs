@@ -731,3 +731,23 @@ fn a_second_install_of_the_same_bundle_waits_for_none_and_says_so() {
     assert!(stderr(&out).contains("another install of minimal 1.0.0 is running"), "{}", stderr(&out));
     assert!(!state.join("minimal-1.0.0").exists(), "nothing staged");
 }
+
+#[test]
+fn a_terminal_gets_a_progress_bar_and_a_log_gets_timestamped_lines() {
+    if !require("script", "a_terminal_gets_a_progress_bar") {
+        return;
+    }
+    // script(1) gives the bundle a pseudo-terminal, as an engineer's ssh session does.
+    let command = format!("sh '{}' check", minimal().display());
+    let tty = Command::new("script").args(["-qec", &command, "/dev/null"]).env("TERM", "xterm").output().unwrap();
+    assert!(tty.status.success(), "{}", stdout(&tty));
+    let screen = stdout(&tty);
+    assert!(screen.contains("check") && screen.contains("[====="), "a bar on the terminal: {screen:?}");
+
+    let log = run(Shell::Dash, minimal(), &["check"], Path::new("/tmp"));
+    let lines = stderr(&log);
+    let first = lines.lines().next().unwrap_or_default();
+    // 2026-11-22T05:00:00Z check: 0% of 1.4 MiB
+    assert!(first.len() > 21 && first.as_bytes()[4] == b'-' && first[19..].starts_with("Z check: 0% of"), "{lines}");
+    assert!(!lines.contains('\r') && !lines.contains("[="), "no bar in a log: {lines}");
+}

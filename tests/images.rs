@@ -348,7 +348,11 @@ fn no_engine_at_all_stops_before_anything_lands() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no container engine found"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot load release-images (compass/api:2.7.3, compass/worker:2.7.3): no container engine found"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!dir.path().join("state").exists(), "nothing staged before the engine check");
 }
 
@@ -366,7 +370,9 @@ fn a_stopped_daemon_is_named_with_what_to_do() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    assert!(stderr(&out).contains("its daemon does not answer") && stderr(&out).contains("start it"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("cannot load release-images (compass/api:2.7.3") && err.contains("its daemon does not answer"), "{err}");
+    assert!(err.contains("start it"), "{err}");
 }
 
 /// An image archive that passes the builder's checks but that docker cannot load: its

@@ -188,7 +188,8 @@ pub fn install(ctx: &Context) -> Result<()> {
                 _ => None,
             })
         });
-        Some(images::detect(choice.as_deref(), &options.containerd_namespace)?)
+        let detected = images::detect(choice.as_deref(), &options.containerd_namespace);
+        Some(detected.map_err(|e| Error::new(e.class, format!("cannot load {}: {}", images_to_load(&bundle, steps), e.message)))?)
     } else {
         None
     };
@@ -238,6 +239,22 @@ pub fn install(ctx: &Context) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// "release-images (compass/api:2.7.3, compass/worker:2.7.3)": what the load steps would load.
+fn images_to_load(bundle: &Bundle, steps: &[Step]) -> String {
+    let described: Vec<String> = steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::LoadImages { member, .. } => bundle.index.member(member),
+            _ => None,
+        })
+        .map(|member| {
+            let refs: Vec<&str> = member.images.iter().flat_map(|i| i.tags.iter().map(String::as_str)).collect();
+            format!("{} ({})", member.name, refs.join(", "))
+        })
+        .collect();
+    described.join(", ")
 }
 
 /// Holds the lock that keeps two installs of one bundle from overlapping, until dropped.
