@@ -18,8 +18,6 @@ command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 command -v podman >/dev/null 2>&1 || need_apt+=(podman)
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
 command -v dash >/dev/null 2>&1 || need_apt+=(dash)
-command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
-command -v mkfs.ext2 >/dev/null 2>&1 || need_apt+=(e2fsprogs)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
