@@ -16,7 +16,7 @@ command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 command -v podman >/dev/null 2>&1 || need_apt+=(podman)
-[ -x /bin/busybox ] || need_apt+=(busybox-static)
+dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
 command -v dash >/dev/null 2>&1 || need_apt+=(dash)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
