@@ -26,4 +26,5 @@ echo "== sh $bin extract --target demo-extract"
 rm -rf demo-extract
 sh "$bin" extract --target demo-extract
 ls -l demo-extract
-echo "demo: done. Install it on a host with Docker: sudo sh $bin --registry-root DIR --registry-address HOST:PORT"
+echo "demo: done. To install on a host with Docker and a registry: cp demo-extract/config.sample dist/config,"
+echo "      edit it (registry_root, registry_address), then: sudo sh $bin"

@@ -538,6 +538,10 @@ fn a_bad_spec_names_file_field_and_problem_and_writes_nothing() {
             "name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: bundle.yaml}\nsteps:\n  - {kind: load-images, member: a}\n",
             "steps[0].member: 'a' is a tool member",
         ),
+        (
+            "name: x\nversion: '1'\nmembers:\n  - {name: p, kind: registry-pack, path: bundle.yaml}\nsteps:\n  - {kind: restore-registry, member: p, root: /r, root_from_config: k}\n",
+            "steps[0]: give the registry root either as root or as root_from_config",
+        ),
     ];
     for (yaml, expected) in cases {
         fs::write(&spec, yaml).unwrap();

@@ -597,3 +597,63 @@ fn make_registry_pack_packs_a_tree_that_airbin_accepts() {
     assert_eq!(record.repositories[0].name, "compass/busybox");
     assert_eq!(record.repositories[0].tags[0].tag, "1.35");
 }
+
+/// A bundle of the sample registry pack whose restore step takes root and address from
+/// the product's config.
+fn pack_from_config_bundle(dir: &Path) -> PathBuf {
+    let spec_dir = dir.join("spec");
+    fs::create_dir_all(&spec_dir).unwrap();
+    fs::copy(repo_root().join("samples/compass/registry/registry-pack.tar"), spec_dir.join("pack.tar")).unwrap();
+    fs::write(
+        spec_dir.join("bundle.yaml"),
+        "name: cfg\nversion: '1'\nmembers:\n  - {name: pack, kind: registry-pack, path: pack.tar}\nsteps:\n  - {kind: restore-registry, member: pack, root_from_config: registry.root, address_from_config: registry.address}\n",
+    )
+    .unwrap();
+    build(&spec_dir.join("bundle.yaml"), &dir.join("site"))
+}
+
+#[test]
+fn the_registry_root_and_address_can_come_from_the_product_config() {
+    if !require("docker-registry", "the_registry_root_and_address_from_config") {
+        return;
+    }
+    let dir = scratch();
+    let bin = pack_from_config_bundle(dir.path());
+    let root = dir.path().join("registry");
+    let registry = Registry::start(&root);
+    // `config` beside the bundle, as a field engineer leaves it.
+    fs::write(dir.path().join("site/config"), format!("registry:\n  root: {}\n  address: {}\n", root.display(), registry.address)).unwrap();
+    let out = Command::new("sh").arg(&bin).arg("--json").env("AIRBIN_STATE_DIR", dir.path().join("state")).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let detail = report["steps"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("fetched from {}", registry.address)), "{detail}");
+    assert_eq!(registry.manifest_status("compass/agent", "2.7.3"), 200);
+
+    // --config FILE from elsewhere, naming another root: the pack lands there (the
+    // registry, serving the same pack from the first root, passes the online check).
+    let other_root = dir.path().join("other");
+    let config = dir.path().join("elsewhere.yaml");
+    fs::write(&config, format!("registry:\n  root: {}\n  address: {}\n", other_root.display(), registry.address)).unwrap();
+    let out = Command::new("sh").arg(&bin).arg("--config").arg(&config).env("AIRBIN_STATE_DIR", dir.path().join("state")).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(other_root.join("docker/registry/v2/repositories/compass/agent/_manifests/tags/2.7.3/current/link").is_file());
+}
+
+#[test]
+fn a_missing_config_or_key_stops_before_anything_lands() {
+    let dir = scratch();
+    let bin = pack_from_config_bundle(dir.path());
+    let state = dir.path().join("state");
+    let out = Command::new("sh").arg(&bin).env("AIRBIN_STATE_DIR", &state).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("{} cannot be read", dir.path().join("site/config").display())), "{err}");
+    assert!(err.contains("copy config.sample to config beside the bundle"), "{err}");
+
+    fs::write(dir.path().join("site/config"), "registry:\n  address: 127.0.0.1:1\n").unwrap();
+    let out = Command::new("sh").arg(&bin).env("AIRBIN_STATE_DIR", &state).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no key `registry.root`, which the restore-registry step needs"), "{}", stderr(&out));
+    assert!(!state.exists(), "nothing staged or locked before the config is complete");
+}

@@ -190,10 +190,22 @@ fn validate(loaded: &LoadedSpec) -> Result<()> {
             }
             Some(_) => {}
         }
-        if let Step::RestoreRegistry { mode: Some(mode), .. } = step {
-            parse_mode(mode).ok_or_else(|| {
-                field_error(loaded, &format!("steps[{i}].mode"), format_args!("'{mode}' is not an octal mode such as 0644"))
-            })?;
+        if let Step::RestoreRegistry { mode, root, root_from_config, address, address_from_config, .. } = step {
+            if let Some(mode) = mode {
+                parse_mode(mode).ok_or_else(|| {
+                    field_error(loaded, &format!("steps[{i}].mode"), format_args!("'{mode}' is not an octal mode such as 0644"))
+                })?;
+            }
+            if root.is_some() == root_from_config.is_some() {
+                return Err(field_error(
+                    loaded,
+                    &format!("steps[{i}]"),
+                    "give the registry root either as root or as root_from_config (a key of the product's config)",
+                ));
+            }
+            if address.is_some() && address_from_config.is_some() {
+                return Err(field_error(loaded, &format!("steps[{i}]"), "give address or address_from_config, not both"));
+            }
         }
     }
     Ok(())

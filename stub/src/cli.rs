@@ -66,6 +66,10 @@ pub struct Global {
     /// install: the containerd namespace images go into.
     #[arg(long, global = true, value_name = "NS", default_value = "k8s.io")]
     pub containerd_namespace: String,
+    /// install: the product's config file, where steps take host values from
+    /// (default: `config` beside the bundle).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// install: restore registry packs into this registry root instead of the spec's.
     #[arg(long, global = true, value_name = "DIR")]
     pub registry_root: Option<PathBuf>,

@@ -8,6 +8,7 @@ use indicatif::HumanBytes;
 use serde_json::json;
 
 use crate::cli::Global;
+use crate::config;
 use crate::error::{Error, IoContext, Result};
 use crate::extract::{self, select_members};
 use crate::format::{Bundle, Member, TRAILER_LEN};
@@ -194,6 +195,15 @@ pub fn install(ctx: &Context) -> Result<()> {
         None
     };
 
+    // Preflight: the product's config, and every value the steps take from it.
+    let config = match steps.iter().any(|s| steps::needs_config(s, options)) {
+        true => Some(config::load(&config::locate(options.config.as_deref(), &bundle.path), "the restore-registry step")?),
+        false => None,
+    };
+    for step in steps.iter().filter(|s| matches!(s, Step::RestoreRegistry { .. })) {
+        steps::registry_target(step, options, config.as_ref())?;
+    }
+
     let _lock = lock_install(&meta.name, &meta.version, options.target.as_deref())?;
     let consumed: Vec<&str> = steps.iter().filter_map(steps::consumed_member).collect();
     let to_stage: Vec<&Member> = bundle.index.members.iter().filter(|m| !consumed.contains(&m.name.as_str())).collect();
@@ -206,7 +216,7 @@ pub fn install(ctx: &Context) -> Result<()> {
     let mut reports = Vec::new();
     for (n, step) in steps.iter().enumerate() {
         ctx.ui.status(format!("step {}/{}: {}", n + 1, steps.len(), step.describe()));
-        let report = steps::run_builtin(step, &bundle, engine.as_ref(), options, &ctx.ui)?;
+        let report = steps::run_builtin(step, &bundle, engine.as_ref(), config.as_ref(), options, &ctx.ui)?;
         ctx.ui.status(format!("step {}/{} {}: {}", n + 1, steps.len(), report.status, report.detail));
         reports.push(report);
     }
