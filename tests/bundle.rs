@@ -661,9 +661,12 @@ fn a_flipped_byte_in_the_launchers_code_never_runs_damaged_code() {
     let body_start = head.match_indices('\n').nth(1).unwrap().0 + 1;
     // Every byte of the code, each under one of the shells, on both cores.
     let offsets: Vec<usize> = (0..code_end).collect();
+    let cwd = dir.path().join("cwd");
+    fs::create_dir(&cwd).unwrap();
+    let dev_before = entries(Path::new("/dev"));
     std::thread::scope(|scope| {
         for (worker, chunk) in offsets.chunks(offsets.len().div_ceil(2)).enumerate() {
-            let (dir, original) = (dir.path(), &original);
+            let (dir, original, cwd) = (dir.path(), &original, &cwd);
             scope.spawn(move || {
                 let tmp = dir.join(format!("tmp{worker}"));
                 fs::create_dir(&tmp).unwrap();
@@ -674,7 +677,13 @@ fn a_flipped_byte_in_the_launchers_code_never_runs_damaged_code() {
                     damaged[offset] ^= 0x20;
                     fs::write(&bin, &damaged).unwrap();
                     let shell = SHELLS[offset % 3];
-                    let out = run(shell, &bin, &["extract", "--target", target.to_str().unwrap()], &tmp);
+                    let out = shell
+                        .command(&bin)
+                        .args(["extract", "--target", target.to_str().unwrap()])
+                        .env("TMPDIR", &tmp)
+                        .current_dir(cwd)
+                        .output()
+                        .unwrap();
                     let code = out.status.code();
                     assert!(code.is_some_and(|c| c != 0), "flip at {offset} under {shell:?}: exit {code:?}");
                     assert!(!target.exists() && entries(&tmp).is_empty(), "flip at {offset} under {shell:?} left files");
@@ -682,10 +691,13 @@ fn a_flipped_byte_in_the_launchers_code_never_runs_damaged_code() {
                         assert_eq!(code, Some(3), "flip at {offset} under {shell:?}: {}", stderr(&out));
                         assert!(stderr(&out).contains("is damaged"), "flip at {offset}: {}", stderr(&out));
                     }
+                    assert!(entries(cwd).is_empty(), "flip at {offset} under {shell:?} created {:?}", entries(cwd));
                 }
             });
         }
     });
+    // A damaged redirection (`>/dev/nUll`) would have created a file there.
+    assert_eq!(entries(Path::new("/dev")), dev_before, "damaged bundles created files in /dev");
 }
 
 #[test]

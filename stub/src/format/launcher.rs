@@ -1,7 +1,7 @@
 //! The launcher: the POSIX sh text at the start of every bundle.
 //!
-//! It needs only `sh`, `dd`, `chmod` and `mkdir` (all in busybox), plus `cksum` when the
-//! host has it. It copies the stub out of the bundle into the first directory where a
+//! It needs only `sh`, `dd`, `chmod` and `mkdir` (all in busybox), plus `cksum` and
+//! `head` when the host has them. It copies the stub out of the bundle into the first directory where a
 //! program may run ($TMPDIR, /tmp, /var/tmp, /dev/shm, $HOME, the bundle's directory,
 //! the working directory: a `noexec` or full /tmp is passed over), checks the copy and
 //! runs it with `--bundle "$0"`. The stub removes its own copy as soon as it starts.
@@ -35,7 +35,10 @@ pub struct LauncherFields {
 }
 
 /// Line 2, padded with spaces to `CHECK_LINE_LEN` so that the body's offset is fixed.
-const CHECK_LINE: &str = r#"airbin_sum=$([ -r "$0" ] && dd if="$0" bs=4096 count=1 2>/dev/null | tail -c +@START@ | cksum 2>/dev/null); case $airbin_sum in ""|"@SUM@") ;; *) echo "airbin: $0 is damaged: its launcher fails its checksum; copy the bundle again and compare it with its .sha256 file" >&2; exit 3;; esac"#;
+/// It has no redirection on the path a good bundle takes: a damaged byte in this one
+/// line, which cannot check itself, must not turn `>/dev/null` into a new file.
+/// Hosts without `cksum` or `head` skip the check (the stub's digest still runs).
+const CHECK_LINE: &str = r#"[ -n "$(command -v cksum)" ] && [ -n "$(command -v head)" ] && [ -r "$0" ] && case $(head -c 4096 "$0" | tail -c +@START@ | cksum) in "@SUM@") ;; *) echo "airbin: $0 is damaged: its launcher fails its checksum; copy the bundle again and compare it with its .sha256 file" >&2; exit 3;; esac"#;
 const SHEBANG: &str = "#!/bin/sh\n";
 const CHECK_LINE_LEN: usize = 320;
 
