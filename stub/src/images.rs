@@ -96,54 +96,50 @@ fn cli_uses_a_context() -> bool {
 pub fn detect(choice: Option<&str>, containerd_namespace: &str) -> Result<Engine> {
     let containerd = || Engine::Containerd { namespace: containerd_namespace.to_string() };
     let socket = docker_socket();
-    let engine = match choice {
-        Some("docker") => Engine::DockerCli,
-        Some("docker-api") => Engine::DockerApi { socket: socket.clone() },
-        Some("podman") => Engine::Podman,
-        Some("containerd") => containerd(),
-        // Docker installed means Docker is the engine the host intends: a stopped daemon
-        // is reported, not passed over for another engine.
-        Some("auto") | None if on_path("docker") || std::env::var_os("DOCKER_HOST").is_some() || socket.exists() => {
-            // The Engine API on the local socket first: the image then streams straight
-            // into the daemon, without a copy through the docker CLI. The CLI where it may
-            // point elsewhere (a docker context) or the socket is not ours to reach.
-            if !cli_uses_a_context() && docker_api_answers(&socket) {
-                Engine::DockerApi { socket: socket.clone() }
-            } else if on_path("docker") && runs_ok("docker", &["version", "--format", "{{.Server.Version}}"]) {
-                Engine::DockerCli
-            } else {
-                return Err(Error::host(format!(
-                    "docker is installed but its daemon does not answer at {}: start it (systemctl start docker) and run the bundle again, or choose another engine with --engine",
-                    socket.display()
-                )));
-            }
-        }
-        Some("auto") | None => {
-            if on_path("podman") && runs_ok("podman", &["version"]) {
-                Engine::Podman
-            } else if on_path("ctr") && runs_ok("ctr", &["version"]) {
-                containerd()
-            } else {
-                return Err(Error::host(
-                    "no container engine found (docker, podman or containerd's ctr): install and start one, or name it with --engine",
-                ));
-            }
-        }
+    let named = match choice {
+        Some("docker") => Some(Engine::DockerCli),
+        Some("docker-api") => Some(Engine::DockerApi { socket: socket.clone() }),
+        Some("podman") => Some(Engine::Podman),
+        Some("containerd") => Some(containerd()),
+        Some("auto") | None => None,
         Some(other) => {
             return Err(Error::usage(format!("unknown engine '{other}'; use --engine auto, docker, docker-api, podman or containerd")))
         }
     };
     // An engine named on the command line must answer too, before any image is read.
-    let answers = match &engine {
+    if let Some(engine) = named {
+        if !answers(&engine) {
+            return Err(Error::host(format!("{} does not answer: install or start it, or choose another with --engine", engine.name())));
+        }
+        return Ok(engine);
+    }
+    // Docker installed means Docker is the engine the host intends: a stopped daemon is
+    // reported, not passed over for another engine. Its Engine API on the local socket
+    // comes first: the image then streams straight into the daemon, without a copy
+    // through the docker CLI. The CLI where it may point elsewhere (a docker context).
+    let docker_installed = on_path("docker") || std::env::var_os("DOCKER_HOST").is_some() || socket.exists();
+    let candidates = match docker_installed {
+        true if cli_uses_a_context() => vec![Engine::DockerCli],
+        true => vec![Engine::DockerApi { socket: socket.clone() }, Engine::DockerCli],
+        false => vec![Engine::Podman, containerd()],
+    };
+    candidates.into_iter().find(answers).ok_or_else(|| match docker_installed {
+        true => Error::host(format!(
+            "docker is installed but its daemon does not answer at {}: start it (systemctl start docker) and run the bundle again, or choose another engine with --engine",
+            socket.display()
+        )),
+        false => Error::host("no container engine found (docker, podman or containerd's ctr): install and start one, or name it with --engine"),
+    })
+}
+
+/// Whether `engine` is installed and its daemon (if it has one) answers.
+fn answers(engine: &Engine) -> bool {
+    match engine {
         Engine::DockerCli => on_path("docker") && runs_ok("docker", &["version", "--format", "{{.Server.Version}}"]),
         Engine::DockerApi { socket } => docker_api_answers(socket),
         Engine::Podman => on_path("podman") && runs_ok("podman", &["version"]),
         Engine::Containerd { .. } => on_path("ctr") && runs_ok("ctr", &["version"]),
-    };
-    if !answers {
-        return Err(Error::host(format!("{} does not answer: install or start it, or choose another with --engine", engine.name())));
     }
-    Ok(engine)
 }
 
 /// Loads the images of `member` into `engine`, streaming the decompressed archive into
