@@ -259,10 +259,7 @@ fn images_to_load(bundle: &Bundle, steps: &[Step]) -> String {
             Step::LoadImages { member, .. } => bundle.index.member(member),
             _ => None,
         })
-        .map(|member| {
-            let refs: Vec<&str> = member.images.iter().flat_map(|i| i.tags.iter().map(String::as_str)).collect();
-            format!("{} ({})", member.name, refs.join(", "))
-        })
+        .map(|member| format!("{} ({})", member.name, images::member_references(member).join(", ")))
         .collect();
     described.join(", ")
 }

@@ -26,6 +26,21 @@ pub struct ImageRecord {
     pub tags: Vec<String>,
 }
 
+impl ImageRecord {
+    /// How the engine knows this image: its tags, or its ID when it has none.
+    pub fn references(&self) -> Vec<&str> {
+        match self.tags.is_empty() {
+            true => vec![self.id.as_str()],
+            false => self.tags.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// Every reference of every image an image member carries.
+pub fn member_references(member: &Member) -> Vec<&str> {
+    member.images.iter().flat_map(ImageRecord::references).collect()
+}
+
 /// The engines images can be loaded into.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Engine {
@@ -147,11 +162,7 @@ fn answers(engine: &Engine) -> bool {
 pub fn load(engine: &Engine, bundle: &Bundle, member: &Member, ui: &Ui) -> Result<Vec<String>> {
     let progress = ui.progress("load", member.size);
     let mut content = ProgressReader::new(bundle.content_reader(member)?, &progress);
-    let refs: Vec<&str> = member
-        .images
-        .iter()
-        .flat_map(|i| if i.tags.is_empty() { vec![i.id.as_str()] } else { i.tags.iter().map(String::as_str).collect() })
-        .collect();
+    let refs = member_references(member);
     let fail = |detail: String| {
         // The engine saw the same Ctrl-C (one process group): report the interrupt.
         if crate::interrupt::requested() {
@@ -253,8 +264,7 @@ fn pipe_into(command: &mut Command, content: &mut (dyn Read + Send)) -> std::res
 pub fn verify(engine: &Engine, images: &[ImageRecord]) -> Result<Vec<String>> {
     let mut checked = Vec::new();
     for image in images {
-        let refs: Vec<&str> = if image.tags.is_empty() { vec![image.id.as_str()] } else { image.tags.iter().map(String::as_str).collect() };
-        for reference in refs {
+        for reference in image.references() {
             let found = image_id(engine, reference)?;
             match found {
                 None => return Err(Error::step(format!("{reference} is not in {} after the load", engine.name()))),
