@@ -21,12 +21,24 @@ fn threads() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get()) as u32
 }
 
-/// The magic numbers of gzip, xz, zstd and bzip2 streams.
-pub fn is_compressed(head: &[u8]) -> bool {
-    head.starts_with(&[0x1f, 0x8b])
-        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
-        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
-        || head.starts_with(b"BZh")
+/// A compressed stream, known by its magic number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compressed {
+    Gzip,
+    Xz,
+    Zstd,
+    Bzip2,
+}
+
+/// What compressed `head`, the first bytes of a stream, if anything did.
+pub fn compressed_as(head: &[u8]) -> Option<Compressed> {
+    const MAGIC: [(&[u8], Compressed); 4] = [
+        (&[0x1f, 0x8b], Compressed::Gzip),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0], Compressed::Xz),
+        (&[0x28, 0xb5, 0x2f, 0xfd], Compressed::Zstd),
+        (b"BZh", Compressed::Bzip2),
+    ];
+    MAGIC.iter().find(|(magic, _)| head.starts_with(magic)).map(|(_, kind)| *kind)
 }
 
 /// Picks the codec for a member. `sample` is the input's first bytes (for a directory,
@@ -37,7 +49,7 @@ pub fn choose(compression: Compression, sample: &[u8]) -> io::Result<Codec> {
         Compression::Xz => Codec::Xz,
         Compression::Zstd => Codec::Zstd,
         Compression::None => Codec::None,
-        Compression::Auto if is_compressed(sample) => Codec::None,
+        Compression::Auto if compressed_as(sample).is_some() => Codec::None,
         Compression::Auto if sample.len() < 64 => Codec::Zstd,
         Compression::Auto => {
             let packed = zstd::bulk::compress(sample, 3)?;

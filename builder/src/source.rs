@@ -4,14 +4,14 @@
 //! the stub would refuse to unpack is not built.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use airbin_stub::error::{Error, IoContext, Result};
 use airbin_stub::format::{Layout, MemberKind};
 use airbin_stub::tarsafe;
 
-use crate::compress;
+use crate::compress::{self, compressed_as, Compressed};
 
 const BLOCK: u64 = 4096;
 
@@ -149,18 +149,14 @@ fn scan_dir(member: &str, root: &Path) -> Result<Scan> {
 
 /// A tarball, through the decompressor its magic number asks for.
 pub fn open_tarball(path: &Path) -> Result<Box<dyn Read>> {
-    let mut head = [0u8; 6];
-    let n = File::open(path).ctx("opening", path)?.read(&mut head).ctx("reading", path)?;
-    let file = BufReader::with_capacity(256 << 10, File::open(path).ctx("opening", path)?);
-    let head = &head[..n];
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(file))
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(file))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::with_buffer(file).ctx("reading", path)?)
-    } else {
-        Box::new(file)
+    let mut file = BufReader::with_capacity(256 << 10, File::open(path).ctx("opening", path)?);
+    let head = file.fill_buf().ctx("reading", path)?;
+    // bzip2 is not decoded here: such a tarball is refused as unreadable by the caller.
+    Ok(match compressed_as(head) {
+        Some(Compressed::Gzip) => Box::new(flate2::bufread::MultiGzDecoder::new(file)),
+        Some(Compressed::Xz) => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(file)),
+        Some(Compressed::Zstd) => Box::new(zstd::stream::read::Decoder::with_buffer(file).ctx("reading", path)?),
+        Some(Compressed::Bzip2) | None => Box::new(file),
     })
 }
 
