@@ -15,11 +15,12 @@ use airbin_stub::error::{Error, IoContext, Result};
 use airbin_stub::extract::create_dir_guarded;
 use airbin_stub::format::{BuildFacts, BundleMeta, BundleWriter, Member, MemberKind};
 use airbin_stub::progress::{ProgressWriter, Ui};
+use airbin_stub::steps::parse_mode;
 
 use crate::compress::{self, Encoder};
 use crate::inspect;
 use crate::source::Source;
-use crate::spec::{self, parse_mode};
+use crate::spec;
 
 /// The static stub this builder puts at the head of every bundle.
 pub static STUB: &[u8] = include_bytes!(env!("AIRBIN_STUB_PATH"));

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use airbin_stub::error::{Error, Result};
 use airbin_stub::format::MemberKind;
-use airbin_stub::steps::Step;
+use airbin_stub::steps::{parse_mode, Step};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -209,10 +209,6 @@ fn validate(loaded: &LoadedSpec) -> Result<()> {
         }
     }
     Ok(())
-}
-
-pub fn parse_mode(text: &str) -> Option<u32> {
-    u32::from_str_radix(text, 8).ok().filter(|m| *m <= 0o7777)
 }
 
 #[cfg(test)]

@@ -71,6 +71,12 @@ impl Step {
     }
 }
 
+/// Octal mode bits as a spec writes them ("0644"); the builder checks them with this
+/// too, so a bundle never carries a mode the stub would refuse.
+pub fn parse_mode(text: &str) -> Option<u32> {
+    u32::from_str_radix(text, 8).ok().filter(|m| *m <= 0o7777)
+}
+
 /// What a step did, for the summary and `--json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct StepReport {
@@ -148,7 +154,7 @@ pub fn run_builtin(
             };
             let file_mode = mode
                 .as_deref()
-                .map(|m| u32::from_str_radix(m, 8).map_err(|_| Error::integrity(format!("bad mode {m} in the bundle's steps"))))
+                .map(|m| parse_mode(m).ok_or_else(|| Error::integrity(format!("bad mode {m} in the bundle's steps"))))
                 .transpose()?;
             let describe = format!("restore registry pack {} into {}", member.name, root.display());
             let placed = registry::restore(bundle, member, &root, &Ownership { uid, gid, file_mode }, ui)?;
