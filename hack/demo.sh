@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The main job, end to end: builds `airbin` (with its static stub), builds the compass
-# sample bundle from samples/compass, then runs it as a field engineer would:
-# info, check, and extract into a scratch directory.
+# The main job, end to end: builds `airbin` (with its static stub) and the compass sample
+# bundle, starts an isolated Docker Engine and a docker-registry on loopback, writes the
+# product's config, installs the bundle for real (images loaded, registry pack restored
+# and served, cadm installed and run), shows `status`, runs the bundle again (nothing is
+# redone), and stops what it started.
 #
-#   bash hack/demo.sh            # results in dist/ and demo-extract/
+#   bash hack/demo.sh            # as root on Debian 12; everything lands under demo/
 #
-# Needs no Docker: the sample's image inputs are committed. Installs the musl target
-# and Debian packages it needs through hack/setup-host.sh (as root).
+# Installs what it needs first (hack/setup-host.sh).
 set -eu
 cd "$(dirname "$0")/.."
 bash hack/setup-host.sh
@@ -14,17 +15,42 @@ cargo build --release --locked -p airbin
 airbin=target/release/airbin
 "$airbin" --version
 
-"$airbin" build samples/compass -o dist
-bin=dist/compass-component-v2.7.3-amd64.bin
-(cd dist && sha256sum -c compass-component-v2.7.3-amd64.bin.sha256)
+rm -rf demo
+mkdir -p demo
+"$airbin" build samples/compass -o demo/dist
+bin=demo/dist/compass-component-v2.7.3-amd64.bin
+(cd demo/dist && sha256sum -c compass-component-v2.7.3-amd64.bin.sha256)
 
-echo "== sh $bin info"
-sh "$bin" info
-echo "== sh $bin check"
-sh "$bin" check
-echo "== sh $bin extract --target demo-extract"
-rm -rf demo-extract
-sh "$bin" extract --target demo-extract
-ls -l demo-extract
-echo "demo: done. To install on a host with Docker and a registry: cp demo-extract/config.sample dist/config,"
-echo "      edit it (registry_root, registry_address), then: sudo sh $bin"
+# Short: unix socket paths are limited to 108 bytes.
+engine=$(mktemp -d /tmp/airbin-demo.XXXXXX)
+cleanup() {
+    bash hack/registry.sh stop "$PWD/demo/registry" || true
+    bash hack/dockerd.sh stop "$engine" || true
+}
+trap cleanup EXIT
+eval "$(bash hack/dockerd.sh start "$engine")"
+eval "$(bash hack/registry.sh start "$PWD/demo/registry" "$PWD/demo/registry/root")"
+echo "demo: Docker Engine at $DOCKER_HOST, docker-registry at $REGISTRY_ADDRESS"
+
+# The field engineer's part: the config from the sample, edited for this host.
+sh "$bin" extract config.sample --target demo/sample
+sed -e "s|^registry_address:.*|registry_address: $REGISTRY_ADDRESS|" \
+    -e "s|^registry_root:.*|registry_root: $PWD/demo/registry/root|" \
+    -e "s|^tools_dir:.*|tools_dir: $PWD/demo/bin|" demo/sample/config.sample > demo/dist/config
+export AIRBIN_STATE_DIR=$PWD/demo/state
+# The sample's registry runs as this user, not as docker-registry.
+export CADM_INSTALL_MARK=$PWD/demo/compass-installed
+
+echo "== sh $bin plan"
+sh "$bin" plan
+echo "== sh $bin   (install)"
+sh "$bin" --skip-preflight root
+echo "== sh $bin status"
+sh "$bin" status
+echo "== docker pull $REGISTRY_ADDRESS/compass/agent:2.7.3 (from the restored pack)"
+docker pull -q "$REGISTRY_ADDRESS/compass/agent:2.7.3"
+docker images --format '{{.Repository}}:{{.Tag}} {{.ID}}'
+echo "== sh $bin   (again: nothing is redone)"
+sh "$bin"
+cat demo/compass-installed
+echo "demo: done. Logs and journal: $AIRBIN_STATE_DIR/compass-component/"

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use airbin_stub::format::{BuildFacts, Bundle, BundleMeta, BundleWriter, Codec, Layout, Member, MemberKind, TRAILER_LEN};
+use airbin_stub::format::{BuildFacts, Bundle, BundleMeta, BundleWriter, Codec, InstallRules, Layout, Member, MemberKind, TRAILER_LEN};
 use support::*;
 
 /// The minimal sample, built once per test run.
@@ -43,7 +43,7 @@ fn build_writes_the_bin_and_a_sha256_that_sha256sum_accepts() {
 fn the_builder_says_which_stub_and_format_it_carries() {
     let out = airbin().arg("--version").output().unwrap();
     let text = stdout(&out);
-    assert!(text.contains("stub 0.1.0 for x86_64-unknown-linux-musl") && text.contains("bundle format 1"), "{text}");
+    assert!(text.contains("stub 0.2.0 for x86_64-unknown-linux-musl") && text.contains("bundle format 2"), "{text}");
 }
 
 #[test]
@@ -66,7 +66,7 @@ fn every_shell_runs_info_list_check_and_extract_from_any_directory() {
         assert!(info.status.success(), "{shell:?} info: {}", stderr(&info));
         let text = stdout(&info);
         for expected in
-            ["name:        minimal", "version:     1.0.0", "arch:        amd64", "by airbin 0.1.0", "hello", "config.sample", "conf.d"]
+            ["name:        minimal", "version:     1.0.0", "arch:        amd64", "by airbin 0.2.0", "hello", "config.sample", "conf.d"]
         {
             assert!(text.contains(expected), "{shell:?} info lacks {expected}: {text}");
         }
@@ -137,9 +137,13 @@ fn install_stages_into_the_state_directory_and_reports_json() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
-    assert_eq!(report["status"], "ok");
-    assert_eq!(report["staging"], state.join("minimal-1.0.0").to_str().unwrap());
-    assert_eq!(entries(&state.join("minimal-1.0.0")), ["conf.d", "config.sample", "hello"]);
+    assert_eq!(
+        (report["command"].as_str(), report["status"].as_str(), report["exit_code"].as_i64()),
+        (Some("install"), Some("ok"), Some(0))
+    );
+    assert_eq!(report["staging"], state.join("minimal/staging").to_str().unwrap());
+    assert_eq!(entries(&state.join("minimal/staging")), ["conf.d", "config.sample", "hello"]);
+    assert!(report["log"].as_str().unwrap().starts_with(state.join("minimal/logs/install-").to_str().unwrap()), "{report}");
 }
 
 #[test]
@@ -147,7 +151,7 @@ fn info_json_describes_members_and_build() {
     let out = run(Shell::Dash, minimal(), &["info", "--json"], Path::new("/tmp"));
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["bundle"]["name"], "minimal");
-    assert_eq!(info["build"]["builder_version"], "0.1.0");
+    assert_eq!(info["build"]["builder_version"], "0.2.0");
     let members = info["members"].as_array().unwrap();
     assert_eq!(members.len(), 3);
     assert_eq!(members[2]["layout"], "tree");
@@ -284,7 +288,7 @@ fn an_unknown_format_version_names_the_builder_that_made_it() {
     fs::write(&bin, &bytes).unwrap();
     let out = airbin().arg("inspect").arg(&bin).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("is a format 77 bundle made by airbin 0.1.0; this airbin reads format 1"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is a format 77 bundle made by airbin 0.2.0; this airbin reads formats 1 to 2"), "{}", stderr(&out));
 }
 
 #[test]
@@ -473,7 +477,7 @@ fn bundle_with_tree(dir: &Path, tar: Vec<u8>) -> PathBuf {
         registry: None,
     });
     let facts = BuildFacts { builder_version: "0.1.0".into(), built_at: "2026-01-01T00:00:00Z".into(), build_host: "test".into() };
-    writer.finish(meta, facts, vec![]).unwrap();
+    writer.finish(meta, facts, InstallRules::default()).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     path
 }
@@ -732,7 +736,8 @@ fn a_second_install_of_the_same_bundle_waits_for_none_and_says_so() {
     let state = dir.path().join("state");
     fs::create_dir(&state).unwrap();
     // Another run holds the lock (flock(1) takes the same kind of lock as the stub).
-    let lock = state.join(".minimal-1.0.0.airbin-lock");
+    fs::create_dir(state.join("minimal")).unwrap();
+    let lock = state.join("minimal/lock");
     let ready = dir.path().join("locked");
     let mut holder = Command::new("flock").arg(&lock).args(["sh", "-c", "touch \"$0\"; sleep 30"]).arg(&ready).spawn().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -744,8 +749,8 @@ fn a_second_install_of_the_same_bundle_waits_for_none_and_says_so() {
     let _ = holder.kill();
     let _ = holder.wait();
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    assert!(stderr(&out).contains("another install of minimal 1.0.0 is running"), "{}", stderr(&out));
-    assert!(!state.join("minimal-1.0.0").exists(), "nothing staged");
+    assert!(stderr(&out).contains("another run of this bundle is going on"), "{}", stderr(&out));
+    assert!(!state.join("minimal/staging").exists(), "nothing staged");
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod support;
 
 use std::fs;
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -115,15 +116,32 @@ impl Drop for Registry {
     }
 }
 
+/// The compass sample's config for this host: the registry, and a tools directory.
+fn compass_config(dir: &Path, registry: &Registry, root: &Path) -> PathBuf {
+    let config = dir.join("config.yaml");
+    fs::write(
+        &config,
+        format!(
+            "cluster_name: test-cluster\nmanagement_nodes:\n  - 127.0.0.1\nregistry_address: {}\nregistry_root: {}\ntools_dir: {}\n",
+            registry.address,
+            root.display(),
+            dir.join("bin").display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Installs the compass sample as QA does: --yes --json, with its config.
 fn install(bin: &Path, dir: &Path, registry: &Registry, root: &Path, extra: &[&str]) -> std::process::Output {
     Command::new("bash")
         .arg(bin)
-        .args(["install", "--yes", "--json", "--registry-root"])
-        .arg(root)
-        .args(["--registry-address", &registry.address])
+        .args(["install", "--yes", "--json", "--config"])
+        .arg(compass_config(dir, registry, root))
         .args(extra)
         .env("TMPDIR", dir)
         .env("AIRBIN_STATE_DIR", dir.join("state"))
+        .env("CADM_INSTALL_MARK", dir.join("installed"))
         .output()
         .unwrap()
 }
@@ -175,8 +193,12 @@ fn the_compass_sample_loads_its_images_and_restores_a_pack_that_serves() {
     let out = install(compass(), dir.path(), &registry, &root, &["--engine", "docker"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["steps"][0]["status"], "done");
-    assert_eq!(report["steps"][1]["status"], "done");
+    let states: Vec<&str> = report["steps"].as_array().unwrap().iter().map(|s| s["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["done"; 6], "{report}");
+    // cadm ran from the staging directory with the config and the bundle's environment.
+    let installed = fs::read_to_string(dir.path().join("installed")).unwrap();
+    assert_eq!(installed.trim(), format!("compass 2.7.3 cluster=test-cluster registry={}", registry.address));
+    assert_eq!(fs::metadata(dir.path().join("bin/cadm")).unwrap().permissions().mode() & 0o777, 0o755, "the extract step's mode");
 
     let bundle = Bundle::open(compass()).unwrap();
     for image in bundle.index.members.iter().flat_map(|m| &m.images) {
@@ -195,7 +217,9 @@ fn the_compass_sample_loads_its_images_and_restores_a_pack_that_serves() {
     assert!(pull.status.success(), "docker pull {pulled}: {}", stderr(&pull));
     remove_images(&[pulled]);
     // The image member was streamed into the engine, never staged on disk.
-    assert!(!dir.path().join("state/compass-component-v2.7.3/release-images").exists());
+    assert!(!dir.path().join("state/compass-component/staging").exists(), "staging removed after a complete install");
+    let log = report["log"].as_str().unwrap();
+    assert!(fs::read_to_string(log).unwrap().contains("[cadm install] cadm: compass 2.7.3 installed"), "the log holds the step's output");
 }
 
 #[test]

@@ -12,8 +12,8 @@ use indicatif::HumanBytes;
 
 use airbin_stub::digest::HashingWriter;
 use airbin_stub::error::{Error, IoContext, Result};
-use airbin_stub::extract::create_dir_guarded;
-use airbin_stub::format::{BuildFacts, BundleMeta, BundleWriter, Member, MemberKind};
+use airbin_stub::format::{BuildFacts, BundleMeta, BundleWriter, InstallRules, Member, MemberKind};
+use airbin_stub::fsx::create_dir_guarded;
 use airbin_stub::progress::{ProgressWriter, Ui};
 use airbin_stub::steps::parse_mode;
 
@@ -121,7 +121,8 @@ pub fn build(spec_arg: &Path, outdir: &Path, ui: &Ui) -> Result<Built> {
         built_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         build_host: build_host(),
     };
-    let (out, finished) = writer.finish(meta, facts, spec.steps.clone()).ctx("writing", partial.path())?;
+    let install = InstallRules { steps: spec.steps.clone(), config: spec.config.clone(), requires: spec.requires.clone() };
+    let (out, finished) = writer.finish(meta, facts, install).ctx("writing", partial.path())?;
     out.sync_all().ctx("writing", partial.path())?;
     partial.as_file().set_permissions(Permissions::from_mode(0o755)).ctx("setting the mode of", partial.path())?;
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use airbin_stub::error::{Error, Result};
-use airbin_stub::format::MemberKind;
+use airbin_stub::format::{Action, ConfigRules, MemberKind, Requires};
 use airbin_stub::steps::{parse_mode, Step};
 
 #[derive(Debug, Deserialize)]
@@ -22,6 +22,12 @@ pub struct Spec {
     pub members: Vec<MemberSpec>,
     #[serde(default)]
     pub steps: Vec<Step>,
+    /// The product's config: `required` keys, checked before step 1.
+    #[serde(default)]
+    pub config: ConfigRules,
+    /// What the host must offer: `root: true`, `ports: [5000]`.
+    #[serde(default)]
+    pub requires: Requires,
 }
 
 fn default_arch() -> String {
@@ -173,40 +179,129 @@ fn validate(loaded: &LoadedSpec) -> Result<()> {
             parse_mode(mode).ok_or_else(|| field_error(loaded, &at("mode"), format_args!("'{mode}' is not an octal mode such as 0755")))?;
         }
     }
+    let mut names = HashSet::new();
     for (i, step) in spec.steps.iter().enumerate() {
-        let (member, wanted) = match step {
-            Step::LoadImages { member, .. } => (member, MemberKind::Image),
-            Step::RestoreRegistry { member, .. } => (member, MemberKind::RegistryPack),
-            Step::Command { .. } => continue,
-        };
-        match spec.members.iter().find(|m| &m.name == member) {
-            None => return Err(field_error(loaded, &format!("steps[{i}].member"), format_args!("no member is named '{member}'"))),
-            Some(m) if m.kind != wanted => {
+        validate_step(loaded, step, &format!("steps[{i}]"), &mut names)?;
+        for (j, extra) in step.on_failure.iter().enumerate() {
+            let at = format!("steps[{i}].on_failure[{j}]");
+            if !extra.on_failure.is_empty() {
+                return Err(field_error(loaded, &at, "an on_failure step cannot have on_failure steps of its own"));
+            }
+            validate_step(loaded, extra, &at, &mut names)?;
+        }
+    }
+    for (i, key) in spec.config.required.iter().enumerate() {
+        if !is_config_key(key) {
+            return Err(field_error(
+                loaded,
+                &format!("config.required[{i}]"),
+                format_args!("'{key}' is not a config key (letters, digits, _ and -, dotted for nesting)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A key of the product's config: words of letters, digits, `_` and `-`, joined by dots.
+fn is_config_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+}
+
+/// A step name: shown everywhere, typed after --from: printable, one line, not too long.
+fn is_step_name(name: &str) -> bool {
+    !name.trim().is_empty() && name.len() <= 100 && !name.starts_with('-') && name.chars().all(|c| !c.is_control())
+}
+
+fn validate_step(loaded: &LoadedSpec, step: &Step, at: &str, names: &mut HashSet<String>) -> Result<()> {
+    let spec = &loaded.spec;
+    let name = step.name();
+    if !is_step_name(&name) {
+        return Err(field_error(
+            loaded,
+            &format!("{at}.name"),
+            format_args!("'{name}' is not a usable step name: one printable line of at most 100 characters, not starting with '-'"),
+        ));
+    }
+    if !names.insert(name.clone()) {
+        return Err(field_error(loaded, &format!("{at}.name"), format_args!("'{name}' names two steps; give each step a unique name")));
+    }
+    for key in step.env.keys() {
+        let ok = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(field_error(loaded, &format!("{at}.env"), format_args!("'{key}' is not an environment variable name")));
+        }
+    }
+    let wanted = match &step.action {
+        Action::LoadImages { .. } => Some(MemberKind::Image),
+        Action::RestoreRegistry { .. } => Some(MemberKind::RegistryPack),
+        Action::Extract { .. } => None,
+        Action::WaitFor { .. } | Action::Command { .. } => None,
+    };
+    if let Some(member) = step.action.member() {
+        match spec.members.iter().find(|m| m.name == member) {
+            None => return Err(field_error(loaded, &format!("{at}.member"), format_args!("no member is named '{member}'"))),
+            Some(m) if wanted.is_some_and(|w| w != m.kind) => {
                 return Err(field_error(
                     loaded,
-                    &format!("steps[{i}].member"),
-                    format_args!("'{member}' is a {} member; this step needs a {} member", m.kind.as_str(), wanted.as_str()),
+                    &format!("{at}.member"),
+                    format_args!(
+                        "'{member}' is a {} member; this step needs a {} member",
+                        m.kind.as_str(),
+                        wanted.expect("checked").as_str()
+                    ),
                 ))
             }
             Some(_) => {}
         }
-        if let Step::RestoreRegistry { mode, root, root_from_config, address, address_from_config, .. } = step {
+    }
+    match &step.action {
+        Action::RestoreRegistry { mode, root, root_from_config, address, address_from_config, .. } => {
             if let Some(mode) = mode {
                 parse_mode(mode).ok_or_else(|| {
-                    field_error(loaded, &format!("steps[{i}].mode"), format_args!("'{mode}' is not an octal mode such as 0644"))
+                    field_error(loaded, &format!("{at}.mode"), format_args!("'{mode}' is not an octal mode such as 0644"))
                 })?;
             }
             if root.is_some() == root_from_config.is_some() {
                 return Err(field_error(
                     loaded,
-                    &format!("steps[{i}]"),
+                    at,
                     "give the registry root either as root or as root_from_config (a key of the product's config)",
                 ));
             }
             if address.is_some() && address_from_config.is_some() {
-                return Err(field_error(loaded, &format!("steps[{i}]"), "give address or address_from_config, not both"));
+                return Err(field_error(loaded, at, "give address or address_from_config, not both"));
             }
         }
+        Action::Extract { to, mode, .. } => {
+            if !to.starts_with('/') && !to.starts_with("${config.") {
+                return Err(field_error(
+                    loaded,
+                    &format!("{at}.to"),
+                    format_args!("'{to}' is not an absolute directory (or ${{config.KEY}})"),
+                ));
+            }
+            if let Some(mode) = mode {
+                parse_mode(mode).ok_or_else(|| {
+                    field_error(loaded, &format!("{at}.mode"), format_args!("'{mode}' is not an octal mode such as 0755"))
+                })?;
+            }
+        }
+        Action::WaitFor { tcp, http } => {
+            if tcp.is_some() == http.is_some() {
+                return Err(field_error(loaded, at, "a wait-for step names exactly one of tcp (host:port) or http (a URL)"));
+            }
+            if http.as_deref().is_some_and(|u| !u.starts_with("http://")) {
+                return Err(field_error(loaded, &format!("{at}.http"), "only http:// URLs are supported"));
+            }
+        }
+        Action::Command { run } => {
+            if run.is_empty() || run[0].is_empty() {
+                return Err(field_error(loaded, &format!("{at}.run"), "give the program and its arguments, such as [cadm, install]"));
+            }
+        }
+        Action::LoadImages { .. } => {}
     }
     Ok(())
 }

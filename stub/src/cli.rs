@@ -66,10 +66,24 @@ pub struct Global {
     /// install: the containerd namespace images go into.
     #[arg(long, global = true, value_name = "NS", default_value = "k8s.io")]
     pub containerd_namespace: String,
-    /// install: the product's config file, where steps take host values from
-    /// (default: `config` beside the bundle).
+    /// install: the product's config file (default: `config` beside the bundle).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// install: take the bundle's config sample as it is, on purpose.
+    #[arg(long, global = true)]
+    pub use_sample: bool,
+    /// install: print the plan and change nothing (same as `plan`).
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// install: redo every step, done or not; also installs over another bundle's unfinished run.
+    #[arg(long, global = true)]
+    pub force: bool,
+    /// install: redo from this step on (by name), although done.
+    #[arg(long, global = true, value_name = "STEP")]
+    pub from: Option<String>,
+    /// install: skip a preflight check (root, arch, space, engine, registry, commands, ports); repeatable.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub skip_preflight: Vec<String>,
     /// install: restore registry packs into this registry root instead of the spec's.
     #[arg(long, global = true, value_name = "DIR")]
     pub registry_root: Option<PathBuf>,
@@ -94,6 +108,22 @@ pub enum Command {
         /// Members to extract; all when none is named.
         members: Vec<String>,
     },
+    /// Show what install would do on this host: each step, the values it takes from the
+    /// config, and which steps are done already. Changes nothing.
+    Plan,
+    /// Show the last run: its steps, times, results and log.
+    Status {
+        /// Follow a running install until it ends.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Write one small .tar.gz for the vendor: logs, journal, index, the config with
+    /// secrets masked, and host facts.
+    Support {
+        /// The file to write (default: ./airbin-support-<name>-<time>.tar.gz).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 impl Cli {
@@ -112,6 +142,9 @@ impl Cli {
             (None, Some(Command::Info)) => Command::Info,
             (None, Some(Command::List)) => Command::List,
             (None, Some(Command::Check)) => Command::Check,
+            (None, Some(Command::Plan)) => Command::Plan,
+            (None, Some(Command::Status { follow })) => Command::Status { follow: *follow },
+            (None, Some(Command::Support { output })) => Command::Support { output: output.clone() },
             (None, Some(Command::Install) | None) => Command::Install,
         })
     }

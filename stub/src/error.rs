@@ -96,6 +96,11 @@ impl Error {
     /// Classifies an I/O error on `path` while doing `what` ("writing", "reading", ...):
     /// a full disk and a permission problem get their own exit codes and advice.
     pub fn io(err: io::Error, what: &str, path: &Path) -> Error {
+        // Ctrl-C makes reads fail in whatever wraps them (tar-rs's "failed to unpack"):
+        // the interrupt is the cause.
+        if crate::interrupt::requested() {
+            return Error::interrupted();
+        }
         let path = path.display();
         match root_os_error(&err) {
             Some(libc_enospc) if libc_enospc == nix::libc::ENOSPC || libc_enospc == nix::libc::EDQUOT => {

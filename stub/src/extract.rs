@@ -11,50 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::error::{IoContext, Result};
 use crate::format::{Bundle, Layout, Member};
-use crate::preflight;
+pub use crate::fsx::RemoveOnDrop;
+use crate::fsx::{self, create_dir_guarded};
 use crate::progress::{Progress, ProgressReader, Ui};
 use crate::tarsafe;
-
-/// Removes a path on drop unless disarmed: the cleanup of every temporary.
-pub struct RemoveOnDrop {
-    path: Option<PathBuf>,
-}
-
-impl RemoveOnDrop {
-    pub fn new(path: PathBuf) -> RemoveOnDrop {
-        RemoveOnDrop { path: Some(path) }
-    }
-    pub fn disarm(mut self) -> PathBuf {
-        self.path.take().expect("armed")
-    }
-}
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        if let Some(path) = self.path.take() {
-            match fs::symlink_metadata(&path) {
-                Ok(meta) if meta.is_dir() => drop(fs::remove_dir_all(&path)),
-                Ok(_) => drop(fs::remove_file(&path)),
-                Err(_) => {}
-            }
-        }
-    }
-}
-
-/// Creates `dir` and any missing parents; the guard removes what was created.
-pub fn create_dir_guarded(dir: &Path) -> Result<Option<RemoveOnDrop>> {
-    let mut topmost_missing = None;
-    let mut probe = Some(dir);
-    while let Some(p) = probe {
-        if p.as_os_str().is_empty() || p.exists() {
-            break;
-        }
-        topmost_missing = Some(p.to_path_buf());
-        probe = p.parent();
-    }
-    fs::create_dir_all(dir).ctx("creating", dir)?;
-    Ok(topmost_missing.map(RemoveOnDrop::new))
-}
 
 /// Stops reading when a sibling worker failed.
 struct Abortable<'a, R> {
@@ -82,7 +42,7 @@ pub fn member_path(target: &Path, member: &Member) -> PathBuf {
 /// Returns the paths written.
 pub fn extract_members(bundle: &Bundle, members: &[&Member], target: &Path, ui: &Ui) -> Result<Vec<PathBuf>> {
     let needed: u64 = members.iter().map(|m| m.unpacked_bytes).sum();
-    preflight::check_space(target, needed)?;
+    fsx::check_space(target, needed)?;
     let created = create_dir_guarded(target)?;
 
     let progress = ui.progress("extract", members.iter().map(|m| m.size).sum());

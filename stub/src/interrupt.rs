@@ -25,6 +25,14 @@ pub fn install_handler() {
     }
 }
 
+/// Ignores SIGHUP from now on: an install goes on when the engineer's SSH session
+/// drops, logging to its file (`status --follow` picks it up again).
+pub fn ignore_hangup() {
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: ignoring a signal installs no handler code.
+    let _ = unsafe { sigaction(Signal::SIGHUP, &ignore) };
+}
+
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
 }

@@ -2,23 +2,27 @@
 //! install steps. The builder links this library for the format, so the two sides
 //! always agree on it.
 //!
-//! The modules follow the install flow: `format` (read and write a bundle), `verify`
-//! is `format::Bundle::verify`, `preflight`, `extract` and `tarsafe`, `images`,
-//! `registry`, `steps`; `cli` and `commands` are the `.bin`'s command line.
+//! The modules follow the install flow: `format` (read and write a bundle, steps as
+//! data; it depends on nothing else here), verification (`format::Bundle::verify`),
+//! `install` (config, plan, journal, state, preflight, runner), `steps` (one file a
+//! step kind), `extract` and `tarsafe`, `images`, `registry`; `fsx`, `runlog`,
+//! `progress`, `http` and `interrupt` are small helpers; `cli` and `commands` are the
+//! `.bin`'s command line.
 
 pub mod cli;
 pub mod commands;
-pub mod config;
 pub mod digest;
 pub mod error;
 pub mod extract;
 pub mod format;
+pub mod fsx;
 pub mod http;
 pub mod images;
+pub mod install;
 pub mod interrupt;
-pub mod preflight;
 pub mod progress;
 pub mod registry;
+pub mod runlog;
 pub mod steps;
 pub mod tarsafe;
 

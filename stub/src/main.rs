@@ -28,13 +28,18 @@ fn main() -> ExitCode {
     let json = args.iter().any(|a| a == "--json");
     match try_main(args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if json {
-                commands::print_json(&serde_json::json!({
-                    "status": "error", "class": e.class.name(), "exit_code": e.class.code(), "message": e.message,
-                }));
+        Err(mut e) => {
+            // Every error names the run's log, when there is one.
+            if let Some(log) = airbin_stub::runlog::path() {
+                let first_end = e.message.find('\n').unwrap_or(e.message.len());
+                e.message.insert_str(first_end, &format!("; log: {}", log.display()));
+                airbin_stub::runlog::line(&format!("error: {}", e.message));
+                airbin_stub::runlog::sync();
             }
-            eprintln!("airbin: error: {}", e.message);
+            if json && !commands::json_printed() {
+                commands::print_json(&commands::envelope("", Some(&e), serde_json::json!({})));
+            }
+            airbin_stub::progress::err_line(&format!("airbin: error: {}", e.message));
             ExitCode::from(e.class.code() as u8)
         }
     }
@@ -76,5 +81,8 @@ fn try_main(args: Vec<OsString>) -> Result<()> {
         Command::List => commands::list(&ctx),
         Command::Check => commands::check(&ctx),
         Command::Extract { members } => commands::extract(&ctx, &members),
+        Command::Plan => commands::plan(&ctx),
+        Command::Status { follow } => commands::status(&ctx, follow),
+        Command::Support { output } => commands::support(&ctx, output.as_deref()),
     }
 }

@@ -20,16 +20,22 @@ impl Ui {
         Ui { quiet, json, terminal: std::io::stderr().is_terminal() && !dumb && !json }
     }
 
-    /// A status line on stderr, timestamped unless on a terminal.
+    /// A status line on stderr, timestamped unless on a terminal, and in the run's log.
     pub fn status(&self, message: impl AsRef<str>) {
+        crate::runlog::line(message.as_ref());
         if self.quiet {
             return;
         }
         if self.terminal {
-            eprintln!("{}", message.as_ref());
+            err_line(message.as_ref());
         } else {
-            eprintln!("{} {}", timestamp(), message.as_ref());
+            err_line(&format!("{} {}", timestamp(), message.as_ref()));
         }
+    }
+
+    /// Whether stderr is a terminal (and so gets bars rather than lines).
+    pub fn is_terminal(&self) -> bool {
+        self.terminal
     }
 
     /// Progress over `total` bytes of work named `label`.
@@ -51,7 +57,7 @@ impl Ui {
                 return Progress { bar: Some(bar), plain: None };
             }
         }
-        eprintln!("{} {label}: 0% of {}", timestamp(), HumanBytes(total));
+        err_line(&format!("{} {label}: 0% of {}", timestamp(), HumanBytes(total)));
         Progress {
             bar: None,
             plain: Some(Plain {
@@ -100,7 +106,14 @@ impl Progress {
             let last = plain.last_tenth.fetch_max(tenth, Ordering::Relaxed);
             if tenth > last {
                 plain.last_line_ms.store(now_ms, Ordering::Relaxed);
-                eprintln!("{} {}: {}% ({} of {})", timestamp(), plain.label, tenth * 10, HumanBytes(done), HumanBytes(plain.total));
+                err_line(&format!(
+                    "{} {}: {}% ({} of {})",
+                    timestamp(),
+                    plain.label,
+                    tenth * 10,
+                    HumanBytes(done),
+                    HumanBytes(plain.total)
+                ));
             }
         }
     }
@@ -110,7 +123,7 @@ impl Progress {
             bar.finish();
         }
         if let Some(plain) = &self.plain {
-            eprintln!("{} {}: done ({})", timestamp(), plain.label, HumanBytes(plain.total));
+            err_line(&format!("{} {}: done ({})", timestamp(), plain.label, HumanBytes(plain.total)));
         }
     }
 }
@@ -123,6 +136,17 @@ impl Drop for Progress {
             }
         }
     }
+}
+
+/// One line on stderr. A write error is ignored: the terminal of a dropped SSH session
+/// is gone, and the install goes on logging to its file (`eprintln!` would panic).
+pub fn err_line(text: &str) {
+    let _ = writeln!(io::stderr().lock(), "{text}");
+}
+
+/// One line on stdout, ignoring write errors for the same reason.
+pub fn out_line(text: &str) {
+    let _ = writeln!(io::stdout().lock(), "{text}");
 }
 
 pub fn timestamp() -> String {

@@ -414,11 +414,22 @@ fn go_live_rank(rel: &str) -> u8 {
     }
 }
 
+/// What a restore did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Files renamed into the root.
+    pub placed: usize,
+    /// Of those, blobs that were there already with content that did not match their
+    /// digest (a damaged earlier copy), replaced from the pack.
+    pub repaired: usize,
+}
+
 /// Restores a registry-pack member into `root`: unpacked beside it first (same file
 /// system), then each file renamed into place in go-live order. Blobs already there are
-/// kept (they are content-addressed); links are replaced by the pack's.
-pub fn restore(bundle: &Bundle, member: &Member, root: &Path, ownership: &Ownership, ui: &Ui) -> Result<usize> {
-    crate::preflight::check_space(root, member.unpacked_bytes)?;
+/// kept when their content matches their digest (they are content-addressed) and
+/// replaced when it does not; links are replaced by the pack's.
+pub fn restore(bundle: &Bundle, member: &Member, root: &Path, ownership: &Ownership, ui: &Ui) -> Result<Restored> {
+    crate::fsx::check_space(root, member.unpacked_bytes)?;
     fs::create_dir_all(root).ctx("creating the registry root", root)?;
     let staging = root.join(format!(".airbin-restore-{}", std::process::id()));
     let _cleanup = RemoveOnDrop::new(staging.clone());
@@ -430,23 +441,34 @@ pub fn restore(bundle: &Bundle, member: &Member, root: &Path, ownership: &Owners
     let mut files = Vec::new();
     collect_files(&staging, Path::new(""), &mut files)?;
     files.sort_by_key(|rel| (go_live_rank(&rel.to_string_lossy()), rel.clone()));
-    let mut placed = 0;
+    let mut restored = Restored::default();
     for rel in &files {
         interrupt::check()?;
         let from = staging.join(rel);
         let to = root.join(rel);
         let rel_text = rel.to_string_lossy();
         if rel_text.starts_with(&format!("{V2}blobs/")) && to.is_file() {
-            continue;
+            let named = rel.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if file_sha256(&to)? == named {
+                continue;
+            }
+            restored.repaired += 1;
         }
         if let Some(parent) = to.parent() {
             create_dirs_owned(root, parent, ownership)?;
         }
         apply_ownership(&from, ownership, false)?;
         fs::rename(&from, &to).ctx("placing", &to)?;
-        placed += 1;
+        restored.placed += 1;
     }
-    Ok(placed)
+    Ok(restored)
+}
+
+fn file_sha256(path: &Path) -> Result<String> {
+    let mut file = fs::File::open(path).ctx("reading", path)?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut file, &mut hasher).ctx("reading", path)?;
+    Ok(to_hex(&hasher.finalize()))
 }
 
 fn collect_files(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {

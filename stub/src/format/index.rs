@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::step::{ConfigRules, Requires, Step};
 use crate::images::ImageRecord;
 use crate::registry::RegistryPackRecord;
-use crate::steps::Step;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +17,12 @@ pub struct Index {
     pub members: Vec<Member>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
+    /// The product's config: which keys must be set.
+    #[serde(default, skip_serializing_if = "ConfigRules::is_empty")]
+    pub config: ConfigRules,
+    /// What the host must offer (root, free ports).
+    #[serde(default, skip_serializing_if = "Requires::is_empty")]
+    pub requires: Requires,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -135,5 +141,10 @@ pub struct Member {
 impl Index {
     pub fn member(&self, name: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.name == name)
+    }
+
+    /// The product's config sample, if the bundle carries one.
+    pub fn config_sample(&self) -> Option<&Member> {
+        self.members.iter().find(|m| m.kind == MemberKind::ConfigSample)
     }
 }

@@ -13,13 +13,18 @@
 mod index;
 pub mod launcher;
 mod reader;
+mod step;
 mod trailer;
 mod writer;
 
 pub use index::{BuildFacts, BundleMeta, Codec, Index, Layout, Member, MemberKind, Region};
 pub use reader::{Bundle, ContentReader, RegionReader};
+pub use step::{Action, ConfigRules, Requires, Seconds, Step};
 pub use trailer::{Trailer, TrailerTail, MAGIC, TRAILER_LEN};
-pub use writer::{BundleWriter, Finished, StoredFacts};
+pub use writer::{BundleWriter, Finished, InstallRules, StoredFacts};
 
-/// The format this runtime reads and this builder writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format this builder writes; this runtime reads it and every older one back to
+/// `OLDEST_FORMAT` (format 2 added step names, retries, timeouts, `on_failure`, the
+/// `extract` and `wait-for` kinds, `config` and `requires`).
+pub const FORMAT_VERSION: u32 = 2;
+pub const OLDEST_FORMAT: u32 = 1;

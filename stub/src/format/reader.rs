@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::launcher::{self, LAUNCHER_LEN};
 use super::trailer::{Trailer, TRAILER_LEN};
-use super::{Codec, Index, Member, FORMAT_VERSION};
+use super::{Codec, Index, Member, FORMAT_VERSION, OLDEST_FORMAT};
 use crate::digest::to_hex;
 use crate::error::{Error, IoContext, Result};
 use crate::interrupt;
@@ -84,9 +84,9 @@ impl Bundle {
         let mut raw = [0u8; TRAILER_LEN as usize];
         file.read_exact_at(&mut raw, total - TRAILER_LEN).ctx("reading", path)?;
         let tail = Trailer::decode_tail(raw[112..160].try_into().unwrap()).ok_or_else(|| damaged(path, "its trailer is altered"))?;
-        if tail.format_version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&tail.format_version) {
             return Err(Error::integrity(format!(
-                "{} is a format {} bundle made by airbin {}; this airbin reads format {FORMAT_VERSION}: use airbin {} or newer to read it",
+                "{} is a format {} bundle made by airbin {}; this airbin reads formats {OLDEST_FORMAT} to {FORMAT_VERSION}: use airbin {} or newer to read it",
                 path.display(),
                 tail.format_version,
                 tail.builder_version,
@@ -133,6 +133,12 @@ impl Bundle {
             }
         }
         Ok(Bundle { path: path.to_path_buf(), file, trailer, index, verified: AtomicBool::new(false) })
+    }
+
+    /// The SHA-256 of every byte before the trailer, in hex: the bundle's identity in
+    /// the journal.
+    pub fn sha256(&self) -> String {
+        to_hex(&self.trailer.file_sha256)
     }
 
     /// Hashes every byte before the trailer and compares with the trailer's digest.

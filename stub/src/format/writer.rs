@@ -7,10 +7,10 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use sha2::{Digest, Sha256};
 
 use super::launcher::{self, posix_cksum, LauncherFields, BLOCK, LAUNCHER_LEN};
+use super::step::{ConfigRules, Requires, Step};
 use super::trailer::{Trailer, TRAILER_LEN};
 use super::{BuildFacts, BundleMeta, Index, Member, Region, FORMAT_VERSION};
 use crate::digest::{to_hex, HashingWriter};
-use crate::steps::Step;
 
 pub struct BundleWriter<W: Write> {
     out: BufWriter<W>,
@@ -18,6 +18,14 @@ pub struct BundleWriter<W: Write> {
     launcher: LauncherFields,
     stub: Region,
     members: Vec<Member>,
+}
+
+/// The install half of the index: steps and what they need of the config and the host.
+#[derive(Clone, Debug, Default)]
+pub struct InstallRules {
+    pub steps: Vec<Step>,
+    pub config: ConfigRules,
+    pub requires: Requires,
 }
 
 /// Where a member's stored bytes went, and their digest.
@@ -81,14 +89,16 @@ impl<W: Read + Write + Seek> BundleWriter<W> {
 
     /// Writes the index and the trailer, fills in the launcher's total length, and
     /// hands back the output.
-    pub fn finish(mut self, bundle: BundleMeta, build: BuildFacts, steps: Vec<Step>) -> io::Result<(W, Finished)> {
+    pub fn finish(mut self, bundle: BundleMeta, build: BuildFacts, install: InstallRules) -> io::Result<(W, Finished)> {
         let index = Index {
             format_version: FORMAT_VERSION,
             bundle,
             build: build.clone(),
             stub: self.stub,
             members: std::mem::take(&mut self.members),
-            steps,
+            steps: install.steps,
+            config: install.config,
+            requires: install.requires,
         };
         let raw_index = serde_json::to_vec(&index)?;
         let index_offset = self.pos;

@@ -1,0 +1,125 @@
+//! `install` (the default) and `plan`.
+
+use serde_json::json;
+
+use super::{envelope, open, print_json, verify, Context};
+use crate::cli::Global;
+use crate::error::{Error, Result};
+use crate::install::{self, runner::StepState, Options, Report, Stopped};
+use crate::progress::out_line;
+use crate::steps::Overrides;
+
+/// The command line's values, typed once for the install.
+fn options(global: &Global) -> Options {
+    Options {
+        target: global.target.clone(),
+        keep: global.keep,
+        noexec: global.noexec,
+        redo: install::plan::Redo { force: global.force, from: global.from.clone() },
+        overrides: Overrides {
+            engine: global.engine.clone(),
+            registry_root: global.registry_root.clone(),
+            registry_address: global.registry_address.clone(),
+        },
+        containerd_namespace: global.containerd_namespace.clone(),
+        config: global.config.clone(),
+        use_sample: global.use_sample,
+        skip_preflight: global.skip_preflight.clone(),
+    }
+}
+
+/// `plan` (and `install --dry-run`): this host's steps, what each does with which
+/// values from the config, and which are done already. Changes nothing.
+pub fn plan(ctx: &Context) -> Result<()> {
+    let bundle = open(ctx)?;
+    verify(ctx, &bundle)?;
+    let prepared = install::prepare(&bundle, &options(&ctx.global))?;
+    if ctx.ui.json {
+        print_json(&envelope("plan", None, json!({"bundle": bundle.index.bundle, "plan": install::plan_json(&prepared)})));
+    } else {
+        install::print_plan(&prepared);
+    }
+    Ok(())
+}
+
+/// `install`: verifies the bundle, reads and checks the config, plans, checks the
+/// host, stages what the steps read from disk and runs every step not done yet; says
+/// what was done, where the log is and what to do next. A rerun resumes.
+pub fn install(ctx: &Context) -> Result<()> {
+    if ctx.global.dry_run {
+        return plan(ctx);
+    }
+    let bundle = open(ctx)?;
+    verify(ctx, &bundle)?;
+    let meta = &bundle.index.bundle;
+    ctx.ui.status(format!("{} {}: bundle verified", meta.name, meta.version));
+    let options = options(&ctx.global);
+    let prepared = install::prepare(&bundle, &options)?;
+    // A dropped SSH session must not end the install: it goes on, logging to its file.
+    crate::interrupt::ignore_hangup();
+    let bin = bundle.path.display().to_string();
+    match install::run(prepared, &options, &ctx.ui) {
+        Ok(report) => {
+            summarize(ctx, &bundle, &report, None, &bin);
+            Ok(())
+        }
+        Err(Stopped { error, report }) => {
+            match report {
+                Some(report) => summarize(ctx, &bundle, &report, Some(&error), &bin),
+                None if ctx.ui.json => print_json(&envelope("install", Some(&error), json!({"bundle": meta}))),
+                None => {}
+            }
+            Err(error)
+        }
+    }
+}
+
+fn summarize(ctx: &Context, bundle: &crate::format::Bundle, report: &Report, error: Option<&Error>, bin: &str) {
+    let meta = &bundle.index.bundle;
+    if ctx.ui.json {
+        print_json(&envelope(
+            "install",
+            error,
+            json!({
+                "bundle": meta, "sha256": bundle.sha256(), "role": install::ROLE, "steps": report.steps, "staging": report.staging,
+                "nothing_to_do": report.nothing_to_do, "swept": {"count": report.swept.0, "bytes": report.swept.1},
+            }),
+        ));
+        return;
+    }
+    if ctx.global.quiet {
+        return;
+    }
+    let count = |state: StepState| report.steps.iter().filter(|s| s.state == state).count();
+    let headline = match error {
+        None if report.nothing_to_do => format!("nothing to do: all {} steps were done already", report.steps.len()),
+        None if ctx.global.noexec => "staged; no step ran (--noexec)".to_string(),
+        None => format!("install finished: {} step(s) done, {} done already", count(StepState::Done), count(StepState::AlreadyDone)),
+        Some(e) if e.class == crate::error::ExitClass::Interrupted => "install INTERRUPTED".to_string(),
+        Some(_) => {
+            let failed = report.steps.iter().find(|s| s.state == StepState::Failed).map_or("?", |s| s.name.as_str());
+            format!("install FAILED at step '{failed}'")
+        }
+    };
+    out_line(&format!("{} {}: {headline}", meta.name, meta.version));
+    let width = report.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for step in &report.steps {
+        out_line(&format!("  {:12}  {:width$}  {}", step.state.label(), step.name, step.detail));
+        for extra in &step.on_failure {
+            out_line(&format!("  {:12}  {:width$}    on_failure {}: {}", "", "", extra.name, extra.state.label()));
+        }
+    }
+    if let Some(staging) = &report.staging {
+        out_line(&format!("  staged in {}", staging.display()));
+    }
+    if let Some(log) = &report.log {
+        out_line(&format!("  log: {}", log.display()));
+    }
+    let next = match error {
+        None if report.nothing_to_do => format!("next: sh {bin} status shows the last run; --force or --from STEP redoes steps on purpose"),
+        None if ctx.global.noexec => format!("next: sh {bin} (without --noexec) runs the steps"),
+        None => format!("next: sh {bin} status shows this run again; running the bundle again redoes nothing"),
+        Some(_) => format!("next: fix what the error says, then run sh {bin} again: the steps done are not redone (sh {bin} support collects the logs for the vendor)"),
+    };
+    out_line(&next);
+}

@@ -1,0 +1,276 @@
+//! Install steps as data: what the spec declares and the index carries. What each kind
+//! does on the host lives in `crate::steps`; this module only fixes the shape both the
+//! builder and the stub agree on.
+//!
+//! A step is its common fields (name, timeout, retries, environment, what to run when
+//! it finally fails) plus one `Action`, the kind, flattened into the same mapping:
+//!
+//! ```yaml
+//! - name: cadm install
+//!   kind: command
+//!   run: [cadm, install, --config, config]
+//!   timeout: 10m
+//!   retries: 2
+//!   retry_delay: 5s
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Step {
+    /// Shown everywhere (plan, log, journal, `--from`); unique in a bundle. Empty means
+    /// the name `default_name` derives from the action.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(flatten)]
+    pub action: Action,
+    /// How long one attempt may take (`10m`, `90s`, or seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "timeout_seconds")]
+    pub timeout: Option<Seconds>,
+    /// Attempts after the first one that fails.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+    /// The pause between attempts (default 5s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_delay: Option<Seconds>,
+    /// Extra environment for the step (command steps; `${config.KEY}` expands).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Run once when the step has finally failed: to collect diagnostics or undo.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_failure: Vec<Step>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Action {
+    /// Load the images of an `image` member into the container engine, streamed.
+    LoadImages {
+        member: String,
+        /// `auto` (the default), `docker`, `docker-api`, `podman` or `containerd`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engine: Option<String>,
+    },
+    /// Restore a `registry-pack` member into a registry's storage root.
+    RestoreRegistry {
+        member: String,
+        /// The registry's `storage.filesystem.rootdirectory`...
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        root: Option<String>,
+        /// ...or the key of the product's config that names it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        root_from_config: Option<String>,
+        /// `user[:group]` to own what is restored, for a registry running as its own user.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+        /// Octal mode bits for restored files (directories get the matching x bits).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<String>,
+        /// `host:port` of the registry serving that root: checked online after the restore...
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+        /// ...or the key of the product's config that names it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address_from_config: Option<String>,
+    },
+    /// Write a member into a directory of the host (`<to>/<member>`), such as a tool
+    /// into `/usr/local/bin`.
+    Extract {
+        member: String,
+        /// The directory it lands in; `${config.KEY}` expands.
+        to: String,
+        /// Octal mode bits of the written file (default: the member's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<String>,
+        /// `user[:group]` to own it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+    },
+    /// Wait until a TCP port accepts connections or an HTTP URL answers (2xx or 3xx),
+    /// within the step's timeout (default 60s).
+    WaitFor {
+        /// `host:port`; `${config.KEY}` expands.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tcp: Option<String>,
+        /// `http://host:port/path`; `${config.KEY}` expands.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        http: Option<String>,
+    },
+    /// A program of the product (a `tool` member, found by name) or of the host, run in
+    /// the staging directory.
+    Command {
+        /// The program and its arguments; `${config.KEY}` expands in each.
+        run: Vec<String>,
+    },
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::LoadImages { .. } => "load-images",
+            Action::RestoreRegistry { .. } => "restore-registry",
+            Action::Extract { .. } => "extract",
+            Action::WaitFor { .. } => "wait-for",
+            Action::Command { .. } => "command",
+        }
+    }
+
+    /// The member the step reads from the bundle, if any.
+    pub fn member(&self) -> Option<&str> {
+        match self {
+            Action::LoadImages { member, .. } | Action::RestoreRegistry { member, .. } | Action::Extract { member, .. } => Some(member),
+            Action::WaitFor { .. } | Action::Command { .. } => None,
+        }
+    }
+}
+
+impl Step {
+    /// The step's name: as the spec gives it, or derived from its action.
+    pub fn name(&self) -> String {
+        if !self.name.is_empty() {
+            return self.name.clone();
+        }
+        match &self.action {
+            Action::LoadImages { member, .. } => format!("load {member}"),
+            Action::RestoreRegistry { member, .. } => format!("restore {member}"),
+            Action::Extract { member, .. } => format!("extract {member}"),
+            Action::WaitFor { tcp, http } => format!("wait for {}", tcp.as_deref().or(http.as_deref()).unwrap_or("?")),
+            Action::Command { run } => run.join(" "),
+        }
+    }
+
+    pub fn retry_delay(&self) -> Duration {
+        self.retry_delay.map_or(Duration::from_secs(5), Seconds::duration)
+    }
+}
+
+/// A duration as a spec writes it (`10m`, `1h30m`, `90s`, or plain seconds), stored in
+/// the index as whole seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seconds(pub u64);
+
+impl Seconds {
+    pub fn duration(self) -> Duration {
+        Duration::from_secs(self.0)
+    }
+}
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.duration()))
+    }
+}
+
+impl Serialize for Seconds {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(Seconds(n)),
+            Raw::Text(text) => match text.trim().parse::<u64>() {
+                Ok(n) => Ok(Seconds(n)),
+                Err(_) => humantime::parse_duration(text.trim())
+                    .map(|d| Seconds(d.as_secs()))
+                    .map_err(|e| serde::de::Error::custom(format!("'{text}' is not a duration such as 90s, 10m or 1h30m ({e})"))),
+            },
+        }
+    }
+}
+
+/// The product's config as the spec describes it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigRules {
+    /// Keys (dotted for nesting) that must be set and non-empty before step 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required: Vec<String>,
+}
+
+impl ConfigRules {
+    pub fn is_empty(&self) -> bool {
+        self.required.is_empty()
+    }
+}
+
+/// What the host must offer, checked in preflight.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Requires {
+    /// The install must run as root.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub root: bool,
+    /// TCP ports that must be free (nothing listening) before the install.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
+}
+
+impl Requires {
+    pub fn is_empty(&self) -> bool {
+        !self.root && self.ports.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(yaml: &str) -> Result<Step, String> {
+        serde_yaml::from_str(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn common_fields_and_the_action_share_one_mapping() {
+        let s = step("name: cadm install\nkind: command\nrun: [cadm, install]\ntimeout: 10m\nretries: 2\nretry_delay: 3s\nenv: {A: b}\n")
+            .unwrap();
+        assert_eq!(s.name(), "cadm install");
+        assert_eq!(s.action, Action::Command { run: vec!["cadm".into(), "install".into()] });
+        assert_eq!((s.timeout, s.retries, s.retry_delay), (Some(Seconds(600)), 2, Some(Seconds(3))));
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Step>(&json).unwrap(), s);
+    }
+
+    #[test]
+    fn a_misspelt_field_is_refused() {
+        let err = step("kind: command\nrun: [x]\ntimout: 5m\n").unwrap_err();
+        assert!(err.contains("timout"), "{err}");
+        let err = step("kind: load-images\nmember: a\nrun: [x]\n").unwrap_err();
+        assert!(err.contains("run"), "{err}");
+    }
+
+    #[test]
+    fn durations_take_words_or_seconds() {
+        assert_eq!(step("kind: command\nrun: [x]\ntimeout: 90\n").unwrap().timeout, Some(Seconds(90)));
+        assert_eq!(step("kind: command\nrun: [x]\ntimeout: 1h30m\n").unwrap().timeout, Some(Seconds(5400)));
+        assert!(step("kind: command\nrun: [x]\ntimeout: soon\n").unwrap_err().contains("not a duration"));
+    }
+
+    #[test]
+    fn a_format_1_command_step_still_reads() {
+        let s: Step = serde_json::from_str(r#"{"kind":"command","name":"x","run":["a"],"env":{"K":"v"},"timeout_seconds":5}"#).unwrap();
+        assert_eq!((s.timeout, s.env.len()), (Some(Seconds(5)), 1));
+    }
+
+    #[test]
+    fn unnamed_steps_get_a_name_from_their_action() {
+        assert_eq!(step("kind: load-images\nmember: images\n").unwrap().name(), "load images");
+        assert_eq!(step("kind: wait-for\ntcp: 127.0.0.1:5000\n").unwrap().name(), "wait for 127.0.0.1:5000");
+    }
+}

@@ -1,0 +1,171 @@
+//! Small file-system helpers: free space, absolute paths, remove-on-drop guards, and
+//! the sweep of what a killed run left behind.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use indicatif::HumanBytes;
+
+use crate::error::{Error, IoContext, Result};
+
+/// Slack on top of what the index says, for file system overhead.
+const MARGIN: u64 = 1 << 20;
+
+/// `path` made absolute against the working directory (without resolving links).
+pub fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")).join(path)
+    }
+}
+
+/// The nearest existing directory at or above `path`: where new files would take space.
+pub fn existing_ancestor(path: &Path) -> PathBuf {
+    let mut current = absolute(path);
+    while !current.is_dir() {
+        if !current.pop() {
+            return PathBuf::from("/");
+        }
+    }
+    current
+}
+
+/// Bytes available to this user on the file system that holds `path`.
+pub fn available_bytes(path: &Path) -> Result<u64> {
+    let dir = existing_ancestor(path);
+    let stat =
+        nix::sys::statvfs::statvfs(&dir).map_err(|e| Error::internal(format!("cannot read free space of {}: {e}", dir.display())))?;
+    Ok(stat.blocks_available() as u64 * stat.fragment_size() as u64)
+}
+
+/// Fails with the needed and available bytes unless `needed` bytes fit under `path`.
+pub fn check_space(path: &Path, needed: u64) -> Result<()> {
+    let available = available_bytes(path)?;
+    if needed.saturating_add(MARGIN) > available {
+        return Err(Error::space(format!(
+            "not enough free space in {}: {} ({needed} bytes) needed, {} ({available} bytes) available; free space there or use --target DIR on a larger file system",
+            existing_ancestor(path).display(),
+            HumanBytes(needed),
+            HumanBytes(available),
+        )));
+    }
+    Ok(())
+}
+
+/// Removes a path on drop unless disarmed: the cleanup of every temporary.
+pub struct RemoveOnDrop {
+    path: Option<PathBuf>,
+}
+
+impl RemoveOnDrop {
+    pub fn new(path: PathBuf) -> RemoveOnDrop {
+        RemoveOnDrop { path: Some(path) }
+    }
+    pub fn disarm(mut self) -> PathBuf {
+        self.path.take().expect("armed")
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            remove_any(&path);
+        }
+    }
+}
+
+/// Removes a file, a link or a whole directory, whichever `path` is.
+pub fn remove_any(path: &Path) {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => drop(fs::remove_dir_all(path)),
+        Ok(_) => drop(fs::remove_file(path)),
+        Err(_) => {}
+    }
+}
+
+/// Creates `dir` and any missing parents; the guard removes what was created.
+pub fn create_dir_guarded(dir: &Path) -> Result<Option<RemoveOnDrop>> {
+    let mut topmost_missing = None;
+    let mut probe = Some(dir);
+    while let Some(p) = probe {
+        if p.as_os_str().is_empty() || p.exists() {
+            break;
+        }
+        topmost_missing = Some(p.to_path_buf());
+        probe = p.parent();
+    }
+    fs::create_dir_all(dir).ctx("creating", dir)?;
+    Ok(topmost_missing.map(RemoveOnDrop::new))
+}
+
+/// The marks in the names of every temporary a run creates (`.NAME.airbin-partial-PID`,
+/// `.airbin-restore-PID`, `.NAME.airbin-old-PID`): what `sweep` looks for.
+pub const TEMP_MARKS: [&str; 3] = [".airbin-partial-", ".airbin-restore-", ".airbin-old-"];
+
+/// The PID a temporary's name ends with, if it has one of `TEMP_MARKS`.
+fn temp_owner(name: &str) -> Option<i32> {
+    TEMP_MARKS.iter().find_map(|mark| name.split_once(mark)).and_then(|(_, pid)| pid.parse().ok())
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // Signal 0 checks existence; EPERM means it exists under another user.
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(e) => e == nix::errno::Errno::EPERM,
+    }
+}
+
+/// Bytes a file or tree takes (apparent sizes), without following links.
+pub fn tree_bytes(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else { return 0 };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path).map(|entries| entries.flatten().map(|e| tree_bytes(&e.path())).sum()).unwrap_or(0)
+}
+
+/// Removes the temporaries that runs no longer alive left directly in `dir`; returns
+/// how many and their bytes. A temporary whose run is still alive is left alone.
+pub fn sweep(dir: &Path) -> (usize, u64) {
+    let Ok(entries) = fs::read_dir(dir) else { return (0, 0) };
+    let mut removed = (0, 0);
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = temp_owner(&name.to_string_lossy()) else { continue };
+        if pid == std::process::id() as i32 || pid_alive(pid) {
+            continue;
+        }
+        let path = entry.path();
+        let bytes = tree_bytes(&path);
+        remove_any(&path);
+        if fs::symlink_metadata(&path).is_err() {
+            removed.0 += 1;
+            removed.1 += bytes;
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_removes_only_dead_runs_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        // PID 0x7fff_fff0 is far above any pid_max: no such process.
+        let dead = dir.path().join(".cadm.airbin-partial-2147483632");
+        fs::write(&dead, b"12345").unwrap();
+        let tree = dir.path().join(".airbin-restore-2147483632");
+        fs::create_dir_all(tree.join("a")).unwrap();
+        fs::write(tree.join("a/b"), b"123").unwrap();
+        let alive = dir.path().join(format!(".x.airbin-partial-{}", std::process::id()));
+        fs::write(&alive, b"1").unwrap();
+        fs::write(dir.path().join("kept"), b"1").unwrap();
+        assert_eq!(sweep(dir.path()), (2, 8));
+        let mut left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        left.sort();
+        assert_eq!(left, [alive.file_name().unwrap().to_owned(), "kept".into()]);
+    }
+}

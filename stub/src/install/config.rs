@@ -1,0 +1,371 @@
+//! The product's config: the answers file a field engineer fills in from the bundle's
+//! sample. It keeps the product's own format, YAML (dotted keys reach into nested
+//! mappings) or shell-style `KEY="value"` lines, and is read and checked once, before
+//! step 1: every key the spec requires or a step takes a value from must be set.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Where the config came from, for messages and the plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `--config FILE`.
+    Flag,
+    /// `config` beside the `.bin`.
+    BesideBundle,
+    /// The bundle's own sample, taken as it is with `--use-sample`.
+    Sample,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Flag => "--config",
+            Source::BesideBundle => "beside the bundle",
+            Source::Sample => "the bundle's sample (--use-sample)",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Style {
+    Yaml,
+    Shell,
+}
+
+pub struct ProductConfig {
+    /// The file as the engineer named it (or `<bundle>:<sample member>`).
+    pub path: PathBuf,
+    pub source: Source,
+    /// What relative paths in the config are relative to.
+    base: PathBuf,
+    /// The file's bytes, copied as they are into the staging directory.
+    pub text: String,
+    values: serde_yaml::Value,
+}
+
+/// The file `--config` names, else `config` beside the bundle if it is there.
+pub fn locate(explicit: Option<&Path>, bundle: &Path) -> Option<(PathBuf, Source)> {
+    if let Some(path) = explicit {
+        return Some((path.to_path_buf(), Source::Flag));
+    }
+    let beside = beside_bundle(bundle);
+    beside.exists().then_some((beside, Source::BesideBundle))
+}
+
+/// `config` in the bundle's directory.
+pub fn beside_bundle(bundle: &Path) -> PathBuf {
+    match bundle.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join("config"),
+        _ => PathBuf::from("config"),
+    }
+}
+
+/// Reads and parses the config file at `path`.
+pub fn load(path: &Path, source: Source) -> Result<ProductConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::usage(format!(
+            "the product's config {} cannot be read ({e}); fix the path given with --config, or put the config beside the bundle as `config`",
+            path.display()
+        ))
+    })?;
+    let absolute = crate::fsx::absolute(path);
+    let base = absolute.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    parse(path.to_path_buf(), source, base, text)
+}
+
+/// A config from text already in memory (the bundle's sample).
+pub fn parse(path: PathBuf, source: Source, base: PathBuf, text: String) -> Result<ProductConfig> {
+    let (values, _) = parse_text(&text).map_err(|why| Error::usage(format!("{}: {why}; fix the config and run again", path.display())))?;
+    Ok(ProductConfig { path, source, base, text, values })
+}
+
+fn parse_text(text: &str) -> std::result::Result<(serde_yaml::Value, Style), String> {
+    let meaningful = || text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+    if meaningful().next().is_none() {
+        return Ok((serde_yaml::Value::Mapping(Default::default()), Style::Yaml));
+    }
+    if meaningful().all(|line| shell_assignment(line).is_some()) {
+        let mut map = serde_yaml::Mapping::new();
+        for line in meaningful() {
+            let (key, value) = shell_assignment(line).expect("checked above");
+            map.insert(key.into(), parse_shell_value(value)?.into());
+        }
+        return Ok((serde_yaml::Value::Mapping(map), Style::Shell));
+    }
+    match serde_yaml::from_str::<serde_yaml::Value>(text) {
+        Ok(value @ serde_yaml::Value::Mapping(_)) => Ok((value, Style::Yaml)),
+        Ok(_) => Err("it is neither a YAML mapping (key: value) nor shell-style KEY=\"value\" lines".into()),
+        Err(e) => Err(format!("not valid YAML ({e})")),
+    }
+}
+
+/// `KEY=value` or `export KEY=value`: the key and the raw value.
+fn shell_assignment(line: &str) -> Option<(&str, &str)> {
+    let line = line.strip_prefix("export ").unwrap_or(line);
+    let (key, value) = line.split_once('=')?;
+    let ok = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    ok.then_some((key, value))
+}
+
+/// A shell value: "double quoted" (with \" \\ \$ \` escapes), 'single quoted', or bare
+/// up to a comment. Nothing is expanded: the config is data, not a script.
+fn parse_shell_value(raw: &str) -> std::result::Result<String, String> {
+    let raw = raw.trim();
+    if let Some(rest) = raw.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = rest.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => return Ok(out),
+                '\\' => match chars.next() {
+                    Some(e @ ('"' | '\\' | '$' | '`')) => out.push(e),
+                    Some(other) => {
+                        out.push('\\');
+                        out.push(other);
+                    }
+                    None => break,
+                },
+                c => out.push(c),
+            }
+        }
+        return Err(format!("unterminated double quote in {raw}"));
+    }
+    if let Some(rest) = raw.strip_prefix('\'') {
+        return rest.split_once('\'').map(|(v, _)| v.to_string()).ok_or_else(|| format!("unterminated single quote in {raw}"));
+    }
+    Ok(raw.split(" #").next().unwrap_or("").trim().to_string())
+}
+
+impl ProductConfig {
+    fn lookup(&self, key: &str) -> Option<&serde_yaml::Value> {
+        let mut value = &self.values;
+        for part in key.split('.') {
+            value = value.get(part)?;
+        }
+        Some(value)
+    }
+
+    /// The text of a single value, or None when the key is missing or not a scalar.
+    fn scalar(&self, key: &str) -> Option<String> {
+        match self.lookup(key)? {
+            serde_yaml::Value::String(text) => Some(text.clone()),
+            serde_yaml::Value::Number(number) => Some(number.to_string()),
+            serde_yaml::Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The text value at `key` (dotted for nested mappings: `registry.root`).
+    pub fn text(&self, key: &str, needed_by: &str) -> Result<String> {
+        match self.lookup(key) {
+            None => Err(Error::usage(format!(
+                "{}: no key `{key}`, which {needed_by} needs; add it (see the bundle's config sample)",
+                self.path.display()
+            ))),
+            Some(_) => self
+                .scalar(key)
+                .ok_or_else(|| Error::usage(format!("{}: `{key}` must be a single value, for {needed_by}", self.path.display()))),
+        }
+    }
+
+    /// The value at `key` as the plan shows it: a scalar, or a list joined by spaces.
+    pub fn shown(&self, key: &str) -> Option<String> {
+        let mut out = Vec::new();
+        flatten(key, self.lookup(key)?, &mut out);
+        Some(out.into_iter().map(|(_, v)| v).collect::<Vec<_>>().join(" "))
+    }
+
+    /// A path value: relative paths are relative to the config's own directory.
+    pub fn path_value(&self, key: &str, needed_by: &str) -> Result<PathBuf> {
+        Ok(self.resolve_path(&self.text(key, needed_by)?))
+    }
+
+    pub fn resolve_path(&self, text: &str) -> PathBuf {
+        let path = Path::new(text);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base.join(path)
+        }
+    }
+
+    /// Of `keys`, those missing or empty.
+    pub fn missing<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+        keys.into_iter()
+            .filter(|key| match self.lookup(key) {
+                None | Some(serde_yaml::Value::Null) => true,
+                Some(serde_yaml::Value::String(s)) => s.trim().is_empty(),
+                Some(serde_yaml::Value::Sequence(s)) => s.is_empty(),
+                Some(serde_yaml::Value::Mapping(m)) => m.is_empty(),
+                Some(_) => false,
+            })
+            .collect()
+    }
+
+    /// Every value as (dotted key, text): scalars as they are, lists joined by spaces.
+    pub fn flat(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        flatten("", &self.values, &mut out);
+        out
+    }
+
+    /// The config's text with the values of secret-looking keys masked, for `support`.
+    pub fn masked_text(&self) -> String {
+        let (_, style) = parse_text(&self.text).unwrap_or((serde_yaml::Value::Null, Style::Yaml));
+        self.text
+            .lines()
+            .map(|line| {
+                let trimmed = line.trim_start();
+                let key = match style {
+                    Style::Shell => shell_assignment(trimmed).map(|(k, _)| k),
+                    Style::Yaml => trimmed.split_once(':').map(|(k, _)| k.trim().trim_matches(['"', '\''])),
+                };
+                match key {
+                    Some(key) if is_secret_key(key) => {
+                        let separator = if style == Style::Shell { '=' } else { ':' };
+                        let at = line.find(separator).expect("the key was found before it");
+                        format!("{}{separator} ********", &line[..at])
+                    }
+                    _ => line.to_string(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn flatten(prefix: &str, value: &serde_yaml::Value, out: &mut Vec<(String, String)>) {
+    let scalar = |v: &serde_yaml::Value| match v {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    match value {
+        serde_yaml::Value::Mapping(map) => {
+            for (key, child) in map {
+                let Some(key) = scalar(key) else { continue };
+                let dotted = if prefix.is_empty() { key } else { format!("{prefix}.{key}") };
+                flatten(&dotted, child, out);
+            }
+        }
+        serde_yaml::Value::Sequence(items) => {
+            let texts: Vec<String> = items.iter().filter_map(scalar).collect();
+            out.push((prefix.to_string(), texts.join(" ")));
+        }
+        serde_yaml::Value::Tagged(tagged) => flatten(prefix, &tagged.value, out),
+        other => out.push((prefix.to_string(), scalar(other).unwrap_or_default())),
+    }
+}
+
+/// Keys whose values are never shown: passwords, tokens, secrets, keys.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "passwd", "token", "secret", "key", "credential"].iter().any(|word| key.contains(word))
+}
+
+/// `registry.address` → `AIRBIN_CONFIG_REGISTRY_ADDRESS`.
+pub fn env_name(key: &str) -> String {
+    let mut name = String::from("AIRBIN_CONFIG_");
+    name.extend(key.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }));
+    name
+}
+
+/// The config keys `${config.KEY}` placeholders in `text` name.
+pub fn referenced_keys(text: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${config.") {
+        let after = &rest[start + "${config.".len()..];
+        let Some(end) = after.find('}') else { break };
+        keys.push(after[..end].to_string());
+        rest = &after[end..];
+    }
+    keys
+}
+
+/// Replaces each `${config.KEY}` in `text` with the config's value.
+pub fn expand(text: &str, config: Option<&ProductConfig>, needed_by: &str) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${config.") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "${config.".len()..];
+        let end = after.find('}').ok_or_else(|| Error::integrity(format!("an unterminated ${{config. placeholder in {needed_by}")))?;
+        let key = &after[..end];
+        let config =
+            config.ok_or_else(|| Error::usage(format!("{needed_by} takes `{key}` from the product's config, and there is none")))?;
+        out.push_str(&config.text(key, needed_by)?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> ProductConfig {
+        parse(PathBuf::from("/etc/p/config"), Source::Flag, PathBuf::from("/etc/p"), text.to_string()).unwrap()
+    }
+
+    #[test]
+    fn reads_plain_and_nested_yaml_keys() {
+        let c = config("registry_root: /srv/registry\nregistry:\n  address: 127.0.0.1:5000\n  port: 5000\n");
+        assert_eq!(c.text("registry_root", "x").unwrap(), "/srv/registry");
+        assert_eq!(c.text("registry.address", "x").unwrap(), "127.0.0.1:5000");
+        assert_eq!(c.text("registry.port", "x").unwrap(), "5000");
+    }
+
+    #[test]
+    fn reads_shell_style_lines_without_expanding_them() {
+        let c = config("# compass\nCLUSTER=\"demo one\"\nexport ROOT='/srv/$x'\nPORT=5000 # the port\nESC=\"a\\\"b\"\n");
+        assert_eq!(c.text("CLUSTER", "x").unwrap(), "demo one");
+        assert_eq!(c.text("ROOT", "x").unwrap(), "/srv/$x");
+        assert_eq!(c.text("PORT", "x").unwrap(), "5000");
+        assert_eq!(c.text("ESC", "x").unwrap(), "a\"b");
+    }
+
+    #[test]
+    fn a_missing_key_is_named_with_the_file() {
+        let err = config("a: 1\n").text("registry_root", "restore-registry").unwrap_err();
+        assert!(err.message.starts_with("/etc/p/config: no key `registry_root`, which restore-registry needs"), "{}", err.message);
+        assert!(config("registry: [1, 2]\n").text("registry", "x").is_err());
+    }
+
+    #[test]
+    fn missing_lists_absent_and_empty_keys() {
+        let c = config("a: 1\nb: ''\nc: []\nd:\n  e: x\nf:\n");
+        assert_eq!(c.missing(["a", "b", "c", "d.e", "d.g", "f", "z"]), ["b", "c", "d.g", "f", "z"]);
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_configs_directory() {
+        let c = config("root: data/registry\nabs: /srv/r\n");
+        assert_eq!(c.path_value("root", "x").unwrap(), Path::new("/etc/p/data/registry"));
+        assert_eq!(c.path_value("abs", "x").unwrap(), Path::new("/srv/r"));
+    }
+
+    #[test]
+    fn secrets_are_masked_in_both_styles() {
+        let c = config("user: admin\nadmin_password: hunter2\napi:\n  token: \"abc\"\n");
+        let masked = c.masked_text();
+        assert!(!masked.contains("hunter2") && !masked.contains("abc") && masked.contains("user: admin"), "{masked}");
+        let c = config("DB_PASSWORD=\"hunter2\"\nHOST=db\n");
+        assert_eq!(c.masked_text(), "DB_PASSWORD= ********\nHOST=db");
+    }
+
+    #[test]
+    fn placeholders_expand_and_flat_names_become_env_names() {
+        let c = config("registry:\n  address: 127.0.0.1:5000\nnodes: [a, b]\n");
+        assert_eq!(expand("http://${config.registry.address}/v2/", Some(&c), "x").unwrap(), "http://127.0.0.1:5000/v2/");
+        assert!(expand("${config.nope}", Some(&c), "step x").unwrap_err().message.contains("no key `nope`"));
+        assert_eq!(referenced_keys("${config.a}-${config.b.c}"), ["a", "b.c"]);
+        assert_eq!(env_name("registry.address"), "AIRBIN_CONFIG_REGISTRY_ADDRESS");
+        assert!(c.flat().contains(&("nodes".to_string(), "a b".to_string())));
+    }
+}

@@ -1,0 +1,231 @@
+//! The journal: one JSON record a line, appended and fsync'd as each step starts and
+//! ends, so that a kill -9 or a power cut loses at most the line being written. A torn
+//! last line is ignored when read and cut off before the next append.
+//!
+//! What is done is derived from the records, never stored as state: the steps done for
+//! the bundle (by SHA-256) of the latest run, since that bundle's install began.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IoContext, Result};
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Ok,
+    Failed,
+    Interrupted,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    RunStarted {
+        bundle_sha256: String,
+        version: String,
+        pid: u32,
+        log: PathBuf,
+        /// Start this bundle's install from scratch (`--force`, or another bundle).
+        #[serde(default)]
+        reset: bool,
+        /// Steps done earlier that this run does again (`--from`).
+        #[serde(default)]
+        redo: Vec<String>,
+        /// Directories this run may leave temporaries in: what a later run sweeps.
+        #[serde(default)]
+        places: Vec<PathBuf>,
+    },
+    StepStarted {
+        step: String,
+        attempt: u32,
+    },
+    StepDone {
+        step: String,
+        attempt: u32,
+        seconds: f64,
+        detail: String,
+    },
+    StepFailed {
+        step: String,
+        attempt: u32,
+        seconds: f64,
+        error: String,
+    },
+    RunFinished {
+        outcome: Outcome,
+        exit_code: i32,
+        /// Every step of the bundle is done.
+        complete: bool,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub at: String,
+    pub run: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Reads every whole record; a torn or unreadable line is passed over.
+pub fn read(path: &Path) -> Vec<Record> {
+    let Ok(raw) = fs::read(path) else { return Vec::new() };
+    raw.split(|b| *b == b'\n').filter_map(|line| serde_json::from_slice(line).ok()).collect()
+}
+
+pub struct Journal {
+    file: fs::File,
+    path: PathBuf,
+    run: String,
+}
+
+impl Journal {
+    /// Opens the journal for appending records of run `run`, first cutting off a line
+    /// torn by a crash so the next record starts on a line of its own.
+    pub fn open(path: &Path, run: &str) -> Result<Journal> {
+        if let Ok(raw) = fs::read(path) {
+            if !raw.is_empty() && !raw.ends_with(b"\n") {
+                let keep = raw.iter().rposition(|b| *b == b'\n').map_or(0, |at| at + 1);
+                let file = OpenOptions::new().write(true).open(path).ctx("repairing the journal", path)?;
+                file.set_len(keep as u64).ctx("repairing the journal", path)?;
+            }
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path).ctx("opening the journal", path)?;
+        Ok(Journal { file, path: path.to_path_buf(), run: run.to_string() })
+    }
+
+    /// Appends one record and waits until it is on disk.
+    pub fn append(&mut self, event: Event) -> Result<()> {
+        let record = Record { at: crate::progress::timestamp(), run: self.run.clone(), event };
+        let mut line = serde_json::to_vec(&record).expect("records serialize");
+        line.push(b'\n');
+        self.file.write_all(&line).ctx("writing the journal", &self.path)?;
+        self.file.sync_data().ctx("writing the journal", &self.path)
+    }
+}
+
+/// What the journal says of this host's install of a bundle name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    /// The bundle of the latest run, and its version.
+    pub bundle_sha256: Option<String>,
+    pub version: Option<String>,
+    /// Steps done for that bundle, with when.
+    pub done: BTreeMap<String, String>,
+    /// Whether that bundle's install is complete.
+    pub complete: bool,
+    /// Every directory runs said they write temporaries in.
+    pub places: Vec<PathBuf>,
+}
+
+impl History {
+    pub fn of(records: &[Record]) -> History {
+        let mut history = History::default();
+        for record in records {
+            match &record.event {
+                Event::RunStarted { bundle_sha256, version, reset, redo, places, .. } => {
+                    if *reset || history.bundle_sha256.as_ref() != Some(bundle_sha256) {
+                        history.done.clear();
+                    }
+                    for step in redo {
+                        history.done.remove(step);
+                    }
+                    history.bundle_sha256 = Some(bundle_sha256.clone());
+                    history.version = Some(version.clone());
+                    history.complete = false;
+                    for place in places {
+                        if !history.places.contains(place) {
+                            history.places.push(place.clone());
+                        }
+                    }
+                }
+                Event::StepStarted { step, .. } => {
+                    history.done.remove(step);
+                }
+                Event::StepDone { step, .. } => {
+                    history.done.insert(step.clone(), record.at.clone());
+                }
+                Event::StepFailed { .. } => {}
+                Event::RunFinished { complete, .. } => history.complete = *complete,
+            }
+        }
+        history
+    }
+
+    /// The latest run was of another bundle and did not complete.
+    pub fn unfinished_other(&self, sha256: &str) -> bool {
+        self.bundle_sha256.as_deref().is_some_and(|sha| sha != sha256) && !self.complete
+    }
+}
+
+/// The records of the latest run (for `status`).
+pub fn last_run(records: &[Record]) -> &[Record] {
+    let start = records.iter().rposition(|r| matches!(r.event, Event::RunStarted { .. })).unwrap_or(records.len());
+    &records[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(sha: &str, reset: bool, redo: &[&str]) -> Event {
+        Event::RunStarted {
+            bundle_sha256: sha.into(),
+            version: "1".into(),
+            pid: 1,
+            log: PathBuf::from("l"),
+            reset,
+            redo: redo.iter().map(|s| s.to_string()).collect(),
+            places: vec![],
+        }
+    }
+    fn done(step: &str) -> Event {
+        Event::StepDone { step: step.into(), attempt: 1, seconds: 0.0, detail: String::new() }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored_and_cut_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut journal = Journal::open(&path, "r1").unwrap();
+        journal.append(started("a", false, &[])).unwrap();
+        journal.append(done("one")).unwrap();
+        drop(journal);
+        let mut raw = fs::read(&path).unwrap();
+        raw.extend_from_slice(br#"{"at":"x","run":"r1","event":"step-do"#);
+        fs::write(&path, &raw).unwrap();
+        assert_eq!(read(&path).len(), 2);
+        let mut journal = Journal::open(&path, "r2").unwrap();
+        journal.append(done("two")).unwrap();
+        let records = read(&path);
+        assert_eq!(records.len(), 3);
+        assert_eq!(History::of(&records).done.keys().collect::<Vec<_>>(), ["one", "two"]);
+    }
+
+    #[test]
+    fn what_is_done_follows_the_bundle_and_the_redo_rules() {
+        let rec = |event| Record { at: "t".into(), run: "r".into(), event };
+        let mut records = vec![rec(started("a", false, &[])), rec(done("one")), rec(done("two"))];
+        let h = History::of(&records);
+        assert_eq!(h.done.len(), 2);
+        assert!(!h.complete && h.unfinished_other("b") && !h.unfinished_other("a"));
+        records.push(rec(started("a", false, &["two"])));
+        assert_eq!(History::of(&records).done.keys().collect::<Vec<_>>(), ["one"]);
+        records.push(rec(Event::StepStarted { step: "one".into(), attempt: 1 }));
+        assert!(History::of(&records).done.is_empty());
+        records.push(rec(done("one")));
+        records.push(rec(Event::RunFinished { outcome: Outcome::Ok, exit_code: 0, complete: true }));
+        assert!(History::of(&records).complete && !History::of(&records).unfinished_other("b"));
+        records.push(rec(started("b", false, &[])));
+        assert!(History::of(&records).done.is_empty());
+        records.push(rec(done("x")));
+        records.push(rec(started("b", true, &[])));
+        assert!(History::of(&records).done.is_empty());
+    }
+}

@@ -1,0 +1,527 @@
+//! The install, as a plan that is computed, checked, then executed:
+//!
+//! 1. the bundle is verified (by the caller) before anything here runs;
+//! 2. the product's config is found, read and checked: every required key and every
+//!    key a step takes a value from, all listed at once;
+//! 3. every step is prepared (its values resolved) and the plan made: this host's
+//!    steps minus those the journal records as done for this very bundle;
+//! 4. the state directory is locked, the run's log opened, leftovers of a killed run
+//!    swept from every place a run writes;
+//! 5. preflight checks what the steps to run need, and reports every problem at once;
+//! 6. members the steps read from disk are staged, with the config as `config`;
+//! 7. each step runs, journaled as it starts and ends;
+//! 8. the report says what was done, where the log is, and what to do next.
+
+pub mod config;
+pub mod journal;
+pub mod plan;
+pub mod preflight;
+pub mod runner;
+pub mod state;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, ExitClass, IoContext, Result};
+use crate::extract;
+use crate::format::{Action, Bundle, Member};
+use crate::fsx;
+use crate::progress::Ui;
+use crate::runlog;
+use crate::steps::{self, Inputs, Needs, Overrides};
+use config::{ProductConfig, Source};
+use journal::{Event, History, Journal, Outcome};
+use plan::{Plan, PlanState, Redo};
+use runner::{StepReport, StepState};
+use state::StateDir;
+
+/// The install's options, typed once at the command line's edge.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Stage here instead of the state directory's `staging/` (kept afterwards).
+    pub target: Option<PathBuf>,
+    pub keep: bool,
+    /// Stage every member, run no step.
+    pub noexec: bool,
+    pub redo: Redo,
+    pub overrides: Overrides,
+    pub containerd_namespace: String,
+    pub config: Option<PathBuf>,
+    pub use_sample: bool,
+    pub skip_preflight: Vec<String>,
+}
+
+/// A node's part in the install; a single management node until dual pairs come.
+pub const ROLE: &str = "single";
+
+/// What an install did, for the summary and `--json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub steps: Vec<StepReport>,
+    /// Where the members were staged, when kept.
+    pub staging: Option<PathBuf>,
+    pub log: Option<PathBuf>,
+    /// Every step was done already: nothing ran.
+    pub nothing_to_do: bool,
+    /// Leftovers of a killed run removed first: how many, and their bytes.
+    pub swept: (usize, u64),
+}
+
+/// An install that stopped: the error, and what it had done.
+pub struct Stopped {
+    pub error: Error,
+    pub report: Option<Box<Report>>,
+}
+
+impl From<Error> for Stopped {
+    fn from(error: Error) -> Stopped {
+        Stopped { error, report: None }
+    }
+}
+
+/// Everything up to the plan: what `plan` shows and `install` executes.
+pub struct Prepared<'a> {
+    pub bundle: &'a Bundle,
+    pub state: StateDir,
+    pub config: Option<ProductConfig>,
+    pub plan: Plan,
+    pub history: History,
+    /// Keys of the config the bundle uses, with their values (masked where secret).
+    pub config_values: Vec<(String, String)>,
+}
+
+/// Steps 2 and 3: config, prepared steps, the plan (read-only: nothing is written).
+pub fn prepare<'a>(bundle: &'a Bundle, options: &Options) -> Result<Prepared<'a>> {
+    let meta = &bundle.index.bundle;
+    let state = StateDir::for_bundle(&meta.name);
+    let steps = if options.noexec { &[][..] } else { &bundle.index.steps[..] };
+    let config = load_config(bundle, options, steps)?;
+    let staging = options.target.clone().map(|t| fsx::absolute(&t)).unwrap_or_else(|| state.staging());
+    let inputs = Inputs { bundle, config: config.as_ref(), overrides: &options.overrides, staging: &staging };
+    let prepared = steps.iter().map(|s| Ok((s.clone(), steps::prepare(s, &inputs)?))).collect::<Result<Vec<_>>>()?;
+    let history = History::of(&journal::read(&state.journal()));
+    let sha = bundle.sha256();
+    let this_bundle = history.bundle_sha256.as_deref() == Some(sha.as_str());
+    let plan = Plan::new(prepared, &history, this_bundle, &options.redo, staging)?;
+    let config_values = match &config {
+        Some(config) => used_keys(bundle, steps, &options.overrides)
+            .into_iter()
+            .map(|key| {
+                let value = config.shown(&key).unwrap_or_else(|| "(not set)".into());
+                let shown = if config::is_secret_key(&key) { "********".into() } else { value };
+                (key, shown)
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Prepared { bundle, state, config, plan, history, config_values })
+}
+
+/// The config keys the bundle needs: those the spec requires and those steps name.
+fn used_keys(bundle: &Bundle, steps: &[steps::Step], overrides: &Overrides) -> Vec<String> {
+    let mut keys: Vec<String> = bundle.index.config.required.clone();
+    for step in steps.iter().chain(steps.iter().flat_map(|s| &s.on_failure)) {
+        let mut add = |key: &str| {
+            if !keys.iter().any(|k| k == key) {
+                keys.push(key.to_string());
+            }
+        };
+        match &step.action {
+            Action::RestoreRegistry { root_from_config, address_from_config, .. } => {
+                root_from_config.iter().filter(|_| overrides.registry_root.is_none()).for_each(|k| add(k));
+                address_from_config.iter().filter(|_| overrides.registry_address.is_none()).for_each(|k| add(k));
+            }
+            Action::Extract { to, .. } => config::referenced_keys(to).iter().for_each(|k| add(k)),
+            Action::WaitFor { tcp, http } => tcp.iter().chain(http).flat_map(|t| config::referenced_keys(t)).for_each(|k| add(&k)),
+            Action::Command { run } => run.iter().flat_map(|w| config::referenced_keys(w)).for_each(|k| add(&k)),
+            Action::LoadImages { .. } => {}
+        }
+        step.env.values().flat_map(|v| config::referenced_keys(v)).for_each(|k| add(&k));
+    }
+    keys
+}
+
+/// Whether the install needs the product's config: it runs the product's commands, or
+/// requires keys, or a step takes a value from it.
+fn needs_config(bundle: &Bundle, steps: &[steps::Step], overrides: &Overrides) -> bool {
+    !bundle.index.config.required.is_empty()
+        || !used_keys(bundle, steps, overrides).is_empty()
+        || steps.iter().any(|s| matches!(s.action, Action::Command { .. }))
+}
+
+fn load_config(bundle: &Bundle, options: &Options, steps: &[steps::Step]) -> Result<Option<ProductConfig>> {
+    let sample = bundle.index.config_sample();
+    let config = if options.use_sample {
+        let sample = sample.ok_or_else(|| Error::usage("--use-sample: this bundle carries no config sample; give --config FILE"))?;
+        Some(sample_config(bundle, sample)?)
+    } else {
+        match config::locate(options.config.as_deref(), &bundle.path) {
+            Some((path, source)) => Some(config::load(&path, source)?),
+            None if needs_config(bundle, steps, &options.overrides) => return Err(no_config(bundle, sample)),
+            None => None,
+        }
+    };
+    if let Some(config) = &config {
+        let keys = used_keys(bundle, steps, &options.overrides);
+        let missing = config.missing(keys.iter().map(String::as_str));
+        if !missing.is_empty() {
+            return Err(Error::usage(format!(
+                "{}: {} missing or empty: {}; set {} (see the bundle's config sample) and run again",
+                config.path.display(),
+                if missing.len() == 1 { "a key the bundle needs is" } else { "keys the bundle needs are" },
+                missing.join(", "),
+                if missing.len() == 1 { "it" } else { "them" },
+            )));
+        }
+    }
+    Ok(config)
+}
+
+/// The error for a bundle that needs a config and was given none: where the sample is
+/// and the two commands that start from it.
+fn no_config(bundle: &Bundle, sample: Option<&Member>) -> Error {
+    let bin = bundle.path.display();
+    let beside = config::beside_bundle(&bundle.path);
+    match sample {
+        Some(sample) => Error::usage(format!(
+            "this bundle needs the product's config, and there is none at {} (or --config FILE); start from its sample: sh {bin} extract {} --target . && cp {} {} , edit it, then run the bundle again (or --use-sample to install with the sample as it is)",
+            beside.display(),
+            sample.name,
+            sample.name,
+            beside.display()
+        )),
+        None => Error::usage(format!("this bundle needs the product's config: put it at {} or give --config FILE", beside.display())),
+    }
+}
+
+/// The bundle's own sample, read from the bundle (it is small: capped at 1 MiB).
+fn sample_config(bundle: &Bundle, sample: &Member) -> Result<ProductConfig> {
+    use std::io::Read;
+    let mut text = String::new();
+    bundle
+        .content_reader(sample)?
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::usage(format!("the bundle's config sample {} is not text ({e})", sample.name)))?;
+    let base = bundle.path.parent().map_or_else(|| PathBuf::from("."), fsx::absolute);
+    config::parse(PathBuf::from(format!("{}:{}", bundle.path.display(), sample.name)), Source::Sample, base, text)
+}
+
+/// Steps 4 to 8: locks, sweeps, checks, stages and runs the plan.
+pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Result<Report, Stopped> {
+    let Prepared { bundle, state, config, plan, .. } = prepared;
+    let meta = &bundle.index.bundle;
+    let sha = bundle.sha256();
+    let _lock = state.lock()?;
+    // Read again under the lock: another run may have finished in between.
+    let history = History::of(&journal::read(&state.journal()));
+    if history.unfinished_other(&sha) && !options.redo.force {
+        let done: Vec<&String> = history.done.keys().collect();
+        return Err(Error::host(format!(
+            "an install of {} {} (another bundle, SHA-256 {}) is unfinished here{}; finish it with that bundle, or give --force to install this one over it",
+            meta.name,
+            history.version.as_deref().unwrap_or("?"),
+            history.bundle_sha256.as_deref().map_or("?", |s| &s[..12.min(s.len())]),
+            if done.is_empty() { String::new() } else { format!(" (done: {})", done.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")) }
+        ))
+        .into());
+    }
+    let this_bundle = history.bundle_sha256.as_deref() == Some(sha.as_str());
+    let plan =
+        Plan::new(plan.steps.into_iter().map(|s| (s.step, s.prepared)).collect(), &history, this_bundle, &options.redo, plan.staging)?;
+
+    let run_id = format!("{}-{}", crate::progress::timestamp().replace(':', ""), std::process::id());
+    let log = open_log(&state, &run_id)?;
+    ui.status(format!("{} {}: log in {}", meta.name, meta.version, log.display()));
+    runlog::line(&format!("bundle {} SHA-256 {sha}, airbin runtime {}", bundle.path.display(), crate::VERSION));
+    if let Some(config) = &config {
+        runlog::line(&format!("config {} ({})", config.path.display(), config.source.as_str()));
+    }
+
+    let staging = plan.staging.clone();
+    let to_stage = members_to_stage(bundle, &plan, options);
+    if !plan.steps.is_empty() && !plan.runs_any() && !options.noexec {
+        ui.status(format!("{} {}: every step is done already (journal {})", meta.name, meta.version, state.journal().display()));
+        let steps = plan.steps.iter().map(already_done).collect();
+        return Ok(Report { steps, staging: None, log: Some(log), nothing_to_do: true, swept: (0, 0) });
+    }
+
+    // Leftovers of a killed run, wherever a run writes.
+    let needs: Vec<Needs> = plan.to_run().map(|s| s.prepared.needs(bundle)).collect();
+    let mut places: Vec<PathBuf> = vec![staging.clone(), state.root.clone()];
+    places.extend(needs.iter().flat_map(|n| n.writes.iter().cloned()));
+    for place in &history.places {
+        if !places.contains(place) {
+            places.push(place.clone());
+        }
+    }
+    let swept = sweep(&places, &state, &sha);
+    if swept.0 > 0 {
+        ui.status(format!("swept {} leftover(s) of an interrupted run, {} freed", swept.0, indicatif::HumanBytes(swept.1)));
+    }
+
+    let staging_bytes: u64 = to_stage.iter().map(|m| m.unpacked_bytes).sum();
+    let mut all_needs = needs;
+    all_needs.push(Needs { space: vec![(staging.clone(), staging_bytes)], ..Needs::default() });
+    let host = preflight::Host {
+        bundle: meta,
+        requires: &bundle.index.requires,
+        skip: &options.skip_preflight,
+        containerd_namespace: &options.containerd_namespace,
+    };
+    let ready = preflight::check(&host, &all_needs).map_err(|e| Stopped { error: e, report: None })?;
+
+    let mut journal = Journal::open(&state.journal(), &run_id)?;
+    let reset = options.redo.force || !this_bundle;
+    journal.append(Event::RunStarted {
+        bundle_sha256: sha.clone(),
+        version: meta.version.clone(),
+        pid: std::process::id(),
+        log: log.clone(),
+        reset,
+        redo: plan.redone(),
+        places: places.clone(),
+    })?;
+
+    let result = stage_and_run(bundle, &state, &plan, config.as_ref(), options, ui, &ready, &mut journal, &to_stage, &staging);
+    let (steps, error) = match result {
+        Ok(steps) => (steps, None),
+        Err((steps, error)) => (steps, Some(error)),
+    };
+    let complete = error.is_none() && !options.noexec;
+    let outcome = match &error {
+        None => Outcome::Ok,
+        Some(e) if e.class == ExitClass::Interrupted => Outcome::Interrupted,
+        Some(_) => Outcome::Failed,
+    };
+    let exit_code = error.as_ref().map_or(0, |e| e.class.code());
+    let _ = journal.append(Event::RunFinished { outcome, exit_code, complete });
+    runlog::sync();
+
+    // makeself's rule: staging goes once everything is done, unless asked to keep it.
+    // With no steps at all, staging is what the install is for.
+    let keep = options.keep || options.target.is_some() || options.noexec || !complete || plan.steps.is_empty();
+    if !keep && staging.exists() {
+        let _ = fs::remove_dir_all(&staging);
+    }
+    let report = Report { steps, staging: (keep && staging.exists()).then_some(staging), log: Some(log), nothing_to_do: false, swept };
+    match error {
+        None => Ok(report),
+        Some(error) => Err(Stopped { error, report: Some(Box::new(report)) }),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stage_and_run(
+    bundle: &Bundle,
+    state: &StateDir,
+    plan: &Plan,
+    config: Option<&ProductConfig>,
+    options: &Options,
+    ui: &Ui,
+    ready: &preflight::Ready,
+    journal: &mut Journal,
+    to_stage: &[&Member],
+    staging: &Path,
+) -> std::result::Result<Vec<StepReport>, (Vec<StepReport>, Error)> {
+    let not_run = |plan: &Plan, why: &str| {
+        plan.steps.iter().map(|s| if s.state.runs() { StepReport::not_run(s, why) } else { already_done(s) }).collect::<Vec<_>>()
+    };
+    if let Err(e) = stage(bundle, state, to_stage, config, staging, ui) {
+        return Err((not_run(plan, "staging failed"), e));
+    }
+    if options.noexec {
+        ui.status(format!("--noexec: staged in {}; no step ran", staging.display()));
+        return Ok(not_run(plan, "--noexec: no step ran"));
+    }
+    let env = environment(bundle, config, staging);
+    let overrides = &options.overrides;
+    let inputs = Inputs { bundle, config, overrides, staging };
+    let shared = runner::Shared { bundle, engine: ready.engine.as_ref(), ui, staging, env: &env, inputs: &inputs };
+    let total = plan.steps.len();
+    let mut reports = Vec::new();
+    let mut failed = None;
+    for (n, planned) in plan.steps.iter().enumerate() {
+        if failed.is_some() {
+            reports.push(StepReport::not_run(planned, "an earlier step failed"));
+            continue;
+        }
+        if !planned.state.runs() {
+            ui.status(format!("step {}/{total} {}: done already ({})", n + 1, planned.name, planned.done_at.as_deref().unwrap_or("")));
+            reports.push(already_done(planned));
+            continue;
+        }
+        ui.status(format!("step {}/{total} {}: {}", n + 1, planned.name, planned.prepared.describe()));
+        let (report, error) = runner::run(planned, &shared, journal);
+        if error.is_none() {
+            ui.status(format!("step {}/{total} {}: done, {}", n + 1, planned.name, report.detail));
+        }
+        reports.push(report);
+        failed = error;
+    }
+    match failed {
+        None => Ok(reports),
+        Some(error) => Err((reports, error)),
+    }
+}
+
+fn already_done(planned: &plan::PlannedStep) -> StepReport {
+    StepReport {
+        name: planned.name.clone(),
+        kind: planned.step.action.kind(),
+        state: StepState::AlreadyDone,
+        detail: format!("done {}", planned.done_at.as_deref().unwrap_or("earlier")),
+        attempts: 0,
+        seconds: 0.0,
+        on_failure: vec![],
+    }
+}
+
+fn open_log(state: &StateDir, run_id: &str) -> Result<PathBuf> {
+    let logs = state.logs();
+    fs::create_dir_all(&logs).ctx("creating the log directory", &logs)?;
+    let log = logs.join(format!("install-{run_id}.log"));
+    runlog::open(&log)?;
+    Ok(log)
+}
+
+/// Members the run reads from disk: those no built-in step streams from the bundle.
+/// With `--noexec`, every member.
+fn members_to_stage<'a>(bundle: &'a Bundle, plan: &Plan, options: &Options) -> Vec<&'a Member> {
+    if options.noexec {
+        return bundle.index.members.iter().collect();
+    }
+    // Images and registry packs stream from the bundle; extracted members are staged
+    // too, since a command step may run the tool it installs.
+    let consumed: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.step.action, Action::LoadImages { .. } | Action::RestoreRegistry { .. }))
+        .filter_map(|s| s.step.action.member())
+        .collect();
+    bundle.index.members.iter().filter(|m| !consumed.contains(&m.name.as_str())).collect()
+}
+
+/// Removes the leftovers of killed runs from every place, and the state directory's
+/// staging when it was staged for another bundle. Returns (how many, bytes).
+fn sweep(places: &[PathBuf], state: &StateDir, sha: &str) -> (usize, u64) {
+    let mut total = (0, 0);
+    for place in places {
+        let (n, bytes) = fsx::sweep(place);
+        total = (total.0 + n, total.1 + bytes);
+    }
+    let staging = state.staging();
+    if staging.exists() && fs::read_to_string(state.staged_for()).map_or(true, |s| s.trim() != sha) {
+        let bytes = fsx::tree_bytes(&staging);
+        let stale: Vec<PathBuf> = fs::read_dir(&staging).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        for path in &stale {
+            fsx::remove_any(path);
+        }
+        if !stale.is_empty() {
+            total = (total.0 + stale.len(), total.1 + bytes);
+        }
+    }
+    total
+}
+
+/// Stages the members, then the config as `config`. The state directory's own staging
+/// keeps what an earlier run of this bundle staged; a `--target` is staged afresh.
+fn stage(bundle: &Bundle, state: &StateDir, members: &[&Member], config: Option<&ProductConfig>, staging: &Path, ui: &Ui) -> Result<()> {
+    fs::create_dir_all(staging).ctx("creating the staging directory", staging)?;
+    let own = staging == state.staging();
+    let missing: Vec<&Member> = members.iter().copied().filter(|m| !own || !staging.join(&m.name).exists()).collect();
+    if !missing.is_empty() {
+        let written = extract::extract_members(bundle, &missing, staging, ui)?;
+        ui.status(format!("staged {} member(s) into {}", written.len(), staging.display()));
+    }
+    if let Some(config) = config {
+        let path = staging.join("config");
+        let temp = staging.join(format!(".config.airbin-partial-{}", std::process::id()));
+        let guard = fsx::RemoveOnDrop::new(temp.clone());
+        fs::write(&temp, &config.text).ctx("writing", &temp)?;
+        fs::rename(guard.disarm(), &path).ctx("writing", &path)?;
+    }
+    if own {
+        fs::write(state.staged_for(), bundle.sha256()).ctx("writing", &state.staged_for())?;
+    }
+    Ok(())
+}
+
+/// The environment of every command step.
+fn environment(bundle: &Bundle, config: Option<&ProductConfig>, staging: &Path) -> Vec<(String, String)> {
+    let meta = &bundle.index.bundle;
+    let mut env = vec![
+        ("AIRBIN_STAGING".to_string(), staging.display().to_string()),
+        ("AIRBIN_BUNDLE_NAME".to_string(), meta.name.clone()),
+        ("AIRBIN_BUNDLE_VERSION".to_string(), meta.version.clone()),
+        ("AIRBIN_BUNDLE_SHA256".to_string(), bundle.sha256()),
+        ("AIRBIN_BUNDLE".to_string(), fsx::absolute(&bundle.path).display().to_string()),
+        ("AIRBIN_ROLE".to_string(), ROLE.to_string()),
+    ];
+    if let Some(log) = runlog::path() {
+        env.push(("AIRBIN_LOG".to_string(), log.display().to_string()));
+    }
+    if let Some(config) = config {
+        env.push(("AIRBIN_CONFIG".to_string(), staging.join("config").display().to_string()));
+        for (key, value) in config.flat() {
+            env.push((config::env_name(&key), value));
+        }
+    }
+    env
+}
+
+/// The plan as the engineer reads it, and as `--json` gives it.
+pub fn plan_json(prepared: &Prepared) -> serde_json::Value {
+    let steps: Vec<serde_json::Value> = prepared
+        .plan
+        .steps
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "name": s.name, "kind": s.step.action.kind(), "state": s.state, "does": s.prepared.describe(), "done_at": s.done_at,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "role": ROLE,
+        "config": prepared.config.as_ref().map(|c| serde_json::json!({
+            "path": c.path, "source": c.source.as_str(),
+            "values": prepared.config_values.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+        })),
+        "staging": prepared.plan.staging,
+        "state_dir": prepared.state.root,
+        "steps": steps,
+    })
+}
+
+pub fn print_plan(prepared: &Prepared) {
+    use crate::progress::out_line;
+    let meta = &prepared.bundle.index.bundle;
+    out_line(&format!("plan for {} {} on this host (role: {ROLE})", meta.name, meta.version));
+    match &prepared.config {
+        Some(c) => out_line(&format!("  config:  {} ({})", c.path.display(), c.source.as_str())),
+        None => out_line("  config:  none needed"),
+    }
+    for (key, value) in &prepared.config_values {
+        out_line(&format!("           {key} = {value}"));
+    }
+    out_line(&format!("  staging: {}", prepared.plan.staging.display()));
+    out_line(&format!("  journal: {}", prepared.state.journal().display()));
+    if prepared.plan.steps.is_empty() {
+        out_line("  no install steps: install stages the members and stops");
+    }
+    let width = prepared.plan.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for (n, s) in prepared.plan.steps.iter().enumerate() {
+        let state = match s.state {
+            PlanState::Pending => "to do".to_string(),
+            PlanState::Done => format!("done {}", s.done_at.as_deref().unwrap_or("")),
+            PlanState::Redo => "redo".to_string(),
+        };
+        out_line(&format!("  {}. {:width$}  [{state}]  {}", n + 1, s.name, s.prepared.describe()));
+    }
+    if prepared.plan.steps.iter().any(|s| s.state == PlanState::Done) && !prepared.plan.runs_any() {
+        out_line("every step is done: install does nothing (--from STEP or --force redoes on purpose)");
+    }
+}

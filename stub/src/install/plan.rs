@@ -1,0 +1,94 @@
+//! The plan: this host's steps with every value resolved, and which of them the journal
+//! records as done. A value: `plan` prints it, the runner executes it, the journal marks
+//! it, and the same plan is printed before and after.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::journal::History;
+use crate::error::{Error, Result};
+use crate::steps::{Prepared, Step};
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlanState {
+    /// Not done yet: this run does it.
+    Pending,
+    /// Done by an earlier run of this bundle: not run again.
+    Done,
+    /// Done earlier, done again on purpose (`--from`, `--force`).
+    Redo,
+}
+
+impl PlanState {
+    pub fn runs(self) -> bool {
+        self != PlanState::Done
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PlannedStep {
+    pub step: Step,
+    pub name: String,
+    pub prepared: Prepared,
+    pub state: PlanState,
+    /// When an earlier run finished it.
+    pub done_at: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub steps: Vec<PlannedStep>,
+    /// Where members are staged and command steps run.
+    pub staging: PathBuf,
+}
+
+/// What to redo on purpose.
+#[derive(Clone, Debug, Default)]
+pub struct Redo {
+    pub force: bool,
+    pub from: Option<String>,
+}
+
+impl Plan {
+    /// Marks each prepared step with what `history` says of it (for this bundle).
+    pub fn new(prepared: Vec<(Step, Prepared)>, history: &History, this_bundle: bool, redo: &Redo, staging: PathBuf) -> Result<Plan> {
+        let names: Vec<String> = prepared.iter().map(|(s, _)| s.name()).collect();
+        let from_index = match &redo.from {
+            None => None,
+            Some(from) => Some(names.iter().position(|n| n == from).ok_or_else(|| {
+                Error::usage(format!("--from {from}: the bundle has no step of that name; its steps are: {}", names.join(", ")))
+            })?),
+        };
+        let steps = prepared
+            .into_iter()
+            .enumerate()
+            .map(|(i, (step, prepared))| {
+                let name = step.name();
+                let done_at = if this_bundle { history.done.get(&name).cloned() } else { None };
+                let forced = redo.force || from_index.is_some_and(|from| i >= from);
+                let state = match (&done_at, forced) {
+                    (None, _) => PlanState::Pending,
+                    (Some(_), true) => PlanState::Redo,
+                    (Some(_), false) => PlanState::Done,
+                };
+                PlannedStep { step, name, prepared, state, done_at }
+            })
+            .collect();
+        Ok(Plan { steps, staging })
+    }
+
+    pub fn runs_any(&self) -> bool {
+        self.steps.iter().any(|s| s.state.runs())
+    }
+
+    pub fn to_run(&self) -> impl Iterator<Item = &PlannedStep> {
+        self.steps.iter().filter(|s| s.state.runs())
+    }
+
+    /// Names of the steps that will run again although done (for the journal).
+    pub fn redone(&self) -> Vec<String> {
+        self.steps.iter().filter(|s| s.state == PlanState::Redo).map(|s| s.name.clone()).collect()
+    }
+}

@@ -1,0 +1,170 @@
+//! Preflight: everything the steps about to run need of this host, checked before
+//! anything lands, and every problem reported at once with what to do about it. A
+//! field engineer who knows better skips a check by name (`--skip-preflight NAME`).
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indicatif::HumanBytes;
+
+use crate::error::{Error, ExitClass, Result};
+use crate::format::{BundleMeta, Requires};
+use crate::fsx;
+use crate::images::{self, Engine};
+use crate::steps::Needs;
+
+/// The checks, by the names `--skip-preflight` takes.
+pub const CHECKS: [&str; 7] = ["root", "arch", "space", "engine", "registry", "commands", "ports"];
+
+struct Problem {
+    check: &'static str,
+    class: ExitClass,
+    message: String,
+}
+
+/// What preflight found that the run uses.
+pub struct Ready {
+    /// The engine images load into, when a step loads images.
+    pub engine: Option<Engine>,
+}
+
+pub struct Host<'a> {
+    pub bundle: &'a BundleMeta,
+    pub requires: &'a Requires,
+    pub skip: &'a [String],
+    pub containerd_namespace: &'a str,
+}
+
+/// Checks `needs` (of every step that will run, and of staging) on this host.
+pub fn check(host: &Host, needs: &[Needs]) -> Result<Ready> {
+    for name in host.skip {
+        if !CHECKS.contains(&name.as_str()) {
+            return Err(Error::usage(format!("--skip-preflight {name}: no such check; the checks are {}", CHECKS.join(", "))));
+        }
+    }
+    let skipped = |check: &str| host.skip.iter().any(|s| s == check);
+    let mut problems = Vec::new();
+    let mut add = |check: &'static str, class: ExitClass, message: String| {
+        if !skipped(check) {
+            problems.push(Problem { check, class, message });
+        }
+    };
+
+    if host.requires.root && !nix::unistd::geteuid().is_root() {
+        add("root", ExitClass::Permission, "the bundle must be installed as root: run it with sudo (sudo sh THIS.bin)".into());
+    }
+    let machine = std::env::consts::ARCH;
+    let expected = match host.bundle.arch.as_str() {
+        "amd64" | "x86_64" => "x86_64",
+        "arm64" | "aarch64" => "aarch64",
+        other => other,
+    };
+    if expected != machine {
+        add("arch", ExitClass::Host, format!("this bundle is for {}; this host is {machine}: use the {machine} bundle", host.bundle.arch));
+    }
+    for message in space_problems(needs) {
+        add("space", ExitClass::Space, message);
+    }
+
+    let mut engine = None;
+    if let Some(choice) = needs.iter().find_map(|n| n.engine.clone()) {
+        match images::detect(choice.as_deref(), host.containerd_namespace) {
+            Ok(found) => engine = Some(found),
+            Err(e) if skipped("engine") => {
+                crate::runlog::line(&format!("preflight engine skipped: {}", e.message));
+                engine = Some(Engine::DockerCli);
+            }
+            Err(e) => add("engine", e.class, e.message),
+        }
+    }
+    let mut registries: Vec<&String> = needs.iter().filter_map(|n| n.registry.as_ref()).collect();
+    registries.dedup();
+    for address in registries {
+        if let Err(why) = answers(address) {
+            add(
+                "registry",
+                ExitClass::Host,
+                format!("the registry at {address} does not answer ({why}): start it before the install, or fix the address in the config"),
+            );
+        }
+    }
+    let mut programs: Vec<&String> = needs.iter().flat_map(|n| &n.programs).collect();
+    programs.sort();
+    programs.dedup();
+    for program in programs {
+        let found = if program.contains('/') {
+            std::path::Path::new(program).exists() || !std::path::Path::new(program).is_absolute()
+        } else {
+            crate::steps::find_on_path(program, std::path::Path::new("/nonexistent")).is_some()
+        };
+        if !found {
+            add("commands", ExitClass::Host, format!("{program}, which a command step runs, is not on PATH: install it"));
+        }
+    }
+    for port in &host.requires.ports {
+        if let Err(e) = TcpListener::bind(("0.0.0.0", *port)) {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                add("ports", ExitClass::Host, format!("port {port} is in use: stop what listens on it (ss -ltnp | grep :{port})"));
+            }
+        }
+    }
+
+    if problems.is_empty() {
+        return Ok(Ready { engine });
+    }
+    let class = match problems.iter().all(|p| p.class == problems[0].class) {
+        true => problems[0].class,
+        false => ExitClass::Host,
+    };
+    if problems.len() == 1 {
+        let p = &problems[0];
+        return Err(Error::new(class, format!("preflight {}: {} (skip this check with --skip-preflight {})", p.check, p.message, p.check)));
+    }
+    let mut message = format!(
+        "this host is not ready for {} {}: {} problems; fix them and run again (a check you know better: --skip-preflight NAME)",
+        host.bundle.name,
+        host.bundle.version,
+        problems.len()
+    );
+    for p in &problems {
+        message.push_str(&format!("\n  - {}: {}", p.check, p.message));
+    }
+    Err(Error::new(class, message))
+}
+
+/// Free space, per file system: everything that lands on one file system must fit there
+/// together.
+fn space_problems(needs: &[Needs]) -> Vec<String> {
+    let mut by_fs: BTreeMap<u64, (PathBuf, u64, Vec<String>)> = BTreeMap::new();
+    for (path, bytes) in needs.iter().flat_map(|n| &n.space) {
+        let at = fsx::existing_ancestor(path);
+        let device = std::fs::metadata(&at).map_or(0, |m| m.dev());
+        let entry = by_fs.entry(device).or_insert_with(|| (at.clone(), 0, Vec::new()));
+        entry.1 += bytes;
+        entry.2.push(format!("{} {}", path.display(), HumanBytes(*bytes)));
+    }
+    let mut problems = Vec::new();
+    for (at, needed, parts) in by_fs.into_values() {
+        let available = fsx::available_bytes(&at).unwrap_or(u64::MAX);
+        if needed.saturating_add(1 << 20) > available {
+            problems.push(format!(
+                "not enough free space on the file system of {}: {} ({needed} bytes) needed ({}), {} ({available} bytes) available; free space there, or choose other places (--target, the config)",
+                at.display(),
+                HumanBytes(needed),
+                parts.join(", "),
+                HumanBytes(available)
+            ));
+        }
+    }
+    problems
+}
+
+/// Whether a registry answers HTTP at `address` (any status: it may want a login).
+fn answers(address: &str) -> std::result::Result<(), String> {
+    let addr = address.to_socket_addrs().map_err(|e| e.to_string())?.next().ok_or("no address")?;
+    TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    crate::http::tcp_request(address, "GET", "/v2/", &[], Duration::from_secs(10)).map(drop).map_err(|e| e.to_string())
+}

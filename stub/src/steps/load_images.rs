@@ -1,0 +1,42 @@
+//! `load-images`: an image member streamed into the container engine (no copy on
+//! disk), then every recorded tag checked for the recorded image ID.
+
+use super::{Inputs, Needs, RunContext};
+use crate::error::{Error, Result};
+use crate::images;
+
+#[derive(Clone, Debug)]
+pub struct LoadImages {
+    pub member: String,
+    /// The engine asked for: the command line's, else the spec's, else auto.
+    pub engine: Option<String>,
+    references: Vec<String>,
+}
+
+pub fn prepare(inputs: &Inputs, member: &str, engine: Option<&str>) -> LoadImages {
+    let record = inputs.bundle.index.member(member).expect("prepare checked the member");
+    LoadImages {
+        member: member.to_string(),
+        engine: inputs.overrides.engine.clone().or(engine.map(str::to_string)),
+        references: images::member_references(record).into_iter().map(str::to_string).collect(),
+    }
+}
+
+impl LoadImages {
+    pub fn describe(&self) -> String {
+        let engine = self.engine.as_deref().filter(|e| *e != "auto").unwrap_or("the engine found on this host");
+        format!("load the images of {} ({}) into {engine}", self.member, self.references.join(", "))
+    }
+
+    pub fn needs(&self) -> Needs {
+        Needs { engine: Some(self.engine.clone()), ..Needs::default() }
+    }
+
+    pub fn run(&self, ctx: &RunContext) -> Result<String> {
+        let member = ctx.bundle.member(&self.member)?;
+        let engine = ctx.engine.ok_or_else(|| Error::internal("preflight found no engine for a load-images step"))?;
+        ctx.ui.status(format!("loading the images of {} into {}", member.name, engine.name()));
+        let refs = images::load(engine, ctx.bundle, member, ctx.ui)?;
+        Ok(format!("{} in {}, IDs checked", refs.join(", "), engine.name()))
+    }
+}

@@ -1,0 +1,174 @@
+//! What each kind of install step does on the host. Every kind answers the same three
+//! questions, in one file each:
+//! - `prepare`: the step with every value resolved (from the spec, the command line's
+//!   overrides and the product's config) and what it needs before anything lands
+//!   (`Needs`: free space, an engine, a registry, programs, places it writes);
+//! - `describe`: one line for the plan and the log, with the values it will use;
+//! - `run`: do it, and say what was done.
+//!
+//! The step records themselves (`Step`, `Action`) are data of the bundle format.
+
+mod command;
+mod extract;
+mod load_images;
+mod restore_registry;
+mod wait_for;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+pub use crate::format::{Action, Step};
+use crate::format::{Bundle, MemberKind};
+use crate::images::Engine;
+use crate::install::config::ProductConfig;
+use crate::progress::Ui;
+pub use command::find_on_path;
+
+/// Octal mode bits as a spec writes them ("0644"); the builder checks them with this
+/// too, so a bundle never carries a mode the stub would refuse.
+pub fn parse_mode(text: &str) -> Option<u32> {
+    u32::from_str_radix(text, 8).ok().filter(|m| *m <= 0o7777)
+}
+
+/// Values the command line overrides for every step that has them.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub engine: Option<String>,
+    pub registry_root: Option<PathBuf>,
+    pub registry_address: Option<String>,
+}
+
+/// What steps are prepared from.
+pub struct Inputs<'a> {
+    pub bundle: &'a Bundle,
+    pub config: Option<&'a ProductConfig>,
+    pub overrides: &'a Overrides,
+    /// Where the members no built-in step consumes are staged; command steps run here.
+    pub staging: &'a Path,
+}
+
+/// What a step needs of the host before anything lands; preflight checks it all.
+#[derive(Clone, Debug, Default)]
+pub struct Needs {
+    /// Bytes that will land under each path.
+    pub space: Vec<(PathBuf, u64)>,
+    /// An engine to load images into: the spec's choice, if any.
+    pub engine: Option<Option<String>>,
+    /// A registry (`host:port`) that must answer.
+    pub registry: Option<String>,
+    /// Programs of the host that must be on PATH.
+    pub programs: Vec<String>,
+    /// Directories the step creates temporaries in: what a rerun sweeps.
+    pub writes: Vec<PathBuf>,
+    /// Members staged for it (tools a command runs).
+    pub staged: Vec<String>,
+}
+
+/// A step with every value resolved.
+#[derive(Clone, Debug)]
+pub enum Prepared {
+    LoadImages(load_images::LoadImages),
+    RestoreRegistry(restore_registry::RestoreRegistry),
+    Extract(extract::Extract),
+    WaitFor(wait_for::WaitFor),
+    Command(command::Command),
+}
+
+/// What a running step may use.
+pub struct RunContext<'a> {
+    pub bundle: &'a Bundle,
+    /// Detected in preflight when any pending step loads images.
+    pub engine: Option<&'a Engine>,
+    pub ui: &'a Ui,
+    pub staging: &'a Path,
+    /// The environment every command step gets (bundle, config, role, ...).
+    pub env: &'a [(String, String)],
+    pub step_name: &'a str,
+    pub step_env: &'a BTreeMap<String, String>,
+    pub timeout: Option<Duration>,
+}
+
+/// How a step failed: the message, and for a command the last lines of its output.
+pub struct Failure {
+    pub error: Error,
+    pub last_lines: Vec<String>,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure { error, last_lines: Vec::new() }
+    }
+}
+
+/// Resolves `step`'s values.
+pub fn prepare(step: &Step, inputs: &Inputs) -> Result<Prepared> {
+    let name = step.name();
+    let member = |name: &str, kind: MemberKind| -> Result<String> {
+        match inputs.bundle.index.member(name) {
+            Some(m) if m.kind == kind || kind == MemberKind::File => Ok(m.name.clone()),
+            Some(m) => Err(Error::integrity(format!("step member {name} is a {} member, not a {}", m.kind.as_str(), kind.as_str()))),
+            None => Err(Error::integrity(format!("a step names member {name}, which the bundle does not carry"))),
+        }
+    };
+    Ok(match &step.action {
+        Action::LoadImages { member: m, engine } => {
+            Prepared::LoadImages(load_images::prepare(inputs, &member(m, MemberKind::Image)?, engine.as_deref()))
+        }
+        Action::RestoreRegistry { member: m, .. } => {
+            Prepared::RestoreRegistry(restore_registry::prepare(inputs, &member(m, MemberKind::RegistryPack)?, &step.action, &name)?)
+        }
+        Action::Extract { member: m, to, mode, owner } => {
+            Prepared::Extract(extract::prepare(inputs, &member(m, MemberKind::File)?, to, mode.as_deref(), owner.as_deref(), &name)?)
+        }
+        Action::WaitFor { tcp, http } => {
+            Prepared::WaitFor(wait_for::prepare(inputs, tcp.as_deref(), http.as_deref(), step.timeout, &name)?)
+        }
+        Action::Command { run } => Prepared::Command(command::prepare(inputs, run, &name)?),
+    })
+}
+
+impl Prepared {
+    pub fn describe(&self) -> String {
+        match self {
+            Prepared::LoadImages(s) => s.describe(),
+            Prepared::RestoreRegistry(s) => s.describe(),
+            Prepared::Extract(s) => s.describe(),
+            Prepared::WaitFor(s) => s.describe(),
+            Prepared::Command(s) => s.describe(),
+        }
+    }
+
+    pub fn needs(&self, bundle: &Bundle) -> Needs {
+        match self {
+            Prepared::LoadImages(s) => s.needs(),
+            Prepared::RestoreRegistry(s) => s.needs(bundle),
+            Prepared::Extract(s) => s.needs(bundle),
+            Prepared::WaitFor(_) => Needs::default(),
+            Prepared::Command(s) => s.needs(),
+        }
+    }
+
+    /// Runs the step once; returns what was done, for the summary.
+    pub fn run(&self, ctx: &RunContext) -> std::result::Result<String, Failure> {
+        match self {
+            Prepared::LoadImages(s) => Ok(s.run(ctx)?),
+            Prepared::RestoreRegistry(s) => Ok(s.run(ctx)?),
+            Prepared::Extract(s) => Ok(s.run(ctx)?),
+            Prepared::WaitFor(s) => Ok(s.run(ctx)?),
+            Prepared::Command(s) => s.run(ctx),
+        }
+    }
+
+    /// Whether a timeout bounds this kind (built-in steps that stream into an engine or
+    /// a registry root stop on Ctrl-C instead).
+    pub fn honours_timeout(&self) -> bool {
+        matches!(self, Prepared::Command(_) | Prepared::WaitFor(_))
+    }
+}
+
+/// `user[:group]` by name or number; the user must exist on this host.
+pub fn parse_owner(owner: &str, step: &str) -> Result<(Option<u32>, Option<u32>)> {
+    crate::registry::parse_owner(owner).map_err(|e| Error::new(e.class, format!("step '{step}': {}", e.message)))
+}

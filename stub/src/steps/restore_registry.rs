@@ -1,0 +1,98 @@
+//! `restore-registry`: a registry pack restored into a registry's storage root, then
+//! checked offline (every tag serves from the files) and, given an address, online.
+
+use std::path::PathBuf;
+
+use super::{parse_mode, parse_owner, Inputs, Needs, RunContext};
+use crate::error::{Error, Result};
+use crate::format::{Action, Bundle};
+use crate::registry::{self, Ownership};
+
+#[derive(Clone, Debug)]
+pub struct RestoreRegistry {
+    pub member: String,
+    pub root: PathBuf,
+    /// Where the root came from, for the plan: "--registry-root", "the spec", "config KEY".
+    root_from: String,
+    pub address: Option<String>,
+    address_from: String,
+    ownership: Ownership,
+}
+
+pub fn prepare(inputs: &Inputs, member: &str, action: &Action, step: &str) -> Result<RestoreRegistry> {
+    let Action::RestoreRegistry { root, root_from_config, owner, mode, address, address_from_config, .. } = action else {
+        unreachable!("prepare dispatches restore-registry actions here")
+    };
+    let needed_by = format!("step '{step}'");
+    let config =
+        || inputs.config.ok_or_else(|| Error::usage(format!("{needed_by} takes values from the product's config, and there is none")));
+    let (root, root_from) = match (&inputs.overrides.registry_root, root, root_from_config) {
+        (Some(overridden), _, _) => (overridden.clone(), "--registry-root".to_string()),
+        (None, Some(root), _) => (PathBuf::from(root), "the spec".to_string()),
+        (None, None, Some(key)) => (config()?.path_value(key, &needed_by)?, format!("config {key}")),
+        (None, None, None) => return Err(Error::integrity(format!("{needed_by} names no registry root"))),
+    };
+    let (address, address_from) = match (&inputs.overrides.registry_address, address, address_from_config) {
+        (Some(overridden), _, _) => (Some(overridden.clone()), "--registry-address".to_string()),
+        (None, Some(address), _) => (Some(address.clone()), "the spec".to_string()),
+        (None, None, Some(key)) => (Some(config()?.text(key, &needed_by)?), format!("config {key}")),
+        (None, None, None) => (None, String::new()),
+    };
+    let (uid, gid) = match owner {
+        Some(owner) => parse_owner(owner, step)?,
+        None => (None, None),
+    };
+    let file_mode = mode
+        .as_deref()
+        .map(|m| parse_mode(m).ok_or_else(|| Error::integrity(format!("bad mode {m} in the bundle's step '{step}'"))))
+        .transpose()?;
+    Ok(RestoreRegistry { member: member.to_string(), root, root_from, address, address_from, ownership: Ownership { uid, gid, file_mode } })
+}
+
+impl RestoreRegistry {
+    pub fn describe(&self) -> String {
+        let mut text = format!("restore registry pack {} into {} ({})", self.member, self.root.display(), self.root_from);
+        if let Some(address) = &self.address {
+            text.push_str(&format!(", then check it serves at {address} ({})", self.address_from));
+        }
+        text
+    }
+
+    pub fn needs(&self, bundle: &Bundle) -> Needs {
+        let bytes = bundle.index.member(&self.member).map_or(0, |m| m.unpacked_bytes);
+        Needs {
+            space: vec![(self.root.clone(), bytes)],
+            registry: self.address.clone(),
+            writes: vec![self.root.clone()],
+            ..Needs::default()
+        }
+    }
+
+    pub fn run(&self, ctx: &RunContext) -> Result<String> {
+        let member = ctx.bundle.member(&self.member)?;
+        let record =
+            member.registry.as_ref().ok_or_else(|| Error::integrity(format!("member {} carries no registry pack record", member.name)))?;
+        let restored = registry::restore(ctx.bundle, member, &self.root, &self.ownership, ctx.ui)?;
+        if restored.repaired > 0 {
+            ctx.ui.status(format!(
+                "replaced {} blob(s) in {} whose content did not match their digest (a damaged earlier copy)",
+                restored.repaired,
+                self.root.display()
+            ));
+        }
+        registry::check_pack(&registry::DirStorage::new(&self.root), Some(record)).map_err(|why| {
+            Error::step(format!("registry pack {} does not serve from {} after the restore: {why}", member.name, self.root.display()))
+        })?;
+        let tags: usize = record.repositories.iter().map(|r| r.tags.len()).sum();
+        let mut detail = format!("{} files placed in {}", restored.placed, self.root.display());
+        if restored.repaired > 0 {
+            detail.push_str(&format!(", {} damaged blobs replaced", restored.repaired));
+        }
+        detail.push_str(&format!(", {tags} tags checked offline"));
+        if let Some(address) = &self.address {
+            let fetched = registry::verify_online(address, record, &self.root)?;
+            detail.push_str(&format!(", {fetched} manifests and blobs fetched from {address}"));
+        }
+        Ok(detail)
+    }
+}
