@@ -96,7 +96,9 @@ pub fn copy_in_large_writes(from: &mut dyn Read, to: &mut impl Write) -> io::Res
 fn read_response<R: BufRead>(mut reader: R, head_only: bool) -> io::Result<Response> {
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("bad HTTP response: {what}"));
     let mut line = String::new();
-    reader.read_line(&mut line)?;
+    if reader.read_line(&mut line)? == 0 {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the connection without answering"));
+    }
     let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("no status line"))?;
     let mut headers = Vec::new();
     loop {

@@ -123,6 +123,13 @@ pub fn detect(choice: Option<&str>, containerd_namespace: &str) -> Result<Engine
     };
     // An engine named on the command line must answer too, before any image is read.
     if let Some(engine) = named {
+        let docker = matches!(engine, Engine::DockerCli | Engine::DockerApi { .. });
+        if !answers(&engine) && docker && socket_forbidden(&socket) {
+            return Err(Error::permission(format!(
+                "permission denied on the Docker socket {}: run the bundle as root (sudo sh THIS.bin), or as a user in the docker group",
+                socket.display()
+            )));
+        }
         if !answers(&engine) {
             return Err(Error::host(format!("{} does not answer: install or start it, or choose another with --engine", engine.name())));
         }
@@ -139,12 +146,22 @@ pub fn detect(choice: Option<&str>, containerd_namespace: &str) -> Result<Engine
         false => vec![Engine::Podman, containerd()],
     };
     candidates.into_iter().find(answers).ok_or_else(|| match docker_installed {
+        // A daemon that runs but whose socket this user may not open is a permission
+        // problem, not a stopped daemon.
+        true if socket_forbidden(&socket) => Error::permission(format!(
+            "permission denied on the Docker socket {}: run the bundle as root (sudo sh THIS.bin), or as a user in the docker group",
+            socket.display()
+        )),
         true => Error::host(format!(
             "docker is installed but its daemon does not answer at {}: start it (systemctl start docker) and run the bundle again, or choose another engine with --engine",
             socket.display()
         )),
         false => Error::host("no container engine found (docker, podman or containerd's ctr): install and start one, or name it with --engine"),
     })
+}
+
+fn socket_forbidden(socket: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(socket).is_err_and(|e| e.kind() == io::ErrorKind::PermissionDenied)
 }
 
 /// Whether `engine` is installed and its daemon (if it has one) answers.
@@ -200,12 +217,23 @@ pub fn load(engine: &Engine, bundle: &Bundle, member: &Member, ui: &Ui) -> Resul
     verify(engine, &member.images).map_err(|e| Error::step(format!("after loading {}: {}", member.name, e.message)))
 }
 
-/// Keeps our own errors (a digest mismatch, an interrupt) as they are.
+/// Keeps our own errors (a digest mismatch, an interrupt) as they are, and says so
+/// plainly when the engine hung up in the middle.
 fn classify_stream_error(e: io::Error) -> String {
     match e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
         Some(inner) => inner.message.clone(),
+        None if went_away(&e) => format!(
+            "the engine went away in the middle of the load ({e}): check that its daemon still runs (its log, systemctl status docker)"
+        ),
         None => e.to_string(),
     }
+}
+
+fn went_away(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted
+    )
 }
 
 /// The first `error` of a Docker API JSON message stream, if any.

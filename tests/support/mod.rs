@@ -68,7 +68,7 @@ impl Shell {
 
 /// Runs `bundle` with `args` under `shell`; stdout and stderr captured.
 pub fn run(shell: Shell, bundle: &Path, args: &[&str], tmpdir: &Path) -> Output {
-    shell.command(bundle).args(args).env("TMPDIR", tmpdir).output().unwrap()
+    shell.command(bundle).args(args).env("TMPDIR", tmpdir).env("AIRBIN_STATE_DIR", tmpdir.join("airbin-state")).output().unwrap()
 }
 
 pub fn stderr(output: &Output) -> String {
@@ -115,7 +115,8 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 pub fn in_mount_namespace(scratch: &Path, script: &str, args: &[&Path]) -> Output {
     let mapped: Vec<PathBuf> =
         args.iter().map(|a| a.strip_prefix(scratch).map_or_else(|_| a.to_path_buf(), |rel| Path::new("/mnt").join(rel))).collect();
-    let wrapped = format!("mount --bind \"$AIRBIN_SCRATCH\" /mnt || exit 98; cd /mnt || exit 98; {script}");
+    let wrapped =
+        format!("mount --bind \"$AIRBIN_SCRATCH\" /mnt || exit 98; cd /mnt || exit 98; export AIRBIN_STATE_DIR=/mnt/state; {script}");
     Command::new("unshare").args(["-m", "sh", "-c", &wrapped, "sh"]).args(&mapped).env("AIRBIN_SCRATCH", scratch).output().unwrap()
 }
 

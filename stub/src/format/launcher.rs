@@ -38,9 +38,9 @@ pub struct LauncherFields {
 /// It has no redirection on the path a good bundle takes: a damaged byte in this one
 /// line, which cannot check itself, must not turn `>/dev/null` into a new file.
 /// Hosts without `cksum` or `head` skip the check (the stub's digest still runs).
-const CHECK_LINE: &str = r#"[ -n "$(command -v cksum)" ] && [ -n "$(command -v head)" ] && [ -r "$0" ] && case $(head -c 4096 "$0" | tail -c +@START@ | cksum) in "@SUM@") ;; *) echo "airbin: $0 is damaged: its launcher fails its checksum; copy the bundle again and compare it with its .sha256 file" >&2; exit 3;; esac"#;
+const CHECK_LINE: &str = r#"[ -n "$(command -v cksum)" ] && [ -n "$(command -v head)" ] && [ -r "$0" ] && case $(head -c 4096 "$0" | tail -c +@START@ | cksum) in "@SUM@") ;; *) echo "airbin: $0 is damaged: its launcher fails its checksum; copy the bundle again and compare it with its .sha256 file" >&2; case " $* " in *" --json "*) echo '{"command":"","status":"failed","exit_code":3,"steps":[],"error":{"class":"integrity","message":"the bundle is damaged: its launcher fails its checksum"},"log":null}';; esac; exit 3;; esac"#;
 const SHEBANG: &str = "#!/bin/sh\n";
-const CHECK_LINE_LEN: usize = 320;
+const CHECK_LINE_LEN: usize = 512;
 
 const TEMPLATE: &str = r#"# This file is an airbin offline installer bundle: this short POSIX sh launcher, a static
 # runtime and the payload. Run it as:  sh THIS_FILE --help   (or bash, or ./THIS_FILE)
@@ -49,12 +49,24 @@ AIRBIN_FORMAT=@FORMAT@
 AIRBIN_STUB_BLOCKS=@STUB_BLOCKS@
 AIRBIN_STUB_CKSUM=@STUB_CKSUM@
 AIRBIN_TOTAL_LEN=@TOTAL_LEN@
+airbin_json=
+for airbin_arg in "$@"; do [ "$airbin_arg" = --json ] && airbin_json=1; done
+# Fails as the runtime does: one line on stderr, and with --json one document on stdout.
+airbin_fail() {
+    echo "airbin: $3" >&2
+    [ -z "$airbin_json" ] || echo "{\"command\":\"\",\"status\":\"failed\",\"exit_code\":$1,\"steps\":[],\"error\":{\"class\":\"$2\",\"message\":\"$4\"},\"log\":null}"
+    exit "$1"
+}
+# A chroot without /dev gives every redirection below a confusing error.
+[ -c /dev/null ] || airbin_fail 7 host-not-ready "this host has no /dev/null (a chroot without /dev?): mount /dev, or create it: mknod -m 666 /dev/null c 1 3" "this host has no /dev/null"
+airbin_missing=
+for airbin_tool in dd chmod mkdir rm; do
+    command -v "$airbin_tool" >/dev/null 2>&1 || airbin_missing="$airbin_missing $airbin_tool"
+done
+[ -z "$airbin_missing" ] || airbin_fail 7 host-not-ready "this host lacks$airbin_missing: the launcher needs sh, dd, chmod, mkdir and rm (busybox has them all); install them or put them on PATH" "this host lacks$airbin_missing"
 self=$0
 case $self in */*) ;; *) [ -f "$self" ] || self=$(command -v -- "$self") ;; esac
-if [ ! -r "$self" ]; then
-    echo "airbin: cannot read the bundle file '$self'; run it as: sh /path/to/the.bin" >&2
-    exit 5
-fi
+[ -r "$self" ] || airbin_fail 5 permission "cannot read the bundle file '$self'; run it as: sh /path/to/the.bin" "cannot read the bundle file"
 case $self in */*) self_dir=${self%/*} ;; *) self_dir=. ;; esac
 airbin_damaged=
 airbin_try() {
@@ -84,13 +96,9 @@ for airbin_base in "${TMPDIR:-}" /tmp /var/tmp /dev/shm "${HOME:-}" "$self_dir" 
     if airbin_try "$airbin_base"; then
         exec "$airbin_stub" --bundle "$self" --launcher-tmp "$airbin_dir" "$@"
     fi
-    if [ -n "$airbin_damaged" ]; then
-        echo "airbin: $self is damaged: its runtime fails its checksum (truncated or altered copy?); copy the bundle again and compare it with its .sha256 file" >&2
-        exit 3
-    fi
+    [ -z "$airbin_damaged" ] || airbin_fail 3 integrity "$self is damaged: its runtime fails its checksum (truncated or altered copy?); copy the bundle again and compare it with its .sha256 file" "the bundle is damaged: its runtime fails its checksum"
 done
-echo "airbin: found no writable directory where programs may run (tried \$TMPDIR, /tmp, /var/tmp, /dev/shm, \$HOME, the bundle's directory, the working directory); point TMPDIR at one, e.g.: TMPDIR=/root sh $self" >&2
-exit 7
+airbin_fail 7 host-not-ready "found no writable directory where programs may run (tried \$TMPDIR, /tmp, /var/tmp, /dev/shm, \$HOME, the bundle's directory, the working directory); point TMPDIR at one, e.g.: TMPDIR=/root sh $self" "found no writable directory where programs may run; point TMPDIR at one"
 "#;
 
 fn padded(value: impl ToString) -> String {

@@ -273,7 +273,8 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Resul
     };
     let ready = preflight::check(&host, &all_needs).map_err(|e| Stopped { error: e, report: None })?;
 
-    let mut journal = Journal::open(&state.journal(), &run_id)?;
+    // A --noexec run runs no step: it leaves the journal as it was.
+    let mut journal = Journal::open(&state.journal(), &run_id)?.recording(!options.noexec);
     let reset = options.redo.force || !this_bundle;
     journal.append(Event::RunStarted {
         bundle_sha256: sha.clone(),
