@@ -335,7 +335,21 @@ fn stage_and_run(
     }
     if options.noexec {
         ui.status(format!("--noexec: staged in {}; no step ran", staging.display()));
-        return Ok(not_run(plan, "--noexec: no step ran"));
+        let reports = bundle
+            .index
+            .steps
+            .iter()
+            .map(|s| StepReport {
+                name: s.name(),
+                kind: s.action.kind(),
+                state: StepState::NotRun,
+                detail: "--noexec: no step ran".into(),
+                attempts: 0,
+                seconds: 0.0,
+                on_failure: vec![],
+            })
+            .collect();
+        return Ok(reports);
     }
     let env = environment(bundle, config, staging);
     let overrides = &options.overrides;
