@@ -661,7 +661,8 @@ fn a_flipped_byte_in_the_launchers_code_never_runs_damaged_code() {
     let dir = scratch();
     let original = fs::read(minimal()).unwrap();
     let head = String::from_utf8(original[..4096].to_vec()).unwrap();
-    let code_end = head.find("exit 7\n").unwrap() + 7;
+    let last_line = "point TMPDIR at one\"\n";
+    let code_end = head.find(last_line).unwrap() + last_line.len();
     let body_start = head.match_indices('\n').nth(1).unwrap().0 + 1;
     // Every byte of the code, each under one of the shells, on both cores.
     let offsets: Vec<usize> = (0..code_end).collect();

@@ -118,12 +118,15 @@ impl Drop for Registry {
 
 /// The compass sample's config for this host: the registry, and a tools directory.
 fn compass_config(dir: &Path, registry: &Registry, root: &Path) -> PathBuf {
+    compass_config_at(dir, &registry.address, root)
+}
+
+fn compass_config_at(dir: &Path, address: &str, root: &Path) -> PathBuf {
     let config = dir.join("config.yaml");
     fs::write(
         &config,
         format!(
-            "cluster_name: test-cluster\nmanagement_nodes:\n  - 127.0.0.1\nregistry_address: {}\nregistry_root: {}\ntools_dir: {}\n",
-            registry.address,
+            "cluster_name: test-cluster\nmanagement_nodes:\n  - 127.0.0.1\nregistry_address: {address}\nregistry_root: {}\ntools_dir: {}\n",
             root.display(),
             dir.join("bin").display()
         ),
@@ -236,9 +239,8 @@ fn the_engine_api_path_loads_and_checks_the_same_images() {
     // Only the API: no docker command on PATH for the bundle.
     let out = Command::new("/bin/bash")
         .arg(compass())
-        .args(["--engine", "docker-api", "--yes", "--registry-root"])
-        .arg(&root)
-        .args(["--registry-address", &registry.address])
+        .args(["--engine", "docker-api", "--yes", "--config"])
+        .arg(compass_config_at(dir.path(), &registry.address, &root))
         .env("PATH", launcher_tools_only(dir.path()))
         .env("TMPDIR", dir.path())
         .env("AIRBIN_STATE_DIR", dir.path().join("state"))
@@ -365,6 +367,10 @@ fn no_engine_at_all_stops_before_anything_lands() {
     let bin_dir = launcher_tools_only(dir.path());
     let out = Command::new("/bin/sh")
         .arg(compass())
+        .arg("--config")
+        .arg(compass_config_at(dir.path(), "127.0.0.1:1", &dir.path().join("root")))
+        .arg("--skip-preflight")
+        .arg("registry")
         .env("PATH", &bin_dir)
         .env_remove("DOCKER_HOST")
         .env("AIRBIN_STATE_DIR", dir.path().join("state"))
@@ -388,6 +394,8 @@ fn a_stopped_daemon_is_named_with_what_to_do() {
     let dir = scratch();
     let out = Command::new("sh")
         .arg(compass())
+        .arg("--config")
+        .arg(compass_config_at(dir.path(), "127.0.0.1:1", &dir.path().join("root")))
         .env("DOCKER_HOST", format!("unix://{}/docker.sock", dir.path().display()))
         .env("AIRBIN_STATE_DIR", dir.path().join("state"))
         .env("TMPDIR", dir.path())
@@ -397,6 +405,8 @@ fn a_stopped_daemon_is_named_with_what_to_do() {
     let err = stderr(&out);
     assert!(err.contains("cannot load release-images (compass/api:2.7.3") && err.contains("its daemon does not answer"), "{err}");
     assert!(err.contains("start it"), "{err}");
+    // Preflight reports the registry that does not answer in the same report.
+    assert!(err.contains("2 problems") && err.contains("  - registry: the registry at 127.0.0.1:1 does not answer"), "{err}");
 }
 
 /// An image archive that passes the builder's checks but that docker cannot load: its
@@ -672,12 +682,11 @@ fn a_missing_config_or_key_stops_before_anything_lands() {
     let out = Command::new("sh").arg(&bin).env("AIRBIN_STATE_DIR", &state).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains(&format!("{} cannot be read", dir.path().join("site/config").display())), "{err}");
-    assert!(err.contains("copy config.sample to config beside the bundle"), "{err}");
+    assert!(err.contains(&format!("put it at {} or give --config FILE", dir.path().join("site/config").display())), "{err}");
 
     fs::write(dir.path().join("site/config"), "registry:\n  address: 127.0.0.1:1\n").unwrap();
     let out = Command::new("sh").arg(&bin).env("AIRBIN_STATE_DIR", &state).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no key `registry.root`, which the restore-registry step needs"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("a key the bundle needs is missing or empty: registry.root"), "{}", stderr(&out));
     assert!(!state.exists(), "nothing staged or locked before the config is complete");
 }

@@ -80,7 +80,7 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
             if state == "running" && holder.is_none() {
                 state = if ended.is_some() { "failed" } else { "killed" };
             }
-            json!({"name": name, "kind": step.action.kind(), "state": state, "attempts": attempts, "seconds": seconds, "detail": detail, "done_at": history.done.get(&name)})
+            json!({"name": name, "kind": step.action.kind(), "state": state, "attempts": attempts, "seconds": seconds, "detail": detail, "done_at": history.done.get(&name).map(|d| &d.at)})
         })
         .collect();
 

@@ -50,6 +50,10 @@ pub enum Event {
         attempt: u32,
         seconds: f64,
         detail: String,
+        /// What the step did, with its values (`describe`): a step is done only for
+        /// the same values.
+        #[serde(default)]
+        does: String,
     },
     StepFailed {
         step: String,
@@ -120,14 +124,20 @@ impl Journal {
     }
 }
 
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Done {
+    pub at: String,
+    pub does: String,
+}
+
 /// What the journal says of this host's install of a bundle name.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {
     /// The bundle of the latest run, and its version.
     pub bundle_sha256: Option<String>,
     pub version: Option<String>,
-    /// Steps done for that bundle, with when.
-    pub done: BTreeMap<String, String>,
+    /// Steps done for that bundle: when, and with which values.
+    pub done: BTreeMap<String, Done>,
     /// Whether that bundle's install is complete.
     pub complete: bool,
     /// Every directory runs said they write temporaries in.
@@ -158,8 +168,8 @@ impl History {
                 Event::StepStarted { step, .. } => {
                     history.done.remove(step);
                 }
-                Event::StepDone { step, .. } => {
-                    history.done.insert(step.clone(), record.at.clone());
+                Event::StepDone { step, does, .. } => {
+                    history.done.insert(step.clone(), Done { at: record.at.clone(), does: does.clone() });
                 }
                 Event::StepFailed { .. } => {}
                 Event::RunFinished { complete, .. } => history.complete = *complete,
@@ -196,7 +206,7 @@ mod tests {
         }
     }
     fn done(step: &str) -> Event {
-        Event::StepDone { step: step.into(), attempt: 1, seconds: 0.0, detail: String::new() }
+        Event::StepDone { step: step.into(), attempt: 1, seconds: 0.0, detail: String::new(), does: String::new() }
     }
 
     #[test]

@@ -159,11 +159,12 @@ fn load_config(bundle: &Bundle, options: &Options, steps: &[steps::Step]) -> Res
     } else {
         match config::locate(options.config.as_deref(), &bundle.path) {
             Some((path, source)) => Some(config::load(&path, source)?),
-            None if needs_config(bundle, steps, &options.overrides) => return Err(no_config(bundle, sample)),
+            None if needs_config(bundle, steps, &options.overrides) && !options.noexec => return Err(no_config(bundle, sample)),
             None => None,
         }
     };
-    if let Some(config) = &config {
+    // --noexec runs no step: a config, if there is one, is only staged.
+    if let Some(config) = config.as_ref().filter(|_| !options.noexec) {
         let keys = used_keys(bundle, steps, &options.overrides);
         let missing = config.missing(keys.iter().map(String::as_str));
         if !missing.is_empty() {
@@ -209,25 +210,52 @@ fn sample_config(bundle: &Bundle, sample: &Member) -> Result<ProductConfig> {
     config::parse(PathBuf::from(format!("{}:{}", bundle.path.display(), sample.name)), Source::Sample, base, text)
 }
 
-/// Steps 4 to 8: locks, sweeps, checks, stages and runs the plan.
+/// A different bundle over an unfinished install stops, saying what is unfinished.
+fn refuse_over_unfinished(bundle: &Bundle, history: &History, options: &Options) -> Result<()> {
+    if !history.unfinished_other(&bundle.sha256()) || options.redo.force {
+        return Ok(());
+    }
+    let done: Vec<&str> = history.done.keys().map(String::as_str).collect();
+    Err(Error::host(format!(
+        "an install of {} {} (another bundle, SHA-256 {}) is unfinished here{}; finish it with that bundle, or give --force to install this one over it",
+        bundle.index.bundle.name,
+        history.version.as_deref().unwrap_or("?"),
+        history.bundle_sha256.as_deref().map_or("?", |s| &s[..12.min(s.len())]),
+        if done.is_empty() { String::new() } else { format!(" (done: {})", done.join(", ")) }
+    )))
+}
+
+/// Steps 4 to 8: checks, locks, sweeps, stages and runs the plan.
 pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Result<Report, Stopped> {
-    let Prepared { bundle, state, config, plan, .. } = prepared;
+    let Prepared { bundle, state, config, plan, history, .. } = prepared;
     let meta = &bundle.index.bundle;
     let sha = bundle.sha256();
+    refuse_over_unfinished(bundle, &history, options)?;
+    let to_stage = members_to_stage(bundle, &plan, options);
+    if !plan.steps.is_empty() && !plan.runs_any() && !options.noexec {
+        ui.status(format!("{} {}: every step is done already (journal {})", meta.name, meta.version, state.journal().display()));
+        let steps = plan.steps.iter().map(already_done).collect();
+        return Ok(Report { steps, staging: None, log: None, nothing_to_do: true, swept: (0, 0) });
+    }
+
+    // Preflight, before anything lands (the lock and the log included).
+    let needs: Vec<Needs> = plan.to_run().map(|s| s.prepared.needs(bundle)).collect();
+    let staging = plan.staging.clone();
+    let staging_bytes: u64 = to_stage.iter().map(|m| m.unpacked_bytes).sum();
+    let mut all_needs = needs.clone();
+    all_needs.push(Needs { space: vec![(staging.clone(), staging_bytes)], ..Needs::default() });
+    let host = preflight::Host {
+        bundle: meta,
+        requires: &bundle.index.requires,
+        skip: &options.skip_preflight,
+        containerd_namespace: &options.containerd_namespace,
+    };
+    let ready = preflight::check(&host, &all_needs)?;
+
     let _lock = state.lock()?;
     // Read again under the lock: another run may have finished in between.
     let history = History::of(&journal::read(&state.journal()));
-    if history.unfinished_other(&sha) && !options.redo.force {
-        let done: Vec<&String> = history.done.keys().collect();
-        return Err(Error::host(format!(
-            "an install of {} {} (another bundle, SHA-256 {}) is unfinished here{}; finish it with that bundle, or give --force to install this one over it",
-            meta.name,
-            history.version.as_deref().unwrap_or("?"),
-            history.bundle_sha256.as_deref().map_or("?", |s| &s[..12.min(s.len())]),
-            if done.is_empty() { String::new() } else { format!(" (done: {})", done.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")) }
-        ))
-        .into());
-    }
+    refuse_over_unfinished(bundle, &history, options)?;
     let this_bundle = history.bundle_sha256.as_deref() == Some(sha.as_str());
     let plan =
         Plan::new(plan.steps.into_iter().map(|s| (s.step, s.prepared)).collect(), &history, this_bundle, &options.redo, plan.staging)?;
@@ -240,16 +268,7 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Resul
         runlog::line(&format!("config {} ({})", config.path.display(), config.source.as_str()));
     }
 
-    let staging = plan.staging.clone();
-    let to_stage = members_to_stage(bundle, &plan, options);
-    if !plan.steps.is_empty() && !plan.runs_any() && !options.noexec {
-        ui.status(format!("{} {}: every step is done already (journal {})", meta.name, meta.version, state.journal().display()));
-        let steps = plan.steps.iter().map(already_done).collect();
-        return Ok(Report { steps, staging: None, log: Some(log), nothing_to_do: true, swept: (0, 0) });
-    }
-
     // Leftovers of a killed run, wherever a run writes.
-    let needs: Vec<Needs> = plan.to_run().map(|s| s.prepared.needs(bundle)).collect();
     let mut places: Vec<PathBuf> = vec![staging.clone(), state.root.clone()];
     places.extend(needs.iter().flat_map(|n| n.writes.iter().cloned()));
     for place in &history.places {
@@ -261,17 +280,6 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Resul
     if swept.0 > 0 {
         ui.status(format!("swept {} leftover(s) of an interrupted run, {} freed", swept.0, indicatif::HumanBytes(swept.1)));
     }
-
-    let staging_bytes: u64 = to_stage.iter().map(|m| m.unpacked_bytes).sum();
-    let mut all_needs = needs;
-    all_needs.push(Needs { space: vec![(staging.clone(), staging_bytes)], ..Needs::default() });
-    let host = preflight::Host {
-        bundle: meta,
-        requires: &bundle.index.requires,
-        skip: &options.skip_preflight,
-        containerd_namespace: &options.containerd_namespace,
-    };
-    let ready = preflight::check(&host, &all_needs).map_err(|e| Stopped { error: e, report: None })?;
 
     // A --noexec run runs no step: it leaves the journal as it was.
     let mut journal = Journal::open(&state.journal(), &run_id)?.recording(!options.noexec);

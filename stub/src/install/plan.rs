@@ -66,7 +66,11 @@ impl Plan {
             .enumerate()
             .map(|(i, (step, prepared))| {
                 let name = step.name();
-                let done_at = if this_bundle { history.done.get(&name).cloned() } else { None };
+                // Done for this bundle, with the same values (a changed config redoes it).
+                let done_at = match history.done.get(&name) {
+                    Some(done) if this_bundle && (done.does.is_empty() || done.does == prepared.describe()) => Some(done.at.clone()),
+                    _ => None,
+                };
                 let forced = redo.force || from_index.is_some_and(|from| i >= from);
                 let state = match (&done_at, forced) {
                     (None, _) => PlanState::Pending,

@@ -77,7 +77,11 @@ pub fn check(host: &Host, needs: &[Needs]) -> Result<Ready> {
                 crate::runlog::line(&format!("preflight engine skipped: {}", e.message));
                 engine = Some(Engine::DockerCli);
             }
-            Err(e) => add("engine", e.class, e.message),
+            Err(e) => {
+                let loads: Vec<&String> = needs.iter().flat_map(|n| &n.loads).collect();
+                let loads: Vec<&str> = loads.iter().map(|s| s.as_str()).collect();
+                add("engine", e.class, format!("cannot load {}: {}", loads.join(", "), e.message))
+            }
         }
     }
     let mut registries: Vec<&String> = needs.iter().filter_map(|n| n.registry.as_ref()).collect();

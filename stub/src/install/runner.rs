@@ -120,7 +120,10 @@ pub fn run(planned: &PlannedStep, shared: &Shared, journal: &mut Journal) -> (St
                 if attempt > 1 {
                     detail.push_str(&format!(" (succeeded on attempt {attempt} of {attempts})"));
                 }
-                if let Err(e) = journal.append(Event::StepDone { step: planned.name.clone(), attempt, seconds, detail: detail.clone() }) {
+                let does = planned.prepared.describe();
+                if let Err(e) =
+                    journal.append(Event::StepDone { step: planned.name.clone(), attempt, seconds, detail: detail.clone(), does })
+                {
                     return (report, Some(e));
                 }
                 report.state = StepState::Done;

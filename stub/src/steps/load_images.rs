@@ -29,7 +29,11 @@ impl LoadImages {
     }
 
     pub fn needs(&self) -> Needs {
-        Needs { engine: Some(self.engine.clone()), ..Needs::default() }
+        Needs {
+            engine: Some(self.engine.clone()),
+            loads: vec![format!("{} ({})", self.member, self.references.join(", "))],
+            ..Needs::default()
+        }
     }
 
     pub fn run(&self, ctx: &RunContext) -> Result<String> {

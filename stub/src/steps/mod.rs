@@ -56,6 +56,8 @@ pub struct Needs {
     pub space: Vec<(PathBuf, u64)>,
     /// An engine to load images into: the spec's choice, if any.
     pub engine: Option<Option<String>>,
+    /// What would be loaded into it ("release-images (compass/api:2.7.3, ...)").
+    pub loads: Vec<String>,
     /// A registry (`host:port`) that must answer.
     pub registry: Option<String>,
     /// Programs of the host that must be on PATH.
