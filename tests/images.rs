@@ -690,3 +690,137 @@ fn a_missing_config_or_key_stops_before_anything_lands() {
     assert!(stderr(&out).contains("a key the bundle needs is missing or empty: registry.root"), "{}", stderr(&out));
     assert!(!state.exists(), "nothing staged or locked before the config is complete");
 }
+
+/// Every file under `root` with its content's SHA-256: a registry root's whole state.
+fn tree_digest(root: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(path);
+            } else {
+                let digest = airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(fs::read(&path).unwrap()));
+                out.push((path.strip_prefix(root).unwrap().display().to_string(), digest));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn journal_records(state: &Path) -> Vec<serde_json::Value> {
+    fs::read_to_string(state.join("compass-component/journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Runs the compass install until the journal holds `records` records (plus `delay`),
+/// then kills it with SIGKILL.
+fn install_killed_after(dir: &Path, registry: &Registry, root: &Path, records: usize, delay: Duration) {
+    let config = compass_config(dir, registry, root);
+    let mut child = Command::new("bash")
+        .arg(compass())
+        .args(["--config"])
+        .arg(&config)
+        .env("TMPDIR", dir)
+        .env("AIRBIN_STATE_DIR", dir.join("state"))
+        .env("CADM_INSTALL_MARK", dir.join("installed"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while journal_records(&dir.join("state")).len() < records && child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the install never reached record {records}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    child.wait().unwrap();
+}
+
+#[test]
+fn kill_9_at_every_step_boundary_and_mid_step_and_the_rerun_ends_as_an_uninterrupted_run() {
+    if !docker_ready("kill_9_at_every_step") || !require("docker-registry", "kill_9_at_every_step") {
+        return;
+    }
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let refs = compass_refs();
+    let bundle = Bundle::open(compass()).unwrap();
+    let ids: Vec<(String, String)> =
+        bundle.index.members.iter().flat_map(|m| &m.images).flat_map(|i| i.tags.iter().map(|t| (t.clone(), i.id.clone()))).collect();
+
+    // The uninterrupted run, for the end state to compare with.
+    remove_images(&refs);
+    let reference = scratch();
+    let ref_root = reference.path().join("root");
+    let ref_registry = Registry::start(&ref_root);
+    let out = install(compass(), reference.path(), &ref_registry, &ref_root, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected_root = tree_digest(&ref_root);
+    let expected_cadm = fs::read(reference.path().join("bin/cadm")).unwrap();
+    let full = journal_records(&reference.path().join("state")).len();
+
+    // After each record (a step started or finished), and in the middle of the load
+    // (record 2: it started) and of the restore (record 6).
+    let mut points: Vec<(usize, Duration)> = (1..full).map(|n| (n, Duration::ZERO)).collect();
+    points.extend([(2, Duration::from_millis(60)), (6, Duration::from_millis(20))]);
+    for (records, delay) in points {
+        let label = format!("killed after record {records} +{delay:?}");
+        remove_images(&refs);
+        let dir = scratch();
+        let root = dir.path().join("root");
+        let registry = Registry::start(&root);
+        install_killed_after(dir.path(), &registry, &root, records, delay);
+        let done_before: Vec<String> = journal_records(&dir.path().join("state"))
+            .iter()
+            .filter(|r| r["event"] == "step-done")
+            .map(|r| r["step"].as_str().unwrap().to_string())
+            .collect();
+
+        let out = install(compass(), dir.path(), &registry, &root, &[]);
+        assert!(out.status.success(), "{label}: {}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for step in report["steps"].as_array().unwrap() {
+            let name = step["name"].as_str().unwrap();
+            let expected = if done_before.iter().any(|d| d == name) { "already-done" } else { "done" };
+            assert_eq!(step["state"], expected, "{label}: {name}: {report}");
+        }
+        for (tag, id) in &ids {
+            assert_eq!(image_id(tag).as_deref(), Some(id.as_str()), "{label}: {tag}");
+        }
+        assert_eq!(tree_digest(&root), expected_root, "{label}: the registry root equals an uninterrupted run's");
+        assert_eq!(fs::read(dir.path().join("bin/cadm")).unwrap(), expected_cadm, "{label}");
+        assert!(dir.path().join("installed").is_file(), "{label}: cadm install ran");
+        assert_eq!(registry.manifest_status("compass/agent", "2.7.3"), 200, "{label}");
+    }
+    remove_images(&refs);
+}
+
+#[test]
+fn a_rerun_repairs_a_blob_whose_content_does_not_match_its_digest() {
+    if !require("docker-registry", "a_rerun_repairs_a_blob") {
+        return;
+    }
+    let dir = scratch();
+    let bin = pack_from_config_bundle(dir.path());
+    let root = dir.path().join("registry");
+    let registry = Registry::start(&root);
+    fs::write(dir.path().join("site/config"), format!("registry:\n  root: {}\n  address: {}\n", root.display(), registry.address)).unwrap();
+    let run = |extra: &[&str]| Command::new("sh").arg(&bin).args(extra).env("AIRBIN_STATE_DIR", dir.path().join("state")).output().unwrap();
+    assert!(run(&[]).status.success());
+    // Damage one blob in the root, as a disk error or a half copy would.
+    let blobs = root.join("docker/registry/v2/blobs/sha256");
+    let victim =
+        fs::read_dir(&blobs).unwrap().flatten().flat_map(|d| fs::read_dir(d.path()).unwrap().flatten()).next().unwrap().path().join("data");
+    let good = fs::read(&victim).unwrap();
+    fs::write(&victim, b"damaged").unwrap();
+    let out = run(&["--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("replaced 1 blob(s)") && stderr(&out).contains("did not match their digest"), "{}", stderr(&out));
+    assert_eq!(fs::read(&victim).unwrap(), good, "repaired from the bundle");
+}
