@@ -31,15 +31,18 @@ start)
     exit 1
     ;;
 stop)
-    [ -f "$dir/docker.pid" ] || exit 0
-    pid=$(cat "$dir/docker.pid")
+    [ -d "$dir" ] || exit 0
+    pid=$(cat "$dir/docker.pid" 2>/dev/null || cat "$dir/dockerd.launcher.pid" 2>/dev/null || echo "")
+    [ -n "$pid" ] || { rm -rf "$dir"; exit 0; }
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 60); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.5
     done
     kill -9 "$pid" 2>/dev/null || true
-    # vfs layers are plain directories; nothing stays mounted once the engine is gone.
+    # vfs layers are plain directories, but the engine binds its data root onto itself:
+    # an engine that was killed leaves that mount behind.
+    awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount "$m" || true; done
     rm -rf "$dir"
     ;;
 *)

@@ -773,3 +773,133 @@ fn a_terminal_gets_a_progress_bar_and_a_log_gets_timestamped_lines() {
     assert!(first.len() > 21 && first.as_bytes()[4] == b'-' && first[19..].starts_with("Z check: 0% of"), "{lines}");
     assert!(!lines.contains('\r') && !lines.contains("[="), "no bar in a log: {lines}");
 }
+
+/// A directory member of many small files: unpacking it takes a while.
+fn many_files() -> &'static Path {
+    static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, bin) = BUILT.get_or_init(|| {
+        let dir = scratch();
+        let tree = dir.path().join("input/tree");
+        for d in 0..100 {
+            let sub = tree.join(format!("d{d}"));
+            fs::create_dir_all(&sub).unwrap();
+            for f in 0..300 {
+                fs::write(sub.join(format!("f{f}")), format!("file {d}/{f}\n").repeat(60)).unwrap();
+            }
+        }
+        fs::write(dir.path().join("input/bundle.yaml"), "name: tree\nversion: '1'\nmembers:\n  - {name: tree, kind: file, path: tree}\n")
+            .unwrap();
+        let bin = build(&dir.path().join("input/bundle.yaml"), &dir.path().join("dist"));
+        fs::remove_dir_all(dir.path().join("input")).unwrap();
+        (dir, bin)
+    });
+    bin
+}
+
+#[test]
+fn ctrl_c_or_sigterm_during_a_tree_unpack_is_an_interrupt_and_leaves_nothing() {
+    for signal in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM] {
+        let dir = scratch();
+        let target = dir.path().join("out");
+        let mut interrupted = false;
+        for _ in 0..5 {
+            let mut child = Shell::Bash
+                .command(many_files())
+                .args(["extract", "--target"])
+                .arg(&target)
+                .env("TMPDIR", dir.path())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+            let mut seen = Vec::new();
+            for line in lines.by_ref() {
+                let line = line.unwrap();
+                let started = line.contains("extract:");
+                seen.push(line);
+                if started {
+                    break;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+            seen.extend(lines.map_while(Result::ok));
+            let status = child.wait().unwrap();
+            if status.code() == Some(0) {
+                fs::remove_dir_all(&target).unwrap();
+                continue;
+            }
+            assert_eq!(status.code(), Some(130), "{signal}: {seen:?}");
+            assert!(
+                seen.iter().any(|l| l.contains("interrupted")) && !seen.iter().any(|l| l.contains("failed to unpack")),
+                "{signal}: {seen:?}"
+            );
+            assert!(!target.exists() && entries(dir.path()).is_empty(), "{signal}: left {:?}", entries(dir.path()));
+            interrupted = true;
+            break;
+        }
+        assert!(interrupted, "{signal}: the unpack always finished before the signal");
+    }
+}
+
+#[test]
+fn a_host_without_mkdir_or_rm_or_dev_null_is_told_what_is_missing() {
+    let dir = scratch();
+    let tools = dir.path().join("tools");
+    fs::create_dir(&tools).unwrap();
+    for tool in ["dd", "tail", "chmod"] {
+        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap();
+        std::os::unix::fs::symlink(stdout(&found).trim(), tools.join(tool)).unwrap();
+    }
+    for shell in ["/bin/dash", "/bin/bash"] {
+        let out =
+            Command::new(shell).arg(minimal()).args(["info", "--json"]).env("PATH", &tools).env("TMPDIR", dir.path()).output().unwrap();
+        assert_eq!(out.status.code(), Some(7), "{shell}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("this host lacks mkdir rm: the launcher needs sh, dd, chmod, mkdir and rm"),
+            "{shell}: {}",
+            stderr(&out)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json: one document from the launcher too");
+        assert_eq!(
+            (doc["status"].as_str(), doc["exit_code"].as_i64(), doc["error"]["class"].as_str()),
+            (Some("failed"), Some(7), Some("host-not-ready"))
+        );
+    }
+    if !require("unshare", "a_host_without_dev_null") {
+        return;
+    }
+    // A chroot-like host without /dev: an empty tmpfs over it.
+    let bin = dir.path().join("m.bin");
+    fs::copy(minimal(), &bin).unwrap();
+    let out = in_mount_namespace(dir.path(), "mount -t tmpfs tmpfs /dev || exit 99; dash \"$1\" info 2>&1; echo \"exit $?\"", &[&bin]);
+    let text = stdout(&out);
+    assert!(text.contains("this host has no /dev/null (a chroot without /dev?)") && text.contains("exit 7"), "{text} {}", stderr(&out));
+}
+
+#[test]
+fn check_list_and_launcher_failures_share_the_json_envelope() {
+    let dir = scratch();
+    for (args, command) in [(&["check", "--json"][..], "check"), (&["list", "--json"][..], "list"), (&["info", "--json"][..], "info")] {
+        let out = run(Shell::Dash, minimal(), args, dir.path());
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            (doc["command"].as_str(), doc["status"].as_str(), doc["exit_code"].as_i64()),
+            (Some(command), Some("ok"), Some(0)),
+            "{doc}"
+        );
+        assert!(doc["error"].is_null() && doc.get("log").is_some() && doc.get("steps").is_some(), "{doc}");
+    }
+    // A damaged runtime, caught by the launcher before any of it runs.
+    let mut bytes = fs::read(minimal()).unwrap();
+    bytes[4096 + 100_000] ^= 1;
+    let bin = dir.path().join("damaged.bin");
+    fs::write(&bin, &bytes).unwrap();
+    let out = run(Shell::Dash, &bin, &["check", "--json"], dir.path());
+    assert_eq!(out.status.code(), Some(3));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (doc["status"].as_str(), doc["exit_code"].as_i64(), doc["error"]["class"].as_str()),
+        (Some("failed"), Some(3), Some("integrity"))
+    );
+}

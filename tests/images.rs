@@ -824,3 +824,110 @@ fn a_rerun_repairs_a_blob_whose_content_does_not_match_its_digest() {
     assert!(stderr(&out).contains("replaced 1 blob(s)") && stderr(&out).contains("did not match their digest"), "{}", stderr(&out));
     assert_eq!(fs::read(&victim).unwrap(), good, "repaired from the bundle");
 }
+
+#[test]
+fn a_user_who_may_not_open_the_docker_socket_gets_a_permission_error() {
+    if !docker_ready("a_user_who_may_not_open_the_docker_socket") || !require("setpriv", "a_user_who_may_not_open") {
+        return;
+    }
+    let socket = airbin_stub::images::docker_socket();
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o777)).unwrap();
+    let bin = dir.path().join("compass.bin");
+    fs::copy(compass(), &bin).unwrap();
+    let config = compass_config_at(dir.path(), "127.0.0.1:1", &dir.path().join("root"));
+    let out = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "sh"])
+        .arg(&bin)
+        .arg("--config")
+        .arg(&config)
+        .args(["--skip-preflight", "registry"])
+        .env("TMPDIR", &tmp)
+        .env("AIRBIN_STATE_DIR", tmp.join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("permission denied on the Docker socket {}", socket.display())) && err.contains("run the bundle as root"),
+        "{err}"
+    );
+}
+
+/// A docker-archive of one image whose one layer holds `bytes` of random data.
+fn big_image(dir: &Path, bytes: usize) -> PathBuf {
+    let mut layer = tar::Builder::new(Vec::new());
+    let data = random_bytes(bytes, 11);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    layer.append_data(&mut header, "big.dat", &data[..]).unwrap();
+    let layer = layer.into_inner().unwrap();
+    let hex = |data: &[u8]| airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(data));
+    let layer_hex = hex(&layer);
+    let config =
+        format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{layer_hex}"]}},"config":{{}}}}"#);
+    let config_hex = hex(config.as_bytes());
+    let manifest = format!(r#"[{{"Config":"{config_hex}.json","RepoTags":["airbin/big:1"],"Layers":["{layer_hex}/layer.tar"]}}]"#);
+    let mut tar = tar::Builder::new(fs::File::create(dir.join("big.tar")).unwrap());
+    for (name, data) in [
+        ("manifest.json", manifest.as_bytes()),
+        (&format!("{config_hex}.json")[..], config.as_bytes()),
+        (&format!("{layer_hex}/layer.tar")[..], &layer[..]),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, name, data).unwrap();
+    }
+    tar.finish().unwrap();
+    dir.join("big.tar")
+}
+
+#[test]
+fn an_engine_that_goes_away_mid_load_is_named_as_such() {
+    if !require("dockerd", "an_engine_that_goes_away") {
+        return;
+    }
+    let dir = scratch();
+    let spec = dir.path().join("spec");
+    fs::create_dir(&spec).unwrap();
+    big_image(&spec, 200 << 20);
+    fs::write(spec.join("bundle.yaml"), "name: big\nversion: '1'\nmembers:\n  - {name: big, kind: image, path: big.tar, compression: none}\nsteps:\n  - {kind: load-images, member: big, engine: docker-api}\n").unwrap();
+    let bin = build(&spec.join("bundle.yaml"), &dir.path().join("dist"));
+    fs::remove_dir_all(&spec).unwrap();
+    // An engine of its own, to kill: short path, for the socket.
+    let engine = tempfile::Builder::new().prefix("airbin-gone-").tempdir_in("/tmp").unwrap();
+    let started = Command::new("bash").arg(repo_root().join("hack/dockerd.sh")).arg("start").arg(engine.path()).output().unwrap();
+    assert!(started.status.success(), "{}", stderr(&started));
+    let socket = engine.path().join("docker.sock");
+    let mut child = Command::new("sh")
+        .arg(&bin)
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .env("AIRBIN_STATE_DIR", dir.path().join("state"))
+        .env("TMPDIR", dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let loading = line.contains("load: 0%");
+        seen.push(line);
+        if loading {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = fs::read_to_string(engine.path().join("docker.pid")).unwrap();
+    Command::new("kill").args(["-9", pid.trim()]).status().unwrap();
+    seen.extend(lines.map_while(Result::ok));
+    let status = child.wait().unwrap();
+    let _ = Command::new("bash").arg(repo_root().join("hack/dockerd.sh")).arg("stop").arg(engine.path()).status();
+    assert_eq!(status.code(), Some(6), "{seen:?}");
+    let text = seen.join("\n");
+    assert!(text.contains("the engine went away in the middle of the load") && !text.contains("no status line"), "{text}");
+}
