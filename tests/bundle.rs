@@ -546,6 +546,29 @@ fn a_bad_spec_names_file_field_and_problem_and_writes_nothing() {
             "name: x\nversion: '1'\nmembers:\n  - {name: p, kind: registry-pack, path: bundle.yaml}\nsteps:\n  - {kind: restore-registry, member: p, root: /r, root_from_config: k}\n",
             "steps[0]: give the registry root either as root or as root_from_config",
         ),
+        ("name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: bundle.yaml}\nsteps:\n  - {kind: command, run: [x], timout: 5m}\n", "steps[0]: unknown field `timout`"),
+        (
+            "name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: bundle.yaml}\nsteps:\n  - {kind: command, run: [x], timeout: soon}\n",
+            "steps[0].timeout: 'soon' is not a duration such as 90s, 10m or 1h30m",
+        ),
+        (
+            "name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: bundle.yaml}\nsteps:\n  - {name: a, kind: command, run: [x]}\n  - {name: a, kind: command, run: [y]}\n",
+            "steps[1].name: 'a' names two steps",
+        ),
+        (
+            "name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: bundle.yaml}\nsteps:\n  - {kind: wait-for, tcp: 'a:1', http: 'http://a'}\n",
+            "steps[0]: a wait-for step names exactly one of tcp",
+        ),
+        ("name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: bundle.yaml}\nsteps:\n  - {kind: command, run: []}\n", "steps[0].run: give the program"),
+        (
+            "name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: bundle.yaml}\nsteps:\n  - {kind: extract, member: a, to: rel}\n",
+            "steps[0].to: 'rel' is not an absolute directory",
+        ),
+        (
+            "name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: bundle.yaml}\nsteps:\n  - {kind: command, run: [x], on_failure: [{kind: command, run: [y], on_failure: [{kind: command, run: [z]}]}]}\n",
+            "steps[0].on_failure[0]: an on_failure step cannot have on_failure steps of its own",
+        ),
+        ("name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: bundle.yaml}\nconfig:\n  required: ['a b']\n", "config.required[0]: 'a b' is not a config key"),
     ];
     for (yaml, expected) in cases {
         fs::write(&spec, yaml).unwrap();

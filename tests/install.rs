@@ -611,8 +611,18 @@ fn noexec_says_no_step_ran() {
 
 /// A bundle whose steps are cut off by kill -9: an extract of a large member, two
 /// commands. Each journal record is a boundary.
-fn killable(site: &Site) -> PathBuf {
-    let spec = site.path().join("kill-spec");
+fn killable(_site: &Site) -> PathBuf {
+    static BUILT: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    let (_, bin) = BUILT.get_or_init(|| {
+        let dir = scratch();
+        let bin = build_killable(dir.path());
+        (dir, bin)
+    });
+    bin.clone()
+}
+
+fn build_killable(dir: &Path) -> PathBuf {
+    let spec = dir.join("kill-spec");
     fs::create_dir_all(&spec).unwrap();
     fs::write(spec.join("tool.sh"), TOOL).unwrap();
     fs::write(spec.join("big.bin"), random_bytes(48 << 20, 7)).unwrap();
@@ -621,7 +631,7 @@ fn killable(site: &Site) -> PathBuf {
         "name: killed\nversion: '1'\nmembers:\n  - {name: tool, kind: tool, path: tool.sh, mode: '0755'}\n  - {name: big, kind: file, path: big.bin, compression: xz, level: 0}\nsteps:\n  - {name: put, kind: extract, member: big, to: '${config.target}'}\n  - {name: one, kind: command, run: [tool, nap, '1']}\n  - {name: two, kind: command, run: [tool, ok, two]}\n",
     )
     .unwrap();
-    build(&spec.join("bundle.yaml"), &site.path().join("dist"))
+    build(&spec.join("bundle.yaml"), &dir.join("dist"))
 }
 
 /// The steps the journal records as done.
@@ -672,6 +682,10 @@ fn kill_9_at_every_step_boundary_and_mid_step_then_the_rerun_completes_without_r
         let out = site.run(&bin, &["--config", cfg.to_str().unwrap()]);
         let label = format!("killed after record {after} (+{delay_ms} ms)");
         assert!(out.status.success(), "{label}: {}", stderr(&out));
+        if (after, delay_ms) == (2, 150) && done_before.is_empty() {
+            // Killed while the extract wrote its temporary: the rerun swept it first.
+            assert!(stderr(&out).contains("swept 1 leftover(s) of an interrupted run"), "{label}: {}", stderr(&out));
+        }
         // No step the killed run had finished ran again; the rest ran to their end.
         let after_trace = site.trace();
         let runs = |trace: &[String], step: &str| trace.iter().filter(|l| l.starts_with(&format!("{step} "))).count();
@@ -691,4 +705,30 @@ fn kill_9_at_every_step_boundary_and_mid_step_then_the_rerun_completes_without_r
         let (_, status) = site.json(&bin, &["status"]);
         assert_eq!(status["complete"], true, "{label}: {status}");
     }
+}
+
+#[test]
+fn preflight_finds_too_little_space_per_file_system_before_anything_lands() {
+    if !require("unshare", "preflight_finds_too_little_space") {
+        return;
+    }
+    let site = Site::new();
+    let bin = killable(&site);
+    let config = site.config("target: /mnt/small/out\ncluster: x\n");
+    fs::create_dir(site.path().join("small")).unwrap();
+    let out = in_mount_namespace(
+        site.path(),
+        "mount -t tmpfs -o size=4m tmpfs /mnt/small || exit 99; TRACE=/mnt/trace sh \"$1\" --config \"$2\"; echo \"exit $?\"; ls -A /mnt/small",
+        &[&bin, &config],
+    );
+    let text = stdout(&out);
+    let err = stderr(&out);
+    assert!(text.contains("exit 4"), "{text} {err}");
+    assert!(
+        err.contains("preflight space: not enough free space on the file system of /mnt/small") && err.contains("/mnt/small/out 48.00 MiB"),
+        "{err}"
+    );
+    assert!(err.contains("needed") && err.contains("available"), "{err}");
+    assert_eq!(text.lines().filter(|l| !l.starts_with("exit")).count(), 0, "nothing landed in /mnt/small: {text}");
+    assert!(site.trace().is_empty());
 }

@@ -101,11 +101,12 @@ pub fn parse(file: &Path, text: &str) -> Result<Spec> {
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        // yaml_serde names the path itself in some errors.
-        if path == "." || inner.starts_with(&format!("{path}: ")) {
-            Error::usage(format!("{}: {inner}", file.display()))
-        } else {
-            Error::usage(format!("{}: {path}: {inner}", file.display()))
+        // yaml_serde names the path (or the part of it it knows) itself in some errors.
+        let named = inner.split_once(": ").map(|(head, rest)| (head, rest)).filter(|(head, _)| path.starts_with(head));
+        match named {
+            _ if path == "." => Error::usage(format!("{}: {inner}", file.display())),
+            Some((_, rest)) => Error::usage(format!("{}: {path}: {rest}", file.display())),
+            None => Error::usage(format!("{}: {path}: {inner}", file.display())),
         }
     })
 }
@@ -215,24 +216,6 @@ fn is_step_name(name: &str) -> bool {
 
 fn validate_step(loaded: &LoadedSpec, step: &Step, at: &str, names: &mut HashSet<String>) -> Result<()> {
     let spec = &loaded.spec;
-    let name = step.name();
-    if !is_step_name(&name) {
-        return Err(field_error(
-            loaded,
-            &format!("{at}.name"),
-            format_args!("'{name}' is not a usable step name: one printable line of at most 100 characters, not starting with '-'"),
-        ));
-    }
-    if !names.insert(name.clone()) {
-        return Err(field_error(loaded, &format!("{at}.name"), format_args!("'{name}' names two steps; give each step a unique name")));
-    }
-    for key in step.env.keys() {
-        let ok = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !ok {
-            return Err(field_error(loaded, &format!("{at}.env"), format_args!("'{key}' is not an environment variable name")));
-        }
-    }
     let wanted = match &step.action {
         Action::LoadImages { .. } => Some(MemberKind::Image),
         Action::RestoreRegistry { .. } => Some(MemberKind::RegistryPack),
@@ -302,6 +285,24 @@ fn validate_step(loaded: &LoadedSpec, step: &Step, at: &str, names: &mut HashSet
             }
         }
         Action::LoadImages { .. } => {}
+    }
+    let name = step.name();
+    if !is_step_name(&name) {
+        return Err(field_error(
+            loaded,
+            &format!("{at}.name"),
+            format_args!("'{name}' is not a usable step name: one printable line of at most 100 characters, not starting with '-'"),
+        ));
+    }
+    if !names.insert(name.clone()) {
+        return Err(field_error(loaded, &format!("{at}.name"), format_args!("'{name}' names two steps; give each step a unique name")));
+    }
+    for key in step.env.keys() {
+        let ok = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(field_error(loaded, &format!("{at}.env"), format_args!("'{key}' is not an environment variable name")));
+        }
     }
     Ok(())
 }
