@@ -18,7 +18,7 @@ airbin=$PWD/target/release/airbin
 
 work=${BENCH_DIR:-$PWD/target/bench-load}
 rm -rf "$work"
-mkdir -p "$work/rootfs/bin" "$work/rootfs/data"
+mkdir -p "$work"
 engine_dir=
 cleanup() {
     docker rmi -f airbin-bench/app:1 >/dev/null 2>&1 || true
@@ -32,28 +32,7 @@ if ! docker version >/dev/null 2>&1; then
 fi
 echo "bench-load: engine $(docker version --format '{{.Server.Version}}') at ${DOCKER_HOST:-default}, storage $(docker info --format '{{.Driver}}')"
 
-# A rootfs like a real image's: half executables and libraries, half data that does not compress.
-cp /bin/busybox "$work/rootfs/bin/"
-ln -s busybox "$work/rootfs/bin/sh"
-python3 - "$work/rootfs/data" "$size_mb" <<'PY'
-import os, sys
-out, size = sys.argv[1], int(sys.argv[2]) << 20
-half, written, n = size // 2, 0, 0
-for d in ("/usr/lib/x86_64-linux-gnu", "/usr/bin"):
-    for name in sorted(os.listdir(d)):
-        path = os.path.join(d, name)
-        if written >= half: break
-        if os.path.isfile(path) and not os.path.islink(path):
-            data = open(path, "rb").read()[: half - written]
-            open(os.path.join(out, f"lib{n}"), "wb").write(data); written += len(data); n += 1
-with open(os.path.join(out, "blob.dat"), "wb") as f, open("/dev/urandom", "rb") as r:
-    for _ in range((size - written) >> 20):
-        f.write(r.read(1 << 20))
-PY
-tar -C "$work/rootfs" -c . | docker import - airbin-bench/app:1 >/dev/null
-docker save -o "$work/image.tar" airbin-bench/app:1
-docker rmi -f airbin-bench/app:1 >/dev/null
-rm -rf "$work/rootfs"
+bash hack/make-bench-image.sh "$size_mb" "$work/image.tar" airbin-bench/app:1
 mkdir -p "$work/spec"
 mv "$work/image.tar" "$work/spec/image.tar"
 cat >"$work/spec/bundle.yaml" <<EOF
@@ -82,7 +61,7 @@ for run in $(seq 1 "$runs"); do
     t=$(timed docker load -i "$work/spec/image.tar"); echo "$t" >>"$work/docker.txt"
     echo "bench-load: run $run: docker load -i      $t s"
     docker rmi -f airbin-bench/app:1 >/dev/null
-    t=$(timed sh "$bin" install --quiet --yes --target "$work/state"); echo "$t" >>"$work/bin.txt"
+    t=$(AIRBIN_STATE_DIR="$work/state" timed sh "$bin" install --quiet --yes --force); echo "$t" >>"$work/bin.txt"
     echo "bench-load: run $run: sh bundle.bin install $t s"
 done
 python3 - "$work/docker.txt" "$work/bin.txt" <<'PY'
