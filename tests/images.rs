@@ -646,17 +646,23 @@ fn pack_from_config_bundle(dir: &Path) -> PathBuf {
     build(&spec_dir.join("bundle.yaml"), &dir.join("site"))
 }
 
+/// The pack bundle beside its `config` (as a field engineer leaves it), naming a running
+/// registry's root and address.
+fn pack_site(dir: &Path) -> (PathBuf, PathBuf, Registry) {
+    let bin = pack_from_config_bundle(dir);
+    let root = dir.join("registry");
+    let registry = Registry::start(&root);
+    fs::write(dir.join("site/config"), format!("registry:\n  root: {}\n  address: {}\n", root.display(), registry.address)).unwrap();
+    (bin, root, registry)
+}
+
 #[test]
 fn the_registry_root_and_address_can_come_from_the_product_config() {
     if !require("docker-registry", "the_registry_root_and_address_from_config") {
         return;
     }
     let dir = scratch();
-    let bin = pack_from_config_bundle(dir.path());
-    let root = dir.path().join("registry");
-    let registry = Registry::start(&root);
-    // `config` beside the bundle, as a field engineer leaves it.
-    fs::write(dir.path().join("site/config"), format!("registry:\n  root: {}\n  address: {}\n", root.display(), registry.address)).unwrap();
+    let (bin, _root, registry) = pack_site(dir.path());
     let out = Command::new("sh").arg(&bin).arg("--json").env("AIRBIN_STATE_DIR", dir.path().join("state")).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -807,10 +813,7 @@ fn a_rerun_repairs_a_blob_whose_content_does_not_match_its_digest() {
         return;
     }
     let dir = scratch();
-    let bin = pack_from_config_bundle(dir.path());
-    let root = dir.path().join("registry");
-    let registry = Registry::start(&root);
-    fs::write(dir.path().join("site/config"), format!("registry:\n  root: {}\n  address: {}\n", root.display(), registry.address)).unwrap();
+    let (bin, root, _registry) = pack_site(dir.path());
     let run = |extra: &[&str]| Command::new("sh").arg(&bin).args(extra).env("AIRBIN_STATE_DIR", dir.path().join("state")).output().unwrap();
     assert!(run(&[]).status.success());
     // Damage one blob in the root, as a disk error or a half copy would.

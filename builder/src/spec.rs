@@ -102,7 +102,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Spec> {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         // yaml_serde names the path (or the part of it it knows) itself in some errors.
-        let named = inner.split_once(": ").map(|(head, rest)| (head, rest)).filter(|(head, _)| path.starts_with(head));
+        let named = inner.split_once(": ").filter(|(head, _)| path.starts_with(head));
         match named {
             _ if path == "." => Error::usage(format!("{}: {inner}", file.display())),
             Some((_, rest)) => Error::usage(format!("{}: {path}: {rest}", file.display())),

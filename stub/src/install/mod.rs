@@ -267,6 +267,19 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Resul
     if let Some(config) = &config {
         runlog::line(&format!("config {} ({})", config.path.display(), config.source.as_str()));
     }
+    let engine = ready.engine.as_ref().map(|e| format!("; images load into {}", e.name())).unwrap_or_default();
+    runlog::line(&format!(
+        "preflight passed (skipped: {}){engine}",
+        if options.skip_preflight.is_empty() { "none".into() } else { options.skip_preflight.join(", ") }
+    ));
+    for step in &plan.steps {
+        let decision = match (step.state, &step.done_at) {
+            (PlanState::Done, Some(at)) => format!("done {at}: not run again"),
+            (PlanState::Redo, _) => "done earlier: redone on purpose".to_string(),
+            _ => "to do".to_string(),
+        };
+        runlog::line(&format!("plan: {}: {decision}; {}", step.name, step.prepared.describe()));
+    }
 
     // Leftovers of a killed run, wherever a run writes.
     let mut places: Vec<PathBuf> = vec![staging.clone(), state.root.clone()];
@@ -391,15 +404,7 @@ fn stage_and_run(
 }
 
 fn already_done(planned: &plan::PlannedStep) -> StepReport {
-    StepReport {
-        name: planned.name.clone(),
-        kind: planned.step.action.kind(),
-        state: StepState::AlreadyDone,
-        detail: format!("done {}", planned.done_at.as_deref().unwrap_or("earlier")),
-        attempts: 0,
-        seconds: 0.0,
-        on_failure: vec![],
-    }
+    StepReport::untouched(&planned.step, StepState::AlreadyDone, format!("done {}", planned.done_at.as_deref().unwrap_or("earlier")))
 }
 
 fn open_log(state: &StateDir, run_id: &str) -> Result<PathBuf> {

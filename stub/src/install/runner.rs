@@ -51,16 +51,13 @@ pub struct StepReport {
 }
 
 impl StepReport {
+    /// A step this run did not run, with why.
+    pub fn untouched(step: &steps::Step, state: StepState, detail: String) -> StepReport {
+        StepReport { name: step.name(), kind: step.action.kind(), state, detail, attempts: 0, seconds: 0.0, on_failure: vec![] }
+    }
+
     pub fn not_run(step: &PlannedStep, why: &str) -> StepReport {
-        StepReport {
-            name: step.name.clone(),
-            kind: step.step.action.kind(),
-            state: StepState::NotRun,
-            detail: why.into(),
-            attempts: 0,
-            seconds: 0.0,
-            on_failure: vec![],
-        }
+        StepReport::untouched(&step.step, StepState::NotRun, why.into())
     }
 }
 
@@ -72,6 +69,26 @@ pub struct Shared<'a> {
     pub staging: &'a std::path::Path,
     pub env: &'a [(String, String)],
     pub inputs: &'a steps::Inputs<'a>,
+}
+
+impl<'a> Shared<'a> {
+    fn context(
+        &'a self,
+        step_name: &'a str,
+        step_env: &'a std::collections::BTreeMap<String, String>,
+        timeout: Option<Duration>,
+    ) -> RunContext<'a> {
+        RunContext {
+            bundle: self.bundle,
+            engine: self.engine,
+            ui: self.ui,
+            staging: self.staging,
+            env: self.env,
+            step_name,
+            step_env,
+            timeout,
+        }
+    }
 }
 
 /// Runs `planned` to the end: its report, and the error that stops the install if it
@@ -99,19 +116,7 @@ pub fn run(planned: &PlannedStep, shared: &Shared, journal: &mut Journal) -> (St
             return (report, Some(e));
         }
         let outcome = match &env {
-            Ok(step_env) => {
-                let ctx = RunContext {
-                    bundle: shared.bundle,
-                    engine: shared.engine,
-                    ui: shared.ui,
-                    staging: shared.staging,
-                    env: shared.env,
-                    step_name: &planned.name,
-                    step_env,
-                    timeout,
-                };
-                planned.prepared.run(&ctx)
-            }
+            Ok(step_env) => planned.prepared.run(&shared.context(&planned.name, step_env, timeout)),
             Err(e) => Err(Failure::from(Error::new(e.class, e.message.clone()))),
         };
         let seconds = began.elapsed().as_secs_f64();
@@ -195,17 +200,7 @@ fn run_on_failure(planned: &PlannedStep, shared: &Shared) -> Vec<StepReport> {
         let started = Instant::now();
         let result = steps::prepare(step, shared.inputs).map_err(Failure::from).and_then(|prepared| {
             let env = expand_env(step, shared).map_err(Failure::from)?;
-            let ctx = RunContext {
-                bundle: shared.bundle,
-                engine: shared.engine,
-                ui: shared.ui,
-                staging: shared.staging,
-                env: shared.env,
-                step_name: &name,
-                step_env: &env,
-                timeout: step.timeout.map(|t| t.duration()),
-            };
-            prepared.run(&ctx)
+            prepared.run(&shared.context(&name, &env, step.timeout.map(|t| t.duration())))
         });
         let (state, detail) = match result {
             Ok(detail) => (StepState::Done, detail),
