@@ -234,6 +234,12 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Resul
     let to_stage = members_to_stage(bundle, &plan, options);
     if !plan.steps.is_empty() && !plan.runs_any() && !options.noexec {
         ui.status(format!("{} {}: every step is done already (journal {})", meta.name, meta.version, state.journal().display()));
+        if !history.complete {
+            // Killed after its last step, before it could say it had finished: say it now.
+            let _lock = state.lock()?;
+            let run_id = format!("{}-{}", crate::progress::timestamp().replace(':', ""), std::process::id());
+            Journal::open(&state.journal(), &run_id)?.append(Event::RunFinished { outcome: Outcome::Ok, exit_code: 0, complete: true })?;
+        }
         let steps = plan.steps.iter().map(already_done).collect();
         return Ok(Report { steps, staging: None, log: None, nothing_to_do: true, swept: (0, 0) });
     }
