@@ -430,6 +430,11 @@ fn status_shows_the_last_run_and_follow_follows_a_running_install() {
     }
     let (_, running) = site.json(&bin, &["status"]);
     assert!(running["last_run"]["result"].as_str().unwrap().starts_with("running (pid "), "{running}");
+    // A second run while this one holds the lock: refused, naming the holder.
+    let second = site.run(&bin, &["--config", cfg]);
+    assert_eq!(second.status.code(), Some(7), "{}", stderr(&second));
+    let holder = format!("another run of this bundle is going on (pid {} started 20", install.id());
+    assert!(stderr(&second).contains(&holder), "{}", stderr(&second));
     assert_eq!(running["steps"][0]["state"], "running");
     let followed = site.run(&bin, &["status", "--follow"]);
     assert!(install.wait().unwrap().success());
