@@ -4,7 +4,6 @@
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -638,7 +637,7 @@ fn ctrl_c_during_extraction_leaves_nothing_half_done() {
     let dir = scratch();
     let target = dir.path().join("out");
     for attempt in 0..3 {
-        let mut child = Shell::Dash
+        let child = Shell::Dash
             .command(large())
             .args(["extract", "--target"])
             .arg(&target)
@@ -646,21 +645,8 @@ fn ctrl_c_during_extraction_leaves_nothing_half_done() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
         // The first progress line of the extraction: the stub is writing now.
-        let mut seen = Vec::new();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            let started = line.contains("extract:");
-            seen.push(line);
-            if started {
-                break;
-            }
-        }
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
-        seen.extend(lines.map_while(Result::ok));
-        let status = child.wait().unwrap();
+        let (status, seen) = act_when(child, "extract:", std::time::Duration::ZERO, |pid| send(pid, nix::sys::signal::Signal::SIGINT));
         if status.code() == Some(0) {
             // Finished before the signal landed: everything must be there; try again.
             fs::remove_dir_all(&target).unwrap();
@@ -826,7 +812,7 @@ fn ctrl_c_or_sigterm_during_a_tree_unpack_is_an_interrupt_and_leaves_nothing() {
         let target = dir.path().join("out");
         let mut interrupted = false;
         for _ in 0..5 {
-            let mut child = Shell::Bash
+            let child = Shell::Bash
                 .command(many_files())
                 .args(["extract", "--target"])
                 .arg(&target)
@@ -834,20 +820,7 @@ fn ctrl_c_or_sigterm_during_a_tree_unpack_is_an_interrupt_and_leaves_nothing() {
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-            let mut seen = Vec::new();
-            for line in lines.by_ref() {
-                let line = line.unwrap();
-                let started = line.contains("extract:");
-                seen.push(line);
-                if started {
-                    break;
-                }
-            }
-            std::thread::sleep(std::time::Duration::from_millis(30));
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
-            seen.extend(lines.map_while(Result::ok));
-            let status = child.wait().unwrap();
+            let (status, seen) = act_when(child, "extract:", std::time::Duration::from_millis(30), |pid| send(pid, signal));
             if status.code() == Some(0) {
                 fs::remove_dir_all(&target).unwrap();
                 continue;

@@ -906,7 +906,7 @@ fn an_engine_that_goes_away_mid_load_is_named_as_such() {
     let started = Command::new("bash").arg(repo_root().join("hack/dockerd.sh")).arg("start").arg(engine.path()).output().unwrap();
     assert!(started.status.success(), "{}", stderr(&started));
     let socket = engine.path().join("docker.sock");
-    let mut child = Command::new("sh")
+    let child = Command::new("sh")
         .arg(&bin)
         .env("DOCKER_HOST", format!("unix://{}", socket.display()))
         .env("AIRBIN_STATE_DIR", dir.path().join("state"))
@@ -914,21 +914,10 @@ fn an_engine_that_goes_away_mid_load_is_named_as_such() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let loading = line.contains("load: 0%");
-        seen.push(line);
-        if loading {
-            break;
-        }
-    }
-    std::thread::sleep(Duration::from_millis(300));
     let pid = fs::read_to_string(engine.path().join("docker.pid")).unwrap();
-    Command::new("kill").args(["-9", pid.trim()]).status().unwrap();
-    seen.extend(lines.map_while(Result::ok));
-    let status = child.wait().unwrap();
+    let (status, seen) = act_when(child, "load: 0%", Duration::from_millis(300), |_| {
+        Command::new("kill").args(["-9", pid.trim()]).status().unwrap();
+    });
     let _ = Command::new("bash").arg(repo_root().join("hack/dockerd.sh")).arg("stop").arg(engine.path()).status();
     assert_eq!(status.code(), Some(6), "{seen:?}");
     let text = seen.join("\n");

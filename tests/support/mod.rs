@@ -131,3 +131,34 @@ pub fn launcher_tools_only(dir: &Path) -> PathBuf {
     }
     bin_dir
 }
+
+/// Reads `child`'s stderr until a line holding `marker`, waits `delay`, runs `then` (a
+/// signal to send, an engine to kill), and collects the rest: the exit status and every
+/// line seen.
+pub fn act_when(
+    mut child: std::process::Child,
+    marker: &str,
+    delay: std::time::Duration,
+    then: impl FnOnce(u32),
+) -> (std::process::ExitStatus, Vec<String>) {
+    use std::io::{BufRead, BufReader};
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr piped")).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let found = line.contains(marker);
+        seen.push(line);
+        if found {
+            break;
+        }
+    }
+    std::thread::sleep(delay);
+    then(child.id());
+    seen.extend(lines.map_while(Result::ok));
+    (child.wait().unwrap(), seen)
+}
+
+/// Sends `signal` to process `pid`.
+pub fn send(pid: u32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
+}
