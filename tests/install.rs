@@ -405,6 +405,7 @@ fn another_bundle_over_an_unfinished_run_stops_and_says_what_is_unfinished() {
     // A finished install of v2: v1 after it is not refused (downgrades are another matter).
     let (_, status) = site.json(&v2, &["status"]);
     assert_eq!((status["complete"].as_bool(), status["last_run"]["result"].as_str()), (Some(true), Some("finished ok")), "{status}");
+    assert_eq!(status["last_run"]["outcome"], "ok");
 }
 
 #[test]

@@ -6,11 +6,52 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use serde::Serialize;
+
 use super::{envelope, open, print_json, Context};
 use crate::error::Result;
 use crate::install::journal::{self, Event, History, Outcome, Record};
 use crate::install::state::StateDir;
 use crate::progress::out_line;
+
+/// What the last run did with a step, as `status` tells it.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum Seen {
+    Done,
+    AlreadyDone,
+    Failed,
+    NotRun,
+    /// Started and not ended, while the run holds its lock.
+    Running,
+    /// Started and not ended by a run that is gone without a word.
+    Killed,
+}
+
+impl Seen {
+    fn label(self) -> &'static str {
+        match self {
+            Seen::Done => "done",
+            Seen::AlreadyDone => "already done",
+            Seen::Failed => "FAILED",
+            Seen::NotRun => "not run",
+            Seen::Running => "running",
+            Seen::Killed => "killed",
+        }
+    }
+}
+
+/// How the last run stands.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum RunState {
+    Ok,
+    Failed,
+    Interrupted,
+    Running,
+    /// Gone without recording an end: kill -9, a crash, a power cut.
+    Killed,
+}
 
 /// `status`: the last run of this bundle's product on this host: which bundle, when,
 /// each step's result and time, how it ended (or that it is running), and its log.
@@ -38,12 +79,15 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
         Event::RunFinished { outcome, exit_code, .. } => Some((r.at.clone(), *outcome, *exit_code)),
         _ => None,
     });
-    let result = match (&ended, &holder) {
-        (Some((_, Outcome::Ok, _)), _) => "finished ok".to_string(),
-        (Some((_, Outcome::Failed, code)), _) => format!("failed (exit {code})"),
-        (Some((_, Outcome::Interrupted, _)), _) => "interrupted".to_string(),
-        (None, Some(holder)) => format!("running ({holder})"),
-        (None, None) => "killed: it ended without a word (kill -9, a crash or a power cut); run the bundle again to resume".to_string(),
+    let (outcome, result) = match (&ended, &holder) {
+        (Some((_, Outcome::Ok, _)), _) => (RunState::Ok, "finished ok".to_string()),
+        (Some((_, Outcome::Failed, code)), _) => (RunState::Failed, format!("failed (exit {code})")),
+        (Some((_, Outcome::Interrupted, _)), _) => (RunState::Interrupted, "interrupted".to_string()),
+        (None, Some(holder)) => (RunState::Running, format!("running ({holder})")),
+        (None, None) => (
+            RunState::Killed,
+            "killed: it ended without a word (kill -9, a crash or a power cut); run the bundle again to resume".to_string(),
+        ),
     };
 
     // Each step of the bundle, in order: what the last run did with it.
@@ -54,33 +98,33 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
         .iter()
         .map(|step| {
             let name = step.name();
-            let mut state = if this_bundle && history.done.contains_key(&name) { "already-done" } else { "not-run" };
+            let mut state = if this_bundle && history.done.contains_key(&name) { Seen::AlreadyDone } else { Seen::NotRun };
             let mut detail = String::new();
             let mut seconds = 0.0;
             let mut attempts = 0;
             for record in last {
                 match &record.event {
                     Event::StepStarted { step, attempt } if *step == name => {
-                        state = "running";
+                        state = Seen::Running;
                         attempts = *attempt;
                     }
                     Event::StepDone { step, seconds: s, detail: d, .. } if *step == name => {
-                        state = "done";
+                        state = Seen::Done;
                         seconds = *s;
                         detail = d.clone();
                     }
                     Event::StepFailed { step, seconds: s, error, .. } if *step == name => {
-                        state = "failed";
+                        state = Seen::Failed;
                         seconds = *s;
                         detail = error.clone();
                     }
                     _ => {}
                 }
             }
-            if state == "running" && holder.is_none() {
-                state = if ended.is_some() { "failed" } else { "killed" };
+            if state == Seen::Running && holder.is_none() {
+                state = if ended.is_some() { Seen::Failed } else { Seen::Killed };
             }
-            json!({"name": name, "kind": step.action.kind(), "state": state, "attempts": attempts, "seconds": seconds, "detail": detail, "done_at": history.done.get(&name).map(|d| &d.at)})
+            json!({"name": name, "kind": step.action.kind(), "state": state, "label": state.label(), "attempts": attempts, "seconds": seconds, "detail": detail, "done_at": history.done.get(&name).map(|d| &d.at)})
         })
         .collect();
 
@@ -90,7 +134,7 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
             None,
             json!({
                 "runs": records.iter().filter(|r| matches!(r.event, Event::RunStarted { .. })).count(),
-                "last_run": {"started": started, "pid": pid, "version": version, "bundle_sha256": bundle_sha256, "result": result,
+                "last_run": {"started": started, "pid": pid, "version": version, "bundle_sha256": bundle_sha256, "result": result, "outcome": outcome,
                              "ended": ended.as_ref().map(|e| &e.0), "log": log},
                 "this_bundle": this_bundle, "complete": history.complete && this_bundle,
                 "state_dir": state.root, "steps": steps,
@@ -112,7 +156,7 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
         let time = if seconds > 0.0 { format!("{seconds:.1}s") } else { String::new() };
         out_line(&format!(
             "  {:12}  {:width$}  {:>7}  {}",
-            step["state"].as_str().unwrap_or(""),
+            step["label"].as_str().unwrap_or(""),
             step["name"].as_str().unwrap_or(""),
             time,
             step["detail"].as_str().unwrap_or("")

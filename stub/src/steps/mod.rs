@@ -107,22 +107,25 @@ impl From<Error> for Failure {
 /// Resolves `step`'s values.
 pub fn prepare(step: &Step, inputs: &Inputs) -> Result<Prepared> {
     let name = step.name();
-    let member = |name: &str, kind: MemberKind| -> Result<String> {
-        match inputs.bundle.index.member(name) {
-            Some(m) if m.kind == kind || kind == MemberKind::File => Ok(m.name.clone()),
-            Some(m) => Err(Error::integrity(format!("step member {name} is a {} member, not a {}", m.kind.as_str(), kind.as_str()))),
-            None => Err(Error::integrity(format!("a step names member {name}, which the bundle does not carry"))),
+    // The member a step reads, of the kind it needs (any kind for `extract`).
+    let member = |name: &str, kind: Option<MemberKind>| -> Result<String> {
+        match (inputs.bundle.index.member(name), kind) {
+            (Some(m), Some(kind)) if m.kind != kind => {
+                Err(Error::integrity(format!("step member {name} is a {} member, not a {}", m.kind.as_str(), kind.as_str())))
+            }
+            (Some(m), _) => Ok(m.name.clone()),
+            (None, _) => Err(Error::integrity(format!("a step names member {name}, which the bundle does not carry"))),
         }
     };
     Ok(match &step.action {
         Action::LoadImages { member: m, engine } => {
-            Prepared::LoadImages(load_images::prepare(inputs, &member(m, MemberKind::Image)?, engine.as_deref()))
+            Prepared::LoadImages(load_images::prepare(inputs, &member(m, Some(MemberKind::Image))?, engine.as_deref()))
         }
         Action::RestoreRegistry { member: m, .. } => {
-            Prepared::RestoreRegistry(restore_registry::prepare(inputs, &member(m, MemberKind::RegistryPack)?, &step.action, &name)?)
+            Prepared::RestoreRegistry(restore_registry::prepare(inputs, &member(m, Some(MemberKind::RegistryPack))?, &step.action, &name)?)
         }
         Action::Extract { member: m, to, mode, owner } => {
-            Prepared::Extract(extract::prepare(inputs, &member(m, MemberKind::File)?, to, mode.as_deref(), owner.as_deref(), &name)?)
+            Prepared::Extract(extract::prepare(inputs, &member(m, None)?, to, mode.as_deref(), owner.as_deref(), &name)?)
         }
         Action::WaitFor { tcp, http } => {
             Prepared::WaitFor(wait_for::prepare(inputs, tcp.as_deref(), http.as_deref(), step.timeout, &name)?)
