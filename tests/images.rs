@@ -833,7 +833,7 @@ fn a_user_who_may_not_open_the_docker_socket_gets_a_permission_error() {
     if !docker_ready("a_user_who_may_not_open_the_docker_socket") || !require("setpriv", "a_user_who_may_not_open") {
         return;
     }
-    let socket = airbin_stub::images::docker_socket();
+    let socket = airbin_stub::engines::docker_socket();
     let dir = scratch();
     let tmp = dir.path().join("tmp");
     fs::create_dir(&tmp).unwrap();

@@ -10,9 +10,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use airbin_stub::digest::to_hex;
+use airbin_stub::engines::ImageRecord;
 use airbin_stub::error::{Error, Result};
 use airbin_stub::format::MemberKind;
-use airbin_stub::images::ImageRecord;
 use airbin_stub::registry::{check_pack, DirStorage, RegistryPackRecord, TarStorage};
 
 use crate::source::{open_tarball, Source};

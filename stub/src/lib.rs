@@ -5,19 +5,18 @@
 //! The modules follow the install flow: `format` (read and write a bundle, steps as
 //! data; it depends on nothing else here), verification (`format::Bundle::verify`),
 //! `install` (config, plan, journal, state, preflight, runner), `steps` (one file a
-//! step kind), `extract` and `tarsafe`, `images`, `registry`; `fsx`, `runlog`,
+//! step kind), `engines` (one file an engine), `extract` and `tarsafe`, `registry`; `fsx`, `runlog`,
 //! `progress`, `http` and `interrupt` are small helpers; `cli` and `commands` are the
 //! `.bin`'s command line.
 
 pub mod cli;
 pub mod commands;
-pub mod digest;
+pub mod engines;
 pub mod error;
 pub mod extract;
 pub mod format;
 pub mod fsx;
 pub mod http;
-pub mod images;
 pub mod install;
 pub mod interrupt;
 pub mod progress;
@@ -25,6 +24,9 @@ pub mod registry;
 pub mod runlog;
 pub mod steps;
 pub mod tarsafe;
+
+/// Hashing helpers live with the format (the builder writes digests, the stub checks them).
+pub use format::digest;
 
 /// The runtime's version, which every bundle records.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

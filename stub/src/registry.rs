@@ -15,40 +15,18 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::digest::to_hex;
 use crate::error::{Error, IoContext, Result};
 use crate::extract::RemoveOnDrop;
 use crate::format::{Bundle, Member};
+pub use crate::format::{RegistryPackRecord, RepositoryRecord, TagRecord};
 use crate::http;
 use crate::interrupt;
 use crate::progress::Ui;
 use crate::tarsafe;
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct RegistryPackRecord {
-    pub repositories: Vec<RepositoryRecord>,
-    /// How many blobs the pack holds.
-    pub blobs: u64,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct RepositoryRecord {
-    pub name: String,
-    pub tags: Vec<TagRecord>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct TagRecord {
-    pub tag: String,
-    /// `sha256:<hex>` of the manifest the tag points at.
-    pub manifest: String,
-}
 
 const V2: &str = "docker/registry/v2/";
 /// Blobs up to this size are kept in memory when a pack is read from a tar stream:

@@ -91,7 +91,7 @@ pub fn check(ctx: &Context) -> Result<()> {
 
 fn verify(ctx: &Context, bundle: &Bundle) -> Result<()> {
     let progress = ctx.ui.progress("check", bundle.trailer.total_len - TRAILER_LEN);
-    bundle.verify(&progress)?;
+    bundle.verify(&|n| progress.inc(n))?;
     progress.finish();
     Ok(())
 }

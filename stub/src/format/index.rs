@@ -3,9 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::records::{ImageRecord, RegistryPackRecord};
 use super::step::{ConfigRules, Requires, Step};
-use crate::images::ImageRecord;
-use crate::registry::RegistryPackRecord;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

@@ -11,13 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
 
+use super::digest::to_hex;
 use super::launcher::{self, LAUNCHER_LEN};
 use super::trailer::{Trailer, TRAILER_LEN};
 use super::{Codec, Index, Member, FORMAT_VERSION, OLDEST_FORMAT};
-use crate::digest::to_hex;
 use crate::error::{Error, IoContext, Result};
 use crate::interrupt;
-use crate::progress::Progress;
 
 const READ_BUF: usize = 1 << 20;
 
@@ -141,8 +140,9 @@ impl Bundle {
         to_hex(&self.trailer.file_sha256)
     }
 
-    /// Hashes every byte before the trailer and compares with the trailer's digest.
-    pub fn verify(&self, progress: &Progress) -> Result<()> {
+    /// Hashes every byte before the trailer and compares with the trailer's digest;
+    /// `on_read` hears how many bytes each read hashed (for progress).
+    pub fn verify(&self, on_read: &dyn Fn(u64)) -> Result<()> {
         let end = self.trailer.total_len - TRAILER_LEN;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; READ_BUF];
@@ -156,7 +156,7 @@ impl Bundle {
             }
             hasher.update(&buf[..n]);
             pos += n as u64;
-            progress.inc(n as u64);
+            on_read(n as u64);
         }
         let digest = hasher.finalize();
         if digest.as_slice() != self.trailer.file_sha256 {

@@ -6,11 +6,11 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
 use sha2::{Digest, Sha256};
 
+use super::digest::{to_hex, HashingWriter};
 use super::launcher::{self, posix_cksum, LauncherFields, BLOCK, LAUNCHER_LEN};
 use super::step::{ConfigRules, Requires, Step};
 use super::trailer::{Trailer, TRAILER_LEN};
 use super::{BuildFacts, BundleMeta, Index, Member, Region, FORMAT_VERSION};
-use crate::digest::{to_hex, HashingWriter};
 
 pub struct BundleWriter<W: Write> {
     out: BufWriter<W>,

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use indicatif::HumanBytes;
 
+use crate::engines::{self, Engine};
 use crate::error::{Error, ExitClass, Result};
 use crate::format::{BundleMeta, Requires};
 use crate::fsx;
-use crate::images::{self, Engine};
 use crate::steps::Needs;
 
 /// The checks, by the names `--skip-preflight` takes.
@@ -71,7 +71,7 @@ pub fn check(host: &Host, needs: &[Needs]) -> Result<Ready> {
 
     let mut engine = None;
     if let Some(choice) = needs.iter().find_map(|n| n.engine.clone()) {
-        match images::detect(choice.as_deref(), host.containerd_namespace) {
+        match engines::detect(choice.as_deref(), host.containerd_namespace) {
             Ok(found) => engine = Some(found),
             Err(e) if skipped("engine") => {
                 crate::runlog::line(&format!("preflight engine skipped: {}", e.message));

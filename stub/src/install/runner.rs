@@ -64,7 +64,7 @@ impl StepReport {
 /// What every step of the run shares.
 pub struct Shared<'a> {
     pub bundle: &'a crate::format::Bundle,
-    pub engine: Option<&'a crate::images::Engine>,
+    pub engine: Option<&'a crate::engines::Engine>,
     pub ui: &'a Ui,
     pub staging: &'a std::path::Path,
     pub env: &'a [(String, String)],

@@ -2,8 +2,8 @@
 //! disk), then every recorded tag checked for the recorded image ID.
 
 use super::{Inputs, Needs, RunContext};
+use crate::engines;
 use crate::error::{Error, Result};
-use crate::images;
 
 #[derive(Clone, Debug)]
 pub struct LoadImages {
@@ -18,7 +18,7 @@ pub fn prepare(inputs: &Inputs, member: &str, engine: Option<&str>) -> LoadImage
     LoadImages {
         member: member.to_string(),
         engine: inputs.overrides.engine.clone().or(engine.map(str::to_string)),
-        references: images::member_references(record).into_iter().map(str::to_string).collect(),
+        references: engines::member_references(record).into_iter().map(str::to_string).collect(),
     }
 }
 
@@ -40,7 +40,7 @@ impl LoadImages {
         let member = ctx.bundle.member(&self.member)?;
         let engine = ctx.engine.ok_or_else(|| Error::internal("preflight found no engine for a load-images step"))?;
         ctx.ui.status(format!("loading the images of {} into {}", member.name, engine.name()));
-        let refs = images::load(engine, ctx.bundle, member, ctx.ui)?;
+        let refs = engines::load(engine, ctx.bundle, member, ctx.ui)?;
         Ok(format!("{} in {}, IDs checked", refs.join(", "), engine.name()))
     }
 }

@@ -18,10 +18,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::engines::Engine;
 use crate::error::{Error, Result};
 pub use crate::format::{Action, Step};
 use crate::format::{Bundle, MemberKind};
-use crate::images::Engine;
 use crate::install::config::ProductConfig;
 use crate::progress::Ui;
 pub use command::find_on_path;

@@ -1,40 +1,23 @@
-//! Container images: what an image member holds (recorded at build time), and loading
-//! it into the engine on the host, streamed straight from the bundle (no extracted copy
-//! of the image tarball on disk), then checking that every recorded reference is there
-//! with the recorded image ID.
+//! Container engines: which one this host has, loading an image member into it
+//! streamed straight from the bundle (no extracted copy of the image tarball on disk),
+//! and checking that every recorded reference is there with the recorded image ID. One
+//! file per engine: the Docker Engine API, the docker CLI, podman, containerd.
+
+mod containerd;
+mod docker_api;
+mod docker_cli;
+mod podman;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use crate::format::ImageRecord;
 use crate::format::{Bundle, Member};
 use crate::http;
 use crate::progress::{ProgressReader, Ui};
-
-/// One image of a `docker save` archive: its ID (the config digest) and its tags.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ImageRecord {
-    /// `sha256:<hex>` of the image config: what `docker image inspect` calls the Id.
-    pub id: String,
-    /// `repo:tag` references; empty for an untagged image.
-    #[serde(default)]
-    pub tags: Vec<String>,
-}
-
-impl ImageRecord {
-    /// How the engine knows this image: its tags, or its ID when it has none.
-    pub fn references(&self) -> Vec<&str> {
-        match self.tags.is_empty() {
-            true => vec![self.id.as_str()],
-            false => self.tags.iter().map(String::as_str).collect(),
-        }
-    }
-}
+pub use containerd::containerd_name;
 
 /// Every reference of every image an image member carries.
 pub fn member_references(member: &Member) -> Vec<&str> {
@@ -82,10 +65,6 @@ pub fn docker_socket() -> PathBuf {
         Ok(host) if host.starts_with("unix://") => PathBuf::from(&host["unix://".len()..]),
         _ => PathBuf::from("/var/run/docker.sock"),
     }
-}
-
-fn docker_api_answers(socket: &Path) -> bool {
-    http::unix_request(socket, "GET", "/_ping", None, Duration::from_secs(10)).is_ok_and(|r| r.status == 200)
 }
 
 /// Whether the docker CLI talks to another daemon than the default socket: a context
@@ -167,10 +146,10 @@ fn socket_forbidden(socket: &Path) -> bool {
 /// Whether `engine` is installed and its daemon (if it has one) answers.
 fn answers(engine: &Engine) -> bool {
     match engine {
-        Engine::DockerCli => on_path("docker") && runs_ok("docker", &["version", "--format", "{{.Server.Version}}"]),
-        Engine::DockerApi { socket } => docker_api_answers(socket),
-        Engine::Podman => on_path("podman") && runs_ok("podman", &["version"]),
-        Engine::Containerd { .. } => on_path("ctr") && runs_ok("ctr", &["version"]),
+        Engine::DockerCli => docker_cli::answers(),
+        Engine::DockerApi { socket } => docker_api::answers(socket),
+        Engine::Podman => podman::answers(),
+        Engine::Containerd { .. } => containerd::answers(),
     }
 }
 
@@ -193,26 +172,12 @@ pub fn load(engine: &Engine, bundle: &Bundle, member: &Member, ui: &Ui) -> Resul
         ))
     };
     match engine {
-        Engine::DockerCli => pipe_into(Command::new("docker").arg("load"), &mut content).map_err(fail)?,
-        Engine::Podman => pipe_into(Command::new("podman").arg("load"), &mut content).map_err(fail)?,
-        Engine::Containerd { namespace } => {
-            pipe_into(Command::new("ctr").args(["-n", namespace, "images", "import", "--all-platforms", "-"]), &mut content)
-                .map_err(fail)?
-        }
-        Engine::DockerApi { socket } => {
-            let body = http::Body { content_type: "application/x-tar", length: member.size, reader: &mut content };
-            let response = http::unix_request(socket, "POST", "/images/load?quiet=1", Some(body), Duration::from_secs(3600))
-                .map_err(|e| fail(classify_stream_error(e)))?;
-            // The API answers 200 even when the load fails: the error is in the JSON stream.
-            let text = String::from_utf8_lossy(&response.body);
-            if response.status != 200 {
-                return Err(fail(format!("HTTP {}: {}", response.status, text.trim())));
-            }
-            if let Some(error) = api_stream_error(&text) {
-                return Err(fail(error));
-            }
-        }
+        Engine::DockerCli => docker_cli::load(&mut content),
+        Engine::Podman => podman::load(&mut content),
+        Engine::Containerd { namespace } => containerd::load(namespace, &mut content),
+        Engine::DockerApi { socket } => docker_api::load(socket, &mut content, member.size),
     }
+    .map_err(fail)?;
     progress.finish();
     verify(engine, &member.images).map_err(|e| Error::step(format!("after loading {}: {}", member.name, e.message)))
 }
@@ -234,17 +199,6 @@ fn went_away(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted
     )
-}
-
-/// The first `error` of a Docker API JSON message stream, if any.
-fn api_stream_error(text: &str) -> Option<String> {
-    serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>().flatten().find_map(|message| {
-        message
-            .get("error")
-            .and_then(|e| e.as_str())
-            .map(str::to_string)
-            .or_else(|| message.get("errorDetail").and_then(|d| d.get("message")).and_then(|m| m.as_str()).map(str::to_string))
-    })
 }
 
 /// Runs `command` with `content` streamed into its stdin; its stderr's last line is the
@@ -316,71 +270,26 @@ fn strip_sha(id: &str) -> &str {
 
 /// The image ID of `reference` in the engine, `None` when it is not there.
 fn image_id(engine: &Engine, reference: &str) -> Result<Option<String>> {
-    let query = |program: &str, args: &[&str]| -> Result<Option<String>> {
-        let output = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| Error::host(format!("cannot run {program}: {e}")))?;
-        Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
-    };
     match engine {
-        Engine::DockerCli => query("docker", &["image", "inspect", "--format", "{{.Id}}", reference]),
-        Engine::Podman => query("podman", &["image", "inspect", "--format", "{{.Id}}", reference]),
-        Engine::DockerApi { socket } => {
-            let response = http::unix_request(socket, "GET", &format!("/images/{reference}/json"), None, Duration::from_secs(30))
-                .map_err(|e| Error::host(format!("the Docker Engine API at {} stopped answering: {e}", socket.display())))?;
-            if response.status == 404 {
-                return Ok(None);
-            }
-            let value: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
-            Ok(value.get("Id").and_then(|id| id.as_str()).map(str::to_string))
-        }
-        Engine::Containerd { namespace } => {
-            // ctr lists the manifest digest; the image ID is the config digest inside it.
-            let name = containerd_name(reference);
-            let Some(listing) = query("ctr", &["-n", namespace, "images", "ls", &format!("name=={name}")])? else { return Ok(None) };
-            let Some(manifest_digest) = listing.lines().nth(1).and_then(|l| l.split_whitespace().nth(2)) else { return Ok(None) };
-            let Some(manifest) = query("ctr", &["-n", namespace, "content", "get", manifest_digest])? else { return Ok(None) };
-            let value: serde_json::Value = serde_json::from_str(&manifest).unwrap_or_default();
-            Ok(value.pointer("/config/digest").and_then(|d| d.as_str()).map(str::to_string))
-        }
+        Engine::DockerCli => docker_cli::image_id(reference),
+        Engine::Podman => podman::image_id(reference),
+        Engine::DockerApi { socket } => docker_api::image_id(socket, reference),
+        Engine::Containerd { namespace } => containerd::image_id(namespace, reference),
     }
 }
 
-/// containerd keeps fully qualified names: `busybox:1` is `docker.io/library/busybox:1`.
-pub fn containerd_name(reference: &str) -> String {
-    if reference.starts_with("sha256:") {
-        return reference.to_string();
-    }
-    let first = reference.split('/').next().unwrap_or("");
-    let has_registry = reference.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    if has_registry {
-        reference.to_string()
-    } else if reference.contains('/') {
-        format!("docker.io/{reference}")
-    } else {
-        format!("docker.io/library/{reference}")
-    }
+/// The trimmed stdout of a query command, `None` when it fails (the image is not there).
+fn query(program: &str, args: &[&str]) -> Result<Option<String>> {
+    let output =
+        Command::new(program).args(args).stdin(Stdio::null()).output().map_err(|e| Error::host(format!("cannot run {program}: {e}")))?;
+    Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `docker`-style CLIs (docker, podman): `PROGRAM load` from stdin, `PROGRAM image inspect`.
+fn cli_load(program: &str, content: &mut (dyn Read + Send)) -> std::result::Result<(), String> {
+    pipe_into(Command::new(program).arg("load"), content)
+}
 
-    #[test]
-    fn api_errors_inside_a_200_stream_are_found() {
-        let ok = "{\"stream\":\"Loaded image: a:1\\n\"}\n";
-        assert_eq!(api_stream_error(ok), None);
-        let bad = "{\"stream\":\"x\"}\n{\"errorDetail\":{\"message\":\"unexpected EOF\"},\"error\":\"unexpected EOF\"}\n";
-        assert_eq!(api_stream_error(bad).as_deref(), Some("unexpected EOF"));
-    }
-
-    #[test]
-    fn containerd_names_are_qualified() {
-        assert_eq!(containerd_name("busybox:1"), "docker.io/library/busybox:1");
-        assert_eq!(containerd_name("compass/api:2.7.3"), "docker.io/compass/api:2.7.3");
-        assert_eq!(containerd_name("127.0.0.1:5000/a/b:c"), "127.0.0.1:5000/a/b:c");
-        assert_eq!(containerd_name("registry.local/a:1"), "registry.local/a:1");
-    }
+fn cli_image_id(program: &str, reference: &str) -> Result<Option<String>> {
+    query(program, &["image", "inspect", "--format", "{{.Id}}", reference])
 }

@@ -1,0 +1,54 @@
+//! containerd through `ctr`, in a namespace (Kubernetes uses `k8s.io`).
+
+use std::io::Read;
+use std::process::Command;
+
+use super::{pipe_into, query};
+use crate::error::Result;
+
+pub fn answers() -> bool {
+    super::on_path("ctr") && super::runs_ok("ctr", &["version"])
+}
+
+pub fn load(namespace: &str, content: &mut (dyn Read + Send)) -> std::result::Result<(), String> {
+    pipe_into(Command::new("ctr").args(["-n", namespace, "images", "import", "--all-platforms", "-"]), content)
+}
+
+/// ctr lists the manifest digest; the image ID is the config digest inside it.
+pub fn image_id(namespace: &str, reference: &str) -> Result<Option<String>> {
+    let name = containerd_name(reference);
+    let Some(listing) = query("ctr", &["-n", namespace, "images", "ls", &format!("name=={name}")])? else { return Ok(None) };
+    let Some(manifest_digest) = listing.lines().nth(1).and_then(|l| l.split_whitespace().nth(2)) else { return Ok(None) };
+    let Some(manifest) = query("ctr", &["-n", namespace, "content", "get", manifest_digest])? else { return Ok(None) };
+    let value: serde_json::Value = serde_json::from_str(&manifest).unwrap_or_default();
+    Ok(value.pointer("/config/digest").and_then(|d| d.as_str()).map(str::to_string))
+}
+
+/// containerd keeps fully qualified names: `busybox:1` is `docker.io/library/busybox:1`.
+pub fn containerd_name(reference: &str) -> String {
+    if reference.starts_with("sha256:") {
+        return reference.to_string();
+    }
+    let first = reference.split('/').next().unwrap_or("");
+    let has_registry = reference.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    if has_registry {
+        reference.to_string()
+    } else if reference.contains('/') {
+        format!("docker.io/{reference}")
+    } else {
+        format!("docker.io/library/{reference}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containerd_names_are_qualified() {
+        assert_eq!(containerd_name("busybox:1"), "docker.io/library/busybox:1");
+        assert_eq!(containerd_name("compass/api:2.7.3"), "docker.io/compass/api:2.7.3");
+        assert_eq!(containerd_name("127.0.0.1:5000/a/b:c"), "127.0.0.1:5000/a/b:c");
+        assert_eq!(containerd_name("registry.local/a:1"), "registry.local/a:1");
+    }
+}
