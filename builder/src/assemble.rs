@@ -10,12 +10,12 @@ use std::time::SystemTime;
 
 use indicatif::HumanBytes;
 
-use airbin_stub::digest::HashingWriter;
 use airbin_stub::error::{Error, IoContext, Result};
+use airbin_stub::format::digest::HashingWriter;
+use airbin_stub::format::parse_mode;
 use airbin_stub::format::{BuildFacts, BundleMeta, BundleWriter, InstallRules, Member, MemberKind};
 use airbin_stub::fsx::create_dir_guarded;
 use airbin_stub::progress::{ProgressWriter, Ui};
-use airbin_stub::steps::parse_mode;
 
 use crate::compress::{self, Encoder};
 use crate::inspect;

@@ -9,11 +9,12 @@ use std::path::Path;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use airbin_stub::digest::to_hex;
-use airbin_stub::engines::ImageRecord;
 use airbin_stub::error::{Error, Result};
+use airbin_stub::format::digest::to_hex;
+use airbin_stub::format::registry_pack::{check_pack, DirStorage, TarStorage};
+use airbin_stub::format::ImageRecord;
 use airbin_stub::format::MemberKind;
-use airbin_stub::registry::{check_pack, DirStorage, RegistryPackRecord, TarStorage};
+use airbin_stub::format::RegistryPackRecord;
 
 use crate::source::{open_tarball, Source};
 

@@ -8,8 +8,8 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use airbin_stub::error::{Error, IoContext, Result};
+use airbin_stub::format::tarsafe;
 use airbin_stub::format::{Layout, MemberKind};
-use airbin_stub::tarsafe;
 
 use crate::compress::{self, compressed_as, Compressed};
 

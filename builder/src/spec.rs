@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use airbin_stub::error::{Error, Result};
+use airbin_stub::format::{parse_mode, Step};
 use airbin_stub::format::{Action, ConfigRules, MemberKind, Requires};
-use airbin_stub::steps::{parse_mode, Step};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

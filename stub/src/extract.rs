@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::error::{IoContext, Result};
+use crate::format::tarsafe;
 use crate::format::{Bundle, Layout, Member};
 pub use crate::fsx::RemoveOnDrop;
 use crate::fsx::{self, create_dir_guarded};
 use crate::progress::{Progress, ProgressReader, Ui};
-use crate::tarsafe;
 
 /// Stops reading when a sibling worker failed.
 struct Abortable<'a, R> {

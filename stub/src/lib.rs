@@ -23,10 +23,9 @@ pub mod progress;
 pub mod registry;
 pub mod runlog;
 pub mod steps;
-pub mod tarsafe;
 
 /// Hashing helpers live with the format (the builder writes digests, the stub checks them).
-pub use format::digest;
+pub use format::{digest, tarsafe};
 
 /// The runtime's version, which every bundle records.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

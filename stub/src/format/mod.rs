@@ -10,8 +10,8 @@
 //! [trailer]   160 bytes: digests, offsets, total length, format version, magic
 //! ```
 //!
-//! What the index records (members, images, registry packs, steps as data) lives here
-//! too. The module uses nothing else of the runtime but its error type and the
+//! What the index records (members, images, registry packs, steps as data), tar safety
+//! and the registry-pack check live here too: both sides apply them. The module uses nothing else of the runtime but its error type and the
 //! interrupt flag, so that reading a bundle can stop on Ctrl-C.
 
 pub mod digest;
@@ -19,14 +19,16 @@ mod index;
 pub mod launcher;
 mod reader;
 mod records;
+pub mod registry_pack;
 mod step;
+pub mod tarsafe;
 mod trailer;
 mod writer;
 
 pub use index::{BuildFacts, BundleMeta, Codec, Index, Layout, Member, MemberKind, Region};
 pub use reader::{Bundle, ContentReader, RegionReader};
 pub use records::{ImageRecord, RegistryPackRecord, RepositoryRecord, TagRecord};
-pub use step::{Action, ConfigRules, Requires, Seconds, Step};
+pub use step::{parse_mode, Action, ConfigRules, Requires, Seconds, Step};
 pub use trailer::{Trailer, TrailerTail, MAGIC, TRAILER_LEN};
 pub use writer::{BundleWriter, Finished, InstallRules, StoredFacts};
 

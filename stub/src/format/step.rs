@@ -152,6 +152,12 @@ impl Step {
     }
 }
 
+/// Octal mode bits as a spec writes them ("0644"); the builder checks them with this
+/// too, so a bundle never carries a mode the stub would refuse.
+pub fn parse_mode(text: &str) -> Option<u32> {
+    u32::from_str_radix(text, 8).ok().filter(|m| *m <= 0o7777)
+}
+
 /// A duration as a spec writes it (`10m`, `1h30m`, `90s`, or plain seconds), stored in
 /// the index as whole seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,17 +20,11 @@ use std::time::Duration;
 
 use crate::engines::Engine;
 use crate::error::{Error, Result};
-pub use crate::format::{Action, Step};
+pub use crate::format::{parse_mode, Action, Step};
 use crate::format::{Bundle, MemberKind};
 use crate::install::config::ProductConfig;
 use crate::progress::Ui;
 pub use command::find_on_path;
-
-/// Octal mode bits as a spec writes them ("0644"); the builder checks them with this
-/// too, so a bundle never carries a mode the stub would refuse.
-pub fn parse_mode(text: &str) -> Option<u32> {
-    u32::from_str_radix(text, 8).ok().filter(|m| *m <= 0o7777)
-}
 
 /// Values the command line overrides for every step that has them.
 #[derive(Clone, Debug, Default)]

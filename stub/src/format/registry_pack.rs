@@ -1,5 +1,6 @@
 //! Registry image packs: a docker registry's storage tree (`docker/registry/v2/...`),
-//! checked at build time and restored into a registry root at install time.
+//! and the check that it serves, shared by the builder (on its input) and the stub (on a
+//! registry root after a restore).
 //!
 //! What a registry needs to serve a tag (distribution 2.8): the tag's `current/link`,
 //! a `_manifests/revisions` link for each manifest, a `_layers` link in the repository
@@ -11,24 +12,18 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::digest::to_hex;
+use super::digest::to_hex;
+use super::records::{RegistryPackRecord, RepositoryRecord, TagRecord};
+use super::tarsafe;
 use crate::error::{Error, IoContext, Result};
-use crate::extract::RemoveOnDrop;
-use crate::format::{Bundle, Member};
-pub use crate::format::{RegistryPackRecord, RepositoryRecord, TagRecord};
-use crate::http;
 use crate::interrupt;
-use crate::progress::Ui;
-use crate::tarsafe;
 
-const V2: &str = "docker/registry/v2/";
+pub(crate) const V2: &str = "docker/registry/v2/";
 /// Blobs up to this size are kept in memory when a pack is read from a tar stream:
 /// manifests and configs are a few KiB.
 const SMALL_BLOB: u64 = 4 << 20;
@@ -200,25 +195,25 @@ impl Storage for TarStorage {
 /// The parts of a manifest or index that say what else must be there.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ManifestJson {
+pub(crate) struct ManifestJson {
     schema_version: Option<u32>,
     #[serde(default)]
-    config: Option<Descriptor>,
+    pub(crate) config: Option<Descriptor>,
     #[serde(default)]
-    layers: Vec<Descriptor>,
+    pub(crate) layers: Vec<Descriptor>,
     /// A manifest list or OCI index.
     #[serde(default)]
-    manifests: Vec<Descriptor>,
+    pub(crate) manifests: Vec<Descriptor>,
 }
 
 #[derive(Deserialize)]
-struct Descriptor {
-    digest: String,
+pub(crate) struct Descriptor {
+    pub(crate) digest: String,
     #[serde(default)]
-    urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
 }
 
-fn hex_of(digest: &str) -> Option<&str> {
+pub(crate) fn hex_of(digest: &str) -> Option<&str> {
     digest.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
 }
 
@@ -350,212 +345,6 @@ pub fn check_pack(storage: &dyn Storage, only: Option<&RegistryPackRecord>) -> s
         })
         .collect();
     Ok(RegistryPackRecord { repositories, blobs: blob_count })
-}
-
-/// How restored files are owned and their mode.
-#[derive(Clone, Debug, Default)]
-pub struct Ownership {
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub file_mode: Option<u32>,
-}
-
-/// `user[:group]`, by name or number.
-pub fn parse_owner(owner: &str) -> Result<(Option<u32>, Option<u32>)> {
-    let missing = |what: &str, name: &str| {
-        Error::host(format!("the registry owner {what} '{name}' does not exist on this host; create it or fix the step's owner"))
-    };
-    let (user, group) = owner.split_once(':').map_or((owner, None), |(u, g)| (u, Some(g)));
-    let uid = match user.parse::<u32>() {
-        Ok(n) => n,
-        Err(_) => nix::unistd::User::from_name(user).ok().flatten().ok_or_else(|| missing("user", user))?.uid.as_raw(),
-    };
-    let gid = match group.map(|g| (g, g.parse::<u32>())) {
-        None => None,
-        Some((_, Ok(n))) => Some(n),
-        Some((g, Err(_))) => Some(nix::unistd::Group::from_name(g).ok().flatten().ok_or_else(|| missing("group", g))?.gid.as_raw()),
-    };
-    Ok((Some(uid), gid))
-}
-
-/// The order in which restored files go live, so that a running registry never sees a
-/// link to content that is not there yet: blobs, then layer links, then revisions, then tags.
-fn go_live_rank(rel: &str) -> u8 {
-    if rel.contains("/_manifests/tags/") {
-        3
-    } else if rel.contains("/_manifests/revisions/") {
-        2
-    } else if rel.contains("/_layers/") {
-        1
-    } else {
-        0
-    }
-}
-
-/// What a restore did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Restored {
-    /// Files renamed into the root.
-    pub placed: usize,
-    /// Of those, blobs that were there already with content that did not match their
-    /// digest (a damaged earlier copy), replaced from the pack.
-    pub repaired: usize,
-}
-
-/// Restores a registry-pack member into `root`: unpacked beside it first (same file
-/// system), then each file renamed into place in go-live order. Blobs already there are
-/// kept when their content matches their digest (they are content-addressed) and
-/// replaced when it does not; links are replaced by the pack's.
-pub fn restore(bundle: &Bundle, member: &Member, root: &Path, ownership: &Ownership, ui: &Ui) -> Result<Restored> {
-    crate::fsx::check_space(root, member.unpacked_bytes)?;
-    fs::create_dir_all(root).ctx("creating the registry root", root)?;
-    let staging = root.join(format!(".airbin-restore-{}", std::process::id()));
-    let _cleanup = RemoveOnDrop::new(staging.clone());
-    let progress = ui.progress("unpack", member.size);
-    let content = crate::progress::ProgressReader::new(bundle.content_reader(member)?, &progress);
-    tarsafe::unpack_tree(&member.name, content, &staging)?;
-    progress.finish();
-
-    let mut files = Vec::new();
-    collect_files(&staging, Path::new(""), &mut files)?;
-    files.sort_by_key(|rel| (go_live_rank(&rel.to_string_lossy()), rel.clone()));
-    let mut restored = Restored::default();
-    for rel in &files {
-        interrupt::check()?;
-        let from = staging.join(rel);
-        let to = root.join(rel);
-        let rel_text = rel.to_string_lossy();
-        if rel_text.starts_with(&format!("{V2}blobs/")) && to.is_file() {
-            let named = rel.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if file_sha256(&to)? == named {
-                continue;
-            }
-            restored.repaired += 1;
-        }
-        if let Some(parent) = to.parent() {
-            create_dirs_owned(root, parent, ownership)?;
-        }
-        apply_ownership(&from, ownership, false)?;
-        fs::rename(&from, &to).ctx("placing", &to)?;
-        restored.placed += 1;
-    }
-    Ok(restored)
-}
-
-fn file_sha256(path: &Path) -> Result<String> {
-    let mut file = fs::File::open(path).ctx("reading", path)?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher).ctx("reading", path)?;
-    Ok(to_hex(&hasher.finalize()))
-}
-
-fn collect_files(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in fs::read_dir(dir).ctx("reading", dir)? {
-        let entry = entry.ctx("reading", dir)?;
-        let child = rel.join(entry.file_name());
-        if entry.file_type().ctx("reading", &entry.path())?.is_dir() {
-            collect_files(&entry.path(), &child, out)?;
-        } else {
-            out.push(child);
-        }
-    }
-    Ok(())
-}
-
-/// Creates the directories from `root` down to `dir`, owned like the restored files.
-fn create_dirs_owned(root: &Path, dir: &Path, ownership: &Ownership) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        if parent != root && parent.starts_with(root) {
-            create_dirs_owned(root, parent, ownership)?;
-        }
-    }
-    fs::create_dir(dir).ctx("creating", dir)?;
-    apply_ownership(dir, ownership, true)
-}
-
-fn apply_ownership(path: &Path, ownership: &Ownership, is_dir: bool) -> Result<()> {
-    if ownership.uid.is_some() || ownership.gid.is_some() {
-        std::os::unix::fs::chown(path, ownership.uid, ownership.gid).ctx("changing the owner of", path)?;
-    }
-    if let Some(mode) = ownership.file_mode {
-        // Directories get an x bit wherever the file mode has an r bit.
-        let mode = if is_dir { mode | ((mode & 0o444) >> 2) } else { mode };
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).ctx("setting the mode of", path)?;
-    }
-    Ok(())
-}
-
-const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
-
-/// Asks the registry at `address` for every tag's manifest and every blob it names (by
-/// HEAD): what a `docker pull` will need. A catalog listing alone proves nothing.
-pub fn verify_online(address: &str, record: &RegistryPackRecord, root: &Path) -> Result<usize> {
-    let storage = DirStorage::new(root);
-    let timeout = Duration::from_secs(30);
-    let unreachable = |e: io::Error| {
-        Error::step(format!(
-            "the registry at {address} does not answer ({e}); start it (it serves {}) and run the install again",
-            root.display()
-        ))
-    };
-    let mut fetched = 0;
-    for repo in &record.repositories {
-        for tag in &repo.tags {
-            let path = format!("/v2/{}/manifests/{}", repo.name, tag.tag);
-            let response = http::tcp_request(address, "GET", &path, &[("Accept", MANIFEST_TYPES)], timeout).map_err(unreachable)?;
-            if response.status != 200 {
-                return Err(Error::step(format!(
-                    "the registry at {address} answers {} for {}:{}; check that it serves {} and run the install again",
-                    response.status,
-                    repo.name,
-                    tag.tag,
-                    root.display()
-                )));
-            }
-            let digest = response.header("Docker-Content-Digest").unwrap_or("").to_string();
-            if digest != tag.manifest {
-                return Err(Error::step(format!(
-                    "the registry at {address} serves {}:{} as {digest}, not the {} the bundle restored; is another registry root behind {address}?",
-                    repo.name, tag.tag, tag.manifest
-                )));
-            }
-            fetched += 1;
-            let mut pending = vec![(tag.manifest.clone(), response.body)];
-            while let Some((_, body)) = pending.pop() {
-                let manifest: ManifestJson = serde_json::from_slice(&body).map_err(|e| {
-                    Error::step(format!("the registry at {address} served a manifest of {} that is not JSON ({e})", repo.name))
-                })?;
-                for child in &manifest.manifests {
-                    let hex = hex_of(&child.digest).unwrap_or_default();
-                    let content = storage.blob_content(hex)?.unwrap_or_default();
-                    pending.push((child.digest.clone(), content));
-                    head_ok(address, &format!("/v2/{}/manifests/{}", repo.name, child.digest), timeout)?;
-                    fetched += 1;
-                }
-                for descriptor in manifest.config.iter().chain(&manifest.layers).filter(|d| d.urls.is_empty()) {
-                    head_ok(address, &format!("/v2/{}/blobs/{}", repo.name, descriptor.digest), timeout)?;
-                    fetched += 1;
-                }
-            }
-        }
-    }
-    Ok(fetched)
-}
-
-fn head_ok(address: &str, path: &str, timeout: Duration) -> Result<()> {
-    let response = http::tcp_request(address, "HEAD", path, &[("Accept", MANIFEST_TYPES)], timeout).map_err(|e| {
-        Error::step(format!("the registry at {address} stopped answering ({e}) at {path}; check it and run the install again"))
-    })?;
-    if response.status != 200 {
-        return Err(Error::step(format!(
-            "the registry at {address} answers {} for {path}: the restored pack does not serve; check the registry's root directory",
-            response.status
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
