@@ -738,3 +738,56 @@ fn preflight_finds_too_little_space_per_file_system_before_anything_lands() {
     assert_eq!(text.lines().filter(|l| !l.starts_with("exit")).count(), 0, "nothing landed in /mnt/small: {text}");
     assert!(site.trace().is_empty());
 }
+
+#[test]
+fn a_config_that_is_not_yaml_nor_shell_lines_is_named_with_the_file() {
+    let site = Site::new();
+    let bin = bundle(site.path(), "badconfig", "1", "", "  - {name: a, kind: command, run: [tool, ok, a]}\n");
+    for (text, expected) in [
+        ("cluster: [unclosed\n", "not valid YAML"),
+        ("just some words\n", "neither a YAML mapping"),
+        ("A=\"open\n", "unterminated double quote"),
+    ] {
+        let config = site.config(text);
+        let out = site.run(&bin, &["--config", config.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{text}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("{}: ", config.display())) && err.contains(expected) && err.contains("fix the config"),
+            "{text}: {err}"
+        );
+    }
+    let out = site.run(&bin, &["--config", "/nonexistent/site.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("the product's config /nonexistent/site.yaml cannot be read"), "{}", stderr(&out));
+    assert!(!site.state().exists(), "nothing landed");
+}
+
+#[test]
+fn a_bundle_that_must_be_installed_as_root_says_so_to_anyone_else() {
+    if !require("setpriv", "a_bundle_that_must_be_installed_as_root") {
+        return;
+    }
+    let site = Site::new();
+    let bin = bundle(site.path(), "rooted", "1", "requires:\n  root: true\n", "  - {name: a, kind: command, run: [tool, ok, a]}\n");
+    let tmp = site.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let config = site.config(CONFIG);
+    let out = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "sh"])
+        .arg(&bin)
+        .arg("--config")
+        .arg(&config)
+        .env("TMPDIR", &tmp)
+        .env("AIRBIN_STATE_DIR", tmp.join("state"))
+        .env("TRACE", tmp.join("trace"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("preflight root: the bundle must be installed as root: run it with sudo"), "{}", stderr(&out));
+    assert!(!tmp.join("state").exists() && !tmp.join("trace").exists(), "nothing landed, nothing ran");
+    // As root it runs.
+    let out = site.run(&bin, &["--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
