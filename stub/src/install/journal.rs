@@ -73,6 +73,9 @@ pub enum Event {
 pub struct Record {
     pub at: String,
     pub run: String,
+    /// The SHA-256 of the bundle the run installs, on every record.
+    #[serde(default)]
+    pub bundle: String,
     #[serde(flatten)]
     pub event: Event,
 }
@@ -87,13 +90,14 @@ pub struct Journal {
     file: fs::File,
     path: PathBuf,
     run: String,
+    bundle: String,
     recording: bool,
 }
 
 impl Journal {
     /// Opens the journal for appending records of run `run`, first cutting off a line
     /// torn by a crash so the next record starts on a line of its own.
-    pub fn open(path: &Path, run: &str) -> Result<Journal> {
+    pub fn open(path: &Path, run: &str, bundle: &str) -> Result<Journal> {
         if let Ok(raw) = fs::read(path) {
             if !raw.is_empty() && !raw.ends_with(b"\n") {
                 let keep = raw.iter().rposition(|b| *b == b'\n').map_or(0, |at| at + 1);
@@ -102,7 +106,7 @@ impl Journal {
             }
         }
         let file = OpenOptions::new().create(true).append(true).open(path).ctx("opening the journal", path)?;
-        Ok(Journal { file, path: path.to_path_buf(), run: run.to_string(), recording: true })
+        Ok(Journal { file, path: path.to_path_buf(), run: run.to_string(), bundle: bundle.to_string(), recording: true })
     }
 
     /// A journal that records nothing when `on` is false (a run that runs no step).
@@ -116,7 +120,7 @@ impl Journal {
         if !self.recording {
             return Ok(());
         }
-        let record = Record { at: crate::progress::timestamp(), run: self.run.clone(), event };
+        let record = Record { at: crate::progress::timestamp(), run: self.run.clone(), bundle: self.bundle.clone(), event };
         let mut line = serde_json::to_vec(&record).expect("records serialize");
         line.push(b'\n');
         self.file.write_all(&line).ctx("writing the journal", &self.path)?;
@@ -213,7 +217,7 @@ mod tests {
     fn a_torn_last_line_is_ignored_and_cut_before_the_next_append() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
-        let mut journal = Journal::open(&path, "r1").unwrap();
+        let mut journal = Journal::open(&path, "r1", "a").unwrap();
         journal.append(started("a", false, &[])).unwrap();
         journal.append(done("one")).unwrap();
         drop(journal);
@@ -221,7 +225,7 @@ mod tests {
         raw.extend_from_slice(br#"{"at":"x","run":"r1","event":"step-do"#);
         fs::write(&path, &raw).unwrap();
         assert_eq!(read(&path).len(), 2);
-        let mut journal = Journal::open(&path, "r2").unwrap();
+        let mut journal = Journal::open(&path, "r2", "a").unwrap();
         journal.append(done("two")).unwrap();
         let records = read(&path);
         assert_eq!(records.len(), 3);
@@ -230,7 +234,7 @@ mod tests {
 
     #[test]
     fn what_is_done_follows_the_bundle_and_the_redo_rules() {
-        let rec = |event| Record { at: "t".into(), run: "r".into(), event };
+        let rec = |event| Record { at: "t".into(), run: "r".into(), bundle: String::new(), event };
         let mut records = vec![rec(started("a", false, &[])), rec(done("one")), rec(done("two"))];
         let h = History::of(&records);
         assert_eq!(h.done.len(), 2);

@@ -238,7 +238,11 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Resul
             // Killed after its last step, before it could say it had finished: say it now.
             let _lock = state.lock()?;
             let run_id = format!("{}-{}", crate::progress::timestamp().replace(':', ""), std::process::id());
-            Journal::open(&state.journal(), &run_id)?.append(Event::RunFinished { outcome: Outcome::Ok, exit_code: 0, complete: true })?;
+            Journal::open(&state.journal(), &run_id, &bundle.sha256())?.append(Event::RunFinished {
+                outcome: Outcome::Ok,
+                exit_code: 0,
+                complete: true,
+            })?;
         }
         let steps = plan.steps.iter().map(already_done).collect();
         return Ok(Report { steps, staging: None, log: None, nothing_to_do: true, swept: (0, 0) });
@@ -301,7 +305,7 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Resul
     }
 
     // A --noexec run runs no step: it leaves the journal as it was.
-    let mut journal = Journal::open(&state.journal(), &run_id)?.recording(!options.noexec);
+    let mut journal = Journal::open(&state.journal(), &run_id, &sha)?.recording(!options.noexec);
     let reset = options.redo.force || !this_bundle;
     journal.append(Event::RunStarted {
         bundle_sha256: sha.clone(),
