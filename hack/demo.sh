@@ -44,7 +44,7 @@ export CADM_INSTALL_MARK=$PWD/demo/compass-installed
 echo "== sh $bin plan"
 sh "$bin" plan
 echo "== sh $bin   (install)"
-sh "$bin" --skip-preflight root
+sh "$bin"
 echo "== sh $bin status"
 sh "$bin" status
 echo "== docker pull $REGISTRY_ADDRESS/compass/agent:2.7.3 (from the restored pack)"

@@ -454,10 +454,22 @@ fn support_writes_one_small_tarball_with_no_secret_in_it() {
         return;
     }
     let site = Site::new();
-    let bin = bundle(site.path(), "supported", "1", "", "  - {name: a, kind: command, run: [tool, fail, '1']}\n");
+    // A step that takes a secret on its command line and prints it: masked everywhere.
+    let bin = bundle(
+        site.path(),
+        "supported",
+        "1",
+        "",
+        "  - {name: login, kind: command, run: [tool, ok, '${config.admin_password}']}\n  - {name: a, kind: command, run: [tool, fail, '1']}\n",
+    );
     let config = site.config("cluster: site-one\nadmin_password: hunter2\napi:\n  token: s3cr3t-t0ken\nnodes: [a]\n");
     let cfg = config.to_str().unwrap();
-    assert_eq!(site.run(&bin, &["--config", cfg]).status.code(), Some(6));
+    let out = site.run(&bin, &["--config", cfg]);
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(site.trace()[0], "login ok hunter2", "the step got the real value");
+    assert!(!stderr(&out).contains("hunter2") && stderr(&out).contains("[login] hello from ********"), "{}", stderr(&out));
+    let plan = site.run(&bin, &["plan", "--config", cfg]);
+    assert!(!stdout(&plan).contains("hunter2") && stdout(&plan).contains("admin_password = ********"), "{}", stdout(&plan));
     let file = site.path().join("for-vendor.tar.gz");
     let out = site.run(&bin, &["support", "--config", cfg, "-o", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
     match try_main(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(mut e) => {
+            e.message = airbin_stub::runlog::mask(&e.message);
             // Every error names the run's log, when there is one.
             if let Some(log) = airbin_stub::runlog::path() {
                 let first_end = e.message.find('\n').unwrap_or(e.message.len());

@@ -22,14 +22,15 @@ impl Ui {
 
     /// A status line on stderr, timestamped unless on a terminal, and in the run's log.
     pub fn status(&self, message: impl AsRef<str>) {
-        crate::runlog::line(message.as_ref());
+        let message = crate::runlog::mask(message.as_ref());
+        crate::runlog::line(&message);
         if self.quiet {
             return;
         }
         if self.terminal {
-            err_line(message.as_ref());
+            err_line(&message);
         } else {
-            err_line(&format!("{} {}", timestamp(), message.as_ref()));
+            err_line(&format!("{} {message}", timestamp()));
         }
     }
 

@@ -10,6 +10,24 @@ use std::sync::Mutex;
 use crate::error::{IoContext, Result};
 
 static LOG: Mutex<Option<(File, PathBuf)>> = Mutex::new(None);
+/// Values that never appear in the log or on the terminal: those of the config's
+/// secret-looking keys.
+static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// From now on, `mask` replaces each of `values` (of 3 characters or more).
+pub fn add_secrets(values: impl IntoIterator<Item = String>) {
+    let mut secrets = SECRETS.lock().unwrap_or_else(|e| e.into_inner());
+    secrets.extend(values.into_iter().filter(|v| v.chars().count() >= 3));
+    // Longest first, so that a secret holding another is masked whole.
+    secrets.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    secrets.dedup();
+}
+
+/// `text` with every known secret replaced by `********`.
+pub fn mask(text: &str) -> String {
+    let secrets = SECRETS.lock().unwrap_or_else(|e| e.into_inner());
+    secrets.iter().fold(text.to_string(), |text, secret| text.replace(secret.as_str(), "********"))
+}
 
 /// Starts logging to `path` (created, appended to if it exists).
 pub fn open(path: &Path) -> Result<()> {
@@ -23,10 +41,10 @@ pub fn path() -> Option<PathBuf> {
     LOG.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(_, p)| p.clone())
 }
 
-/// Appends one timestamped line.
+/// Appends one timestamped line, secrets masked.
 pub fn line(text: &str) {
     if let Some((file, _)) = LOG.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-        let _ = writeln!(file, "{} {text}", crate::progress::timestamp());
+        let _ = writeln!(file, "{} {}", crate::progress::timestamp(), mask(text));
     }
 }
 

@@ -187,10 +187,11 @@ fn engine_logs() -> Vec<(String, String)> {
     logs
 }
 
-/// A command's stdout, or None if it is missing, fails or takes more than 10 s.
+/// A command's stdout, or None if it is missing, fails or takes more than 5 s (a
+/// daemon that does not answer must not stall the report).
 fn run_bounded(program: &str, args: &[&str]) -> Option<String> {
     let mut child = Command::new(program).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match child.try_wait() {
             Ok(Some(status)) => {

@@ -98,6 +98,9 @@ pub fn prepare<'a>(bundle: &'a Bundle, options: &Options) -> Result<Prepared<'a>
     let state = StateDir::for_bundle(&meta.name);
     let steps = if options.noexec { &[][..] } else { &bundle.index.steps[..] };
     let config = load_config(bundle, options, steps)?;
+    if let Some(config) = &config {
+        runlog::add_secrets(config.flat().into_iter().filter(|(k, _)| config::is_secret_key(k)).map(|(_, v)| v));
+    }
     let staging = options.target.clone().map(|t| fsx::absolute(&t)).unwrap_or_else(|| state.staging());
     let inputs = Inputs { bundle, config: config.as_ref(), overrides: &options.overrides, staging: &staging };
     let prepared = steps.iter().map(|s| Ok((s.clone(), steps::prepare(s, &inputs)?))).collect::<Result<Vec<_>>>()?;
@@ -518,7 +521,7 @@ pub fn plan_json(prepared: &Prepared) -> serde_json::Value {
         .iter()
         .map(|s| {
             serde_json::json!({
-                "name": s.name, "kind": s.step.action.kind(), "state": s.state, "does": s.prepared.describe(), "done_at": s.done_at,
+                "name": s.name, "kind": s.step.action.kind(), "state": s.state, "does": runlog::mask(&s.prepared.describe()), "done_at": s.done_at,
             })
         })
         .collect();
@@ -557,7 +560,7 @@ pub fn print_plan(prepared: &Prepared) {
             PlanState::Done => format!("done {}", s.done_at.as_deref().unwrap_or("")),
             PlanState::Redo => "redo".to_string(),
         };
-        out_line(&format!("  {}. {:width$}  [{state}]  {}", n + 1, s.name, s.prepared.describe()));
+        out_line(&format!("  {}. {:width$}  [{state}]  {}", n + 1, s.name, runlog::mask(&s.prepared.describe())));
     }
     if prepared.plan.steps.iter().any(|s| s.state == PlanState::Done) && !prepared.plan.runs_any() {
         out_line("every step is done: install does nothing (--from STEP or --force redoes on purpose)");

@@ -68,7 +68,9 @@ impl Plan {
                 let name = step.name();
                 // Done for this bundle, with the same values (a changed config redoes it).
                 let done_at = match history.done.get(&name) {
-                    Some(done) if this_bundle && (done.does.is_empty() || done.does == prepared.describe()) => Some(done.at.clone()),
+                    Some(done) if this_bundle && (done.does.is_empty() || done.does == crate::runlog::mask(&prepared.describe())) => {
+                        Some(done.at.clone())
+                    }
                     _ => None,
                 };
                 let forced = redo.force || from_index.is_some_and(|from| i >= from);

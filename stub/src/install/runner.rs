@@ -125,7 +125,8 @@ pub fn run(planned: &PlannedStep, shared: &Shared, journal: &mut Journal) -> (St
                 if attempt > 1 {
                     detail.push_str(&format!(" (succeeded on attempt {attempt} of {attempts})"));
                 }
-                let does = planned.prepared.describe();
+                let does = crate::runlog::mask(&planned.prepared.describe());
+                let detail = crate::runlog::mask(&detail);
                 if let Err(e) =
                     journal.append(Event::StepDone { step: planned.name.clone(), attempt, seconds, detail: detail.clone(), does })
                 {

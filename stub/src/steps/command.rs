@@ -159,7 +159,7 @@ fn supervise(child: &mut Child, ctx: &RunContext) -> (Option<ExitStatus>, VecDeq
         match lines.recv_timeout(Duration::from_millis(50)) {
             Ok(line) => {
                 show(ctx, &line);
-                tail.push_back(line);
+                tail.push_back(runlog::mask(&line));
                 if tail.len() > LAST_LINES {
                     tail.pop_front();
                 }
@@ -198,9 +198,10 @@ fn supervise(child: &mut Child, ctx: &RunContext) -> (Option<ExitStatus>, VecDeq
 }
 
 fn show(ctx: &RunContext, line: &str) {
-    runlog::line(&format!("[{}] {line}", ctx.step_name));
+    let line = runlog::mask(&format!("[{}] {line}", ctx.step_name));
+    runlog::line(&line);
     if !ctx.ui.quiet {
-        err_line(&format!("[{}] {line}", ctx.step_name));
+        err_line(&line);
     }
 }
 
