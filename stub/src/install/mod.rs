@@ -240,8 +240,7 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Resul
         if !history.complete {
             // Killed after its last step, before it could say it had finished: say it now.
             let _lock = state.lock()?;
-            let run_id = format!("{}-{}", crate::progress::timestamp().replace(':', ""), std::process::id());
-            Journal::open(&state.journal(), &run_id, &bundle.sha256())?.append(Event::RunFinished {
+            Journal::open(&state.journal(), &run_id(), &sha)?.append(Event::RunFinished {
                 outcome: Outcome::Ok,
                 exit_code: 0,
                 complete: true,
@@ -273,7 +272,7 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Resul
     let plan =
         Plan::new(plan.steps.into_iter().map(|s| (s.step, s.prepared)).collect(), &history, this_bundle, &options.redo, plan.staging)?;
 
-    let run_id = format!("{}-{}", crate::progress::timestamp().replace(':', ""), std::process::id());
+    let run_id = run_id();
     let log = open_log(&state, &run_id)?;
     ui.status(format!("{} {}: log in {}", meta.name, meta.version, log.display()));
     runlog::line(&format!("bundle {} SHA-256 {sha}, airbin runtime {}", bundle.path.display(), crate::VERSION));
@@ -369,20 +368,8 @@ fn stage_and_run(
     }
     if options.noexec {
         ui.status(format!("--noexec: staged in {}; no step ran", staging.display()));
-        let reports = bundle
-            .index
-            .steps
-            .iter()
-            .map(|s| StepReport {
-                name: s.name(),
-                kind: s.action.kind(),
-                state: StepState::NotRun,
-                detail: "--noexec: no step ran".into(),
-                attempts: 0,
-                seconds: 0.0,
-                on_failure: vec![],
-            })
-            .collect();
+        let reports =
+            bundle.index.steps.iter().map(|s| StepReport::untouched(s, StepState::NotRun, "--noexec: no step ran".into())).collect();
         return Ok(reports);
     }
     let env = environment(bundle, config, staging);
@@ -418,6 +405,11 @@ fn stage_and_run(
 
 fn already_done(planned: &plan::PlannedStep) -> StepReport {
     StepReport::untouched(&planned.step, StepState::AlreadyDone, format!("done {}", planned.done_at.as_deref().unwrap_or("earlier")))
+}
+
+/// A run's id, in the journal and the log's name: when it started, and its PID.
+fn run_id() -> String {
+    format!("{}-{}", crate::progress::timestamp().replace(':', ""), std::process::id())
 }
 
 fn open_log(state: &StateDir, run_id: &str) -> Result<PathBuf> {

@@ -102,7 +102,7 @@ pub fn check(host: &Host, needs: &[Needs]) -> Result<Ready> {
         let found = if program.contains('/') {
             std::path::Path::new(program).exists() || !std::path::Path::new(program).is_absolute()
         } else {
-            crate::steps::find_on_path(program, std::path::Path::new("/nonexistent")).is_some()
+            crate::steps::find_on_path(program, None).is_some()
         };
         if !found {
             add("commands", ExitClass::Host, format!("{program}, which a command step runs, is not on PATH: install it"));

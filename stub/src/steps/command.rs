@@ -84,9 +84,8 @@ impl Command {
         let program: PathBuf = match &self.program {
             Program::Tool { path, .. } => path.clone(),
             Program::Host(name) if name.contains('/') => ctx.staging.join(name),
-            Program::Host(name) => {
-                find_on_path(name, ctx.staging).ok_or_else(|| Error::host(format!("{name} is not on PATH; install it, or fix the step")))?
-            }
+            Program::Host(name) => find_on_path(name, Some(ctx.staging))
+                .ok_or_else(|| Error::host(format!("{name} is not on PATH; install it, or fix the step")))?,
         };
         let mut command = std::process::Command::new(&program);
         command.args(&self.args).current_dir(ctx.staging).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -241,9 +240,13 @@ fn path_with(staging: &Path) -> std::ffi::OsString {
     std::env::join_paths(paths).unwrap_or_default()
 }
 
-/// Where `name` is found on PATH (the staging directory first).
-pub fn find_on_path(name: &str, staging: &Path) -> Option<PathBuf> {
-    std::env::split_paths(&path_with(staging)).map(|dir| dir.join(name)).find(|candidate| {
+/// Where `name` is found on PATH (the staging directory first, when given).
+pub fn find_on_path(name: &str, staging: Option<&Path>) -> Option<PathBuf> {
+    let path = match staging {
+        Some(staging) => path_with(staging),
+        None => std::env::var_os("PATH").unwrap_or_default(),
+    };
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| {
         std::fs::metadata(candidate).is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
     })
 }
