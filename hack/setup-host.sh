@@ -2,7 +2,8 @@
 # Installs what building airbin and running its whole test suite need on a fresh
 # Debian 12 host: the musl target and musl-tools (the static stub), Docker Engine (with
 # containerd and ctr), podman, Debian's docker-registry, skopeo, busybox-static and dash
-# (the shells, engines and registry the end-to-end tests run bundles against).
+# (the shells, engines and registry the end-to-end tests run bundles against), and
+# minisign (signed bundles are checked with the standard tool too).
 #
 #   bash hack/setup-host.sh            # needs root (apt-get); idempotent
 #
@@ -18,6 +19,8 @@ command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 command -v podman >/dev/null 2>&1 || need_apt+=(podman)
 dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
 command -v dash >/dev/null 2>&1 || need_apt+=(dash)
+# minisign: the signed-bundle tests check that the standard tool accepts airbin's .minisig.
+command -v minisign >/dev/null 2>&1 || need_apt+=(minisign)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then

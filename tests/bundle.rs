@@ -12,17 +12,6 @@ use std::sync::OnceLock;
 use airbin_stub::format::{BuildFacts, Bundle, BundleMeta, BundleWriter, Codec, InstallRules, Layout, Member, MemberKind, TRAILER_LEN};
 use support::*;
 
-/// The minimal sample, built once per test run.
-fn minimal() -> &'static Path {
-    static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, bin) = BUILT.get_or_init(|| {
-        let dir = scratch();
-        let bin = build(&repo_root().join("samples/minimal"), &dir.path().join("dist"));
-        (dir, bin)
-    });
-    bin
-}
-
 fn all_shells_present(test: &str) -> bool {
     ["bash", "dash", "busybox"].iter().all(|p| require(p, test))
 }
@@ -42,7 +31,7 @@ fn build_writes_the_bin_and_a_sha256_that_sha256sum_accepts() {
 fn the_builder_says_which_stub_and_format_it_carries() {
     let out = airbin().arg("--version").output().unwrap();
     let text = stdout(&out);
-    assert!(text.contains("stub 0.2.0 for x86_64-unknown-linux-musl") && text.contains("bundle format 2"), "{text}");
+    assert!(text.contains("stub 0.3.0 for x86_64-unknown-linux-musl") && text.contains("bundle format 3"), "{text}");
 }
 
 #[test]
@@ -65,7 +54,7 @@ fn every_shell_runs_info_list_check_and_extract_from_any_directory() {
         assert!(info.status.success(), "{shell:?} info: {}", stderr(&info));
         let text = stdout(&info);
         for expected in
-            ["name:        minimal", "version:     1.0.0", "arch:        amd64", "by airbin 0.2.0", "hello", "config.sample", "conf.d"]
+            ["name:        minimal", "version:     1.0.0", "arch:        amd64", "by airbin 0.3.0", "hello", "config.sample", "conf.d"]
         {
             assert!(text.contains(expected), "{shell:?} info lacks {expected}: {text}");
         }
@@ -150,7 +139,7 @@ fn info_json_describes_members_and_build() {
     let out = run(Shell::Dash, minimal(), &["info", "--json"], Path::new("/tmp"));
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["bundle"]["name"], "minimal");
-    assert_eq!(info["build"]["builder_version"], "0.2.0");
+    assert_eq!(info["build"]["builder_version"], "0.3.0");
     let members = info["members"].as_array().unwrap();
     assert_eq!(members.len(), 3);
     assert_eq!(members[2]["layout"], "tree");
@@ -287,7 +276,7 @@ fn an_unknown_format_version_names_the_builder_that_made_it() {
     fs::write(&bin, &bytes).unwrap();
     let out = airbin().arg("inspect").arg(&bin).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("is a format 77 bundle made by airbin 0.2.0; this airbin reads formats 1 to 2"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is a format 77 bundle made by airbin 0.3.0; this airbin reads formats 1 to 3"), "{}", stderr(&out));
 }
 
 #[test]
@@ -471,48 +460,34 @@ fn bundle_with_tree(dir: &Path, tar: Vec<u8>) -> PathBuf {
         size: tar.len() as u64,
         sha256: sha,
         mode: 0o755,
+        special_bits: false,
         unpacked_bytes: 1 << 20,
         images: vec![],
         registry: None,
     });
     let facts = BuildFacts { builder_version: "0.1.0".into(), built_at: "2026-01-01T00:00:00Z".into(), build_host: "test".into() };
-    writer.finish(meta, facts, InstallRules::default()).unwrap();
+    writer.finish(meta, facts, InstallRules::default(), None).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     path
-}
-
-fn raw_tar_entry(path: &str, kind: tar::EntryType, link: Option<&str>, data: &[u8]) -> Vec<u8> {
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(kind);
-    header.set_size(data.len() as u64);
-    header.set_mode(0o644);
-    let name = &mut header.as_old_mut().name;
-    name[..path.len()].copy_from_slice(path.as_bytes());
-    if let Some(link) = link {
-        let linkname = &mut header.as_old_mut().linkname;
-        linkname[..link.len()].copy_from_slice(link.as_bytes());
-    }
-    header.set_cksum();
-    let mut out = header.as_bytes().to_vec();
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out
 }
 
 #[test]
 fn malicious_tar_paths_inside_a_bundle_are_refused_by_name() {
     let cases: [(&str, Vec<u8>, &str); 4] = [
-        ("dot-dot", raw_tar_entry("../../escaped", tar::EntryType::Regular, None, b"x"), "'../../escaped' climbs out with '..'"),
+        ("dot-dot", raw_tar(&[("../../escaped", tar::EntryType::Regular, None, b"x", 0o644)]), "'../../escaped' climbs out with '..'"),
         (
             "absolute",
-            raw_tar_entry("/etc/airbin-escaped", tar::EntryType::Regular, None, b"x"),
+            raw_tar(&[("/etc/airbin-escaped", tar::EntryType::Regular, None, b"x", 0o644)]),
             "'/etc/airbin-escaped' is an absolute path",
         ),
-        ("symlink", raw_tar_entry("docker", tar::EntryType::Symlink, Some("../../../"), b""), "'docker' is a symlink that points outside"),
-        ("hardlink", raw_tar_entry("passwd", tar::EntryType::Link, Some("/etc/passwd"), b""), "'passwd' is a hard link to outside"),
+        (
+            "symlink",
+            raw_tar(&[("docker", tar::EntryType::Symlink, Some("../../../"), b"", 0o644)]),
+            "'docker' is a symlink that points outside",
+        ),
+        ("hardlink", raw_tar(&[("passwd", tar::EntryType::Link, Some("/etc/passwd"), b"", 0o644)]), "'passwd' is a hard link to outside"),
     ];
-    for (label, mut tar, expected) in cases {
-        tar.extend_from_slice(&[0u8; 1024]);
+    for (label, tar, expected) in cases {
         let dir = scratch();
         let bin = bundle_with_tree(dir.path(), tar);
         let target = dir.path().join("deep/target");

@@ -14,11 +14,12 @@ use airbin_stub::error::{Error, IoContext, Result};
 use airbin_stub::format::digest::HashingWriter;
 use airbin_stub::format::parse_mode;
 use airbin_stub::format::{BuildFacts, BundleMeta, BundleWriter, InstallRules, Member, MemberKind};
-use airbin_stub::fsx::create_dir_guarded;
+use airbin_stub::fsx::{self, create_dir_guarded};
 use airbin_stub::progress::{ProgressWriter, Ui};
 
 use crate::compress::{self, Encoder};
 use crate::inspect;
+use crate::signing;
 use crate::source::Source;
 use crate::spec;
 
@@ -33,14 +34,65 @@ pub struct Built {
     pub sha256: String,
     pub total_len: u64,
     pub members: Vec<Member>,
+    pub minisig: Option<PathBuf>,
+    pub key_id: Option<String>,
 }
 
 fn build_host() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "unknown".into(), |h| h.trim().to_string())
 }
 
-pub fn build(spec_arg: &Path, outdir: &Path, ui: &Ui) -> Result<Built> {
+/// How a build is made beyond its spec.
+#[derive(Default)]
+pub struct BuildOptions {
+    /// Sign with this minisign secret key.
+    pub sign: Option<PathBuf>,
+    /// Record this host's name in the index (left out by default: it would make two
+    /// builds of the same inputs differ).
+    pub record_host: bool,
+}
+
+/// The build time to record: `SOURCE_DATE_EPOCH` (seconds since 1970), or none at all,
+/// so that the same inputs always give the same bytes.
+pub fn source_date_epoch() -> Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(_) => Ok(None),
+        Ok(text) if text.trim().is_empty() => Ok(None),
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
+            Error::usage(format!(
+                "SOURCE_DATE_EPOCH is '{text}', not a number of seconds since 1970; set it to `git log -1 --format=%ct` or unset it"
+            ))
+        }),
+    }
+}
+
+/// Refuses an output directory inside one of the inputs: the bundle being written
+/// would be read back into itself, growing without end.
+fn check_outdir_is_no_input(loaded: &spec::LoadedSpec, outdir: &Path) -> Result<()> {
+    let out = fsx::absolute(outdir);
+    let base = fsx::existing_ancestor(&out);
+    let rest = out.strip_prefix(&base).unwrap_or(Path::new("")).to_path_buf();
+    let out = fs::canonicalize(&base).unwrap_or(base).join(rest);
+    for (member, input) in loaded.spec.members.iter().zip(&loaded.inputs) {
+        let Ok(input) = fs::canonicalize(input) else { continue };
+        if input.is_dir() && out.starts_with(&input) {
+            return Err(Error::usage(format!(
+                "{}: the output directory {} is inside member {}'s input {}: the bundle would pack itself; choose an output directory outside it (-o)",
+                loaded.file.display(),
+                outdir.display(),
+                member.name,
+                input.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: &Ui) -> Result<Built> {
     let loaded = spec::load(spec_arg)?;
+    check_outdir_is_no_input(&loaded, outdir)?;
+    let signer = options.sign.as_deref().map(signing::SigningKey::load).transpose()?;
+    let built_at = source_date_epoch()?;
     let spec = &loaded.spec;
     let meta = BundleMeta {
         name: spec.name.clone(),
@@ -54,8 +106,8 @@ pub fn build(spec_arg: &Path, outdir: &Path, ui: &Ui) -> Result<Built> {
     // after minutes of compression.
     let mut planned = Vec::new();
     for (member, input) in spec.members.iter().zip(&loaded.inputs) {
-        let source = Source::for_member(member.kind, input);
-        let scan = source.scan(&member.name)?;
+        let source = Source::for_member(member.kind, input, built_at.unwrap_or(0));
+        let scan = source.scan(&member.name, member.kind)?;
         let details = inspect::inspect(member.kind, &member.name, &source)?;
         let codec = compress::choose(member.compression, &scan.sample).ctx("sampling", input)?;
         planned.push((member, source, scan, codec, details));
@@ -94,6 +146,8 @@ pub fn build(spec_arg: &Path, outdir: &Path, ui: &Ui) -> Result<Built> {
             (None, Source::File(path)) => fs::metadata(path).ctx("reading", path)?.permissions().mode() & 0o7777,
             (None, _) => 0o755,
         };
+        // Without the spec's mark, a file's setuid, setgid and sticky bits stay behind.
+        let mode = if member_spec.special_bits { mode } else { mode & 0o777 };
         let mode = if member_spec.kind == MemberKind::Tool { mode | 0o111 } else { mode };
         members.push(Member {
             name: member_spec.name.clone(),
@@ -106,6 +160,7 @@ pub fn build(spec_arg: &Path, outdir: &Path, ui: &Ui) -> Result<Built> {
             size,
             sha256,
             mode,
+            special_bits: member_spec.special_bits,
             unpacked_bytes: scan.unpacked_bytes,
             images: details.images,
             registry: details.registry,
@@ -118,11 +173,16 @@ pub fn build(spec_arg: &Path, outdir: &Path, ui: &Ui) -> Result<Built> {
 
     let facts = BuildFacts {
         builder_version: VERSION.to_string(),
-        built_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        build_host: build_host(),
+        built_at: built_at.map_or_else(String::new, |secs| {
+            humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
+        }),
+        build_host: if options.record_host { build_host() } else { String::new() },
     };
     let install = InstallRules { steps: spec.steps.clone(), config: spec.config.clone(), requires: spec.requires.clone() };
-    let (out, finished) = writer.finish(meta, facts, install).ctx("writing", partial.path())?;
+    let (name, version) = (meta.name.clone(), meta.version.clone());
+    let sign = signer.as_ref().map(|key| move |digest: &[u8; 32]| key.sign_digest(&name, &version, digest));
+    let sign_ref = sign.as_ref().map(|f| f as &dyn Fn(&[u8; 32]) -> std::io::Result<String>);
+    let (out, finished) = writer.finish(meta, facts, install, sign_ref).ctx("writing", partial.path())?;
     out.sync_all().ctx("writing", partial.path())?;
     partial.as_file().set_permissions(Permissions::from_mode(0o755)).ctx("setting the mode of", partial.path())?;
 
@@ -130,8 +190,27 @@ pub fn build(spec_arg: &Path, outdir: &Path, ui: &Ui) -> Result<Built> {
     let sha_partial = tempfile::Builder::new().prefix(&format!(".{stem}.sha256.")).tempfile_in(outdir).ctx("creating a file in", outdir)?;
     writeln!(sha_partial.as_file(), "{}  {file_name}", finished.file_sha256).ctx("writing", sha_partial.path())?;
     sha_partial.as_file().set_permissions(Permissions::from_mode(0o644)).ctx("setting the mode of", sha_partial.path())?;
+    // The detached signature covers the whole file, as `minisign -V` checks it.
+    let minisig_path = outdir.join(format!("{stem}.bin.minisig"));
+    let minisig_partial = match &signer {
+        Some(key) => {
+            let file =
+                tempfile::Builder::new().prefix(&format!(".{stem}.minisig.")).tempfile_in(outdir).ctx("creating a file in", outdir)?;
+            let text = key.sign_file(partial.path(), &file_name, &finished.file_sha256)?;
+            fs::write(file.path(), text).ctx("writing", file.path())?;
+            file.as_file().set_permissions(Permissions::from_mode(0o644)).ctx("setting the mode of", file.path())?;
+            Some(file)
+        }
+        None => None,
+    };
     partial.persist(&bin_path).map_err(|e| Error::io(e.error, "renaming into place", &bin_path))?;
     sha_partial.persist(&sha_path).map_err(|e| Error::io(e.error, "renaming into place", &sha_path))?;
+    if let Some(file) = minisig_partial {
+        file.persist(&minisig_path).map_err(|e| Error::io(e.error, "renaming into place", &minisig_path))?;
+    } else if fs::symlink_metadata(&minisig_path).is_ok() {
+        // An older signature would no longer match this file.
+        fs::remove_file(&minisig_path).ctx("removing the stale", &minisig_path)?;
+    }
     if let Some(created) = created_outdir {
         created.disarm();
     }
@@ -142,5 +221,15 @@ pub fn build(spec_arg: &Path, outdir: &Path, ui: &Ui) -> Result<Built> {
         members.len(),
         finished.file_sha256
     ));
-    Ok(Built { bin: bin_path, sha256_file: sha_path, sha256: finished.file_sha256, total_len: finished.total_len, members })
+    let key_id = signer.as_ref().map(|key| key.id.to_string());
+    let minisig = signer.is_some().then_some(minisig_path);
+    Ok(Built {
+        bin: bin_path,
+        sha256_file: sha_path,
+        sha256: finished.file_sha256,
+        total_len: finished.total_len,
+        members,
+        minisig,
+        key_id,
+    })
 }

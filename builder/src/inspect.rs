@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use airbin_stub::error::{Error, Result};
 use airbin_stub::format::digest::to_hex;
 use airbin_stub::format::registry_pack::{check_pack, DirStorage, TarStorage};
+use airbin_stub::format::rules;
 use airbin_stub::format::ImageRecord;
 use airbin_stub::format::MemberKind;
 use airbin_stub::format::RegistryPackRecord;
@@ -71,14 +72,22 @@ fn image_archive(member: &str, path: &Path) -> Result<Vec<ImageRecord>> {
     let refuse = |why: String| Error::usage(format!("member {member}: {} {why}", path.display()));
     // First pass: the small JSON files and the names of all entries.
     let mut small: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut kept = 0u64;
     let mut names = Vec::new();
-    let mut archive = tar::Archive::new(open_tarball(path)?);
+    let mut archive = tar::Archive::new(airbin_stub::format::tarsafe::BoundedHeaders::new(open_tarball(path)?));
     for entry in
         archive.entries().map_err(|e| refuse(format!("is not a tar archive ({e}); an image member is what `docker save` writes")))?
     {
         let mut entry = entry.map_err(|e| refuse(format!("is not a readable tar archive ({e})")))?;
         let name = normalize(&entry.path().map_err(|e| refuse(e.to_string()))?);
-        if entry.size() <= 4 << 20 && entry.header().entry_type().is_file() {
+        // Only the small JSON files matter (manifest.json, index.json, configs, OCI
+        // manifests): kept within a bound, so a hostile archive cannot exhaust memory.
+        let json_like = name.ends_with(".json") || name.starts_with("blobs/") || !name.contains('/');
+        if entry.size() <= 4 << 20 && entry.header().entry_type().is_file() && json_like {
+            kept += entry.size();
+            if kept > 256 << 20 {
+                return Err(refuse("has more than 256 MiB of small files at its top; it is not what `docker save` writes".into()));
+            }
             let mut content = Vec::new();
             entry.read_to_end(&mut content).map_err(|e| refuse(e.to_string()))?;
             small.insert(name.clone(), content);
@@ -107,7 +116,7 @@ fn image_archive(member: &str, path: &Path) -> Result<Vec<ImageRecord>> {
                 tags: manifest.repo_tags.unwrap_or_default(),
             });
         }
-        return Ok(images);
+        return checked_references(images, &refuse);
     }
 
     if let Some(raw) = small.get("index.json") {
@@ -127,17 +136,36 @@ fn image_archive(member: &str, path: &Path) -> Result<Vec<ImageRecord>> {
                 .or_else(|| descriptor.annotations.get("org.opencontainers.image.ref.name").filter(|name| name.contains(':')));
             images.push(ImageRecord { id: manifest.config.digest, tags: tag.cloned().into_iter().collect() });
         }
-        return Ok(images);
+        return checked_references(images, &refuse);
     }
     Err(refuse(
         "is not an image archive: it has no manifest.json or index.json at its top; make it with `docker save -o FILE IMAGE...`".into(),
     ))
 }
 
+/// Every tag must be a reference of the Docker grammar, and every ID a SHA-256: they
+/// reach the engine's command line and API at install time.
+fn checked_references(images: Vec<ImageRecord>, refuse: &dyn Fn(String) -> Error) -> Result<Vec<ImageRecord>> {
+    for image in &images {
+        if !rules::is_digest(&image.id) {
+            return Err(refuse(format!("has an image whose ID '{}' is not sha256:<64 hex digits>", rules::printable(&image.id, 100))));
+        }
+        for tag in &image.tags {
+            if !rules::is_image_reference(tag) {
+                return Err(refuse(format!(
+                    "tags an image '{}', which is not a Docker image reference (name[:tag], lowercase path components); retag it and save it again",
+                    rules::printable(tag, 200)
+                )));
+            }
+        }
+    }
+    Ok(images)
+}
+
 fn registry_pack(member: &str, source: &Source) -> Result<RegistryPackRecord> {
     let path = source.path();
     let record = match source {
-        Source::Dir(root) => {
+        Source::Dir { root, .. } => {
             if !root.join("docker/registry/v2").is_dir() {
                 return Err(Error::usage(format!(
                     "member {member}: {} is not a registry root: it has no docker/registry/v2 directory; give the registry's rootdirectory",

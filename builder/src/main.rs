@@ -4,6 +4,7 @@
 mod assemble;
 mod compress;
 mod inspect;
+mod signing;
 mod source;
 mod spec;
 
@@ -39,11 +40,37 @@ enum Cmd {
         /// Where to write <name>-<version>-<arch>.bin and its .sha256.
         #[arg(short = 'o', long = "out", default_value = "dist")]
         outdir: PathBuf,
+        /// Sign with this minisign secret key (from `airbin keygen`); its password comes
+        /// from AIRBIN_KEY_PASSWORD or the terminal. Writes a detached .minisig too.
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
+        /// Record this host's name in the bundle (left out by default, for builds that
+        /// reproduce byte for byte). The build time comes from SOURCE_DATE_EPOCH.
+        #[arg(long)]
+        record_host: bool,
     },
     /// Show what a finished bundle is and carries.
     Inspect { bundle: PathBuf },
-    /// Verify a finished bundle: its length, then the SHA-256 of every byte.
-    Verify { bundle: PathBuf },
+    /// Verify a finished bundle: its length, the SHA-256 of every byte, and with --key
+    /// its signature.
+    Verify {
+        bundle: PathBuf,
+        /// Require a signature by this minisign public key; repeatable.
+        #[arg(long, value_name = "PUBKEY")]
+        key: Vec<PathBuf>,
+    },
+    /// Make a signing key pair in minisign's format: OUT.key (secret, 0600) and OUT.pub.
+    Keygen {
+        /// Where to write the pair, without extension.
+        #[arg(long, short = 'o', default_value = "airbin")]
+        out: PathBuf,
+        /// Leave the secret key unencrypted (for build machines that keep it safe some other way).
+        #[arg(long)]
+        no_password: bool,
+        /// Replace an existing pair.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn long_version() -> String {
@@ -73,19 +100,34 @@ fn try_main(cli: Cli) -> Result<()> {
     let ui = Ui::detect(cli.quiet, cli.json);
     let global = Global { quiet: cli.quiet, json: cli.json, ..Global::default() };
     match cli.command {
-        Cmd::Build { spec, outdir } => build(&spec, &outdir, &ui),
+        Cmd::Build { spec, outdir, sign, record_host } => build(&spec, &outdir, &assemble::BuildOptions { sign, record_host }, &ui),
         Cmd::Inspect { bundle } => commands::info(&Context { bundle_path: bundle, global, ui }),
-        Cmd::Verify { bundle } => commands::check(&Context { bundle_path: bundle, global, ui }),
+        Cmd::Verify { bundle, key } => commands::check(&Context { bundle_path: bundle, global: Global { trusted_key: key, ..global }, ui }),
+        Cmd::Keygen { out, no_password, force } => keygen(&out, no_password, force, &ui),
     }
+}
+
+/// `airbin keygen`: prints where the pair went and the key ID a site pins.
+fn keygen(out: &std::path::Path, no_password: bool, force: bool, ui: &Ui) -> Result<()> {
+    let files = signing::keygen(out, no_password, force)?;
+    if ui.json {
+        commands::print_json(&serde_json::json!({"secret_key": files.secret, "public_key": files.public, "key_id": files.id.to_string()}));
+    } else if !ui.quiet {
+        println!("secret key: {} (keep it secret)", files.secret.display());
+        println!("public key: {} (copy it to /etc/airbin/trusted-keys/ on the sites that install your bundles)", files.public.display());
+        println!("key ID:     {}", files.id);
+    }
+    Ok(())
 }
 
 /// `airbin build`: the entry point for release engineers; prints the bundle's path
 /// and digest.
-fn build(spec: &std::path::Path, outdir: &std::path::Path, ui: &Ui) -> Result<()> {
-    let built = assemble::build(spec, outdir, ui)?;
+fn build(spec: &std::path::Path, outdir: &std::path::Path, options: &assemble::BuildOptions, ui: &Ui) -> Result<()> {
+    let built = assemble::build(spec, outdir, options, ui)?;
     if ui.json {
         commands::print_json(&serde_json::json!({
             "bundle": built.bin, "sha256_file": built.sha256_file, "sha256": built.sha256, "bytes": built.total_len, "members": built.members,
+            "minisig": built.minisig, "key_id": built.key_id,
         }));
     } else if !ui.quiet {
         println!("{}", built.bin.display());

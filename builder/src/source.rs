@@ -8,6 +8,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use airbin_stub::error::{Error, IoContext, Result};
+use airbin_stub::format::registry_pack::unsafe_pack_entry;
 use airbin_stub::format::tarsafe;
 use airbin_stub::format::{Layout, MemberKind};
 
@@ -21,7 +22,12 @@ fn blocks(size: u64) -> u64 {
 
 pub enum Source {
     File(PathBuf),
-    Dir(PathBuf),
+    /// A directory, packed with normalized headers: owner 0:0, no user or group
+    /// names, every mtime the build time (`SOURCE_DATE_EPOCH`, or 0), entries sorted.
+    Dir {
+        root: PathBuf,
+        mtime: u64,
+    },
     /// A tarball whose content is unpacked as a tree.
     Tarball(PathBuf),
 }
@@ -37,9 +43,9 @@ pub struct Scan {
 }
 
 impl Source {
-    pub fn for_member(kind: MemberKind, input: &Path) -> Source {
+    pub fn for_member(kind: MemberKind, input: &Path, mtime: u64) -> Source {
         if input.is_dir() {
-            Source::Dir(input.to_path_buf())
+            Source::Dir { root: input.to_path_buf(), mtime }
         } else if kind == MemberKind::RegistryPack {
             Source::Tarball(input.to_path_buf())
         } else {
@@ -50,25 +56,26 @@ impl Source {
     pub fn layout(&self) -> Layout {
         match self {
             Source::File(_) => Layout::File,
-            Source::Dir(_) | Source::Tarball(_) => Layout::Tree,
+            Source::Dir { .. } | Source::Tarball(_) => Layout::Tree,
         }
     }
 
     pub fn path(&self) -> &Path {
         match self {
-            Source::File(p) | Source::Dir(p) | Source::Tarball(p) => p,
+            Source::File(p) | Source::Dir { root: p, .. } | Source::Tarball(p) => p,
         }
     }
 
-    /// Walks the input once: sizes, the auto sample, and the unpack-safety checks.
-    pub fn scan(&self, member: &str) -> Result<Scan> {
+    /// Walks the input once: sizes, the auto sample, and the unpack-safety checks (and
+    /// for a registry pack, the registry's layout).
+    pub fn scan(&self, member: &str, kind: MemberKind) -> Result<Scan> {
         match self {
             Source::File(path) => {
                 let size = fs::metadata(path).ctx("reading", path)?.len();
                 Ok(Scan { unpacked_bytes: blocks(size), content_bytes: size, sample: compress::sample_file(path).ctx("reading", path)? })
             }
-            Source::Dir(root) => scan_dir(member, root),
-            Source::Tarball(path) => scan_tarball(member, path),
+            Source::Dir { root, .. } => scan_dir(member, root, kind == MemberKind::RegistryPack),
+            Source::Tarball(path) => scan_tarball(member, path, kind == MemberKind::RegistryPack),
         }
     }
 
@@ -82,7 +89,7 @@ impl Source {
             Source::Tarball(path) => {
                 io::copy(&mut open_tarball(path)?, out).ctx("reading", path)?;
             }
-            Source::Dir(root) => {
+            Source::Dir { root, mtime } => {
                 let mut tar = tar::Builder::new(out);
                 tar.follow_symlinks(false);
                 for entry in walk(root) {
@@ -91,12 +98,40 @@ impl Source {
                     if relative.as_os_str().is_empty() {
                         continue;
                     }
-                    tar.append_path_with_name(entry.path(), relative).ctx("packing", entry.path())?;
+                    append_normalized(&mut tar, entry.path(), relative, *mtime)?;
                 }
                 tar.finish().ctx("packing", root)?;
             }
         }
         Ok(())
+    }
+}
+
+/// One entry with what reproduces: type, mode bits, size, link target, the given mtime;
+/// nothing of the build host (owner, user and group names, times).
+fn append_normalized(tar: &mut tar::Builder<&mut dyn Write>, path: &Path, relative: &Path, mtime: u64) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::symlink_metadata(path).ctx("reading", path)?;
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(meta.permissions().mode() & 0o7777);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(mtime);
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        let target = fs::read_link(path).ctx("reading the link", path)?;
+        tar.append_link(&mut header, relative, target).ctx("packing", path)
+    } else if kind.is_dir() {
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_size(0);
+        tar.append_data(&mut header, relative, io::empty()).ctx("packing", path)
+    } else {
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(meta.len());
+        let file = File::open(path).ctx("opening", path)?;
+        tar.append_data(&mut header, relative, file.take(meta.len())).ctx("packing", path)
     }
 }
 
@@ -112,7 +147,7 @@ fn walk_error(root: &Path, e: walkdir::Error) -> Error {
     }
 }
 
-fn scan_dir(member: &str, root: &Path) -> Result<Scan> {
+fn scan_dir(member: &str, root: &Path, registry_pack: bool) -> Result<Scan> {
     let mut scan = Scan { unpacked_bytes: 0, content_bytes: 1024, sample: Vec::new() };
     let mut largest: Option<(u64, PathBuf)> = None;
     for entry in walk(root) {
@@ -134,6 +169,16 @@ fn scan_dir(member: &str, root: &Path) -> Result<Scan> {
                 "member {member}: {} is neither a file, a directory nor a symlink; remove it from the input",
                 entry.path().display()
             )));
+        }
+        if registry_pack {
+            let entry_type = match (kind.is_dir(), kind.is_file()) {
+                (true, _) => tar::EntryType::Directory,
+                (_, true) => tar::EntryType::Regular,
+                _ => tar::EntryType::Symlink,
+            };
+            if let Some(why) = unsafe_pack_entry(&relative.to_string_lossy(), entry_type) {
+                return Err(Error::usage(format!("member {member}: {why}; remove it from {}", root.display())));
+            }
         }
         scan.unpacked_bytes += blocks(meta.len());
         scan.content_bytes += 512 + meta.len().div_ceil(512) * 512;
@@ -160,15 +205,21 @@ pub fn open_tarball(path: &Path) -> Result<Box<dyn Read>> {
     })
 }
 
-fn scan_tarball(member: &str, path: &Path) -> Result<Scan> {
+fn scan_tarball(member: &str, path: &Path, registry_pack: bool) -> Result<Scan> {
     let not_a_tar = |e: io::Error| Error::usage(format!("member {member}: {} is not a readable tar archive ({e})", path.display()));
     let mut counted = Counting { inner: open_tarball(path)?, count: 0 };
-    let mut archive = tar::Archive::new(&mut counted);
+    let mut archive = tar::Archive::new(tarsafe::BoundedHeaders::new(&mut counted));
     let mut unpacked_bytes = 0;
     let mut entries = 0;
     for entry in archive.entries().map_err(not_a_tar)? {
         let entry = entry.map_err(not_a_tar)?;
         tarsafe::check_entry(member, &entry).map_err(|e| Error::usage(format!("{}: {}", path.display(), e.message)))?;
+        if registry_pack {
+            let rel = entry.path().map_err(not_a_tar)?.to_string_lossy().into_owned();
+            if let Some(why) = unsafe_pack_entry(&rel, entry.header().entry_type()) {
+                return Err(Error::usage(format!("member {member}: {}: {why}", path.display())));
+            }
+        }
         unpacked_bytes += blocks(entry.size());
         entries += 1;
     }

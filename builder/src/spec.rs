@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use airbin_stub::error::{Error, Result};
+use airbin_stub::format::rules::{self, printable, SAFE_NAME};
+use airbin_stub::format::validate::{self, MemberFacts, SPECIAL_BITS};
 use airbin_stub::format::{parse_mode, Step};
-use airbin_stub::format::{Action, ConfigRules, MemberKind, Requires};
+use airbin_stub::format::{ConfigRules, MemberKind, Requires};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +51,13 @@ pub struct MemberSpec {
     /// Octal mode bits for a file member, such as "0755"; default: the input's own.
     #[serde(default)]
     pub mode: Option<String>,
+    /// Keep setuid, setgid and sticky bits (of the file, or of a tree's entries):
+    /// without this they are dropped on extraction.
+    #[serde(default)]
+    pub special_bits: bool,
+    /// Take what a symlinked `path` points at; without this a symlink is refused.
+    #[serde(default)]
+    pub follow_symlinks: bool,
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -80,14 +89,39 @@ pub fn spec_file(arg: &Path) -> PathBuf {
     }
 }
 
+/// A spec is a page of YAML: one larger than this is not a spec.
+const MAX_SPEC: u64 = 1 << 20;
+/// How deep a spec's YAML may nest: a real one nests four levels.
+const MAX_DEPTH: usize = 64;
+
 pub fn load(arg: &Path) -> Result<LoadedSpec> {
     let file = spec_file(arg);
-    let text = std::fs::read_to_string(&file).map_err(|e| {
+    let cannot = |why: String| {
         Error::usage(format!(
-            "cannot read the bundle spec {}: {e}; give a bundle directory holding bundle.yaml, or a .yaml file",
+            "cannot read the bundle spec {}: {why}; give a bundle directory holding bundle.yaml, or a .yaml file",
             file.display()
         ))
-    })?;
+    };
+    // Not a FIFO or a device: reading one would wait for ever, or never end.
+    let meta = std::fs::metadata(&file).map_err(|e| cannot(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(cannot("it is not a regular file".into()));
+    }
+    if meta.len() > MAX_SPEC {
+        return Err(cannot(format!("it is {} bytes, more than a spec's 1 MiB", meta.len())));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(std::fs::File::open(&file).map_err(|e| cannot(e.to_string()))?, MAX_SPEC),
+        &mut text,
+    )
+    .map_err(|e| cannot(e.to_string()))?;
+    if let Some(line) = too_deep(&text) {
+        return Err(Error::usage(format!(
+            "{}: line {line}: the YAML nests deeper than {MAX_DEPTH} levels; a bundle spec nests a few",
+            file.display()
+        )));
+    }
     let spec = parse(&file, &text)?;
     let base = file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let inputs = spec.members.iter().map(|m| base.join(&m.path)).collect();
@@ -111,34 +145,54 @@ pub fn parse(file: &Path, text: &str) -> Result<Spec> {
     })
 }
 
+/// The line where flow brackets or indentation nest deeper than `MAX_DEPTH`, if any:
+/// checked before parsing, so that no parser recursion depends on the input.
+fn too_deep(text: &str) -> Option<usize> {
+    let mut flow = 0usize;
+    for (n, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches([' ', '-']).len();
+        for c in line.chars() {
+            match c {
+                '[' | '{' => flow += 1,
+                ']' | '}' => flow = flow.saturating_sub(1),
+                '#' => break,
+                _ => {}
+            }
+            if flow > MAX_DEPTH {
+                return Some(n + 1);
+            }
+        }
+        if indent / 2 > MAX_DEPTH * 2 {
+            return Some(n + 1);
+        }
+    }
+    None
+}
+
 fn field_error(spec: &LoadedSpec, field: &str, what: impl std::fmt::Display) -> Error {
     Error::usage(format!("{}: {field}: {what}", spec.file.display()))
 }
 
-/// A name that is safe in a file name and a shell word: letters, digits, `.`, `_`, `-`
-/// and `+`, not starting with a dot or a dash.
-fn is_safe_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 100
-        && !name.starts_with(['.', '-'])
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
-}
-
-const SAFE_NAME: &str = "use letters, digits, '.', '_', '-' or '+', not starting with '.' or '-'";
-
 fn validate(loaded: &LoadedSpec) -> Result<()> {
     let spec = &loaded.spec;
     for (field, value) in [("name", &spec.name), ("version", &spec.version)] {
-        if !is_safe_name(value) {
-            return Err(field_error(loaded, field, format_args!("'{value}' is not a valid {field}: {SAFE_NAME}")));
+        if let Some(why) = rules::unsafe_name(value) {
+            return Err(field_error(
+                loaded,
+                field,
+                format_args!("'{}' is not a valid {field}: it {why}; {SAFE_NAME}", printable(value, 120)),
+            ));
         }
     }
     if spec.arch != "amd64" {
         return Err(field_error(
             loaded,
             "arch",
-            format_args!("'{}' is not supported: this airbin carries an amd64 (x86_64) runtime only; use amd64", spec.arch),
+            format_args!("'{}' is not supported: this airbin carries an amd64 (x86_64) runtime only; use amd64", printable(&spec.arch, 40)),
         ));
+    }
+    if let Some(why) = rules::unsafe_text(&spec.description, 4096) {
+        return Err(field_error(loaded, "description", format_args!("it {why}: one paragraph of printable text, at most 4096 bytes")));
     }
     if spec.members.is_empty() {
         return Err(field_error(loaded, "members", "the bundle needs at least one member"));
@@ -146,11 +200,28 @@ fn validate(loaded: &LoadedSpec) -> Result<()> {
     let mut seen = HashSet::new();
     for (i, (member, input)) in spec.members.iter().zip(&loaded.inputs).enumerate() {
         let at = |field: &str| format!("members[{i}].{field}");
-        if !is_safe_name(&member.name) {
-            return Err(field_error(loaded, &at("name"), format_args!("'{}' is not a valid member name: {SAFE_NAME}", member.name)));
+        if let Some(why) = rules::unsafe_name(&member.name) {
+            return Err(field_error(
+                loaded,
+                &at("name"),
+                format_args!("'{}' is not a valid member name: it {why}; {SAFE_NAME}", printable(&member.name, 120)),
+            ));
         }
         if !seen.insert(member.name.as_str()) {
             return Err(field_error(loaded, &at("name"), format_args!("'{}' names two members; member names must be unique", member.name)));
+        }
+        let link =
+            std::fs::symlink_metadata(input).map_err(|e| field_error(loaded, &at("path"), format_args!("{}: {e}", input.display())))?;
+        if link.file_type().is_symlink() && !member.follow_symlinks {
+            let target = std::fs::read_link(input).map(|t| t.display().to_string()).unwrap_or_default();
+            return Err(field_error(
+                loaded,
+                &at("path"),
+                format_args!(
+                    "{} is a symlink (to {target}); give the real path, or set follow_symlinks: true on the member to take what it points at",
+                    input.display()
+                ),
+            ));
         }
         let meta = std::fs::metadata(input).map_err(|e| field_error(loaded, &at("path"), format_args!("{}: {e}", input.display())))?;
         let wants_file = !matches!(member.kind, MemberKind::RegistryPack | MemberKind::File);
@@ -177,131 +248,27 @@ fn validate(loaded: &LoadedSpec) -> Result<()> {
             }
         }
         if let Some(mode) = &member.mode {
-            parse_mode(mode).ok_or_else(|| field_error(loaded, &at("mode"), format_args!("'{mode}' is not an octal mode such as 0755")))?;
-        }
-    }
-    let mut names = HashSet::new();
-    for (i, step) in spec.steps.iter().enumerate() {
-        validate_step(loaded, step, &format!("steps[{i}]"), &mut names)?;
-        for (j, extra) in step.on_failure.iter().enumerate() {
-            let at = format!("steps[{i}].on_failure[{j}]");
-            if !extra.on_failure.is_empty() {
-                return Err(field_error(loaded, &at, "an on_failure step cannot have on_failure steps of its own"));
+            let bits = parse_mode(mode)
+                .ok_or_else(|| field_error(loaded, &at("mode"), format_args!("'{mode}' is not an octal mode such as 0755")))?;
+            if bits & SPECIAL_BITS != 0 && !member.special_bits {
+                return Err(field_error(
+                    loaded,
+                    &at("mode"),
+                    format_args!("'{mode}' sets setuid, setgid or sticky bits; mark the member with special_bits: true to keep them"),
+                ));
             }
-            validate_step(loaded, extra, &at, &mut names)?;
         }
     }
+    let facts =
+        |name: &str| spec.members.iter().find(|m| m.name == name).map(|m| MemberFacts { kind: m.kind, special_bits: m.special_bits });
+    validate::check_steps(&spec.steps, &facts).map_err(|invalid| field_error(loaded, &invalid.field, &invalid.what))?;
     for (i, key) in spec.config.required.iter().enumerate() {
-        if !is_config_key(key) {
+        if !rules::is_config_key(key) {
             return Err(field_error(
                 loaded,
                 &format!("config.required[{i}]"),
                 format_args!("'{key}' is not a config key (letters, digits, _ and -, dotted for nesting)"),
             ));
-        }
-    }
-    Ok(())
-}
-
-/// A key of the product's config: words of letters, digits, `_` and `-`, joined by dots.
-fn is_config_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-}
-
-/// A step name: shown everywhere, typed after --from: printable, one line, not too long.
-fn is_step_name(name: &str) -> bool {
-    !name.trim().is_empty() && name.len() <= 100 && !name.starts_with('-') && name.chars().all(|c| !c.is_control())
-}
-
-fn validate_step(loaded: &LoadedSpec, step: &Step, at: &str, names: &mut HashSet<String>) -> Result<()> {
-    let spec = &loaded.spec;
-    let wanted = match &step.action {
-        Action::LoadImages { .. } => Some(MemberKind::Image),
-        Action::RestoreRegistry { .. } => Some(MemberKind::RegistryPack),
-        Action::Extract { .. } => None,
-        Action::WaitFor { .. } | Action::Command { .. } => None,
-    };
-    if let Some(member) = step.action.member() {
-        match spec.members.iter().find(|m| m.name == member) {
-            None => return Err(field_error(loaded, &format!("{at}.member"), format_args!("no member is named '{member}'"))),
-            Some(m) if wanted.is_some_and(|w| w != m.kind) => {
-                return Err(field_error(
-                    loaded,
-                    &format!("{at}.member"),
-                    format_args!(
-                        "'{member}' is a {} member; this step needs a {} member",
-                        m.kind.as_str(),
-                        wanted.expect("checked").as_str()
-                    ),
-                ))
-            }
-            Some(_) => {}
-        }
-    }
-    match &step.action {
-        Action::RestoreRegistry { mode, root, root_from_config, address, address_from_config, .. } => {
-            if let Some(mode) = mode {
-                parse_mode(mode).ok_or_else(|| {
-                    field_error(loaded, &format!("{at}.mode"), format_args!("'{mode}' is not an octal mode such as 0644"))
-                })?;
-            }
-            if root.is_some() == root_from_config.is_some() {
-                return Err(field_error(
-                    loaded,
-                    at,
-                    "give the registry root either as root or as root_from_config (a key of the product's config)",
-                ));
-            }
-            if address.is_some() && address_from_config.is_some() {
-                return Err(field_error(loaded, at, "give address or address_from_config, not both"));
-            }
-        }
-        Action::Extract { to, mode, .. } => {
-            if !to.starts_with('/') && !to.starts_with("${config.") {
-                return Err(field_error(
-                    loaded,
-                    &format!("{at}.to"),
-                    format_args!("'{to}' is not an absolute directory (or ${{config.KEY}})"),
-                ));
-            }
-            if let Some(mode) = mode {
-                parse_mode(mode).ok_or_else(|| {
-                    field_error(loaded, &format!("{at}.mode"), format_args!("'{mode}' is not an octal mode such as 0755"))
-                })?;
-            }
-        }
-        Action::WaitFor { tcp, http } => {
-            if tcp.is_some() == http.is_some() {
-                return Err(field_error(loaded, at, "a wait-for step names exactly one of tcp (host:port) or http (a URL)"));
-            }
-            if http.as_deref().is_some_and(|u| !u.starts_with("http://")) {
-                return Err(field_error(loaded, &format!("{at}.http"), "only http:// URLs are supported"));
-            }
-        }
-        Action::Command { run } => {
-            if run.is_empty() || run[0].is_empty() {
-                return Err(field_error(loaded, &format!("{at}.run"), "give the program and its arguments, such as [cadm, install]"));
-            }
-        }
-        Action::LoadImages { .. } => {}
-    }
-    let name = step.name();
-    if !is_step_name(&name) {
-        return Err(field_error(
-            loaded,
-            &format!("{at}.name"),
-            format_args!("'{name}' is not a usable step name: one printable line of at most 100 characters, not starting with '-'"),
-        ));
-    }
-    if !names.insert(name.clone()) {
-        return Err(field_error(loaded, &format!("{at}.name"), format_args!("'{name}' names two steps; give each step a unique name")));
-    }
-    for key in step.env.keys() {
-        let ok = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !ok {
-            return Err(field_error(loaded, &format!("{at}.env"), format_args!("'{key}' is not an environment variable name")));
         }
     }
     Ok(())
@@ -338,15 +305,5 @@ mod tests {
     fn a_bad_step_kind_is_named() {
         let msg = error_of("name: x\nversion: '1'\nmembers: []\nsteps:\n  - kind: dance\n    member: a\n");
         assert!(msg.contains("steps[0]") && msg.contains("dance"), "{msg}");
-    }
-
-    #[test]
-    fn names_must_be_safe() {
-        assert!(is_safe_name("compass-component"));
-        assert!(is_safe_name("v2.7.3+build1"));
-        assert!(!is_safe_name("../x"));
-        assert!(!is_safe_name("-rf"));
-        assert!(!is_safe_name("a b"));
-        assert!(!is_safe_name(""));
     }
 }

@@ -84,6 +84,10 @@ pub struct Global {
     /// install: skip a preflight check (root, arch, space, engine, registry, commands, ports); repeatable.
     #[arg(long, global = true, value_name = "NAME")]
     pub skip_preflight: Vec<String>,
+    /// check, extract, install: trust only bundles signed by this minisign public key
+    /// (besides the keys in /etc/airbin/trusted-keys/); repeatable.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub trusted_key: Vec<PathBuf>,
     /// install: restore registry packs into this registry root instead of the spec's.
     #[arg(long, global = true, value_name = "DIR")]
     pub registry_root: Option<PathBuf>,

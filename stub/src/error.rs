@@ -118,6 +118,21 @@ impl Error {
     }
 }
 
+impl Error {
+    /// An error of ours that a reader or writer wrapped into an I/O error (an interrupt,
+    /// a digest mismatch), also where a library (tar-rs) wrapped that once more.
+    pub fn wrapped_in(err: &io::Error) -> Option<Error> {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = err.get_ref().map(|e| e as _);
+        while let Some(e) = source {
+            if let Some(ours) = e.downcast_ref::<Error>() {
+                return Some(Error::new(ours.class, ours.message.clone()));
+            }
+            source = e.source().or_else(|| e.downcast_ref::<io::Error>().and_then(|io| io.get_ref().map(|i| i as _)));
+        }
+        None
+    }
+}
+
 /// The OS error under an I/O error, also where a library (tar-rs) wrapped it in its own.
 fn root_os_error(err: &io::Error) -> Option<i32> {
     if let Some(code) = err.raw_os_error() {
@@ -151,8 +166,8 @@ impl<T> IoContext<T> for io::Result<T> {
         self.map_err(|e| {
             // A reader or writer of ours may have wrapped an Error of ours (an interrupt,
             // a digest mismatch) inside the io::Error: give that back as it was.
-            match e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
-                Some(inner) => Error::new(inner.class, inner.message.clone()),
+            match Error::wrapped_in(&e) {
+                Some(ours) => ours,
                 None => Error::io(e, what, path),
             }
         })

@@ -3,7 +3,7 @@
 //! of them are complete. A failure or Ctrl-C removes every temporary, and the target
 //! directory too if this run created it: nothing half-done is left behind.
 
-use std::fs::{self, File, Permissions};
+use std::fs::{self, Permissions};
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -100,30 +100,40 @@ pub fn extract_members(bundle: &Bundle, members: &[&Member], target: &Path, ui: 
 }
 
 fn extract_to_temp(bundle: &Bundle, member: &Member, target: &Path, progress: &Progress, abort: &AtomicBool) -> Result<RemoveOnDrop> {
-    let temp_path = target.join(format!(".{}.airbin-partial-{}", member.name, std::process::id()));
-    let temp = RemoveOnDrop::new(temp_path.clone());
+    let temp_path = target.join(fsx::temp_name(&format!(".{}", member.name), ".airbin-partial-"));
     let content = Abortable { inner: ProgressReader::new(bundle.content_reader(member)?, progress), abort };
     match member.layout {
         Layout::File => {
-            let mut out = File::create(&temp_path).ctx("creating", &temp_path)?;
+            let mut out = fsx::create_new_file(&temp_path).ctx("creating", &temp_path)?;
+            let temp = RemoveOnDrop::new(temp_path.clone());
             let mut content = content;
             io::copy(&mut content, &mut out).ctx("writing", &temp_path)?;
-            out.set_permissions(Permissions::from_mode(member.mode & 0o7777)).ctx("setting the mode of", &temp_path)?;
+            out.set_permissions(Permissions::from_mode(file_mode(member))).ctx("setting the mode of", &temp_path)?;
+            Ok(temp)
         }
-        Layout::Tree => tarsafe::unpack_tree(&member.name, content, &temp_path)?,
+        Layout::Tree => {
+            let temp = RemoveOnDrop::new(temp_path.clone());
+            let how = tarsafe::Unpack { special_bits: member.special_bits, entry_rule: None };
+            tarsafe::unpack_tree(&member.name, content, &temp_path, &how)?;
+            Ok(temp)
+        }
     }
-    Ok(temp)
+}
+
+/// A file member's mode: setuid, setgid and sticky only when the spec marked it.
+pub fn file_mode(member: &Member) -> u32 {
+    match member.special_bits {
+        true => member.mode & 0o7777,
+        false => member.mode & 0o777,
+    }
 }
 
 /// Renames `temp` to `path`, replacing what is there (a file or a whole directory).
 fn replace_with(temp: &Path, path: &Path) -> Result<()> {
     if let Ok(meta) = fs::symlink_metadata(path) {
         if meta.is_dir() {
-            let old = path.with_file_name(format!(
-                ".{}.airbin-old-{}",
-                path.file_name().unwrap_or_default().to_string_lossy(),
-                std::process::id()
-            ));
+            let old = path
+                .with_file_name(fsx::temp_name(&format!(".{}", path.file_name().unwrap_or_default().to_string_lossy()), ".airbin-old-"));
             fs::rename(path, &old).ctx("moving aside", path)?;
             let _old = RemoveOnDrop::new(old);
             return fs::rename(temp, path).ctx("renaming into place", path);

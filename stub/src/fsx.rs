@@ -65,6 +65,9 @@ impl RemoveOnDrop {
     pub fn disarm(mut self) -> PathBuf {
         self.path.take().expect("armed")
     }
+    pub fn path(&self) -> &Path {
+        self.path.as_deref().expect("armed")
+    }
 }
 
 impl Drop for RemoveOnDrop {
@@ -99,13 +102,37 @@ pub fn create_dir_guarded(dir: &Path) -> Result<Option<RemoveOnDrop>> {
     Ok(topmost_missing.map(RemoveOnDrop::new))
 }
 
-/// The marks in the names of every temporary a run creates (`.NAME.airbin-partial-PID`,
-/// `.airbin-restore-PID`, `.NAME.airbin-old-PID`): what `sweep` looks for.
+/// The marks in the names of every temporary a run creates (`.NAME.airbin-partial-PID-RANDOM`,
+/// `.airbin-restore-PID-RANDOM`, `.NAME.airbin-old-PID-RANDOM`): what `sweep` looks for.
 pub const TEMP_MARKS: [&str; 3] = [".airbin-partial-", ".airbin-restore-", ".airbin-old-"];
 
-/// The PID a temporary's name ends with, if it has one of `TEMP_MARKS`.
+/// A temporary's name: `prefix` + `mark` + this run's PID (for `sweep`) + 64 random
+/// bits, so that nobody can plant something under the name beforehand. Create it with
+/// `create_new_file` or `fs::create_dir`, which refuse what is there already.
+pub fn temp_name(prefix: &str, mark: &str) -> String {
+    debug_assert!(TEMP_MARKS.contains(&mark));
+    format!("{prefix}{mark}{}-{:016x}", std::process::id(), random_u64())
+}
+
+/// 64 bits no other user can guess: std's hasher keys come from the OS's randomness.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher.finish()
+}
+
+/// Creates a file that must not exist yet, never through a symlink, readable by its
+/// owner only until its mode is set.
+pub fn create_new_file(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC).open(path)
+}
+
+/// The PID in a temporary's name, if it has one of `TEMP_MARKS`.
 fn temp_owner(name: &str) -> Option<i32> {
-    TEMP_MARKS.iter().find_map(|mark| name.split_once(mark)).and_then(|(_, pid)| pid.parse().ok())
+    let (_, after) = TEMP_MARKS.iter().find_map(|mark| name.split_once(mark))?;
+    after.split('-').next()?.parse().ok()
 }
 
 fn pid_alive(pid: i32) -> bool {
@@ -152,15 +179,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn temporaries_are_unpredictable_and_never_written_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (temp_name(".x", ".airbin-partial-"), temp_name(".x", ".airbin-partial-"));
+        assert_ne!(a, b);
+        assert_eq!(temp_owner(&a), Some(std::process::id() as i32));
+        // Another user planted a symlink under the name: the create fails, the target is untouched.
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        let planted = dir.path().join(&a);
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        assert!(create_new_file(&planted).is_err());
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+    }
+
+    #[test]
     fn sweep_removes_only_dead_runs_temporaries() {
         let dir = tempfile::tempdir().unwrap();
         // PID 0x7fff_fff0 is far above any pid_max: no such process.
-        let dead = dir.path().join(".cadm.airbin-partial-2147483632");
+        let dead = dir.path().join(".cadm.airbin-partial-2147483632-00ff00ff00ff00ff");
         fs::write(&dead, b"12345").unwrap();
         let tree = dir.path().join(".airbin-restore-2147483632");
         fs::create_dir_all(tree.join("a")).unwrap();
         fs::write(tree.join("a/b"), b"123").unwrap();
-        let alive = dir.path().join(format!(".x.airbin-partial-{}", std::process::id()));
+        let alive = dir.path().join(temp_name(".x", ".airbin-partial-"));
         fs::write(&alive, b"1").unwrap();
         fs::write(dir.path().join("kept"), b"1").unwrap();
         assert_eq!(sweep(dir.path()), (2, 8));

@@ -10,6 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
+#[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -29,17 +30,62 @@ pub struct Body<'a> {
     pub reader: &'a mut dyn Read,
 }
 
+/// The largest response body read (a manifest, an API answer): beyond it the peer is
+/// not one airbin talks to.
+pub const MAX_BODY: u64 = 16 << 20;
+const MAX_LINE: u64 = 8 << 10;
+const MAX_HEADERS: usize = 100;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Percent-encodes one path segment or query value: everything but RFC 3986's
+/// unreserved characters, so that no name from a bundle can add a segment, a query, a
+/// space or a line to a request.
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A repository name (`a/b/c`) as path segments: each encoded, joined by `/`.
+pub fn encode_path(name: &str) -> String {
+    name.split('/').map(encode).collect::<Vec<_>>().join("/")
+}
+
 pub fn unix_request(socket: &Path, method: &str, path: &str, body: Option<Body<'_>>, timeout: Duration) -> io::Result<Response> {
     let stream = UnixStream::connect(socket)?;
     stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
     request(stream, "docker", method, path, &[], body)
 }
 
 pub fn tcp_request(address: &str, method: &str, path: &str, headers: &[(&str, &str)], timeout: Duration) -> io::Result<Response> {
-    let stream = TcpStream::connect(address)?;
+    use std::net::ToSocketAddrs;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{address} resolves to no address"));
+    let mut connected = None;
+    for addr in address.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(stream) => {
+                connected = Some(stream);
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let stream = connected.ok_or(last)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     request(stream, address, method, path, headers, None)
+}
+
+/// Whether a request-line or header part is one token of visible characters.
+fn is_clean(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn request<S: Read + Write>(
@@ -50,6 +96,11 @@ fn request<S: Read + Write>(
     headers: &[(&str, &str)],
     body: Option<Body<'_>>,
 ) -> io::Result<Response> {
+    // CR, LF or a space can never reach the request line or a header.
+    let clean_headers = headers.iter().all(|(n, v)| is_clean(n) && v.bytes().all(|b| b == b' ' || b.is_ascii_graphic()));
+    if !is_clean(method) || !is_clean(path) || !is_clean(host) || !clean_headers {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing a request with a space or a control character in it"));
+    }
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: airbin/{}\r\nConnection: close\r\n", crate::VERSION);
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -93,18 +144,31 @@ pub fn copy_in_large_writes(from: &mut dyn Read, to: &mut impl Write) -> io::Res
     }
 }
 
+/// One line of at most `MAX_LINE` bytes.
+fn read_line<R: BufRead>(reader: &mut R, line: &mut String) -> io::Result<usize> {
+    line.clear();
+    let n = reader.by_ref().take(MAX_LINE).read_line(line)?;
+    if n as u64 == MAX_LINE && !line.ends_with('\n') {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "bad HTTP response: a line longer than 8 KiB"));
+    }
+    Ok(n)
+}
+
 fn read_response<R: BufRead>(mut reader: R, head_only: bool) -> io::Result<Response> {
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("bad HTTP response: {what}"));
+    let too_big = || bad("a body larger than 16 MiB");
     let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
+    if read_line(&mut reader, &mut line)? == 0 {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the connection without answering"));
     }
     let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("no status line"))?;
     let mut headers = Vec::new();
     loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
+        if read_line(&mut reader, &mut line)? == 0 {
             return Err(bad("headers cut short"));
+        }
+        if headers.len() == MAX_HEADERS {
+            return Err(bad("more than 100 headers"));
         }
         let trimmed = line.trim_end();
         if trimmed.is_empty() {
@@ -120,22 +184,29 @@ fn read_response<R: BufRead>(mut reader: R, head_only: bool) -> io::Result<Respo
     }
     if response.header("Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         loop {
-            line.clear();
-            reader.read_line(&mut line)?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).map_err(|_| bad("bad chunk size"))?;
+            read_line(&mut reader, &mut line)?;
+            let size = u64::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).map_err(|_| bad("bad chunk size"))?;
             if size == 0 {
                 break;
             }
+            if response.body.len() as u64 + size > MAX_BODY {
+                return Err(too_big());
+            }
             let start = response.body.len();
-            response.body.resize(start + size, 0);
+            response.body.resize(start + size as usize, 0);
             reader.read_exact(&mut response.body[start..])?;
-            line.clear();
-            reader.read_line(&mut line)?;
+            read_line(&mut reader, &mut line)?;
         }
     } else if let Some(length) = response.header("Content-Length").and_then(|v| v.parse::<u64>().ok()) {
+        if length > MAX_BODY {
+            return Err(too_big());
+        }
         reader.take(length).read_to_end(&mut response.body)?;
     } else {
-        reader.read_to_end(&mut response.body)?;
+        reader.take(MAX_BODY + 1).read_to_end(&mut response.body)?;
+        if response.body.len() as u64 > MAX_BODY {
+            return Err(too_big());
+        }
     }
     Ok(response)
 }
@@ -153,5 +224,23 @@ mod tests {
         let r = read_response(&sized[..], false).unwrap();
         assert_eq!((r.status, r.body.as_slice()), (404, &b"abc"[..]));
         assert_eq!(r.header("docker-content-digest"), Some("sha256:ab"));
+    }
+
+    #[test]
+    fn huge_chunks_and_bodies_are_refused() {
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n";
+        assert!(read_response(&chunked[..], false).unwrap_err().to_string().contains("16 MiB"));
+        let sized = b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n";
+        assert!(read_response(&sized[..], false).is_err());
+        let long = format!("HTTP/1.1 200 OK\r\nX: {}\r\n\r\n", "a".repeat(10000));
+        assert!(read_response(long.as_bytes(), false).unwrap_err().to_string().contains("8 KiB"));
+    }
+
+    #[test]
+    fn names_are_encoded_and_requests_stay_one_line() {
+        assert_eq!(encode("a:1/json?x HTTP/1.1\r\n"), "a%3A1%2Fjson%3Fx%20HTTP%2F1.1%0D%0A");
+        assert_eq!(encode_path("compass/agent"), "compass/agent");
+        let err = request(io::Cursor::new(Vec::new()), "docker", "GET", "/a\r\nX: y", &[], None).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 }

@@ -7,6 +7,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The minimal sample, built once per test binary.
+pub fn minimal() -> &'static Path {
+    static BUILT: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    let (_, bin) = BUILT.get_or_init(|| {
+        let dir = scratch();
+        let bin = build(&repo_root().join("samples/minimal"), &dir.path().join("dist"));
+        (dir, bin)
+    });
+    bin
+}
+
 pub fn airbin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_airbin"))
 }
@@ -161,4 +172,111 @@ pub fn act_when(
 /// Sends `signal` to process `pid`.
 pub fn send(pid: u32, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
+}
+
+/// Rewrites a built bundle the way an attacker with write access to the file would:
+/// `edit` changes the index and the members' contents (decompressed, by position), then
+/// every member is stored as it is and every offset, size, digest, the launcher's
+/// checksum and the trailer are computed again, so the bundle is internally consistent.
+/// `after` changes the index once more after that (to make sizes or digests lie).
+pub fn forge(
+    source: &Path,
+    out: &Path,
+    edit: impl FnOnce(&mut airbin_stub::format::Index, &mut Vec<Vec<u8>>),
+    after: impl FnOnce(&mut airbin_stub::format::Index),
+) -> PathBuf {
+    forge_signed(source, out, edit, after, None)
+}
+
+/// `forge`, keeping a signature block with `signature` (the text of the one the
+/// source carried, say) as an attacker who cannot sign would.
+pub fn forge_signed(
+    source: &Path,
+    out: &Path,
+    edit: impl FnOnce(&mut airbin_stub::format::Index, &mut Vec<Vec<u8>>),
+    after: impl FnOnce(&mut airbin_stub::format::Index),
+    signature: Option<String>,
+) -> PathBuf {
+    use airbin_stub::format::{Bundle, BundleWriter, Codec, InstallRules};
+    use std::io::Read;
+    let bundle = Bundle::open(source).unwrap();
+    let raw = fs::read(source).unwrap();
+    let stub = raw[bundle.trailer.stub_offset as usize..(bundle.trailer.stub_offset + bundle.trailer.stub_len) as usize].to_vec();
+    let mut index = bundle.index.clone();
+    let mut contents: Vec<Vec<u8>> = index
+        .members
+        .iter()
+        .map(|m| {
+            let mut content = Vec::new();
+            bundle.content_reader(m).unwrap().read_to_end(&mut content).unwrap();
+            content
+        })
+        .collect();
+    let launcher_meta = index.bundle.clone();
+    edit(&mut index, &mut contents);
+    let file = fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(out).unwrap();
+    let mut writer = BundleWriter::new(file, &stub, &launcher_meta, &index.build.builder_version).unwrap();
+    let mut members = Vec::new();
+    for (member, content) in index.members.iter().zip(&contents) {
+        let stored = writer.write_stored(|sink| sink.write_all(content)).unwrap();
+        let mut member = member.clone();
+        member.codec = Codec::None;
+        member.offset = stored.offset;
+        member.stored_size = stored.stored_size;
+        member.stored_sha256 = stored.stored_sha256;
+        member.size = content.len() as u64;
+        member.sha256 = airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(content));
+        members.push(member);
+    }
+    index.members = members;
+    after(&mut index);
+    for member in &index.members {
+        writer.add_member(member.clone());
+    }
+    let install = InstallRules { steps: index.steps.clone(), config: index.config.clone(), requires: index.requires.clone() };
+    let keep = signature.map(|text| move |_: &[u8; 32]| Ok(text.clone()));
+    let sign = keep.as_ref().map(|f| f as &dyn Fn(&[u8; 32]) -> std::io::Result<String>);
+    writer.finish(index.bundle.clone(), index.build.clone(), install, sign).unwrap();
+    fs::set_permissions(out, fs::Permissions::from_mode(0o755)).unwrap();
+    out.to_path_buf()
+}
+
+/// A tar stream of raw entries, written byte by byte as an attacker would (tar-rs's
+/// own builder refuses some of them): (path, type, link target, data, mode).
+pub type RawEntry<'a> = (&'a str, tar::EntryType, Option<&'a str>, &'a [u8], u32);
+
+pub fn raw_tar(entries: &[RawEntry<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let long = |out: &mut Vec<u8>, kind: tar::EntryType, text: &str| {
+        let mut data = text.as_bytes().to_vec();
+        data.push(0);
+        out.extend(raw_tar(&[("././@LongLink", kind, None, &data, 0o644)]).split_at(512 + data.len().div_ceil(512) * 512).0);
+    };
+    for (path, kind, link, data, mode) in entries {
+        let (path, link) = (*path, *link);
+        if path.len() > 100 {
+            long(&mut out, tar::EntryType::GNULongName, path);
+        }
+        if link.is_some_and(|l| l.len() > 100) {
+            long(&mut out, tar::EntryType::GNULongLink, link.unwrap());
+        }
+        let path = &path[..path.len().min(100)];
+        let link = link.map(|l| &l[..l.len().min(100)]);
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(*kind);
+        header.set_size(data.len() as u64);
+        header.set_mode(*mode);
+        let name = &mut header.as_old_mut().name;
+        name[..path.len()].copy_from_slice(path.as_bytes());
+        if let Some(link) = link {
+            let linkname = &mut header.as_old_mut().linkname;
+            linkname[..link.len()].copy_from_slice(link.as_bytes());
+        }
+        header.set_cksum();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.extend_from_slice(&[0u8; 1024]);
+    out
 }

@@ -15,7 +15,9 @@ use serde_json::json;
 use crate::cli::Global;
 use crate::error::{Error, Result};
 use crate::extract::{self, select_members};
-use crate::format::{Bundle, Member, TRAILER_LEN};
+use crate::format::rules::printable;
+use crate::format::signature::{self, Signer, TrustedKey, TRUSTED_KEYS_DIR};
+use crate::format::{Bundle, Member};
 use crate::progress::Ui;
 
 pub use install::{install, plan};
@@ -74,12 +76,16 @@ fn open(ctx: &Context) -> Result<Bundle> {
 /// exactly what is wrong with it.
 pub fn check(ctx: &Context) -> Result<()> {
     let bundle = open(ctx)?;
-    verify(ctx, &bundle)?;
+    let signer = verify(ctx, &bundle)?;
     if ctx.ui.json {
-        print_json(&envelope("check", None, json!({"bundle": bundle.path, "sha256": bundle.sha256(), "bytes": bundle.trailer.total_len})));
+        print_json(&envelope(
+            "check",
+            None,
+            json!({"bundle": bundle.path, "sha256": bundle.sha256(), "bytes": bundle.trailer.total_len, "signature": signer_json(&signer)}),
+        ));
     } else if !ctx.global.quiet {
         println!(
-            "{}: OK ({} {}, {} bytes, all checksums match)",
+            "{}: OK ({} {}, {} bytes, all checksums match; {signer})",
             bundle.path.display(),
             bundle.index.bundle.name,
             bundle.index.bundle.version,
@@ -89,11 +95,21 @@ pub fn check(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
-fn verify(ctx: &Context, bundle: &Bundle) -> Result<()> {
-    let progress = ctx.ui.progress("check", bundle.trailer.total_len - TRAILER_LEN);
-    bundle.verify(&|n| progress.inc(n))?;
+/// The keys this host pins: `--trusted-key` files and `/etc/airbin/trusted-keys/*.pub`
+/// (`AIRBIN_TRUSTED_KEYS_DIR` stands in for that directory).
+pub fn trusted_keys(global: &Global) -> Result<Vec<TrustedKey>> {
+    let dir = std::env::var_os("AIRBIN_TRUSTED_KEYS_DIR").map_or_else(|| PathBuf::from(TRUSTED_KEYS_DIR), PathBuf::from);
+    signature::trusted_keys(&global.trusted_key, &dir)
+}
+
+/// The digest of every byte, then the signature against the pinned keys: nothing on
+/// the host changes before both pass.
+fn verify(ctx: &Context, bundle: &Bundle) -> Result<Signer> {
+    let keys = trusted_keys(&ctx.global)?;
+    let progress = ctx.ui.progress("check", bundle.digested_len());
+    let signer = bundle.verify(&keys, &|n| progress.inc(n))?;
     progress.finish();
-    Ok(())
+    Ok(signer)
 }
 
 /// `info`: what the bundle is (name, version, arch, who built it when) and what it
@@ -112,6 +128,7 @@ pub fn info(ctx: &Context) -> Result<()> {
                 "runtime_version": crate::VERSION,
                 "bytes": bundle.trailer.total_len,
                 "sha256_of_payload": bundle.sha256(),
+                "signature": bundle.signer_key().map_or(json!({"signed": false}), |id| json!({"signed": true, "key_id": id.to_string()})),
                 "members": index.members,
                 "steps": index.steps,
                 "config": index.config,
@@ -125,9 +142,16 @@ pub fn info(ctx: &Context) -> Result<()> {
     println!("version:     {}", b.version);
     println!("arch:        {}", b.arch);
     if !b.description.is_empty() {
-        println!("description: {}", b.description);
+        println!("description: {}", printable(&b.description, 4096));
     }
-    println!("built:       {} by airbin {} on {}", index.build.built_at, index.build.builder_version, index.build.build_host);
+    let build = &index.build;
+    let when = if build.built_at.is_empty() { "(time not recorded)".to_string() } else { build.built_at.clone() };
+    let host = if build.build_host.is_empty() { String::new() } else { format!(" on {}", build.build_host) };
+    println!("built:       {when} by airbin {}{host}", build.builder_version);
+    match bundle.signer_key() {
+        Some(id) => println!("signed by:   key {id} (check and install verify it against the keys this host pins)"),
+        None => println!("signed by:   nobody (unsigned)"),
+    }
     println!("format:      {}", index.format_version);
     println!("size:        {} ({} bytes)", HumanBytes(bundle.trailer.total_len), bundle.trailer.total_len);
     println!("members:");
@@ -139,6 +163,14 @@ pub fn info(ctx: &Context) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn signer_json(signer: &Signer) -> serde_json::Value {
+    match signer {
+        Signer::Unsigned => json!({"signed": false}),
+        Signer::Unchecked(id) => json!({"signed": true, "key_id": id.to_string(), "trusted": false}),
+        Signer::Trusted { id, file } => json!({"signed": true, "key_id": id.to_string(), "trusted": true, "trusted_key": file}),
+    }
 }
 
 fn print_members(members: &[Member]) {
@@ -166,9 +198,11 @@ fn print_members(members: &[Member]) {
     }
 }
 
+/// The first 12 hex digits of an image ID, as docker shows it; the index was checked
+/// to hold `sha256:` and 64 hex digits.
 fn short_id(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    &hex[..hex.len().min(12)]
+    hex.get(..12).unwrap_or(hex)
 }
 
 /// `list`: the members, one a line: name, kind, size; the images and registry

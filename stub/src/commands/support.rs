@@ -31,10 +31,10 @@ pub fn support(ctx: &Context, output: Option<&Path>) -> Result<()> {
     let out = output.map_or_else(|| PathBuf::from(format!("airbin-support-{}-{stamp}.tar.gz", meta.name)), Path::to_path_buf);
     let prefix = format!("airbin-support-{}-{stamp}", meta.name);
 
-    let temp =
-        out.with_file_name(format!(".{}.airbin-partial-{}", out.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let temp = out
+        .with_file_name(crate::fsx::temp_name(&format!(".{}", out.file_name().unwrap_or_default().to_string_lossy()), ".airbin-partial-"));
+    let file = crate::fsx::create_new_file(&temp).ctx("creating", &temp)?;
     let guard = RemoveOnDrop::new(temp.clone());
-    let file = std::fs::File::create(&temp).ctx("creating", &temp)?;
     let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     let mut add = |name: &str, data: &[u8]| -> Result<()> {

@@ -17,9 +17,12 @@ pub fn load(namespace: &str, content: &mut (dyn Read + Send)) -> std::result::Re
 /// ctr lists the manifest digest; the image ID is the config digest inside it.
 pub fn image_id(namespace: &str, reference: &str) -> Result<Option<String>> {
     let name = containerd_name(reference);
-    let Some(listing) = query("ctr", &["-n", namespace, "images", "ls", &format!("name=={name}")])? else { return Ok(None) };
+    let Some(listing) = query("ctr", &["-n", namespace, "images", "ls", "--", &format!("name=={name}")])? else { return Ok(None) };
     let Some(manifest_digest) = listing.lines().nth(1).and_then(|l| l.split_whitespace().nth(2)) else { return Ok(None) };
-    let Some(manifest) = query("ctr", &["-n", namespace, "content", "get", manifest_digest])? else { return Ok(None) };
+    if !crate::format::rules::is_digest(manifest_digest) {
+        return Ok(None);
+    }
+    let Some(manifest) = query("ctr", &["-n", namespace, "content", "get", "--", manifest_digest])? else { return Ok(None) };
     let value: serde_json::Value = serde_json::from_str(&manifest).unwrap_or_default();
     Ok(value.pointer("/config/digest").and_then(|d| d.as_str()).map(str::to_string))
 }

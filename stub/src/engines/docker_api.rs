@@ -29,8 +29,9 @@ pub fn load(socket: &Path, content: &mut (dyn Read + Send), length: u64) -> std:
 }
 
 pub fn image_id(socket: &Path, reference: &str) -> Result<Option<String>> {
-    let response = http::unix_request(socket, "GET", &format!("/images/{reference}/json"), None, Duration::from_secs(30))
-        .map_err(|e| Error::host(format!("the Docker Engine API at {} stopped answering: {e}", socket.display())))?;
+    let response =
+        http::unix_request(socket, "GET", &format!("/images/{}/json", http::encode_path(reference)), None, Duration::from_secs(30))
+            .map_err(|e| Error::host(format!("the Docker Engine API at {} stopped answering: {e}", socket.display())))?;
     if response.status == 404 {
         return Ok(None);
     }

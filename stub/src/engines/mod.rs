@@ -291,5 +291,6 @@ fn cli_load(program: &str, content: &mut (dyn Read + Send)) -> std::result::Resu
 }
 
 fn cli_image_id(program: &str, reference: &str) -> Result<Option<String>> {
-    query(program, &["image", "inspect", "--format", "{{.Id}}", reference])
+    // `--`: a reference is never read as an option (the index was checked, and still).
+    query(program, &["image", "inspect", "--format", "{{.Id}}", "--", reference])
 }

@@ -45,8 +45,12 @@ impl BundleMeta {
 #[serde(deny_unknown_fields)]
 pub struct BuildFacts {
     pub builder_version: String,
-    /// RFC 3339, UTC.
+    /// RFC 3339, UTC: from `SOURCE_DATE_EPOCH`, or empty (left out) for a build that
+    /// must reproduce byte for byte.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub built_at: String,
+    /// Empty unless the release engineer asked for it (`--record-host`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub build_host: String,
 }
 
@@ -128,6 +132,10 @@ pub struct Member {
     pub sha256: String,
     /// Mode bits of a `file` member.
     pub mode: u32,
+    /// The spec marks the member as carrying setuid, setgid or sticky bits; without the
+    /// mark they are dropped on extraction (format 3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub special_bits: bool,
     /// Disk space the member takes once extracted, rounded up to whole 4 KiB blocks
     /// per entry: what the free-space check compares with.
     pub unpacked_bytes: u64,

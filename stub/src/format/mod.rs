@@ -7,6 +7,7 @@
 //! [stub]      static ELF, zero-padded to whole 4 KiB blocks
 //! [members]   each stored on its own: xz, zstd or as is
 //! [index]     JSON: members, steps, build facts
+//! [signature] optional, 1 KiB: a minisign signature of the file's SHA-256 (format 3)
 //! [trailer]   160 bytes: digests, offsets, total length, format version, magic
 //! ```
 //!
@@ -15,14 +16,19 @@
 //! interrupt flag, so that reading a bundle can stop on Ctrl-C.
 
 pub mod digest;
+#[cfg(test)]
+mod fuzz;
 mod index;
 pub mod launcher;
 mod reader;
 mod records;
 pub mod registry_pack;
+pub mod rules;
+pub mod signature;
 mod step;
 pub mod tarsafe;
 mod trailer;
+pub mod validate;
 mod writer;
 
 pub use index::{BuildFacts, BundleMeta, Codec, Index, Layout, Member, MemberKind, Region};
@@ -30,10 +36,11 @@ pub use reader::{Bundle, ContentReader, RegionReader};
 pub use records::{ImageRecord, RegistryPackRecord, RepositoryRecord, TagRecord};
 pub use step::{parse_mode, Action, ConfigRules, Requires, Seconds, Step};
 pub use trailer::{Trailer, TrailerTail, MAGIC, TRAILER_LEN};
-pub use writer::{BundleWriter, Finished, InstallRules, StoredFacts};
+pub use writer::{BundleWriter, Finished, InstallRules, Sign, StoredFacts};
 
 /// The format this builder writes; this runtime reads it and every older one back to
 /// `OLDEST_FORMAT` (format 2 added step names, retries, timeouts, `on_failure`, the
-/// `extract` and `wait-for` kinds, `config` and `requires`).
-pub const FORMAT_VERSION: u32 = 2;
+/// `extract` and `wait-for` kinds, `config` and `requires`; format 3 the signature
+/// block, `special_bits`, and build facts that may be left out).
+pub const FORMAT_VERSION: u32 = 3;
 pub const OLDEST_FORMAT: u32 = 1;

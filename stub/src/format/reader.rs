@@ -13,7 +13,9 @@ use sha2::{Digest, Sha256};
 
 use super::digest::to_hex;
 use super::launcher::{self, LAUNCHER_LEN};
+use super::signature::{self, Embedded, Signer, TrustedKey, SIGNATURE_BLOCK};
 use super::trailer::{Trailer, TRAILER_LEN};
+use super::validate;
 use super::{Codec, Index, Member, FORMAT_VERSION, OLDEST_FORMAT};
 use crate::error::{Error, IoContext, Result};
 use crate::interrupt;
@@ -25,6 +27,8 @@ pub struct Bundle {
     file: File,
     pub trailer: Trailer,
     pub index: Index,
+    /// The embedded signature of a signed bundle (format 3).
+    pub signature: Option<Embedded>,
     /// Set once `verify` has passed in this run.
     verified: AtomicBool,
 }
@@ -94,10 +98,17 @@ impl Bundle {
         }
         let trailer = Trailer::decode(&raw).ok_or_else(|| damaged(path, "its trailer is altered"))?;
         let stub_end = trailer.stub_offset.saturating_add(trailer.stub_len);
+        let signature_len = trailer.signature_len as u64;
+        let signature_ok = match trailer.format_version {
+            3.. => signature_len == 0 || signature_len == SIGNATURE_BLOCK,
+            _ => signature_len == 0,
+        };
         let layout_ok = trailer.total_len == total
+            && signature_ok
             && trailer.stub_offset == LAUNCHER_LEN
             && stub_end <= trailer.index_offset
-            && trailer.index_offset.checked_add(trailer.index_len) == Some(total - TRAILER_LEN)
+            && trailer.index_offset.checked_add(trailer.index_len).and_then(|end| end.checked_add(signature_len))
+                == Some(total - TRAILER_LEN)
             && trailer.index_len <= 64 << 20;
         if !layout_ok {
             return Err(damaged(path, "its trailer gives impossible offsets"));
@@ -119,19 +130,37 @@ impl Bundle {
         // with the index (which its own digest vouches for), and its unused bytes must
         // be as written.
         let consistent = trailer.encode() == raw
+            && index.format_version == trailer.format_version
             && index.stub.offset == trailer.stub_offset
             && index.stub.length == trailer.stub_len
             && index.build.builder_version == trailer.builder_version;
         if !consistent {
             return Err(damaged(path, "its trailer disagrees with its index"));
         }
+        // Digests prove nothing against someone who rewrote the file: every value the
+        // runtime will use is held to the builder's own rules before any of it is used.
+        validate::check_index(&index).map_err(|invalid| {
+            Error::integrity(format!(
+                "{}: the index breaks airbin's rules at {invalid}; refusing to use this bundle: it was not made by airbin as it is, get a fresh copy from its maker",
+                path.display()
+            ))
+        })?;
+        let signature = match signature_len {
+            0 => None,
+            len => {
+                let mut block = vec![0u8; len as usize];
+                let at = trailer.index_offset + trailer.index_len;
+                file.read_exact_at(&mut block, at).ctx("reading", path)?;
+                Some(Embedded::parse(&block).map_err(|why| damaged(path, why))?)
+            }
+        };
         for member in &index.members {
             let end = member.offset.checked_add(member.stored_size);
             if member.offset < stub_end || end.is_none_or(|end| end > trailer.index_offset) {
                 return Err(damaged(path, format_args!("member {} lies outside the payload", member.name)));
             }
         }
-        Ok(Bundle { path: path.to_path_buf(), file, trailer, index, verified: AtomicBool::new(false) })
+        Ok(Bundle { path: path.to_path_buf(), file, trailer, index, signature, verified: AtomicBool::new(false) })
     }
 
     /// The SHA-256 of every byte before the trailer, in hex: the bundle's identity in
@@ -140,10 +169,17 @@ impl Bundle {
         to_hex(&self.trailer.file_sha256)
     }
 
-    /// Hashes every byte before the trailer and compares with the trailer's digest;
-    /// `on_read` hears how many bytes each read hashed (for progress).
-    pub fn verify(&self, on_read: &dyn Fn(u64)) -> Result<()> {
-        let end = self.trailer.total_len - TRAILER_LEN;
+    /// Where the digested bytes end: the index's end (the signature block and the
+    /// trailer follow).
+    pub fn digested_len(&self) -> u64 {
+        self.trailer.index_offset + self.trailer.index_len
+    }
+
+    /// Hashes every byte before the signature block (or the trailer) and compares with
+    /// the trailer's digest; `on_read` hears how many bytes each read hashed (for
+    /// progress). Then checks the signature against `keys` (see `signature::check`).
+    pub fn verify(&self, keys: &[TrustedKey], on_read: &dyn Fn(u64)) -> Result<Signer> {
+        let end = self.digested_len();
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; READ_BUF];
         let mut pos = 0u64;
@@ -169,8 +205,14 @@ impl Bundle {
                 ),
             ));
         }
+        let signer = signature::check(&self.path, self.signature.as_ref(), &self.trailer.file_sha256, keys)?;
         self.verified.store(true, Ordering::Relaxed);
-        Ok(())
+        Ok(signer)
+    }
+
+    /// Who signed the bundle, without checking it: for `info`.
+    pub fn signer_key(&self) -> Option<signature::KeyId> {
+        self.signature.as_ref().map(|s| s.key_id)
     }
 
     pub fn member(&self, name: &str) -> Result<&Member> {

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::digest::to_hex;
 use super::records::{RegistryPackRecord, RepositoryRecord, TagRecord};
-use super::tarsafe;
+use super::{rules, tarsafe};
 use crate::error::{Error, IoContext, Result};
 use crate::interrupt;
 
@@ -41,7 +41,99 @@ pub trait Storage {
 }
 
 fn blob_path(hex: &str) -> String {
-    format!("blobs/sha256/{}/{hex}/data", &hex[..2.min(hex.len())])
+    format!("blobs/sha256/{}/{hex}/data", hex.get(..2).unwrap_or(hex))
+}
+
+/// What a path of a registry pack may be: the registry's own layout, nothing else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackEntry {
+    Dir,
+    File,
+}
+
+/// Whether `rel` (relative to the pack's root, `./` stripped) has a place in a registry's
+/// storage tree, and as what: `docker/registry/v2/` and below it `blobs/sha256/XX/HEX/data`
+/// and the link files of `repositories/NAME/{_layers,_manifests}`, with repository names,
+/// tags and digests of the registry's grammar. `None`: it has no place there.
+pub fn pack_entry(rel: &str) -> Option<PackEntry> {
+    use PackEntry::{Dir, File};
+    let rel = rel.trim_start_matches("./").trim_end_matches('/');
+    let parts: Vec<&str> = if rel.is_empty() || rel == "." { Vec::new() } else { rel.split('/').collect() };
+    let prefix = ["docker", "registry", "v2"];
+    let n = parts.len().min(3);
+    if parts[..n] != prefix[..n] {
+        return None;
+    }
+    if parts.len() <= 3 {
+        return Some(Dir);
+    }
+    let rest = &parts[3..];
+    let hex = |h: &str| rules::is_sha256_hex(h);
+    match rest {
+        ["blobs"] | ["blobs", "sha256"] => Some(Dir),
+        ["blobs", "sha256", xx] if xx.len() == 2 && xx.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => Some(Dir),
+        ["blobs", "sha256", xx, h] if hex(h) && h.starts_with(xx) => Some(Dir),
+        ["blobs", "sha256", xx, h, "data"] if hex(h) && h.starts_with(xx) => Some(File),
+        ["repositories"] => Some(Dir),
+        ["repositories", repo @ ..] => {
+            let split = repo.iter().position(|p| p.starts_with('_')).unwrap_or(repo.len());
+            let (name, tail) = repo.split_at(split);
+            if !name.iter().all(|p| rules::is_repository_name(p)) {
+                return None;
+            }
+            if tail.is_empty() {
+                return Some(Dir);
+            }
+            if name.is_empty() {
+                return None;
+            }
+            match tail {
+                ["_layers"]
+                | ["_layers", "sha256"]
+                | ["_manifests"]
+                | ["_manifests", "revisions"]
+                | ["_manifests", "revisions", "sha256"] => Some(Dir),
+                ["_layers", "sha256", h] | ["_manifests", "revisions", "sha256", h] if hex(h) => Some(Dir),
+                ["_layers", "sha256", h, "link"] | ["_manifests", "revisions", "sha256", h, "link"] if hex(h) => Some(File),
+                ["_manifests", "tags"] => Some(Dir),
+                ["_manifests", "tags", tag] | ["_manifests", "tags", tag, "current" | "index"] if rules::is_tag(tag) => Some(Dir),
+                ["_manifests", "tags", tag, "index", "sha256"] if rules::is_tag(tag) => Some(Dir),
+                ["_manifests", "tags", tag, "index", "sha256", h] if rules::is_tag(tag) && hex(h) => Some(Dir),
+                ["_manifests", "tags", tag, "current", "link"] if rules::is_tag(tag) => Some(File),
+                ["_manifests", "tags", tag, "index", "sha256", h, "link"] if rules::is_tag(tag) && hex(h) => Some(File),
+                // Upload sessions are not needed to serve; an empty one is tolerated.
+                ["_uploads"] => Some(Dir),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Why a tar entry of a pack is refused, if it is: not a regular file or directory, or
+/// a path with no place in a registry's storage tree (as a file where a file goes, a
+/// directory where a directory goes).
+pub fn unsafe_pack_entry(rel: &str, kind: tar::EntryType) -> Option<String> {
+    let shown = rules::printable(rel, 200);
+    let wanted = match kind {
+        tar::EntryType::Regular | tar::EntryType::Continuous => PackEntry::File,
+        tar::EntryType::Directory => PackEntry::Dir,
+        _ => return Some(format!("'{shown}' is neither a regular file nor a directory: a registry pack holds only those")),
+    };
+    match pack_entry(rel) {
+        Some(found) if found == wanted => None,
+        Some(_) => Some(format!("'{shown}' is a {} where the registry keeps a {}", kind_word(wanted), kind_word(pack_entry(rel)?))),
+        None => Some(format!(
+            "'{shown}' has no place in a registry's storage (docker/registry/v2/{{blobs,repositories}} with the registry's own names)"
+        )),
+    }
+}
+
+fn kind_word(kind: PackEntry) -> &'static str {
+    match kind {
+        PackEntry::Dir => "directory",
+        PackEntry::File => "file",
+    }
 }
 
 /// A registry root on disk; blobs are hashed only when asked for.
@@ -144,10 +236,13 @@ impl TarStorage {
             interrupt::check()?;
             let mut entry = entry.map_err(unreadable)?;
             tarsafe::check_entry(member, &entry)?;
+            let path = entry.path().map_err(unreadable)?.to_string_lossy().trim_start_matches("./").to_string();
+            if let Some(why) = unsafe_pack_entry(&path, entry.header().entry_type()) {
+                return Err(Error::usage(format!("member {member}: {why}")));
+            }
             if entry.header().entry_type() != tar::EntryType::Regular {
                 continue;
             }
-            let path = entry.path().map_err(unreadable)?.to_string_lossy().trim_start_matches("./").to_string();
             let Some(rel) = path.strip_prefix(V2) else { continue };
             if rel.starts_with("repositories/") && rel.ends_with("/link") {
                 let mut content = Vec::new();

@@ -6,12 +6,14 @@
 //! member is refused with it: a bundle that carries one is not to be trusted. The same
 //! checks run in the builder, so such a bundle is not built in the first place.
 
+use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
 use tar::EntryType;
 
+use super::rules;
 use crate::error::{Error, IoContext, Result};
 use crate::interrupt;
 
@@ -63,8 +65,70 @@ fn unsupported_type(kind: EntryType) -> Option<&'static str> {
 fn refuse(member: &str, entry: &Path, why: &str) -> Error {
     Error::integrity(format!(
         "member {member}: tar entry '{}' {why}; refusing to unpack this bundle: ask its maker for a fixed one",
-        entry.display()
+        rules::printable(&entry.to_string_lossy(), 200)
     ))
+}
+
+/// GNU long names and links and PAX headers are read into memory whole by tar-rs: a
+/// larger one than this is refused before it is read.
+pub const MAX_EXTENSION: u64 = 64 << 10;
+
+/// Passes a tar stream through, reading each 512-byte header as it goes by: an extension
+/// header (GNU `L`/`K`, PAX `x`/`g`) larger than `MAX_EXTENSION` stops the stream at its
+/// header, before its data is read.
+pub struct BoundedHeaders<R> {
+    inner: R,
+    header: [u8; 512],
+    filled: usize,
+    /// Data bytes (rounded up to whole blocks) before the next header.
+    skip: u64,
+}
+
+impl<R> BoundedHeaders<R> {
+    pub fn new(inner: R) -> BoundedHeaders<R> {
+        BoundedHeaders { inner, header: [0; 512], filled: 0, skip: 0 }
+    }
+
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+impl<R: Read> Read for BoundedHeaders<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut i = 0;
+        while i < n {
+            if self.skip > 0 {
+                let k = self.skip.min((n - i) as u64);
+                self.skip -= k;
+                i += k as usize;
+                continue;
+            }
+            let k = (512 - self.filled).min(n - i);
+            self.header[self.filled..self.filled + k].copy_from_slice(&buf[i..i + k]);
+            self.filled += k;
+            i += k;
+            if self.filled < 512 {
+                continue;
+            }
+            self.filled = 0;
+            if self.header.iter().all(|&b| b == 0) {
+                continue;
+            }
+            let header = tar::Header::from_byte_slice(&self.header);
+            let Ok(size) = header.entry_size() else { continue };
+            let extension = matches!(self.header[156], b'L' | b'K' | b'x' | b'g');
+            if extension && size > MAX_EXTENSION {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("a tar extension header (long name or PAX) of {size} bytes, above the {MAX_EXTENSION}-byte bound"),
+                ));
+            }
+            self.skip = size.div_ceil(512) * 512;
+        }
+        Ok(n)
+    }
 }
 
 /// Checks one entry's path, type and link; `Err` names what is wrong with it.
@@ -72,6 +136,9 @@ pub fn check_entry<R: Read>(member: &str, entry: &tar::Entry<'_, R>) -> Result<(
     let path = entry.path().map_err(|e| Error::integrity(format!("member {member}: unreadable tar entry path: {e}")))?;
     if let Some(why) = unsafe_entry_path(&path) {
         return Err(refuse(member, &path, why));
+    }
+    if path.as_os_str().len() > 4096 {
+        return Err(refuse(member, &path, "has a path longer than 4096 bytes"));
     }
     let kind = entry.header().entry_type();
     if let Some(why) = unsupported_type(kind) {
@@ -88,50 +155,162 @@ pub fn check_entry<R: Read>(member: &str, entry: &tar::Entry<'_, R>) -> Result<(
             unsafe_entry_path(&target).map(|_| "is a hard link to outside the member")
         };
         if let Some(why) = why {
-            return Err(refuse(member, &path, &format!("{why} ('{}')", target.display())));
+            return Err(refuse(member, &path, &format!("{why} ('{}')", rules::printable(&target.to_string_lossy(), 200))));
         }
     }
     Ok(())
 }
 
+/// A rule an entry must pass: `Some(why)` refuses the entry at this path of this type.
+pub type EntryRule<'a> = &'a dyn Fn(&str, EntryType) -> Option<String>;
+
+/// How a tree is unpacked.
+#[derive(Default)]
+pub struct Unpack<'a> {
+    /// Keep setuid, setgid and sticky bits (the spec marked the member so).
+    pub special_bits: bool,
+    /// A further rule every entry must pass (`Some(why)` refuses it): the registry
+    /// layout for registry packs.
+    pub entry_rule: Option<EntryRule<'a>>,
+}
+
 /// Unpacks the tar stream `content` into `dest` (which must not exist yet), refusing
 /// every unsafe entry. Reads `content` to its very end, so that a digest check at the
 /// end of the stream always runs.
-pub fn unpack_tree<R: Read>(member: &str, content: R, dest: &Path) -> Result<()> {
+pub fn unpack_tree<R: Read>(member: &str, content: R, dest: &Path, how: &Unpack<'_>) -> Result<()> {
     fs::create_dir(dest).ctx("creating", dest)?;
-    let mut archive = tar::Archive::new(content);
-    archive.set_preserve_permissions(true);
+    let mut archive = tar::Archive::new(BoundedHeaders::new(content));
+    // Without special bits, tar-rs keeps rwx only (mode & 0o777).
+    archive.set_preserve_permissions(how.special_bits);
     archive.set_preserve_mtime(true);
     archive.set_unpack_xattrs(false);
     archive.set_overwrite(true);
-    let mut symlinks: Vec<PathBuf> = Vec::new();
-    for entry in archive.entries().ctx("reading the tar stream of member", Path::new(member))? {
+    let unreadable = |e: io::Error| match Error::wrapped_in(&e) {
+        Some(ours) => ours,
+        None => Error::integrity(format!("member {member}: the tar stream is unreadable ({e}); refusing to unpack this bundle")),
+    };
+    for entry in archive.entries().map_err(unreadable)? {
         interrupt::check()?;
-        let mut entry = entry.ctx("reading the tar stream of member", Path::new(member))?;
+        let mut entry = entry.map_err(unreadable)?;
         check_entry(member, &entry)?;
         let path = entry.path().expect("checked above").into_owned();
-        if entry.header().entry_type() == EntryType::Symlink {
-            symlinks.push(path.clone());
+        if let Some(rule) = how.entry_rule {
+            if let Some(why) = rule(&path.to_string_lossy(), entry.header().entry_type()) {
+                return Err(Error::integrity(format!(
+                    "member {member}: {why}; refusing to unpack this bundle: ask its maker for a fixed one"
+                )));
+            }
         }
-        let unpacked = entry.unpack_in(dest).ctx("unpacking", &dest.join(&path))?;
+        if entry.header().entry_type() == EntryType::Link {
+            let target = entry.link_name().ok().flatten().expect("checked above").into_owned();
+            check_hard_link(member, dest, &path, &target)?;
+        }
+        let unpacked = entry.unpack_in(dest).map_err(|e| unreadable_entry(member, dest, &path, e))?;
         if !unpacked {
             return Err(refuse(member, &path, "would land outside the target"));
         }
     }
     let mut rest = archive.into_inner();
-    io::copy(&mut rest, &mut io::sink()).ctx("reading the end of member", Path::new(member))?;
-    check_symlinks_resolve_inside(member, dest, &symlinks)
+    io::copy(&mut rest, &mut io::sink()).map_err(unreadable)?;
+    check_links_resolve_inside(member, dest)
 }
 
-/// A link that looked harmless alone can escape through another link (`a/d -> ..`,
-/// then `x -> a/d/..`): once everything is unpacked, every link that resolves must
-/// resolve inside `dest`.
-fn check_symlinks_resolve_inside(member: &str, dest: &Path, symlinks: &[PathBuf]) -> Result<()> {
-    let root = fs::canonicalize(dest).ctx("resolving", dest)?;
-    for link in symlinks {
-        if let Ok(resolved) = fs::canonicalize(dest.join(link)) {
-            if !resolved.starts_with(&root) {
-                return Err(refuse(member, link, "is a symlink that resolves outside the member"));
+fn unreadable_entry(member: &str, dest: &Path, path: &Path, e: io::Error) -> Error {
+    match Error::wrapped_in(&e) {
+        Some(ours) => ours,
+        None => Error::io(e, &format!("unpacking member {member} at"), &dest.join(path)),
+    }
+}
+
+/// A hard link must name a regular file already unpacked inside the member, reached
+/// without leaving it: never a symlink (the link would then be a second name for
+/// wherever the symlink points), never through one that leads out.
+fn check_hard_link(member: &str, dest: &Path, link: &Path, target: &Path) -> Result<()> {
+    let resolved_parent = match target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => resolve_inside(dest, Path::new(""), parent).map_err(|why| refuse(member, link, why))?,
+        None => PathBuf::new(),
+    };
+    let name = target.file_name().ok_or_else(|| refuse(member, link, "is a hard link without a target name"))?;
+    let meta = fs::symlink_metadata(dest.join(&resolved_parent).join(name))
+        .map_err(|_| refuse(member, link, "is a hard link to an entry the member does not hold (yet)"))?;
+    if meta.file_type().is_symlink() {
+        return Err(refuse(member, link, "is a hard link to a symlink"));
+    }
+    if !meta.is_file() {
+        return Err(refuse(member, link, "is a hard link to something that is not a regular file"));
+    }
+    Ok(())
+}
+
+/// Follows `path` (relative, from directory `from` of the tree at `root`) component by
+/// component, through every symlink already in the tree, without leaving `root`: the
+/// place it names, relative to `root`. Components that do not exist yet are taken as
+/// they read. `Err` when it would leave the tree, or loops.
+pub fn resolve_inside(root: &Path, from: &Path, path: &Path) -> std::result::Result<PathBuf, &'static str> {
+    if path.has_root() {
+        return Err("leads to an absolute path");
+    }
+    let mut stack: Vec<OsString> = from
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            _ => None,
+        })
+        .collect();
+    // Components still to walk, the next one last: a symlink's target goes in front
+    // of the rest.
+    let mut todo: Vec<OsString> = path.components().rev().map(|c| c.as_os_str().to_os_string()).collect();
+    let mut hops = 0;
+    while let Some(part) = todo.pop() {
+        if part == "." || part.is_empty() {
+            continue;
+        }
+        if part == ".." {
+            if stack.pop().is_none() {
+                return Err("leads outside the member");
+            }
+            continue;
+        }
+        stack.push(part);
+        let here: PathBuf = stack.iter().collect();
+        let Ok(meta) = fs::symlink_metadata(root.join(&here)) else { continue };
+        if meta.file_type().is_symlink() {
+            hops += 1;
+            if hops > 40 {
+                return Err("is a loop of symlinks");
+            }
+            let target = fs::read_link(root.join(&here)).map_err(|_| "has an unreadable symlink on its way")?;
+            if target.has_root() {
+                return Err("leads to an absolute path through a symlink");
+            }
+            stack.pop();
+            for c in target.components().rev() {
+                todo.push(c.as_os_str().to_os_string());
+            }
+        }
+    }
+    Ok(stack.iter().collect())
+}
+
+/// Once everything is unpacked, every symlink in the tree (those a hard link made
+/// too) must lead inside it, followed through the other links as the kernel would; a
+/// dangling one is followed as far as it exists and then read as text.
+fn check_links_resolve_inside(member: &str, dest: &Path) -> Result<()> {
+    let mut dirs = vec![PathBuf::new()];
+    while let Some(dir) = dirs.pop() {
+        let full = dest.join(&dir);
+        for entry in fs::read_dir(&full).ctx("reading", &full)? {
+            let entry = entry.ctx("reading", &full)?;
+            let rel = dir.join(entry.file_name());
+            let kind = entry.file_type().ctx("reading", &entry.path())?;
+            if kind.is_dir() {
+                dirs.push(rel);
+            } else if kind.is_symlink() {
+                let target = fs::read_link(entry.path()).ctx("reading", &entry.path())?;
+                if target.has_root() {
+                    return Err(refuse(member, &rel, "is a symlink to an absolute path"));
+                }
+                resolve_inside(dest, &dir, &target).map_err(|why| refuse(member, &rel, &format!("is a symlink that {why}")))?;
             }
         }
     }
@@ -185,7 +364,7 @@ mod tests {
 
     fn unpack(tar: Vec<u8>) -> (tempfile::TempDir, Result<()>) {
         let dir = tempfile::tempdir().unwrap();
-        let result = unpack_tree("pack", &tar[..], &dir.path().join("out"));
+        let result = unpack_tree("pack", &tar[..], &dir.path().join("out"), &Unpack::default());
         (dir, result)
     }
 
@@ -252,7 +431,7 @@ mod tests {
             b.append_link(&mut l, "x", "a/d/..").unwrap();
         });
         let err = unpack(tar).1.unwrap_err();
-        assert!(err.message.contains("'x' is a symlink that resolves outside"), "{}", err.message);
+        assert!(err.message.contains("'x' is a symlink that leads outside"), "{}", err.message);
     }
 
     #[test]

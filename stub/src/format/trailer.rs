@@ -4,7 +4,7 @@
 //! place in every format version, so a stub can always say which builder made a bundle
 //! whose format it does not know.
 
-use super::FORMAT_VERSION;
+use super::{FORMAT_VERSION, OLDEST_FORMAT};
 
 pub const TRAILER_LEN: u64 = 160;
 pub const MAGIC: [u8; 8] = *b"AIRBIN\r\n";
@@ -12,7 +12,8 @@ const BUILDER_VERSION_LEN: usize = 32;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trailer {
-    /// SHA-256 of every byte before the trailer: launcher, stub, members, index.
+    /// SHA-256 of every byte before the signature block (or the trailer, unsigned):
+    /// launcher, stub, members, index.
     pub file_sha256: [u8; 32],
     /// SHA-256 of the index alone, so `info` and `list` can trust it without hashing
     /// the whole payload.
@@ -23,6 +24,9 @@ pub struct Trailer {
     pub total_len: u64,
     pub stub_offset: u64,
     pub stub_len: u64,
+    /// Bytes of the signature block between the index and the trailer: 0 (unsigned,
+    /// and always in formats 1 and 2) or `SIGNATURE_BLOCK`.
+    pub signature_len: u32,
     pub builder_version: String,
     pub format_version: u32,
 }
@@ -45,7 +49,8 @@ impl Trailer {
         out[80..88].copy_from_slice(&self.total_len.to_le_bytes());
         out[88..96].copy_from_slice(&self.stub_offset.to_le_bytes());
         out[96..104].copy_from_slice(&self.stub_len.to_le_bytes());
-        // 104..112 reserved, zero.
+        out[104..108].copy_from_slice(&self.signature_len.to_le_bytes());
+        // 108..112 reserved, zero.
         let version = self.builder_version.as_bytes();
         let n = version.len().min(BUILDER_VERSION_LEN);
         out[112..112 + n].copy_from_slice(&version[..n]);
@@ -70,10 +75,10 @@ impl Trailer {
         })
     }
 
-    /// Decodes a trailer of the current format; the caller has checked the tail.
+    /// Decodes a trailer of a format this runtime reads.
     pub fn decode(raw: &[u8; TRAILER_LEN as usize]) -> Option<Trailer> {
         let tail = Trailer::decode_tail(raw[112..160].try_into().unwrap())?;
-        if tail.format_version != FORMAT_VERSION || tail.trailer_len as u64 != TRAILER_LEN {
+        if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&tail.format_version) || tail.trailer_len as u64 != TRAILER_LEN {
             return None;
         }
         let u64_at = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().unwrap());
@@ -85,6 +90,7 @@ impl Trailer {
             total_len: u64_at(80),
             stub_offset: u64_at(88),
             stub_len: u64_at(96),
+            signature_len: u32::from_le_bytes(raw[104..108].try_into().unwrap()),
             builder_version: tail.builder_version,
             format_version: tail.format_version,
         })
@@ -105,6 +111,7 @@ mod tests {
             total_len: (1 << 33) + 4242 + TRAILER_LEN,
             stub_offset: 4096,
             stub_len: 1_100_000,
+            signature_len: 1024,
             builder_version: "0.1.0".into(),
             format_version: FORMAT_VERSION,
         };
@@ -122,6 +129,7 @@ mod tests {
             total_len: 0,
             stub_offset: 0,
             stub_len: 0,
+            signature_len: 0,
             builder_version: "9.9.9".into(),
             format_version: FORMAT_VERSION,
         }

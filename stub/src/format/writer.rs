@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::digest::{to_hex, HashingWriter};
 use super::launcher::{self, posix_cksum, LauncherFields, BLOCK, LAUNCHER_LEN};
+use super::signature::SIGNATURE_BLOCK;
 use super::step::{ConfigRules, Requires, Step};
 use super::trailer::{Trailer, TRAILER_LEN};
 use super::{BuildFacts, BundleMeta, Index, Member, Region, FORMAT_VERSION};
@@ -34,6 +35,10 @@ pub struct StoredFacts {
     pub stored_size: u64,
     pub stored_sha256: String,
 }
+
+/// Makes the embedded signature: given the SHA-256 of every byte before the signature
+/// block, returns minisign's signature text (see `format::signature`).
+pub type Sign<'a> = &'a dyn Fn(&[u8; 32]) -> io::Result<String>;
 
 /// What `finish` reports about the written bundle.
 pub struct Finished {
@@ -87,9 +92,15 @@ impl<W: Read + Write + Seek> BundleWriter<W> {
         self.members.push(member);
     }
 
-    /// Writes the index and the trailer, fills in the launcher's total length, and
-    /// hands back the output.
-    pub fn finish(mut self, bundle: BundleMeta, build: BuildFacts, install: InstallRules) -> io::Result<(W, Finished)> {
+    /// Writes the index, the signature block when `sign` is given, and the trailer,
+    /// fills in the launcher's total length, and hands back the output.
+    pub fn finish(
+        mut self,
+        bundle: BundleMeta,
+        build: BuildFacts,
+        install: InstallRules,
+        sign: Option<Sign<'_>>,
+    ) -> io::Result<(W, Finished)> {
         let index = Index {
             format_version: FORMAT_VERSION,
             bundle,
@@ -104,7 +115,8 @@ impl<W: Read + Write + Seek> BundleWriter<W> {
         let index_offset = self.pos;
         self.out.write_all(&raw_index)?;
         let index_end = index_offset + raw_index.len() as u64;
-        let total_len = index_end + TRAILER_LEN;
+        let signature_len = if sign.is_some() { SIGNATURE_BLOCK } else { 0 };
+        let total_len = index_end + signature_len + TRAILER_LEN;
 
         self.launcher.total_len = total_len;
         self.out.seek(SeekFrom::Start(0))?;
@@ -118,19 +130,32 @@ impl<W: Read + Write + Seek> BundleWriter<W> {
         if copied != index_end {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the output shrank while being hashed"));
         }
+        let file_sha256: [u8; 32] = hasher.clone().finalize().into();
+        if let Some(sign) = sign {
+            let text = sign(&file_sha256)?;
+            let mut block = text.into_bytes();
+            if block.len() >= SIGNATURE_BLOCK as usize {
+                return Err(io::Error::other("the signature does not fit its block"));
+            }
+            block.resize(SIGNATURE_BLOCK as usize, 0);
+            self.out.seek(SeekFrom::Start(index_end))?;
+            self.out.write_all(&block)?;
+            hasher.update(&block);
+        }
         let trailer = Trailer {
-            file_sha256: hasher.clone().finalize().into(),
+            file_sha256,
             index_sha256: Sha256::digest(&raw_index).into(),
             index_offset,
             index_len: raw_index.len() as u64,
             total_len,
             stub_offset: self.stub.offset,
             stub_len: self.stub.length,
+            signature_len: signature_len as u32,
             builder_version: build.builder_version,
             format_version: FORMAT_VERSION,
         };
         let raw_trailer = trailer.encode();
-        self.out.seek(SeekFrom::Start(index_end))?;
+        self.out.seek(SeekFrom::Start(index_end + signature_len))?;
         self.out.write_all(&raw_trailer)?;
         self.out.flush()?;
         hasher.update(raw_trailer);

@@ -471,9 +471,10 @@ fn stage(bundle: &Bundle, state: &StateDir, members: &[&Member], config: Option<
     }
     if let Some(config) = config {
         let path = staging.join("config");
-        let temp = staging.join(format!(".config.airbin-partial-{}", std::process::id()));
+        let temp = staging.join(fsx::temp_name(".config", ".airbin-partial-"));
+        let mut file = fsx::create_new_file(&temp).ctx("creating", &temp)?;
         let guard = fsx::RemoveOnDrop::new(temp.clone());
-        fs::write(&temp, &config.text).ctx("writing", &temp)?;
+        std::io::Write::write_all(&mut file, config.text.as_bytes()).ctx("writing", &temp)?;
         fs::rename(guard.disarm(), &path).ctx("writing", &path)?;
     }
     if own {

@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 use crate::format::registry_pack::{hex_of, DirStorage, ManifestJson, Storage};
 use crate::format::RegistryPackRecord;
 use crate::http;
+use crate::interrupt;
+use std::collections::HashSet;
 
 const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
 
@@ -26,7 +28,8 @@ pub fn verify_online(address: &str, record: &RegistryPackRecord, root: &Path) ->
     let mut fetched = 0;
     for repo in &record.repositories {
         for tag in &repo.tags {
-            let path = format!("/v2/{}/manifests/{}", repo.name, tag.tag);
+            interrupt::check()?;
+            let path = format!("/v2/{}/manifests/{}", http::encode_path(&repo.name), http::encode(&tag.tag));
             let response = http::tcp_request(address, "GET", &path, &[("Accept", MANIFEST_TYPES)], timeout).map_err(unreachable)?;
             if response.status != 200 {
                 return Err(Error::step(format!(
@@ -45,20 +48,35 @@ pub fn verify_online(address: &str, record: &RegistryPackRecord, root: &Path) ->
                 )));
             }
             fetched += 1;
+            // Each manifest once: an index listing itself (or a cycle) cannot loop.
+            let mut seen = HashSet::new();
+            seen.insert(tag.manifest.clone());
             let mut pending = vec![(tag.manifest.clone(), response.body)];
             while let Some((_, body)) = pending.pop() {
+                interrupt::check()?;
                 let manifest: ManifestJson = serde_json::from_slice(&body).map_err(|e| {
                     Error::step(format!("the registry at {address} served a manifest of {} that is not JSON ({e})", repo.name))
                 })?;
                 for child in &manifest.manifests {
-                    let hex = hex_of(&child.digest).unwrap_or_default();
+                    let Some(hex) = hex_of(&child.digest) else {
+                        return Err(Error::step(format!("a manifest of {} lists a bad digest; the pack is damaged", repo.name)));
+                    };
+                    if !seen.insert(child.digest.clone()) {
+                        continue;
+                    }
                     let content = storage.blob_content(hex)?.unwrap_or_default();
                     pending.push((child.digest.clone(), content));
-                    head_ok(address, &format!("/v2/{}/manifests/{}", repo.name, child.digest), timeout)?;
+                    head_ok(address, &format!("/v2/{}/manifests/sha256:{hex}", http::encode_path(&repo.name)), timeout)?;
                     fetched += 1;
                 }
                 for descriptor in manifest.config.iter().chain(&manifest.layers).filter(|d| d.urls.is_empty()) {
-                    head_ok(address, &format!("/v2/{}/blobs/{}", repo.name, descriptor.digest), timeout)?;
+                    let Some(hex) = hex_of(&descriptor.digest) else {
+                        return Err(Error::step(format!("a manifest of {} names a bad digest; the pack is damaged", repo.name)));
+                    };
+                    if !seen.insert(descriptor.digest.clone()) {
+                        continue;
+                    }
+                    head_ok(address, &format!("/v2/{}/blobs/sha256:{hex}", http::encode_path(&repo.name)), timeout)?;
                     fetched += 1;
                 }
             }

@@ -1,19 +1,32 @@
 //! Restoring a pack into a registry root: unpacked beside it, then renamed into place
-//! in the order a running registry can serve from.
+//! in the order a running registry can serve from, as one transaction: until the caller
+//! commits (after the check that every tag serves), it can be rolled back, and is when
+//! dropped.
+//!
+//! The root may hold what other users put there. So every directory below the root is
+//! opened with `O_NOFOLLOW` from its parent's descriptor, and every file is looked at
+//! without following: a symlink where a directory belongs stops the restore (naming it),
+//! one where a file belongs is replaced by the file (and said so). Nothing is written,
+//! read or deleted through a link found in the root.
 
+use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{open, openat, renameat, OFlag};
+use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
+use nix::unistd::{unlinkat, UnlinkatFlags};
 use sha2::{Digest, Sha256};
 
 use super::Ownership;
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::format::digest::to_hex;
-use crate::format::registry_pack::V2;
+use crate::format::registry_pack::{unsafe_pack_entry, V2};
 use crate::format::{tarsafe, Bundle, Member};
-use crate::fsx::RemoveOnDrop;
+use crate::fsx::{self, RemoveOnDrop};
 use crate::interrupt;
 use crate::progress::Ui;
 
@@ -39,90 +52,285 @@ pub struct Restored {
     /// Of those, blobs that were there already with content that did not match their
     /// digest (a damaged earlier copy), replaced from the pack.
     pub repaired: usize,
+    /// Of those, files that replaced a symlink found where the file belongs.
+    pub replaced_symlinks: usize,
+}
+
+/// One file put in place, and what it replaced (kept aside in the staging directory
+/// until the commit).
+struct Placed {
+    parent: PathBuf,
+    name: OsString,
+    aside: Option<PathBuf>,
+}
+
+/// A restore that has placed its files: `commit` keeps them; dropping it puts the root
+/// back as it was (the files placed removed, those they replaced back, the directories
+/// it created removed).
+pub struct Placement {
+    root: PathBuf,
+    root_fd: OwnedFd,
+    staging: RemoveOnDrop,
+    placed: Vec<Placed>,
+    created_dirs: Vec<PathBuf>,
+    pub restored: Restored,
+    committed: bool,
+}
+
+impl Placement {
+    pub fn commit(mut self) {
+        self.committed = true;
+    }
+
+    fn roll_back(&mut self) {
+        let staging = self.staging.path().to_path_buf();
+        let Ok(staging_fd) = open(&staging, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) else { return };
+        let mut walker = DirWalker::new(&self.root, &self.root_fd);
+        for placed in self.placed.iter().rev() {
+            let Ok(parent) = walker.open(&placed.parent, None, &mut Vec::new()) else { continue };
+            let _ = unlinkat(parent.as_fd(), placed.name.as_os_str(), UnlinkatFlags::NoRemoveDir);
+            if let Some(aside) = &placed.aside {
+                let _ = renameat(staging_fd.as_fd(), aside.as_path(), parent.as_fd(), placed.name.as_os_str());
+            }
+        }
+        for dir in self.created_dirs.iter().rev() {
+            let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { continue };
+            if let Ok(parent) = walker.open(parent, None, &mut Vec::new()) {
+                let _ = unlinkat(parent.as_fd(), name, UnlinkatFlags::RemoveDir);
+            }
+        }
+    }
+}
+
+impl Drop for Placement {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.roll_back();
+        }
+    }
+}
+
+fn refuse_in_root(path: &Path, why: &str) -> Error {
+    Error::integrity(format!(
+        "{} {why}; airbin never follows or removes links in a registry root: remove it (or fix the root) and run the install again",
+        path.display()
+    ))
+}
+
+/// Opens directories below the root one component at a time, never through a symlink,
+/// keeping the descriptors of the last path walked (files arrive sorted, so most share it).
+struct DirWalker<'a> {
+    root: &'a Path,
+    root_fd: &'a OwnedFd,
+    stack: Vec<(OsString, OwnedFd)>,
+}
+
+impl<'a> DirWalker<'a> {
+    fn new(root: &'a Path, root_fd: &'a OwnedFd) -> DirWalker<'a> {
+        DirWalker { root, root_fd, stack: Vec::new() }
+    }
+
+    /// The directory `rel` below the root; missing ones are created (owned as the
+    /// restore says) when `create` is given, and recorded in `created`.
+    fn open(&mut self, rel: &Path, create: Option<&Ownership>, created: &mut Vec<PathBuf>) -> Result<&OwnedFd> {
+        let parts: Vec<&OsStr> = rel.iter().collect();
+        let common = self.stack.iter().zip(&parts).take_while(|((have, _), want)| have.as_os_str() == **want).count();
+        self.stack.truncate(common);
+        for (depth, part) in parts.iter().enumerate().skip(common) {
+            let here: PathBuf = parts[..=depth].iter().collect();
+            let parent = self.stack.last().map_or(self.root_fd, |(_, fd)| fd);
+            let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+            let fd = match openat(parent.as_fd(), *part, flags, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) if create.is_some() => {
+                    mkdirat(parent.as_fd(), *part, Mode::from_bits_truncate(0o755))
+                        .map_err(|e| nix_error(e, "creating", &self.root.join(&here)))?;
+                    created.push(here.clone());
+                    let fd =
+                        openat(parent.as_fd(), *part, flags, Mode::empty()).map_err(|e| nix_error(e, "opening", &self.root.join(&here)))?;
+                    apply_ownership_fd(&fd, create.expect("checked"), true, &self.root.join(&here))?;
+                    fd
+                }
+                Err(Errno::ELOOP | Errno::ENOTDIR) => {
+                    // With O_DIRECTORY, Linux answers ENOTDIR for a symlink too: look.
+                    let is_link = fstatat(parent.as_fd(), *part, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+                        .is_ok_and(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFLNK);
+                    let why = match is_link {
+                        true => "is a symlink where the registry keeps a directory",
+                        false => "is a file where the registry keeps a directory",
+                    };
+                    return Err(refuse_in_root(&self.root.join(&here), why));
+                }
+                Err(e) => return Err(nix_error(e, "opening", &self.root.join(&here))),
+            };
+            self.stack.push((part.to_os_string(), fd));
+        }
+        Ok(self.stack.last().map_or(self.root_fd, |(_, fd)| fd))
+    }
+}
+
+fn nix_error(e: Errno, what: &str, path: &Path) -> Error {
+    Error::io(io::Error::from(e), what, path)
 }
 
 /// Restores a registry-pack member into `root`: unpacked beside it first (same file
-/// system), then each file renamed into place in go-live order. Blobs already there are
-/// kept when their content matches their digest (they are content-addressed) and
-/// replaced when it does not; links are replaced by the pack's.
-pub fn restore(bundle: &Bundle, member: &Member, root: &Path, ownership: &Ownership, ui: &Ui) -> Result<Restored> {
-    crate::fsx::check_space(root, member.unpacked_bytes)?;
+/// system; only the registry's own files and directories are accepted), then each file
+/// renamed into place in go-live order. Blobs already there are kept when their
+/// content matches their digest (they are content-addressed) and replaced when it does
+/// not; links are replaced by the pack's when they differ.
+pub fn restore(bundle: &Bundle, member: &Member, root: &Path, ownership: &Ownership, ui: &Ui) -> Result<Placement> {
+    fsx::check_space(root, member.unpacked_bytes)?;
     fs::create_dir_all(root).ctx("creating the registry root", root)?;
-    let staging = root.join(format!(".airbin-restore-{}", std::process::id()));
-    let _cleanup = RemoveOnDrop::new(staging.clone());
+    let root_fd = open(root, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| nix_error(e, "opening the registry root", root))?;
+    let staging_path = root.join(fsx::temp_name("", ".airbin-restore-"));
     let progress = ui.progress("unpack", member.size);
     let content = crate::progress::ProgressReader::new(bundle.content_reader(member)?, &progress);
-    tarsafe::unpack_tree(&member.name, content, &staging)?;
+    let rule = |path: &str, kind: tar::EntryType| unsafe_pack_entry(path, kind);
+    let how = tarsafe::Unpack { special_bits: false, entry_rule: Some(&rule) };
+    let staging = RemoveOnDrop::new(staging_path.clone());
+    tarsafe::unpack_tree(&member.name, content, &staging_path, &how)?;
     progress.finish();
 
     let mut files = Vec::new();
-    collect_files(&staging, Path::new(""), &mut files)?;
+    collect_files(&staging_path, Path::new(""), &mut files)?;
     files.sort_by_key(|rel| (go_live_rank(&rel.to_string_lossy()), rel.clone()));
-    let mut restored = Restored::default();
-    for rel in &files {
+    fs::create_dir(staging_path.join(".aside")).ctx("creating", &staging_path)?;
+
+    let mut placement = Placement {
+        root: root.to_path_buf(),
+        root_fd,
+        staging,
+        placed: Vec::new(),
+        created_dirs: Vec::new(),
+        restored: Restored::default(),
+        committed: false,
+    };
+    place_all(&mut placement, &staging_path, &files, ownership)?;
+    Ok(placement)
+}
+
+fn place_all(placement: &mut Placement, staging: &Path, files: &[PathBuf], ownership: &Ownership) -> Result<()> {
+    let root = placement.root.clone();
+    let root_fd = placement.root_fd.try_clone().ctx("opening", &root)?;
+    let mut walker = DirWalker::new(&root, &root_fd);
+    let staging_fd = open(staging, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| nix_error(e, "opening", staging))?;
+    for (n, rel) in files.iter().enumerate() {
         interrupt::check()?;
         let from = staging.join(rel);
         let to = root.join(rel);
-        let rel_text = rel.to_string_lossy();
-        if rel_text.starts_with(&format!("{V2}blobs/")) && to.is_file() {
-            let named = rel.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if file_sha256(&to)? == named {
-                continue;
+        let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+        let name = rel.file_name().expect("a file has a name").to_os_string();
+        let parent = walker.open(&parent_rel, Some(ownership), &mut placement.created_dirs)?;
+        let is_blob = rel.to_string_lossy().starts_with(&format!("{V2}blobs/"));
+        let mut replaced_symlink = false;
+        let existing = match fstatat(parent.as_fd(), name.as_os_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat) => Some(SFlag::from_bits_truncate(stat.st_mode & nix::libc::S_IFMT)),
+            Err(Errno::ENOENT) => None,
+            Err(e) => return Err(nix_error(e, "looking at", &to)),
+        };
+        match existing {
+            None => {}
+            Some(SFlag::S_IFLNK) => replaced_symlink = true,
+            Some(SFlag::S_IFREG) => {
+                let same = if is_blob {
+                    let named = rel.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    file_sha256_at(parent, &name, &to)? == named
+                } else {
+                    fs::read(&from).ctx("reading", &from)? == read_at(parent, &name, &to)?
+                };
+                if same {
+                    continue;
+                }
+                if is_blob {
+                    placement.restored.repaired += 1;
+                }
             }
-            restored.repaired += 1;
+            Some(_) => return Err(refuse_in_root(&to, "is a directory or a special file where the registry keeps a file")),
         }
-        if let Some(parent) = to.parent() {
-            create_dirs_owned(root, parent, ownership)?;
+        apply_ownership(&from, ownership)?;
+        let aside = existing.map(|_| PathBuf::from(format!(".aside/{n}")));
+        if let Some(aside) = &aside {
+            renameat(parent.as_fd(), name.as_os_str(), staging_fd.as_fd(), aside.as_path())
+                .map_err(|e| nix_error(e, "moving aside", &to))?;
         }
-        apply_ownership(&from, ownership, false)?;
-        fs::rename(&from, &to).ctx("placing", &to)?;
-        restored.placed += 1;
+        if let Err(e) = renameat(staging_fd.as_fd(), rel.as_path(), parent.as_fd(), name.as_os_str()) {
+            // Put back what was moved aside before reporting.
+            if let Some(aside) = &aside {
+                let _ = renameat(staging_fd.as_fd(), aside.as_path(), parent.as_fd(), name.as_os_str());
+            }
+            return Err(nix_error(e, "placing", &to));
+        }
+        placement.placed.push(Placed { parent: parent_rel, name, aside });
+        placement.restored.placed += 1;
+        if replaced_symlink {
+            placement.restored.replaced_symlinks += 1;
+        }
     }
-    Ok(restored)
+    Ok(())
 }
 
-fn file_sha256(path: &Path) -> Result<String> {
-    let mut file = fs::File::open(path).ctx("reading", path)?;
+/// Opens a file below `parent` for reading, never through a symlink.
+fn open_file_at(parent: &OwnedFd, name: &OsStr, shown: &Path) -> Result<fs::File> {
+    let fd = openat(parent.as_fd(), name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| nix_error(e, "reading", shown))?;
+    Ok(fs::File::from(fd))
+}
+
+fn file_sha256_at(parent: &OwnedFd, name: &OsStr, shown: &Path) -> Result<String> {
+    let mut file = open_file_at(parent, name, shown)?;
     let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher).ctx("reading", path)?;
+    io::copy(&mut file, &mut hasher).ctx("reading", shown)?;
     Ok(to_hex(&hasher.finalize()))
+}
+
+/// A link file's content (at most 4 KiB: a link is 71 bytes).
+fn read_at(parent: &OwnedFd, name: &OsStr, shown: &Path) -> Result<Vec<u8>> {
+    let mut content = Vec::new();
+    open_file_at(parent, name, shown)?.take(4096).read_to_end(&mut content).ctx("reading", shown)?;
+    Ok(content)
 }
 
 fn collect_files(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for entry in fs::read_dir(dir).ctx("reading", dir)? {
         let entry = entry.ctx("reading", dir)?;
         let child = rel.join(entry.file_name());
-        if entry.file_type().ctx("reading", &entry.path())?.is_dir() {
+        let kind = entry.file_type().ctx("reading", &entry.path())?;
+        if kind.is_dir() {
             collect_files(&entry.path(), &child, out)?;
-        } else {
+        } else if kind.is_file() {
             out.push(child);
+        } else {
+            return Err(Error::integrity(format!("the registry pack holds {}, which is not a file: refusing it", child.display())));
         }
     }
     Ok(())
 }
 
-/// Creates the directories from `root` down to `dir`, owned like the restored files.
-fn create_dirs_owned(root: &Path, dir: &Path, ownership: &Ownership) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        if parent != root && parent.starts_with(root) {
-            create_dirs_owned(root, parent, ownership)?;
-        }
-    }
-    fs::create_dir(dir).ctx("creating", dir)?;
-    apply_ownership(dir, ownership, true)
-}
-
-fn apply_ownership(path: &Path, ownership: &Ownership, is_dir: bool) -> Result<()> {
+/// Owner and mode of a staged file (in the staging directory this run created).
+fn apply_ownership(path: &Path, ownership: &Ownership) -> Result<()> {
     if ownership.uid.is_some() || ownership.gid.is_some() {
-        std::os::unix::fs::chown(path, ownership.uid, ownership.gid).ctx("changing the owner of", path)?;
+        std::os::unix::fs::lchown(path, ownership.uid, ownership.gid).ctx("changing the owner of", path)?;
     }
     if let Some(mode) = ownership.file_mode {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o777)).ctx("setting the mode of", path)?;
+    }
+    Ok(())
+}
+
+/// Owner and mode of a directory the restore created, through its descriptor.
+fn apply_ownership_fd(fd: &OwnedFd, ownership: &Ownership, is_dir: bool, shown: &Path) -> Result<()> {
+    let file = fs::File::from(fd.try_clone().ctx("opening", shown)?);
+    if ownership.uid.is_some() || ownership.gid.is_some() {
+        std::os::unix::fs::fchown(&file, ownership.uid, ownership.gid).ctx("changing the owner of", shown)?;
+    }
+    if let Some(mode) = ownership.file_mode {
+        use std::os::unix::fs::PermissionsExt;
         // Directories get an x bit wherever the file mode has an r bit.
-        let mode = if is_dir { mode | ((mode & 0o444) >> 2) } else { mode };
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).ctx("setting the mode of", path)?;
+        let mode = if is_dir { (mode | ((mode & 0o444) >> 2)) & 0o777 } else { mode & 0o777 };
+        file.set_permissions(fs::Permissions::from_mode(mode)).ctx("setting the mode of", shown)?;
     }
     Ok(())
 }

@@ -55,13 +55,22 @@ impl Extract {
         let member = ctx.bundle.member(&self.member)?;
         let written = extract::extract_members(ctx.bundle, &[member], &self.to, ctx.ui)?;
         let path = written.first().cloned().unwrap_or_else(|| self.to.join(&self.member));
-        if let Some(mode) = self.mode {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).ctx("setting the mode of", &path)?;
-        }
-        if self.owner != (None, None) {
-            let (uid, gid) = (self.owner.0.map(nix::unistd::Uid::from_raw), self.owner.1.map(nix::unistd::Gid::from_raw));
-            nix::unistd::chown(&path, uid, gid)
-                .map_err(|e| Error::io(std::io::Error::from_raw_os_error(e as i32), "changing the owner of", &path))?;
+        if self.mode.is_some() || self.owner != (None, None) {
+            // Through a descriptor opened without following links: whatever another
+            // user may put at the path meanwhile, only what was written is changed.
+            use std::os::unix::fs::OpenOptionsExt;
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+                .open(&path)
+                .ctx("opening", &path)?;
+            if self.owner != (None, None) {
+                std::os::unix::fs::fchown(&file, self.owner.0, self.owner.1).ctx("changing the owner of", &path)?;
+            }
+            if let Some(mode) = self.mode {
+                let mode = if member.special_bits { mode } else { mode & 0o777 };
+                file.set_permissions(std::fs::Permissions::from_mode(mode)).ctx("setting the mode of", &path)?;
+            }
         }
         Ok(format!("wrote {}", path.display()))
     }

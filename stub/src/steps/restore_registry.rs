@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::{parse_mode, parse_owner, Inputs, Needs, RunContext};
 use crate::error::{Error, Result};
-use crate::format::{Action, Bundle};
+use crate::format::{validate, Action, Bundle};
 use crate::registry::{self, Ownership};
 
 #[derive(Clone, Debug)]
@@ -27,11 +27,17 @@ pub fn prepare(inputs: &Inputs, member: &str, action: &Action, step: &str) -> Re
     let config =
         || inputs.config.ok_or_else(|| Error::usage(format!("{needed_by} takes values from the product's config, and there is none")));
     let (root, root_from) = match (&inputs.overrides.registry_root, root, root_from_config) {
-        (Some(overridden), _, _) => (overridden.clone(), "--registry-root".to_string()),
+        (Some(overridden), _, _) => (crate::fsx::absolute(overridden), "--registry-root".to_string()),
         (None, Some(root), _) => (PathBuf::from(root), "the spec".to_string()),
         (None, None, Some(key)) => (config()?.path_value(key, &needed_by)?, format!("config {key}")),
         (None, None, None) => return Err(Error::integrity(format!("{needed_by} names no registry root"))),
     };
+    if let Some(why) = validate::unsafe_root(&root.to_string_lossy()) {
+        return Err(Error::usage(format!(
+            "{needed_by}: the registry root {} ({root_from}) {why}; give the registry's storage directory, such as /var/lib/docker-registry",
+            root.display()
+        )));
+    }
     let (address, address_from) = match (&inputs.overrides.registry_address, address, address_from_config) {
         (Some(overridden), _, _) => (Some(overridden.clone()), "--registry-address".to_string()),
         (None, Some(address), _) => (Some(address.clone()), "the spec".to_string()),
@@ -44,7 +50,8 @@ pub fn prepare(inputs: &Inputs, member: &str, action: &Action, step: &str) -> Re
     };
     let file_mode = mode
         .as_deref()
-        .map(|m| parse_mode(m).ok_or_else(|| Error::integrity(format!("bad mode {m} in the bundle's step '{step}'"))))
+        .map(|m| parse_mode(m).filter(|bits| bits & validate::SPECIAL_BITS == 0))
+        .map(|bits| bits.ok_or_else(|| Error::integrity(format!("the bundle's step '{step}' has a registry mode beyond rwx"))))
         .transpose()?;
     Ok(RestoreRegistry { member: member.to_string(), root, root_from, address, address_from, ownership: Ownership { uid, gid, file_mode } })
 }
@@ -72,7 +79,15 @@ impl RestoreRegistry {
         let member = ctx.bundle.member(&self.member)?;
         let record =
             member.registry.as_ref().ok_or_else(|| Error::integrity(format!("member {} carries no registry pack record", member.name)))?;
-        let restored = registry::restore(ctx.bundle, member, &self.root, &self.ownership, ctx.ui)?;
+        let placement = registry::restore(ctx.bundle, member, &self.root, &self.ownership, ctx.ui)?;
+        let restored = placement.restored;
+        if restored.replaced_symlinks > 0 {
+            ctx.ui.status(format!(
+                "replaced {} symlink(s) found in {} where the registry keeps files",
+                restored.replaced_symlinks,
+                self.root.display()
+            ));
+        }
         if restored.repaired > 0 {
             ctx.ui.status(format!(
                 "replaced {} blob(s) in {} whose content did not match their digest (a damaged earlier copy)",
@@ -80,9 +95,15 @@ impl RestoreRegistry {
                 self.root.display()
             ));
         }
+        // A restore whose result would not serve is rolled back (dropping the placement).
         registry::check_pack(&registry::DirStorage::new(&self.root), Some(record)).map_err(|why| {
-            Error::step(format!("registry pack {} does not serve from {} after the restore: {why}", member.name, self.root.display()))
+            Error::step(format!(
+                "registry pack {} does not serve from {} after the restore: {why}; what it placed was taken back",
+                member.name,
+                self.root.display()
+            ))
         })?;
+        placement.commit();
         let tags: usize = record.repositories.iter().map(|r| r.tags.len()).sum();
         let mut detail = format!("{} files placed in {}", restored.placed, self.root.display());
         if restored.repaired > 0 {

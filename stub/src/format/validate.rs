@@ -1,0 +1,362 @@
+//! The checks an index must pass before the stub uses any of it, and a spec before the
+//! builder writes it: the same function runs on both sides (`check_steps` on a spec's
+//! steps, `check_index` on a whole index), so a bundle the builder writes always passes
+//! and one rewritten by someone else is held to the same rules.
+//!
+//! The index's own digest proves only that nobody changed it by accident: whoever can
+//! change the file can recompute every digest. So every name that becomes a path part,
+//! every reference that reaches an engine, every size that sizes a check is held to its
+//! grammar and its bounds here.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Component, Path};
+
+use super::rules::{self, SAFE_NAME, STEP_NAME};
+use super::step::parse_mode;
+use super::{Action, Index, Layout, MemberKind, Step};
+use super::{Codec, Member};
+
+/// What is wrong, and where: `field` is the path of the field (`members[2].name`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub field: String,
+    pub what: String,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.what)
+    }
+}
+
+fn invalid(field: impl Into<String>, what: impl Into<String>) -> Invalid {
+    Invalid { field: field.into(), what: what.into() }
+}
+
+/// A value quoted in a message: control characters escaped, cut to a bound, so that a
+/// hostile index cannot flood or steer the terminal through an error.
+fn quoted(text: &str) -> String {
+    format!("'{}'", rules::printable(text, 120))
+}
+
+/// Bits beyond rwx for user, group, others: setuid, setgid, sticky.
+pub const SPECIAL_BITS: u32 = 0o7000;
+/// No member is larger than this (1 PiB): sizes beyond it are lies, and sums of
+/// sizes under it cannot overflow.
+const MAX_SIZE: u64 = 1 << 50;
+/// The longest a step may wait or sleep, so that deadlines never overflow.
+const MAX_SECONDS: u64 = 30 * 24 * 3600;
+
+/// What a step may know of the members it names.
+pub struct MemberFacts {
+    pub kind: MemberKind,
+    pub special_bits: bool,
+}
+
+/// Checks a whole index: the bundle's names, every member, every step.
+pub fn check_index(index: &Index) -> Result<(), Invalid> {
+    let bundle = &index.bundle;
+    for (field, value) in [("bundle.name", &bundle.name), ("bundle.version", &bundle.version)] {
+        if let Some(why) = rules::unsafe_name(value) {
+            return Err(invalid(field, format!("{} {why}: {SAFE_NAME}", quoted(value))));
+        }
+    }
+    if !matches!(bundle.arch.as_str(), "amd64" | "arm64") {
+        return Err(invalid("bundle.arch", format!("{} is not an architecture airbin knows", quoted(&bundle.arch))));
+    }
+    if let Some(why) = rules::unsafe_text(&bundle.description, 4096) {
+        return Err(invalid("bundle.description", why));
+    }
+    let build = &index.build;
+    for (field, value, max) in [
+        ("build.builder_version", &build.builder_version, 32),
+        ("build.built_at", &build.built_at, 64),
+        ("build.build_host", &build.build_host, 255),
+    ] {
+        if let Some(why) = rules::unsafe_text(value, max).or(value.contains('\n').then_some("has a line break")) {
+            return Err(invalid(field, why));
+        }
+    }
+
+    let mut names = HashSet::new();
+    let mut total_size = 0u64;
+    let mut total_unpacked = 0u64;
+    for (i, member) in index.members.iter().enumerate() {
+        check_member(member, &format!("members[{i}]"))?;
+        if !names.insert(member.name.as_str()) {
+            return Err(invalid(format!("members[{i}].name"), format!("{} names two members", quoted(&member.name))));
+        }
+        // Bounded per member, so these sums cannot overflow; checked anyway.
+        let overflow = || invalid(format!("members[{i}]"), "the members' sizes add up to more than a file can hold");
+        total_size = total_size.checked_add(member.size).ok_or_else(overflow)?;
+        total_unpacked = total_unpacked.checked_add(member.unpacked_bytes).ok_or_else(overflow)?;
+    }
+    let mut regions: Vec<(u64, u64, &str)> =
+        index.members.iter().map(|m| (m.offset, m.offset.saturating_add(m.stored_size), m.name.as_str())).collect();
+    regions.sort();
+    for pair in regions.windows(2) {
+        if pair[0].1 > pair[1].0 {
+            return Err(invalid("members", format!("members {} and {} overlap", pair[0].2, pair[1].2)));
+        }
+    }
+
+    let facts = |name: &str| index.member(name).map(|m| MemberFacts { kind: m.kind, special_bits: m.special_bits });
+    check_steps(&index.steps, &facts)?;
+    for (i, key) in index.config.required.iter().enumerate() {
+        if !rules::is_config_key(key) {
+            return Err(invalid(format!("config.required[{i}]"), format!("{} is not a config key", quoted(key))));
+        }
+    }
+    if index.requires.ports.len() > 1024 {
+        return Err(invalid("requires.ports", "lists more than 1024 ports"));
+    }
+    Ok(())
+}
+
+fn check_member(member: &Member, at: &str) -> Result<(), Invalid> {
+    let field = |name: &str| format!("{at}.{name}");
+    if let Some(why) = rules::unsafe_name(&member.name) {
+        return Err(invalid(field("name"), format!("{} {why}: {SAFE_NAME}", quoted(&member.name))));
+    }
+    for (name, hex) in [("stored_sha256", &member.stored_sha256), ("sha256", &member.sha256)] {
+        if !rules::is_sha256_hex(hex) {
+            return Err(invalid(field(name), "is not 64 lowercase hex digits"));
+        }
+    }
+    if member.mode > 0o7777 || (member.mode & SPECIAL_BITS != 0 && !member.special_bits) {
+        return Err(invalid(
+            field("mode"),
+            format!("{:o} has bits beyond rwx (setuid, setgid, sticky) and the member is not marked as carrying them", member.mode),
+        ));
+    }
+    let layout_ok = match member.kind {
+        MemberKind::Image | MemberKind::Tool | MemberKind::ConfigSample => member.layout == Layout::File,
+        MemberKind::RegistryPack => member.layout == Layout::Tree,
+        MemberKind::File => true,
+    };
+    if !layout_ok {
+        return Err(invalid(field("layout"), format!("a {} member cannot have this layout", member.kind.as_str())));
+    }
+    if member.size > MAX_SIZE || member.stored_size > MAX_SIZE || member.unpacked_bytes > MAX_SIZE {
+        return Err(invalid(field("size"), "is larger than any member can be"));
+    }
+    if member.codec == Codec::None && member.stored_size != member.size {
+        return Err(invalid(field("size"), "a member stored as it is has the same size stored and unpacked"));
+    }
+    // What the free-space checks compare with must cover what the content writes: a
+    // file takes at least its size; a tar stream takes at most twice what its entries
+    // take on disk (each at least 4 KiB there, and at most 512 header bytes and a long
+    // name more in the stream), plus end padding.
+    let covers = match member.layout {
+        Layout::File => member.unpacked_bytes >= member.size,
+        Layout::Tree => member.size <= member.unpacked_bytes * 2 + (64 << 10),
+    };
+    if !covers {
+        return Err(invalid(
+            field("unpacked_bytes"),
+            format!("{} is far below the member's {} bytes of content", member.unpacked_bytes, member.size),
+        ));
+    }
+    if !member.images.is_empty() && member.kind != MemberKind::Image {
+        return Err(invalid(field("images"), "only image members carry images"));
+    }
+    for (j, image) in member.images.iter().enumerate() {
+        if !rules::is_digest(&image.id) {
+            return Err(invalid(format!("{at}.images[{j}].id"), format!("{} is not sha256:<64 hex digits>", quoted(&image.id))));
+        }
+        for tag in &image.tags {
+            if !rules::is_image_reference(tag) {
+                return Err(invalid(format!("{at}.images[{j}].tags"), format!("{} is not an image reference", quoted(tag))));
+            }
+        }
+    }
+    if let Some(pack) = &member.registry {
+        if member.kind != MemberKind::RegistryPack {
+            return Err(invalid(field("registry"), "only registry-pack members carry a registry record"));
+        }
+        for (j, repo) in pack.repositories.iter().enumerate() {
+            let at = format!("{at}.registry.repositories[{j}]");
+            if !rules::is_repository_name(&repo.name) {
+                return Err(invalid(format!("{at}.name"), format!("{} is not a repository name", quoted(&repo.name))));
+            }
+            for tag in &repo.tags {
+                if !rules::is_tag(&tag.tag) {
+                    return Err(invalid(format!("{at}.tags"), format!("{} is not a tag", quoted(&tag.tag))));
+                }
+                if !rules::is_digest(&tag.manifest) {
+                    return Err(invalid(format!("{at}.tags"), format!("{} is not sha256:<64 hex digits>", quoted(&tag.manifest))));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks steps against the members they name (`member` answers for a name). Names
+/// (given or derived) are unique across the steps and their `on_failure` steps.
+pub fn check_steps(steps: &[Step], member: &dyn Fn(&str) -> Option<MemberFacts>) -> Result<(), Invalid> {
+    let mut names = HashSet::new();
+    for (i, step) in steps.iter().enumerate() {
+        let at = format!("steps[{i}]");
+        check_step(step, &at, member, &mut names)?;
+        for (j, extra) in step.on_failure.iter().enumerate() {
+            let at = format!("{at}.on_failure[{j}]");
+            if !extra.on_failure.is_empty() {
+                return Err(invalid(at, "an on_failure step cannot have on_failure steps of its own"));
+            }
+            check_step(extra, &at, member, &mut names)?;
+        }
+    }
+    Ok(())
+}
+
+/// An absolute path without `..`, and not `/` itself: a place the stub may create and fill.
+pub fn unsafe_root(path: &str) -> Option<&'static str> {
+    let p = Path::new(path);
+    if !p.is_absolute() {
+        return Some("is relative");
+    }
+    if p.components().any(|c| c == Component::ParentDir) {
+        return Some("has a '..' component");
+    }
+    if p.components().all(|c| c == Component::RootDir || c == Component::CurDir) {
+        return Some("is the root directory");
+    }
+    if path.contains('\0') {
+        return Some("has a NUL byte");
+    }
+    None
+}
+
+/// Text a step hands on (an address, a URL, a word to run): no NUL, and for what goes
+/// into a request no line break or space either.
+fn has_bad_bytes(text: &str, one_token: bool) -> bool {
+    text.contains('\0') || text.len() > 4096 || (one_token && text.chars().any(|c| c.is_control() || c.is_whitespace()))
+}
+
+fn check_step(step: &Step, at: &str, member: &dyn Fn(&str) -> Option<MemberFacts>, names: &mut HashSet<String>) -> Result<(), Invalid> {
+    let field = |name: &str| format!("{at}.{name}");
+    if !step.name.is_empty() {
+        if let Some(why) = rules::unsafe_step_name(&step.name) {
+            return Err(invalid(field("name"), format!("{} {why}: {STEP_NAME}", quoted(&step.name))));
+        }
+    }
+    let name = step.name();
+    if !names.insert(name.clone()) {
+        return Err(invalid(field("name"), format!("{} names two steps; give each step a unique name", quoted(&name))));
+    }
+
+    let wanted = match &step.action {
+        Action::LoadImages { .. } => Some(MemberKind::Image),
+        Action::RestoreRegistry { .. } => Some(MemberKind::RegistryPack),
+        _ => None,
+    };
+    let mut special_bits = false;
+    if let Some(name) = step.action.member() {
+        let facts = member(name).ok_or_else(|| invalid(field("member"), format!("no member is named {}", quoted(name))))?;
+        if let Some(wanted) = wanted.filter(|w| *w != facts.kind) {
+            return Err(invalid(
+                field("member"),
+                format!("'{name}' is a {} member; this step needs a {} member", facts.kind.as_str(), wanted.as_str()),
+            ));
+        }
+        special_bits = facts.special_bits;
+    }
+    let check_mode = |mode: &Option<String>, allow_special: bool| -> Result<(), Invalid> {
+        let Some(mode) = mode else { return Ok(()) };
+        let bits = parse_mode(mode).ok_or_else(|| invalid(field("mode"), format!("{} is not an octal mode such as 0644", quoted(mode))))?;
+        if bits & SPECIAL_BITS != 0 && !allow_special {
+            return Err(invalid(
+                field("mode"),
+                format!("{mode} sets setuid, setgid or sticky bits: allowed only for a member marked special_bits: true"),
+            ));
+        }
+        Ok(())
+    };
+    let check_owner = |owner: &Option<String>| match owner {
+        Some(owner) if !rules::is_owner(owner) => Err(invalid(field("owner"), format!("{} is not user[:group]", quoted(owner)))),
+        _ => Ok(()),
+    };
+    let check_key = |name: &str, key: &Option<String>| match key {
+        Some(key) if !rules::is_config_key(key) => Err(invalid(field(name), format!("{} is not a config key", quoted(key)))),
+        _ => Ok(()),
+    };
+    match &step.action {
+        Action::LoadImages { engine, .. } => {
+            if let Some(engine) = engine {
+                if !matches!(engine.as_str(), "auto" | "docker" | "docker-api" | "podman" | "containerd") {
+                    return Err(invalid(
+                        field("engine"),
+                        format!("{} is not auto, docker, docker-api, podman or containerd", quoted(engine)),
+                    ));
+                }
+            }
+        }
+        Action::RestoreRegistry { root, root_from_config, owner, mode, address, address_from_config, .. } => {
+            if root.is_some() == root_from_config.is_some() {
+                return Err(invalid(at, "give the registry root either as root or as root_from_config (a key of the product's config)"));
+            }
+            if let Some(why) = root.as_deref().and_then(unsafe_root) {
+                return Err(invalid(field("root"), format!("{} {why}", quoted(root.as_deref().unwrap_or("")))));
+            }
+            if address.is_some() && address_from_config.is_some() {
+                return Err(invalid(at, "give address or address_from_config, not both"));
+            }
+            if address.as_deref().is_some_and(|a| has_bad_bytes(a, true) || a.is_empty()) {
+                return Err(invalid(field("address"), "is not host:port"));
+            }
+            check_key("root_from_config", root_from_config)?;
+            check_key("address_from_config", address_from_config)?;
+            check_owner(owner)?;
+            check_mode(mode, false)?;
+        }
+        Action::Extract { to, mode, owner, .. } => {
+            let why = match to.strip_prefix("${config.") {
+                Some(_) => has_bad_bytes(to, false).then_some("has a NUL byte"),
+                None => unsafe_root(to),
+            };
+            if let Some(why) = why {
+                return Err(invalid(field("to"), format!("{} is not an absolute directory (or ${{config.KEY}}): it {why}", quoted(to))));
+            }
+            check_owner(owner)?;
+            check_mode(mode, special_bits)?;
+        }
+        Action::WaitFor { tcp, http } => {
+            if tcp.is_some() == http.is_some() {
+                return Err(invalid(at, "a wait-for step names exactly one of tcp (host:port) or http (a URL)"));
+            }
+            if http.as_deref().is_some_and(|u| !u.starts_with("http://")) {
+                return Err(invalid(field("http"), "only http:// URLs are supported"));
+            }
+            if tcp.iter().chain(http).any(|t| has_bad_bytes(t, true)) {
+                return Err(invalid(at, "the address has a space, a line break or a control character"));
+            }
+        }
+        Action::Command { run } => {
+            if run.is_empty() || run[0].is_empty() {
+                return Err(invalid(field("run"), "give the program and its arguments, such as [cadm, install]"));
+            }
+            if run.len() > 1024 || run.iter().any(|word| has_bad_bytes(word, false)) {
+                return Err(invalid(field("run"), "has a NUL byte, a word over 4096 bytes or over 1024 words"));
+            }
+        }
+    }
+    for (key, value) in &step.env {
+        if !rules::is_env_name(key) {
+            return Err(invalid(field("env"), format!("{} is not an environment variable name", quoted(key))));
+        }
+        if has_bad_bytes(value, false) {
+            return Err(invalid(field("env"), format!("the value of {key} has a NUL byte or is over 4096 bytes")));
+        }
+    }
+    for (name, seconds) in [("timeout", step.timeout), ("retry_delay", step.retry_delay)] {
+        if seconds.is_some_and(|s| s.0 > MAX_SECONDS) {
+            return Err(invalid(field(name), "is longer than 30 days"));
+        }
+    }
+    if step.retries > 100 {
+        return Err(invalid(field("retries"), "is more than 100"));
+    }
+    Ok(())
+}

@@ -1,0 +1,653 @@
+//! A bundle is untrusted input. Each test forges a bundle the way someone who can
+//! rewrite the file would (every digest, offset, the launcher's checksum and the
+//! trailer computed again, `support::forge`) or hands the builder a hostile input, and
+//! checks the refusal: exit 3 (2 for the builder), one line naming what and where, and
+//! nothing written.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use airbin_stub::format::{Action, Index, Step};
+use support::*;
+use tar::EntryType;
+
+fn position(index: &Index, name: &str) -> usize {
+    index.members.iter().position(|m| m.name == name).unwrap()
+}
+
+/// Asserts exit 3 with a one-line error holding `want`, and that `target` was not made.
+fn assert_refused(what: &str, out: &Output, want: &str, target: &Path) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(3), "{what}: {err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{what}: one error line: {err}");
+    assert!(errors[0].contains(want), "{what}: want «{want}» in: {err}");
+    assert!(!target.exists(), "{what}: {} was written", target.display());
+}
+
+fn extract(bin: &Path, target: &Path, tmp: &Path) -> Output {
+    run(Shell::Dash, bin, &["extract", "--target", target.to_str().unwrap()], tmp)
+}
+
+#[test]
+fn names_from_the_index_are_held_to_the_builders_rules() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let long = "x".repeat(256);
+    for (n, bad) in ["", ".", "..", "../../escaped", "a/b", "a\0b", "a\nb", "-rf", long.as_str()].into_iter().enumerate() {
+        let bin = forge(
+            minimal(),
+            &dir.path().join(format!("member-{n}.bin")),
+            |index, _| {
+                let at = position(index, "hello");
+                index.members[at].name = bad.to_string();
+            },
+            |_| {},
+        );
+        let target = dir.path().join(format!("t{n}"));
+        assert_refused(&format!("member name {bad:?}"), &extract(&bin, &target, &tmp), "members[0].name", &target);
+        // Nothing that reads the index uses it either.
+        let info = run(Shell::Bash, &bin, &["info"], &tmp);
+        assert_eq!(info.status.code(), Some(3), "info of member name {bad:?}");
+    }
+    assert!(!dir.path().join("escaped").exists());
+
+    // The bundle's name and version make the default extract target and the state directory.
+    for (field, bad) in [("name", "../../etc"), ("name", "a/b"), ("version", ".."), ("version", "1\u{1b}[2J")] {
+        let bin = forge(
+            minimal(),
+            &dir.path().join("meta.bin"),
+            |index, _| match field {
+                "name" => index.bundle.name = bad.into(),
+                _ => index.bundle.version = bad.into(),
+            },
+            |_| {},
+        );
+        let work = dir.path().join(format!("work-{field}"));
+        fs::create_dir_all(&work).unwrap();
+        let out = Command::new("bash").arg(&bin).arg("extract").current_dir(&work).env("TMPDIR", &tmp).output().unwrap();
+        assert_refused(&format!("bundle {field} {bad:?}"), &out, &format!("bundle.{field}"), &work.join("x"));
+        assert!(entries(&work).is_empty(), "bundle {field} {bad:?}: {:?}", entries(&work));
+        let out = run(Shell::Busybox, &bin, &["install", "--use-sample", "--yes"], &tmp);
+        assert_eq!(out.status.code(), Some(3), "install with bundle {field} {bad:?}: {}", stderr(&out));
+        assert!(!tmp.join("airbin-state").exists(), "no state directory for a refused bundle");
+    }
+}
+
+#[test]
+fn step_names_and_values_are_held_to_the_builders_rules() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let command = |name: &str| Step {
+        name: name.into(),
+        action: Action::Command { run: vec!["hello".into()] },
+        timeout: None,
+        retries: 0,
+        retry_delay: None,
+        env: Default::default(),
+        on_failure: vec![],
+    };
+    let cases: Vec<(&str, Step, &str)> = vec![
+        ("a step name with a slash", command("../x"), "steps[0].name"),
+        ("a step name with a control character", command("a\u{1b}[2Jb"), "steps[0].name"),
+        ("an empty command", Step { action: Action::Command { run: vec![] }, ..command("empty") }, "steps[0].run"),
+        ("a relative extract target", Step { action: extract_to("rel/dir", None), ..command("x") }, "steps[0].to"),
+        ("the root as extract target", Step { action: extract_to("/", None), ..command("x") }, "steps[0].to"),
+        ("a setuid mode on an unmarked member", Step { action: extract_to("/opt/x", Some("4755")), ..command("x") }, "steps[0].mode"),
+        ("an owner that is an option", Step { action: extract_owned("--reference=/etc/shadow"), ..command("x") }, "steps[0].owner"),
+        ("a timeout beyond bounds", Step { timeout: Some(airbin_stub::format::Seconds(u64::MAX)), ..command("x") }, "steps[0].timeout"),
+    ];
+    for (what, step, field) in cases {
+        let bin = forge(minimal(), &dir.path().join("step.bin"), |index, _| index.steps = vec![step.clone()], |_| {});
+        let out = run(Shell::Bash, &bin, &["plan", "--use-sample"], &tmp);
+        assert_refused(what, &out, field, &tmp.join("airbin-state"));
+    }
+}
+
+fn extract_to(to: &str, mode: Option<&str>) -> Action {
+    Action::Extract { member: "hello".into(), to: to.into(), mode: mode.map(str::to_string), owner: None }
+}
+
+fn extract_owned(owner: &str) -> Action {
+    Action::Extract { member: "hello".into(), to: "/opt/x".into(), mode: None, owner: Some(owner.into()) }
+}
+
+/// Forges `minimal` with its `conf.d` tree member's tar replaced.
+fn with_tree(dir: &Path, name: &str, tar: Vec<u8>) -> PathBuf {
+    forge(
+        minimal(),
+        &dir.join(name),
+        |index, contents| {
+            let at = position(index, "conf.d");
+            contents[at] = tar;
+        },
+        |_| {},
+    )
+}
+
+#[test]
+fn link_tricks_that_take_two_entries_are_refused() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let outside = dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("secret"), "keep").unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "a hard link to a symlink",
+            raw_tar(&[
+                ("file", EntryType::Regular, None, b"x", 0o644),
+                ("s", EntryType::Symlink, Some("file"), b"", 0o777),
+                ("h", EntryType::Link, Some("s"), b"", 0o644),
+            ]),
+            "'h' is a hard link to a symlink",
+        ),
+        (
+            "a symlink to . used as a path component",
+            raw_tar(&[("d", EntryType::Symlink, Some("."), b"", 0o777), ("d/d/d/x", EntryType::Symlink, Some("../../.."), b"", 0o777)]),
+            "is a symlink that leads outside the member",
+        ),
+        (
+            "a dangling symlink whose text leads outside",
+            raw_tar(&[("l", EntryType::Symlink, Some("."), b"", 0o777), ("y", EntryType::Symlink, Some("l/../nowhere/x"), b"", 0o777)]),
+            "'y' is a symlink that leads outside the member",
+        ),
+        (
+            "a hard link through a symlink that leads outside",
+            raw_tar(&[("d", EntryType::Symlink, Some("."), b"", 0o777), ("h", EntryType::Link, Some("d/../outside/secret"), b"", 0o644)]),
+            "hard link to outside",
+        ),
+    ];
+    for (n, (what, tar, want)) in cases.into_iter().enumerate() {
+        let bin = with_tree(dir.path(), &format!("links-{n}.bin"), tar);
+        let target = dir.path().join(format!("t{n}"));
+        assert_refused(what, &extract(&bin, &target, &tmp), want, &target);
+    }
+    assert_eq!(fs::read_to_string(outside.join("secret")).unwrap(), "keep");
+    assert_eq!(entries(&outside), ["secret"]);
+}
+
+#[test]
+fn setuid_setgid_and_sticky_bits_are_dropped_unless_the_spec_marks_the_member() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let tar = raw_tar(&[("bin", EntryType::Directory, None, b"", 0o1777), ("bin/tool", EntryType::Regular, None, b"#!/bin/sh\n", 0o6755)]);
+    let bin = with_tree(dir.path(), "bits.bin", tar);
+    let target = dir.path().join("t");
+    let out = extract(&bin, &target, &tmp);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mode = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&target.join("conf.d/bin/tool")), 0o755);
+    assert_eq!(mode(&target.join("conf.d/bin")), 0o777);
+
+    // A file member whose index mode carries setuid without the mark is refused.
+    let forged = forge(
+        minimal(),
+        &dir.path().join("suid.bin"),
+        |index, _| {
+            let at = position(index, "hello");
+            index.members[at].mode = 0o4755;
+        },
+        |_| {},
+    );
+    assert_refused("an unmarked setuid file", &extract(&forged, &dir.path().join("t2"), &tmp), "members[0].mode", &dir.path().join("t2"));
+
+    // Marked in the spec, the bits stay; the builder records the mark.
+    let spec_dir = dir.path().join("spec");
+    fs::create_dir(&spec_dir).unwrap();
+    fs::write(spec_dir.join("tool.sh"), "#!/bin/sh\n").unwrap();
+    fs::write(
+        spec_dir.join("bundle.yaml"),
+        "name: suid\nversion: '1'\nmembers:\n  - {name: tool, kind: tool, path: tool.sh, mode: '4755', special_bits: true}\n",
+    )
+    .unwrap();
+    let marked = build(&spec_dir, &spec_dir.join("dist"));
+    let out = extract(&marked, &dir.path().join("t3"), &tmp);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(mode(&dir.path().join("t3/tool")), 0o4755);
+    // Unmarked, the builder refuses the mode.
+    fs::write(
+        spec_dir.join("bundle.yaml"),
+        "name: suid\nversion: '1'\nmembers:\n  - {name: tool, kind: tool, path: tool.sh, mode: '4755'}\n",
+    )
+    .unwrap();
+    let out = airbin().arg("build").arg(&spec_dir).arg("-o").arg(spec_dir.join("dist2")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("members[0].mode") && stderr(&out).contains("special_bits: true"), "{}", stderr(&out));
+}
+
+#[test]
+fn sizes_that_lie_are_refused() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    type Lie = Box<dyn Fn(&mut Index)>;
+    let cases: Vec<(&str, Lie, &str)> = vec![
+        (
+            "unpacked_bytes far below size",
+            Box::new(|index| {
+                let at = position(index, "hello");
+                index.members[at].unpacked_bytes = 1;
+            }),
+            "unpacked_bytes",
+        ),
+        (
+            "a tree's unpacked_bytes far below its tar stream",
+            Box::new(|index| {
+                let at = position(index, "conf.d");
+                index.members[at].unpacked_bytes = 4096;
+            }),
+            "unpacked_bytes",
+        ),
+        (
+            "sizes whose sum overflows",
+            Box::new(|index| {
+                for m in &mut index.members {
+                    m.unpacked_bytes = u64::MAX / 2 + 1;
+                }
+            }),
+            "larger than any member can be",
+        ),
+    ];
+    let big_tree = raw_tar(&[("big", EntryType::Regular, None, &vec![0u8; 1 << 20], 0o644)]);
+    for (what, lie, want) in cases {
+        let bin = forge(
+            minimal(),
+            &dir.path().join("lie.bin"),
+            |index, contents| {
+                let at = position(index, "conf.d");
+                contents[at] = big_tree.clone();
+            },
+            lie,
+        );
+        let target = dir.path().join("t");
+        assert_refused(what, &extract(&bin, &target, &tmp), want, &target);
+    }
+
+    // Decompressed bytes beyond what the index says: stops at once, leaves nothing.
+    let bin = forge(
+        minimal(),
+        &dir.path().join("long.bin"),
+        |index, contents| {
+            let at = position(index, "hello");
+            contents[at] = vec![b'x'; 8 << 20];
+        },
+        |index| {
+            let at = position(index, "hello");
+            let member = &mut index.members[at];
+            member.size = 4096;
+            member.codec = airbin_stub::format::Codec::Zstd;
+        },
+    );
+    let target = dir.path().join("t-long");
+    let out = extract(&bin, &target, &tmp);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(!target.exists() || entries(&target).is_empty(), "{:?}", entries(&target));
+}
+
+#[test]
+fn image_references_and_ids_follow_the_docker_grammar() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let image_dir = dir.path().join("image");
+    fs::create_dir(&image_dir).unwrap();
+    // The builder refuses a docker save whose RepoTags would reach the engine's API.
+    for (n, tag) in ["evil:1/json?x=1 HTTP/1.1", "--help", "case/UPPER:1", "a:b:c\r\nHost: x"].into_iter().enumerate() {
+        let archive = image_archive(&image_dir, tag);
+        fs::write(
+            image_dir.join("bundle.yaml"),
+            format!("name: img\nversion: '1'\nmembers:\n  - {{name: images, kind: image, path: {}}}\n", archive.display()),
+        )
+        .unwrap();
+        let out = airbin().arg("build").arg(&image_dir).arg("-o").arg(dir.path().join(format!("d{n}"))).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{tag:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("is not a Docker image reference"), "{tag:?}: {}", stderr(&out));
+        assert!(!dir.path().join(format!("d{n}")).exists());
+    }
+    // A forged index is refused the same way, and an ID that is not sha256:<hex>.
+    let good = image_archive(&image_dir, "airbin/ok:1");
+    fs::write(
+        image_dir.join("bundle.yaml"),
+        format!("name: img\nversion: '1'\nmembers:\n  - {{name: images, kind: image, path: {}}}\n", good.display()),
+    )
+    .unwrap();
+    let bin = build(&image_dir, &dir.path().join("dist"));
+    for (what, edit) in [
+        (
+            "a tag with a path and a query",
+            Box::new(|i: &mut Index| i.members[0].images[0].tags = vec!["a:1/json?x".into()]) as Box<dyn Fn(&mut Index)>,
+        ),
+        ("a multibyte image ID", Box::new(|i: &mut Index| i.members[0].images[0].id = format!("sha256:{}", "é".repeat(32)))),
+        ("a short image ID", Box::new(|i: &mut Index| i.members[0].images[0].id = "sha256:ab".into())),
+    ] {
+        let forged = forge(&bin, &dir.path().join("forged.bin"), |_, _| {}, edit);
+        let out = run(Shell::Bash, &forged, &["info"], &tmp);
+        assert_refused(what, &out, "members[0].images[0]", &tmp.join("nothing"));
+        let out = run(Shell::Bash, &forged, &["list"], &tmp);
+        assert_eq!(out.status.code(), Some(3), "{what}: list");
+    }
+}
+
+/// A docker-archive with one empty-layer image tagged `tag`.
+fn image_archive(dir: &Path, tag: &str) -> PathBuf {
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
+    let config_hex = airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(config));
+    let manifest = serde_json::json!([{"Config": format!("{config_hex}.json"), "RepoTags": [tag], "Layers": []}]).to_string();
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data) in [("manifest.json", manifest.as_bytes()), (&format!("{config_hex}.json")[..], &config[..])] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, name, data).unwrap();
+    }
+    let path = dir.join(format!("image-{}.tar", airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(tag.as_bytes()))));
+    fs::write(&path, tar.into_inner().unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn free_text_cannot_steer_the_terminal() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let bin =
+        forge(minimal(), &dir.path().join("esc.bin"), |index, _| index.bundle.description = "\u{1b}]0;owned\u{7}\u{1b}[2J".into(), |_| {});
+    let out = run(Shell::Bash, &bin, &["info"], &tmp);
+    assert_refused("escape sequences in the description", &out, "bundle.description", &tmp.join("nothing"));
+    assert!(!stderr(&out).contains('\u{1b}'), "the error prints no escape character");
+}
+
+#[test]
+fn long_tar_names_are_refused_before_they_are_read() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    // A GNU long-name entry of 1 MiB, then a file it would name.
+    let long = vec![b'a'; 1 << 20];
+    let mut tar = raw_tar(&[("././@LongLink", EntryType::GNULongName, None, &long, 0o644)]);
+    tar.truncate(tar.len() - 1024);
+    tar.extend(raw_tar(&[("x", EntryType::Regular, None, b"x", 0o644)]));
+    let bin = forge(
+        minimal(),
+        &dir.path().join("long.bin"),
+        |index, contents| {
+            let at = position(index, "conf.d");
+            contents[at] = tar;
+        },
+        |index| {
+            let at = position(index, "conf.d");
+            index.members[at].unpacked_bytes = 4 << 20;
+        },
+    );
+    let target = dir.path().join("t");
+    let out = extract(&bin, &target, &tmp);
+    assert_refused("a 1 MiB GNU long name", &out, "65536-byte bound", &target);
+    assert!(stderr(&out).len() < 1000, "the error stays short: {} bytes", stderr(&out).len());
+}
+
+#[test]
+fn the_builder_refuses_hostile_inputs_without_hanging() {
+    let dir = scratch();
+    let root = dir.path();
+    fs::write(root.join("tool.sh"), "#!/bin/sh\n").unwrap();
+    let build_with = |yaml: &str, out: &Path| {
+        fs::write(root.join("bundle.yaml"), yaml).unwrap();
+        let child = airbin().arg("build").arg(root.join("bundle.yaml")).arg("-o").arg(out).spawn_output();
+        child.wait_bounded()
+    };
+
+    // The output directory inside a member's input directory.
+    fs::create_dir_all(root.join("files/sub")).unwrap();
+    fs::write(root.join("files/sub/a"), "a").unwrap();
+    let out = build_with("name: x\nversion: '1'\nmembers:\n  - {name: files, kind: file, path: files}\n", &root.join("files/dist"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the bundle would pack itself"), "{}", stderr(&out));
+    assert!(!root.join("files/dist").exists());
+
+    // A member that is a symlink to outside its declared path.
+    std::os::unix::fs::symlink("/etc/passwd", root.join("link.sh")).unwrap();
+    let out = build_with("name: x\nversion: '1'\nmembers:\n  - {name: t, kind: tool, path: link.sh}\n", &root.join("dist"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is a symlink (to /etc/passwd)") && stderr(&out).contains("follow_symlinks: true"), "{}", stderr(&out));
+    let out = build_with(
+        "name: x\nversion: '1'\nmembers:\n  - {name: t, kind: tool, path: link.sh, follow_symlinks: true}\n",
+        &root.join("dist"),
+    );
+    assert!(out.status.success(), "follow_symlinks: true takes it: {}", stderr(&out));
+
+    // Deeply nested YAML.
+    let deep = format!("name: x\nversion: '1'\nmembers: []\ndescription: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let out = build_with(&deep, &root.join("dist"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nests deeper"), "{}", stderr(&out));
+
+    // A FIFO as the spec file: refused, not waited on.
+    let fifo = root.join("fifo.yaml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let out = airbin().arg("build").arg(&fifo).arg("-o").arg(root.join("dist")).spawn_output().wait_bounded();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a regular file"), "{}", stderr(&out));
+
+    // A registry pack with a non-ASCII blob name, and one with a symlink in it.
+    let pack = root.join("pack/docker/registry/v2/blobs/sha256/éé");
+    fs::create_dir_all(&pack).unwrap();
+    let out = build_with("name: x\nversion: '1'\nmembers:\n  - {name: pack, kind: registry-pack, path: pack}\n", &root.join("dist"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("has no place in a registry's storage"), "{}", stderr(&out));
+    fs::remove_dir_all(root.join("pack")).unwrap();
+    fs::create_dir_all(root.join("pack/docker/registry/v2/repositories")).unwrap();
+    std::os::unix::fs::symlink("/etc", root.join("pack/docker/registry/v2/blobs")).unwrap();
+    let out = build_with("name: x\nversion: '1'\nmembers:\n  - {name: pack, kind: registry-pack, path: pack}\n", &root.join("dist"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("neither a regular file nor a directory") || stderr(&out).contains("symlink"), "{}", stderr(&out));
+}
+
+/// Runs a command with its output captured, killed if it runs over 60 s: a hang is a failure.
+trait Bounded {
+    fn spawn_output(&mut self) -> std::process::Child;
+}
+
+impl Bounded for Command {
+    fn spawn_output(&mut self) -> std::process::Child {
+        self.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+    }
+}
+
+trait WaitBounded {
+    fn wait_bounded(self) -> Output;
+}
+
+impl WaitBounded for std::process::Child {
+    fn wait_bounded(mut self) -> Output {
+        let started = std::time::Instant::now();
+        while self.try_wait().unwrap().is_none() {
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                self.kill().unwrap();
+                panic!("the builder hung for 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.wait_with_output().unwrap()
+    }
+}
+
+/// A one-tag registry pack (`app:1.0`) written as the registry lays it out.
+fn registry_pack(dir: &Path) -> PathBuf {
+    let sha = |b: &[u8]| airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(b));
+    let root = dir.join("pack");
+    let v2 = root.join("docker/registry/v2");
+    let layer = b"layer bytes".to_vec();
+    let config = b"{\"config\":{}}".to_vec();
+    let manifest = format!(
+        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"config\":{{\"digest\":\"sha256:{}\"}},\"layers\":[{{\"digest\":\"sha256:{}\"}}]}}",
+        sha(&config),
+        sha(&layer)
+    )
+    .into_bytes();
+    let write = |rel: String, content: &[u8]| {
+        let path = v2.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    };
+    for blob in [&layer, &config, &manifest] {
+        let hex = sha(blob);
+        write(format!("blobs/sha256/{}/{hex}/data", &hex[..2]), blob);
+    }
+    for hex in [sha(&layer), sha(&config)] {
+        write(format!("repositories/app/_layers/sha256/{hex}/link"), format!("sha256:{hex}").as_bytes());
+    }
+    let m = sha(&manifest);
+    write(format!("repositories/app/_manifests/revisions/sha256/{m}/link"), format!("sha256:{m}").as_bytes());
+    write("repositories/app/_manifests/tags/1.0/current/link".into(), format!("sha256:{m}").as_bytes());
+    root
+}
+
+/// A bundle restoring that pack into `registry_root`.
+fn pack_bundle(dir: &Path, registry_root: &Path) -> PathBuf {
+    registry_pack(dir);
+    fs::write(
+        dir.join("bundle.yaml"),
+        format!(
+            "name: packed\nversion: '1'\nmembers:\n  - {{name: pack, kind: registry-pack, path: pack}}\nsteps:\n  - {{name: restore, kind: restore-registry, member: pack, root: {}}}\n",
+            registry_root.display()
+        ),
+    )
+    .unwrap();
+    build(&dir.join("bundle.yaml"), &dir.join("dist"))
+}
+
+fn install(bin: &Path, tmp: &Path) -> Output {
+    run(Shell::Bash, bin, &["install", "--yes"], tmp)
+}
+
+#[test]
+fn restore_registry_places_only_the_registrys_own_files_and_follows_no_link() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let root = dir.path().join("registry");
+    let bin = pack_bundle(dir.path(), &root);
+    let outside = dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("file"), "keep").unwrap();
+
+    // A pack holding a symlink, or a file with no place in a registry: refused at install.
+    let v2 = "docker/registry/v2";
+    type Entries = Vec<(String, EntryType, Option<String>)>;
+    let hostile: Vec<(&str, Entries)> = vec![
+        ("a symlink in the pack", vec![(format!("{v2}/blobs"), EntryType::Symlink, Some(outside.display().to_string()))]),
+        ("a file outside the registry's layout", vec![(format!("{v2}/evil.sh"), EntryType::Regular, None)]),
+        (
+            "a name outside the registry's grammar",
+            vec![(format!("{v2}/repositories/app/_manifests/tags/x y/current/link"), EntryType::Regular, None)],
+        ),
+        ("a hard link", vec![(format!("{v2}/repositories/app/_layers/sha256/{}/link", "a".repeat(64)), EntryType::Link, Some("x".into()))]),
+    ];
+    for (n, (what, entries_)) in hostile.into_iter().enumerate() {
+        let raw: Vec<RawEntry<'_>> = entries_.iter().map(|(p, k, l)| (p.as_str(), *k, l.as_deref(), &b""[..], 0o644)).collect();
+        let forged = forge(
+            &bin,
+            &dir.path().join(format!("pack-{n}.bin")),
+            |_, contents| contents[0] = raw_tar(&raw),
+            |index| {
+                index.members[0].unpacked_bytes = 1 << 20;
+            },
+        );
+        let out = install(&forged, &tmp);
+        assert_eq!(out.status.code(), Some(3), "{what}: {}", stderr(&out));
+        assert!(!root.join("docker").exists(), "{what}: nothing placed: {:?}", entries(&root));
+        let _ = fs::remove_dir_all(tmp.join("airbin-state"));
+    }
+    assert_eq!(entries(&outside), ["file"]);
+
+    // A symlink in the root where the registry keeps a directory: refused, named, nothing written through it.
+    fs::create_dir_all(root.join(v2)).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join(v2).join("blobs")).unwrap();
+    let out = install(&bin, &tmp);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("blobs is a symlink where the registry keeps a directory"), "{}", stderr(&out));
+    assert_eq!(entries(&outside), ["file"]);
+    fs::remove_file(root.join(v2).join("blobs")).unwrap();
+    let _ = fs::remove_dir_all(tmp.join("airbin-state"));
+
+    // A symlink where a file belongs: replaced by the file (said so); its target untouched.
+    let link = root.join(v2).join("repositories/app/_manifests/tags/1.0/current/link");
+    fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(outside.join("file"), &link).unwrap();
+    let out = install(&bin, &tmp);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("replaced 1 symlink(s)"), "{}", stderr(&out));
+    assert!(!fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert_eq!(fs::read_to_string(outside.join("file")).unwrap(), "keep");
+}
+
+#[test]
+fn a_restore_that_fails_its_check_takes_back_what_it_placed() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let root = dir.path().join("registry");
+    let bin = pack_bundle(dir.path(), &root);
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("kept"), "x").unwrap();
+    // The index says the tag points at another manifest than the pack holds.
+    let forged = forge(
+        &bin,
+        &dir.path().join("mismatch.bin"),
+        |_, _| {},
+        |index| {
+            let record = index.members[0].registry.as_mut().unwrap();
+            record.repositories[0].tags[0].manifest = format!("sha256:{}", "b".repeat(64));
+        },
+    );
+    let out = install(&forged, &tmp);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("what it placed was taken back"), "{}", stderr(&out));
+    assert_eq!(entries(&root), ["kept"], "the root is as it was");
+}
+
+#[test]
+fn registry_roots_and_modes_come_from_the_spec_only_within_bounds() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let bin = pack_bundle(dir.path(), &dir.path().join("registry"));
+    for (what, root, mode) in
+        [("a root of /", Some("/"), None), ("a relative root", Some("var/lib/registry"), None), ("a setuid mode", None, Some("4644"))]
+    {
+        let forged = forge(
+            &bin,
+            &dir.path().join("root.bin"),
+            |index, _| {
+                if let Action::RestoreRegistry { root: r, mode: m, .. } = &mut index.steps[0].action {
+                    if let Some(root) = root {
+                        *r = Some(root.into());
+                    }
+                    *m = mode.map(str::to_string);
+                }
+            },
+            |_| {},
+        );
+        let out = install(&forged, &tmp);
+        assert_refused(what, &out, "steps[0]", &tmp.join("airbin-state"));
+        // The builder refuses the same spec.
+        let yaml = fs::read_to_string(dir.path().join("bundle.yaml")).unwrap();
+        let changed = match (root, mode) {
+            (Some(root), _) => yaml.replace(&format!("root: {}", dir.path().join("registry").display()), &format!("root: {root}")),
+            (_, Some(mode)) => yaml.replace("member: pack,", &format!("member: pack, mode: '{mode}',")),
+            _ => unreachable!(),
+        };
+        fs::write(dir.path().join("bad.yaml"), changed).unwrap();
+        let out = airbin().arg("build").arg(dir.path().join("bad.yaml")).arg("-o").arg(dir.path().join("bad")).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", stderr(&out));
+    }
+}
