@@ -145,3 +145,40 @@ fn the_same_inputs_built_twice_in_two_places_give_the_same_bytes() {
 }
 
 use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn unattended_keys_sign_without_a_password_and_a_wrong_password_is_named() {
+    let dir = scratch();
+    let out = airbin().arg("keygen").arg("-o").arg(dir.path().join("ci")).arg("--no-password").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sign = |key: &str, password: Option<&str>, outdir: &str| {
+        let mut command = airbin();
+        command
+            .arg("build")
+            .arg(repo_root().join("samples/minimal"))
+            .arg("-o")
+            .arg(dir.path().join(outdir))
+            .arg("--sign")
+            .arg(dir.path().join(key));
+        command.env_remove("AIRBIN_KEY_PASSWORD");
+        if let Some(password) = password {
+            command.env("AIRBIN_KEY_PASSWORD", password);
+        }
+        command.stdin(std::process::Stdio::null()).output().unwrap()
+    };
+    let out = sign("ci.key", None, "a");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.path().join("a/minimal-1.0.0-amd64.bin.minisig").is_file());
+
+    keygen(dir.path(), "locked");
+    let out = sign("locked.key", None, "b");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("set AIRBIN_KEY_PASSWORD"), "{}", stderr(&out));
+    let out = sign("locked.key", Some("wrong"), "c");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("check the password"), "{}", stderr(&out));
+    assert!(!dir.path().join("b").exists() && !dir.path().join("c").exists(), "nothing written without a signature");
+    // keygen does not overwrite a pair unless asked.
+    let out = airbin().arg("keygen").arg("-o").arg(dir.path().join("ci")).arg("--no-password").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

@@ -42,6 +42,11 @@ impl SigningKey {
         let boxed = SecretKeyBox::from_string(&text).map_err(|e| bad(format!("is not a minisign secret key ({e})")))?;
         let secret = match boxed.clone().into_unencrypted_secret_key() {
             Ok(secret) if !secret.is_encrypted() => secret,
+            // An unencrypted key the minisign crate cannot read (the minisign tool's `-W`
+            // keys, for one): say so rather than ask for a password it does not have.
+            Err(e) if !e.to_string().contains("encrypted") => {
+                return Err(bad(format!("cannot be opened ({e}); make signing keys with `airbin keygen`")));
+            }
             _ => boxed
                 .into_secret_key(password("signing")?)
                 .map_err(|e| bad(format!("cannot be opened ({e}); check the password in {PASSWORD_ENV}")))?,
