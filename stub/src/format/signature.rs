@@ -67,10 +67,6 @@ impl Embedded {
         let key_id = text.lines().nth(1).and_then(|line| key_id_of(line, 74)).ok_or("its signature block is not a minisign signature")?;
         Ok(Embedded { key_id, signature })
     }
-
-    pub fn trusted_comment(&self) -> &str {
-        self.signature.trusted_comment()
-    }
 }
 
 /// A public key a site trusts, and the file it came from.

@@ -148,7 +148,7 @@ impl<'a> DirWalker<'a> {
                     created.push(here.clone());
                     let fd =
                         openat(parent.as_fd(), *part, flags, Mode::empty()).map_err(|e| nix_error(e, "opening", &self.root.join(&here)))?;
-                    apply_ownership_fd(&fd, create.expect("checked"), true, &self.root.join(&here))?;
+                    apply_dir_ownership(&fd, create.expect("checked"), &self.root.join(&here))?;
                     fd
                 }
                 Err(Errno::ELOOP | Errno::ENOTDIR) => {
@@ -321,16 +321,16 @@ fn apply_ownership(path: &Path, ownership: &Ownership) -> Result<()> {
 }
 
 /// Owner and mode of a directory the restore created, through its descriptor.
-fn apply_ownership_fd(fd: &OwnedFd, ownership: &Ownership, is_dir: bool, shown: &Path) -> Result<()> {
-    let file = fs::File::from(fd.try_clone().ctx("opening", shown)?);
+fn apply_dir_ownership(fd: &OwnedFd, ownership: &Ownership, shown: &Path) -> Result<()> {
+    let dir = fs::File::from(fd.try_clone().ctx("opening", shown)?);
     if ownership.uid.is_some() || ownership.gid.is_some() {
-        std::os::unix::fs::fchown(&file, ownership.uid, ownership.gid).ctx("changing the owner of", shown)?;
+        std::os::unix::fs::fchown(&dir, ownership.uid, ownership.gid).ctx("changing the owner of", shown)?;
     }
     if let Some(mode) = ownership.file_mode {
         use std::os::unix::fs::PermissionsExt;
         // Directories get an x bit wherever the file mode has an r bit.
-        let mode = if is_dir { (mode | ((mode & 0o444) >> 2)) & 0o777 } else { mode & 0o777 };
-        file.set_permissions(fs::Permissions::from_mode(mode)).ctx("setting the mode of", shown)?;
+        let mode = (mode | ((mode & 0o444) >> 2)) & 0o777;
+        dir.set_permissions(fs::Permissions::from_mode(mode)).ctx("setting the mode of", shown)?;
     }
     Ok(())
 }
