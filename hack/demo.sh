@@ -34,7 +34,9 @@ echo "demo: Docker Engine at $DOCKER_HOST, docker-registry at $REGISTRY_ADDRESS"
 
 # The field engineer's part: the config from the sample, edited for this host.
 sh "$bin" extract config.sample --target demo/sample
-sed -e "s|^registry_address:.*|registry_address: $REGISTRY_ADDRESS|" \
+# A single management node: this host, by its loopback address.
+sed -e "s|^management_nodes:.*|management_nodes: [127.0.0.1]|" \
+    -e "s|^registry_address:.*|registry_address: $REGISTRY_ADDRESS|" \
     -e "s|^registry_root:.*|registry_root: $PWD/demo/registry/root|" \
     -e "s|^tools_dir:.*|tools_dir: $PWD/demo/bin|" demo/sample/config.sample > demo/dist/config
 export AIRBIN_STATE_DIR=$PWD/demo/state

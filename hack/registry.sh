@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Starts or stops a throwaway Debian docker-registry serving ROOT on a free loopback port.
+# Starts or stops a throwaway Debian docker-registry serving ROOT on a free loopback port
+# (or on HOST:PORT).
 #
-#   eval "$(bash hack/registry.sh start DIR ROOT)"   # prints: export REGISTRY_ADDRESS=127.0.0.1:PORT
+#   eval "$(bash hack/registry.sh start DIR ROOT [HOST:PORT])"   # prints: export REGISTRY_ADDRESS=HOST:PORT
 #   bash hack/registry.sh stop DIR
 set -eu
 cmd=${1:?usage: registry.sh start DIR ROOT | stop DIR}
@@ -11,20 +12,25 @@ start)
     root=${3:?usage: registry.sh start DIR ROOT}
     command -v docker-registry >/dev/null || { echo "registry.sh: docker-registry is missing: run bash hack/setup-host.sh" >&2; exit 1; }
     mkdir -p "$dir" "$root"
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    if [ -n "${4:-}" ]; then
+        host=${4%:*} port=${4##*:}
+    else
+        host=127.0.0.1
+        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    fi
     cat >"$dir/registry.yml" <<YAML
 version: 0.1
 log: {level: error}
 storage:
   filesystem: {rootdirectory: $root}
 http:
-  addr: 127.0.0.1:$port
+  addr: $host:$port
 YAML
     docker-registry serve "$dir/registry.yml" >"$dir/registry.log" 2>&1 &
     echo $! >"$dir/registry.pid"
     for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "export REGISTRY_ADDRESS=127.0.0.1:$port"
+        if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+            echo "export REGISTRY_ADDRESS=$host:$port"
             exit 0
         fi
         sleep 0.1

@@ -2,8 +2,9 @@
 # Installs what building airbin and running its whole test suite need on a fresh
 # Debian 12 host: the musl target and musl-tools (the static stub), Docker Engine (with
 # containerd and ctr), podman, Debian's docker-registry, skopeo, busybox-static and dash
-# (the shells, engines and registry the end-to-end tests run bundles against), and
-# minisign (signed bundles are checked with the standard tool too).
+# (the shells, engines and registry the end-to-end tests run bundles against),
+# minisign (signed bundles are checked with the standard tool too), and openssh-server,
+# ansible-core and iproute2 (the multi-node tests' nodes, fan-out and Ansible role).
 #
 #   bash hack/setup-host.sh            # needs root (apt-get); idempotent
 #
@@ -21,6 +22,12 @@ dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
 command -v dash >/dev/null 2>&1 || need_apt+=(dash)
 # minisign: the signed-bundle tests check that the standard tool accepts airbin's .minisig.
 command -v minisign >/dev/null 2>&1 || need_apt+=(minisign)
+# The multi-node tests: each test node runs Debian's sshd; the fan-out uses OpenSSH's
+# client; the Ansible role is tested with ansible-core; nodes are network namespaces.
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v ansible-playbook >/dev/null 2>&1 || need_apt+=(ansible-core)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then

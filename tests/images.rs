@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use airbin_stub::format::Bundle;
@@ -46,17 +46,6 @@ fn remove_images(references: &[String]) {
     for reference in references {
         let _ = docker(&["rmi", "-f", reference]);
     }
-}
-
-/// The compass sample, built once.
-fn compass() -> &'static Path {
-    static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, bin) = BUILT.get_or_init(|| {
-        let dir = scratch();
-        let bin = build(&repo_root().join("samples/compass"), &dir.path().join("dist"));
-        (dir, bin)
-    });
-    bin
 }
 
 fn compass_refs() -> Vec<String> {
@@ -177,7 +166,9 @@ fn info_and_list_show_images_and_repositories() {
     let out = run(Shell::Dash, compass(), &["info", "--json"], Path::new("/tmp"));
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(info["members"][0]["images"][0]["id"].as_str().unwrap().starts_with("sha256:"));
-    assert_eq!(info["steps"][0]["kind"], "load-images");
+    assert_eq!((&info["steps"][0]["kind"], &info["steps"][1]["kind"]), (&"wait-for".into(), &"load-images".into()));
+    assert_eq!(info["steps"][2]["roles"], serde_json::json!(["single", "primary"]), "the pack is restored where the registry runs");
+    assert_eq!(info["config"]["management_nodes_key"], "management_nodes");
 }
 
 #[test]

@@ -106,15 +106,6 @@ impl Site {
     }
 }
 
-fn states(doc: &serde_json::Value) -> Vec<(String, String)> {
-    doc["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s["name"].as_str().unwrap().to_string(), s["state"].as_str().unwrap().to_string()))
-        .collect()
-}
-
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
 }
@@ -322,7 +313,7 @@ fn plan_shows_each_step_its_values_and_what_is_done_before_and_after() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     for expected in [
-        "plan for planned 1 on this host (role: single)",
+        "plan for planned 1 on this host (role: single, the bundle names no node list)",
         "cluster = site-one",
         "registry.port = 5000",
         "1. one   [to do]  run the bundle's tool ok site-one",

@@ -92,6 +92,7 @@ fn step_names_and_values_are_held_to_the_builders_rules() {
         retry_delay: None,
         env: Default::default(),
         on_failure: vec![],
+        roles: vec![],
     };
     let cases: Vec<(&str, Step, &str)> = vec![
         ("a step name with a slash", command("../x"), "steps[0].name"),

@@ -262,6 +262,13 @@ fn validate(loaded: &LoadedSpec) -> Result<()> {
     let facts =
         |name: &str| spec.members.iter().find(|m| m.name == name).map(|m| MemberFacts { kind: m.kind, special_bits: m.special_bits });
     validate::check_steps(&spec.steps, &facts).map_err(|invalid| field_error(loaded, &invalid.field, &invalid.what))?;
+    for (field, key) in
+        [("config.management_nodes_key", &spec.config.management_nodes_key), ("config.worker_nodes_key", &spec.config.worker_nodes_key)]
+    {
+        if let Some(why) = key.as_deref().and_then(validate::unsafe_node_key) {
+            return Err(field_error(loaded, field, why));
+        }
+    }
     for (i, key) in spec.config.required.iter().enumerate() {
         if !rules::is_config_key(key) {
             return Err(field_error(

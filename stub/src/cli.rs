@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::format::Role;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "airbin-bundle",
@@ -94,6 +96,26 @@ pub struct Global {
     /// install: check restored packs online at this registry (host:port) instead of the spec's.
     #[arg(long, global = true, value_name = "HOST:PORT")]
     pub registry_address: Option<String>,
+    /// install, plan, preflight: this node's role: single, primary, secondary or worker
+    /// (default: found by this host's address in the config's node list).
+    #[arg(long, global = true, value_name = "ROLE", value_parser = parse_role)]
+    pub role: Option<Role>,
+    /// install, status, support: every node the config lists, over SSH, from this one.
+    #[arg(long, global = true)]
+    pub all_nodes: bool,
+    /// --all-nodes: at most N nodes at a time (default: all at once).
+    #[arg(long, global = true, value_name = "N", default_value_t = 0)]
+    pub parallel: usize,
+    /// --all-nodes: an extra `ssh -o` option (such as Port=2222); repeatable.
+    #[arg(long, global = true, value_name = "OPTION")]
+    pub ssh_option: Vec<String>,
+    /// --all-nodes: where the bundle and config go on the other nodes (default /var/tmp/airbin/NAME).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub remote_dir: Option<String>,
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| format!("'{text}' is not a role: single, primary, secondary or worker"))
 }
 
 #[derive(Subcommand, Debug)]
@@ -115,6 +137,9 @@ pub enum Command {
     /// Show what install would do on this host: each step, the values it takes from the
     /// config, and which steps are done already. Changes nothing.
     Plan,
+    /// Check that this host is ready for its part of the install (root, space, engine,
+    /// registry, commands, ports): every problem at once. Changes nothing.
+    Preflight,
     /// Show the last run: its steps, times, results and log.
     Status {
         /// Follow a running install until it ends.
@@ -147,6 +172,7 @@ impl Cli {
             (None, Some(Command::List)) => Command::List,
             (None, Some(Command::Check)) => Command::Check,
             (None, Some(Command::Plan)) => Command::Plan,
+            (None, Some(Command::Preflight)) => Command::Preflight,
             (None, Some(Command::Status { follow })) => Command::Status { follow: *follow },
             (None, Some(Command::Support { output })) => Command::Support { output: output.clone() },
             (None, Some(Command::Install) | None) => Command::Install,

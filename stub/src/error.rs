@@ -41,6 +41,21 @@ impl ExitClass {
         }
     }
 
+    /// The class of a documented exit code (another runtime's, such as a node's).
+    pub fn from_code(code: i32) -> ExitClass {
+        match code {
+            0 | 1 => ExitClass::Internal,
+            2 => ExitClass::Usage,
+            3 => ExitClass::Integrity,
+            4 => ExitClass::Space,
+            5 => ExitClass::Permission,
+            6 => ExitClass::Step,
+            130 => ExitClass::Interrupted,
+            // 7, and what SSH or a signal gave: the node is not ready.
+            _ => ExitClass::Host,
+        }
+    }
+
     /// A short name for JSON output and logs.
     pub fn name(self) -> &'static str {
         match self {

@@ -27,7 +27,8 @@ const ABORTED: &str = "stopped because another member failed";
 impl<R: Read> Read for Abortable<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.abort.load(Ordering::Relaxed) {
-            return Err(io::Error::other(ABORTED));
+            // Ours, so that it is recognised however a library (tar-rs) wraps it.
+            return Err(io::Error::other(crate::error::Error::internal(ABORTED)));
         }
         self.inner.read(buf)
     }

@@ -83,6 +83,7 @@ fn try_main(args: Vec<OsString>) -> Result<()> {
         Command::Check => commands::check(&ctx),
         Command::Extract { members } => commands::extract(&ctx, &members),
         Command::Plan => commands::plan(&ctx),
+        Command::Preflight => commands::preflight(&ctx),
         Command::Status { follow } => commands::status(&ctx, follow),
         Command::Support { output } => commands::support(&ctx, output.as_deref()),
     }

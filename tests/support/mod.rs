@@ -7,6 +7,27 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The compass sample (samples/compass), built once per test binary.
+pub fn compass() -> &'static Path {
+    static BUILT: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    let (_, bin) = BUILT.get_or_init(|| {
+        let dir = scratch();
+        let bin = build(&repo_root().join("samples/compass"), &dir.path().join("dist"));
+        (dir, bin)
+    });
+    bin
+}
+
+/// (name, state) of each step of a `--json` install document.
+pub fn states(doc: &serde_json::Value) -> Vec<(String, String)> {
+    doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap().to_string(), s["state"].as_str().unwrap().to_string()))
+        .collect()
+}
+
 /// The minimal sample, built once per test binary.
 pub fn minimal() -> &'static Path {
     static BUILT: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();

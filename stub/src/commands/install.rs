@@ -25,6 +25,7 @@ fn options(global: &Global) -> Options {
         config: global.config.clone(),
         use_sample: global.use_sample,
         skip_preflight: global.skip_preflight.clone(),
+        role: global.role,
     }
 }
 
@@ -42,12 +43,88 @@ pub fn plan(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
+/// `preflight`: whether this host is ready for its part (its role's steps not done
+/// yet): every problem at once, exit 7 if any. Reads the index only (it is checked on
+/// open); `install` verifies every byte before anything lands.
+pub fn preflight(ctx: &Context) -> Result<()> {
+    let bundle = open(ctx)?;
+    let options = options(&ctx.global);
+    let prepared = install::prepare(&bundle, &options)?;
+    let ready = install::check_host(&prepared, &options)?;
+    let role = &prepared.role;
+    let to_run = prepared.plan.to_run().count();
+    if ctx.ui.json {
+        print_json(&envelope(
+            "preflight",
+            None,
+            json!({"bundle": bundle.index.bundle, "role": role.role, "role_why": role.explain(), "steps_to_run": to_run,
+                   "engine": ready.engine.as_ref().map(|e| e.name())}),
+        ));
+    } else if !ctx.global.quiet {
+        let engine = ready.engine.as_ref().map(|e| format!("; images load into {}", e.name())).unwrap_or_default();
+        out_line(&format!(
+            "{} {}: this host is ready for its part (role {}, {}): {to_run} step(s) to run{engine}",
+            bundle.index.bundle.name,
+            bundle.index.bundle.version,
+            role.role,
+            role.explain()
+        ));
+    }
+    Ok(())
+}
+
+/// The command line's values for the fan-out, and the flags every node's run is given.
+pub fn fan_out(global: &Global) -> install::nodes::FanOut {
+    let mut pass = Vec::new();
+    let mut flag = |name: &str, value: Option<&str>| {
+        pass.push(name.to_string());
+        pass.extend(value.map(str::to_string));
+    };
+    if let Some(engine) = &global.engine {
+        flag("--engine", Some(engine));
+    }
+    if global.containerd_namespace != "k8s.io" {
+        flag("--containerd-namespace", Some(&global.containerd_namespace));
+    }
+    if global.force {
+        flag("--force", None);
+    }
+    if let Some(from) = &global.from {
+        flag("--from", Some(from));
+    }
+    for skip in &global.skip_preflight {
+        flag("--skip-preflight", Some(skip));
+    }
+    if let Some(root) = &global.registry_root {
+        flag("--registry-root", Some(&root.display().to_string()));
+    }
+    if let Some(address) = &global.registry_address {
+        flag("--registry-address", Some(address));
+    }
+    if global.keep {
+        flag("--keep", None);
+    }
+    if global.noexec {
+        flag("--noexec", None);
+    }
+    install::nodes::FanOut {
+        parallel: global.parallel,
+        ssh_options: global.ssh_option.clone(),
+        remote_dir: global.remote_dir.clone(),
+        pass,
+        control_dir: None,
+    }
+}
+
 /// `install`: verifies the bundle, reads and checks the config, plans, checks the
 /// host, stages what the steps read from disk and runs every step not done yet; says
 /// what was done, where the log is and what to do next. A rerun resumes.
 pub fn install(ctx: &Context) -> Result<()> {
     if ctx.global.dry_run {
         return plan(ctx);
+    }
+    if ctx.global.all_nodes {
+        return super::nodes::install(ctx);
     }
     let bundle = open(ctx)?;
     verify(ctx, &bundle)?;
@@ -81,7 +158,7 @@ fn summarize(ctx: &Context, bundle: &crate::format::Bundle, report: &Report, err
             "install",
             error,
             json!({
-                "bundle": meta, "sha256": bundle.sha256(), "role": install::ROLE, "steps": report.steps, "staging": report.staging,
+                "bundle": meta, "sha256": bundle.sha256(), "role": report.role, "steps": report.steps, "staging": report.staging,
                 "nothing_to_do": report.nothing_to_do, "swept": {"count": report.swept.0, "bytes": report.swept.1},
             }),
         ));

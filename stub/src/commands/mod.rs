@@ -2,6 +2,7 @@
 //! gets from it. Every `--json` outcome is one document of one shape (`envelope`).
 
 mod install;
+mod nodes;
 mod status;
 mod support;
 
@@ -20,7 +21,7 @@ use crate::format::signature::{self, Signer, TrustedKey, TRUSTED_KEYS_DIR};
 use crate::format::{Bundle, Member};
 use crate::progress::Ui;
 
-pub use install::{install, plan};
+pub use install::{install, plan, preflight};
 pub use status::status;
 pub use support::support;
 
@@ -159,7 +160,9 @@ pub fn info(ctx: &Context) -> Result<()> {
     if !index.steps.is_empty() {
         println!("install steps:");
         for (n, step) in index.steps.iter().enumerate() {
-            println!("  {}. {} ({})", n + 1, step.name(), step.action.kind());
+            let roles: Vec<&str> = step.roles.iter().map(|r| r.as_str()).collect();
+            let on = if roles.is_empty() { String::new() } else { format!("; on {}", roles.join(", ")) };
+            println!("  {}. {} ({}{on})", n + 1, step.name(), step.action.kind());
         }
     }
     Ok(())

@@ -57,6 +57,9 @@ enum RunState {
 /// each step's result and time, how it ended (or that it is running), and its log.
 /// `--follow` shows a running install's log as it grows, until it ends.
 pub fn status(ctx: &Context, follow: bool) -> Result<()> {
+    if ctx.global.all_nodes {
+        return super::nodes::status(ctx);
+    }
     let bundle = open(ctx)?;
     let meta = &bundle.index.bundle;
     let state = StateDir::for_bundle(&meta.name);
@@ -67,7 +70,7 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
     let last = journal::last_run(&records);
     let holder = state.holder();
     let history = History::of(&records);
-    let Some(Record { at: started, event: Event::RunStarted { bundle_sha256, version, pid, log, .. }, .. }) = last.first() else {
+    let Some(Record { at: started, event: Event::RunStarted { bundle_sha256, version, pid, log, role, .. }, .. }) = last.first() else {
         if ctx.ui.json {
             print_json(&envelope("status", None, json!({"runs": 0, "state_dir": state.root})));
         } else {
@@ -96,6 +99,8 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
         .index
         .steps
         .iter()
+        // The steps of the role the last run had.
+        .filter(|step| role.is_none_or(|role| step.runs_on(role)))
         .map(|step| {
             let name = step.name();
             let mut state = if this_bundle && history.done.contains_key(&name) { Seen::AlreadyDone } else { Seen::NotRun };
@@ -136,13 +141,14 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
                 "runs": records.iter().filter(|r| matches!(r.event, Event::RunStarted { .. })).count(),
                 "last_run": {"started": started, "pid": pid, "version": version, "bundle_sha256": bundle_sha256, "result": result, "outcome": outcome,
                              "ended": ended.as_ref().map(|e| &e.0), "log": log},
-                "this_bundle": this_bundle, "complete": history.complete && this_bundle,
+                "this_bundle": this_bundle, "complete": history.complete && this_bundle, "role": role,
                 "state_dir": state.root, "steps": steps,
             }),
         ));
         return Ok(());
     }
-    out_line(&format!("{} {}: last run started {started} (pid {pid}): {result}", meta.name, version));
+    let role = role.map(|r| format!(", role {r}")).unwrap_or_default();
+    out_line(&format!("{} {}: last run started {started} (pid {pid}{role}): {result}", meta.name, version));
     if !this_bundle {
         out_line(&format!(
             "  (that run was of another bundle, SHA-256 {}; this one is {})",

@@ -24,6 +24,9 @@ const ENGINE_LOG_LINES: usize = 200;
 
 /// `support`: writes the vendor's tarball and prints its path.
 pub fn support(ctx: &Context, output: Option<&Path>) -> Result<()> {
+    if ctx.global.all_nodes {
+        return super::nodes::support(ctx, output);
+    }
     let bundle = open(ctx)?;
     let meta = &bundle.index.bundle;
     let state = StateDir::for_bundle(&meta.name);

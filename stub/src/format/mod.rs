@@ -34,13 +34,14 @@ mod writer;
 pub use index::{BuildFacts, BundleMeta, Codec, Index, Layout, Member, MemberKind, Region};
 pub use reader::{Bundle, ContentReader, RegionReader};
 pub use records::{ImageRecord, RegistryPackRecord, RepositoryRecord, TagRecord};
-pub use step::{parse_mode, Action, ConfigRules, Requires, Seconds, Step};
+pub use step::{parse_mode, Action, ConfigRules, Requires, Role, Seconds, Step};
 pub use trailer::{Trailer, TrailerTail, MAGIC, TRAILER_LEN};
 pub use writer::{BundleWriter, Finished, InstallRules, Sign, StoredFacts};
 
 /// The format this builder writes; this runtime reads it and every older one back to
 /// `OLDEST_FORMAT` (format 2 added step names, retries, timeouts, `on_failure`, the
 /// `extract` and `wait-for` kinds, `config` and `requires`; format 3 the signature
-/// block, `special_bits`, and build facts that may be left out).
-pub const FORMAT_VERSION: u32 = 3;
+/// block, `special_bits`, and build facts that may be left out; format 4 the steps'
+/// `roles` and the config's node-list keys).
+pub const FORMAT_VERSION: u32 = 4;
 pub const OLDEST_FORMAT: u32 = 1;

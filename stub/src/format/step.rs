@@ -43,6 +43,46 @@ pub struct Step {
     /// Run once when the step has finally failed: to collect diagnostics or undo.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub on_failure: Vec<Step>,
+    /// The nodes the step runs on (default: every node). Its `on_failure` steps go with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<Role>,
+}
+
+/// A node's part in the install.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The only management node.
+    Single,
+    /// The first of a dual pair: it serves what the others pull (the registry).
+    Primary,
+    /// The other node(s) of the pair.
+    Secondary,
+    /// A node of the fleet the management nodes manage.
+    Worker,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Single, Role::Primary, Role::Secondary, Role::Worker];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Single => "single",
+            Role::Primary => "primary",
+            Role::Secondary => "secondary",
+            Role::Worker => "worker",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -147,6 +187,11 @@ impl Step {
         }
     }
 
+    /// Whether the step runs on a node of `role`.
+    pub fn runs_on(&self, role: Role) -> bool {
+        self.roles.is_empty() || self.roles.contains(&role)
+    }
+
     pub fn retry_delay(&self) -> Duration {
         self.retry_delay.map_or(Duration::from_secs(5), Seconds::duration)
     }
@@ -208,11 +253,18 @@ pub struct ConfigRules {
     /// Keys (dotted for nesting) that must be set and non-empty before step 1.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub required: Vec<String>,
+    /// The key listing the management nodes (addresses or host names, `user@` allowed):
+    /// one is a `single` node; of more, the first is the `primary`, the others `secondary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_nodes_key: Option<String>,
+    /// The key listing the fleet's `worker` nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_nodes_key: Option<String>,
 }
 
 impl ConfigRules {
     pub fn is_empty(&self) -> bool {
-        self.required.is_empty()
+        self.required.is_empty() && self.management_nodes_key.is_none() && self.worker_nodes_key.is_none()
     }
 }
 
@@ -272,6 +324,14 @@ mod tests {
     fn a_format_1_command_step_still_reads() {
         let s: Step = serde_json::from_str(r#"{"kind":"command","name":"x","run":["a"],"env":{"K":"v"},"timeout_seconds":5}"#).unwrap();
         assert_eq!((s.timeout, s.env.len()), (Some(Seconds(5)), 1));
+    }
+
+    #[test]
+    fn roles_default_to_every_node() {
+        let s = step("kind: command\nrun: [x]\nroles: [primary, single]\n").unwrap();
+        assert!(s.runs_on(Role::Primary) && s.runs_on(Role::Single) && !s.runs_on(Role::Secondary));
+        assert!(step("kind: command\nrun: [x]\n").unwrap().runs_on(Role::Worker));
+        assert!(step("kind: command\nrun: [x]\nroles: [master]\n").unwrap_err().contains("master"));
     }
 
     #[test]

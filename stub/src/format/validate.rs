@@ -108,6 +108,13 @@ pub fn check_index(index: &Index) -> Result<(), Invalid> {
             return Err(invalid(format!("config.required[{i}]"), format!("{} is not a config key", quoted(key))));
         }
     }
+    for (field, key) in
+        [("config.management_nodes_key", &index.config.management_nodes_key), ("config.worker_nodes_key", &index.config.worker_nodes_key)]
+    {
+        if let Some(why) = key.as_deref().and_then(unsafe_node_key) {
+            return Err(invalid(field, why));
+        }
+    }
     if index.requires.ports.len() > 1024 {
         return Err(invalid("requires.ports", "lists more than 1024 ports"));
     }
@@ -205,10 +212,18 @@ pub fn check_steps(steps: &[Step], member: &dyn Fn(&str) -> Option<MemberFacts>)
             if !extra.on_failure.is_empty() {
                 return Err(invalid(at, "an on_failure step cannot have on_failure steps of its own"));
             }
+            if !extra.roles.is_empty() {
+                return Err(invalid(format!("{at}.roles"), "an on_failure step runs where its step runs; give roles to the step"));
+            }
             check_step(extra, &at, member, &mut names)?;
         }
     }
     Ok(())
+}
+
+/// Why a config key naming a node list cannot be one, if it cannot.
+pub fn unsafe_node_key(key: &str) -> Option<String> {
+    (!rules::is_config_key(key)).then(|| format!("{} is not a config key (letters, digits, _ and -, dotted for nesting)", quoted(key)))
 }
 
 /// An absolute path without `..`, and not `/` itself: a place the stub may create and fill.
@@ -241,6 +256,12 @@ fn check_step(step: &Step, at: &str, member: &dyn Fn(&str) -> Option<MemberFacts
         if let Some(why) = rules::unsafe_step_name(&step.name) {
             return Err(invalid(field("name"), format!("{} {why}: {STEP_NAME}", quoted(&step.name))));
         }
+    }
+    let mut roles = step.roles.clone();
+    roles.sort();
+    roles.dedup();
+    if roles.len() != step.roles.len() {
+        return Err(invalid(field("roles"), "names a role twice"));
     }
     let name = step.name();
     if !names.insert(name.clone()) {

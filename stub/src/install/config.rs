@@ -178,6 +178,27 @@ impl ProductConfig {
         Some(out.into_iter().map(|(_, v)| v).collect::<Vec<_>>().join(" "))
     }
 
+    /// A list value: a YAML sequence of scalars, or one value of words separated by
+    /// spaces or commas (`NODES="10.0.0.1 10.0.0.2"`). None when the key is missing.
+    pub fn list(&self, key: &str) -> Option<Vec<String>> {
+        let words = |text: &str| text.split([' ', ',', '\t']).filter(|w| !w.is_empty()).map(str::to_string).collect::<Vec<_>>();
+        match self.lookup(key)? {
+            serde_yaml::Value::Sequence(items) => {
+                Some(items.iter().flat_map(|item| self.scalar_of(item).map(|t| words(&t)).unwrap_or_default()).collect())
+            }
+            serde_yaml::Value::Null => Some(Vec::new()),
+            other => self.scalar_of(other).map(|t| words(&t)),
+        }
+    }
+
+    fn scalar_of(&self, value: &serde_yaml::Value) -> Option<String> {
+        match value {
+            serde_yaml::Value::String(text) => Some(text.clone()),
+            serde_yaml::Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        }
+    }
+
     /// A path value: relative paths are relative to the config's own directory.
     pub fn path_value(&self, key: &str, needed_by: &str) -> Result<PathBuf> {
         Ok(self.resolve_path(&self.text(key, needed_by)?))

@@ -40,6 +40,9 @@ pub enum Event {
         /// Directories this run may leave temporaries in: what a later run sweeps.
         #[serde(default)]
         places: Vec<PathBuf>,
+        /// The node's role in this run (absent in journals of runtimes before roles).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<crate::format::Role>,
     },
     StepStarted {
         step: String,
@@ -207,6 +210,7 @@ mod tests {
             reset,
             redo: redo.iter().map(|s| s.to_string()).collect(),
             places: vec![],
+            role: None,
         }
     }
     fn done(step: &str) -> Event {

@@ -14,8 +14,10 @@
 
 pub mod config;
 pub mod journal;
+pub mod nodes;
 pub mod plan;
 pub mod preflight;
+pub mod roles;
 pub mod runner;
 pub mod state;
 
@@ -26,7 +28,7 @@ use serde::Serialize;
 
 use crate::error::{Error, ExitClass, IoContext, Result};
 use crate::extract;
-use crate::format::{Action, Bundle, Member};
+use crate::format::{Action, Bundle, Member, Role};
 use crate::fsx;
 use crate::progress::Ui;
 use crate::runlog;
@@ -34,6 +36,7 @@ use crate::steps::{self, Inputs, Needs, Overrides};
 use config::{ProductConfig, Source};
 use journal::{Event, History, Journal, Outcome};
 use plan::{Plan, PlanState, Redo};
+use roles::NodeRole;
 use runner::{StepReport, StepState};
 use state::StateDir;
 
@@ -51,14 +54,14 @@ pub struct Options {
     pub config: Option<PathBuf>,
     pub use_sample: bool,
     pub skip_preflight: Vec<String>,
+    /// This node's role, when given (`--role`); else found from the config's node lists.
+    pub role: Option<Role>,
 }
-
-/// A node's part in the install; a single management node until dual pairs come.
-pub const ROLE: &str = "single";
 
 /// What an install did, for the summary and `--json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    pub role: Role,
     pub steps: Vec<StepReport>,
     /// Where the members were staged, when kept.
     pub staging: Option<PathBuf>,
@@ -88,6 +91,10 @@ pub struct Prepared<'a> {
     pub config: Option<ProductConfig>,
     pub plan: Plan,
     pub history: History,
+    /// This node's role, and why.
+    pub role: NodeRole,
+    /// The bundle's steps that do not run on this node's role.
+    pub other_roles: Vec<steps::Step>,
     /// Keys of the config the bundle uses, with their values (masked where secret).
     pub config_values: Vec<(String, String)>,
 }
@@ -96,8 +103,22 @@ pub struct Prepared<'a> {
 pub fn prepare<'a>(bundle: &'a Bundle, options: &Options) -> Result<Prepared<'a>> {
     let meta = &bundle.index.bundle;
     let state = StateDir::for_bundle(&meta.name);
-    let steps = if options.noexec { &[][..] } else { &bundle.index.steps[..] };
-    let config = load_config(bundle, options, steps)?;
+    let all_steps = if options.noexec { &[][..] } else { &bundle.index.steps[..] };
+    let config = load_config(bundle, options, all_steps)?;
+    let role = match options.role {
+        _ if options.noexec => NodeRole { role: options.role.unwrap_or(Role::Single), why: roles::Why::Flag },
+        Some(role) => NodeRole { role, why: roles::Why::Flag },
+        None => {
+            let list = roles::node_list(&bundle.index.config, config.as_ref())?;
+            let path = config.as_ref().map_or_else(String::new, |c| c.path.display().to_string());
+            roles::resolve(None, list.as_ref(), &roles::ThisHost::detect(), &path)?
+        }
+    };
+    let (steps, other_roles): (Vec<steps::Step>, Vec<steps::Step>) = all_steps.iter().cloned().partition(|s| s.runs_on(role.role));
+    if let Some(config) = config.as_ref().filter(|_| !options.noexec) {
+        check_missing(config, &used_keys(bundle, &steps, &options.overrides))?;
+    }
+    let steps = &steps[..];
     if let Some(config) = &config {
         runlog::add_secrets(config.flat().into_iter().filter(|(k, _)| config::is_secret_key(k)).map(|(_, v)| v));
     }
@@ -119,7 +140,7 @@ pub fn prepare<'a>(bundle: &'a Bundle, options: &Options) -> Result<Prepared<'a>
             .collect(),
         None => Vec::new(),
     };
-    Ok(Prepared { bundle, state, config, plan, history, config_values })
+    Ok(Prepared { bundle, state, config, plan, history, role, other_roles, config_values })
 }
 
 /// The config keys the bundle needs: those the spec requires and those steps name.
@@ -166,21 +187,23 @@ fn load_config(bundle: &Bundle, options: &Options, steps: &[steps::Step]) -> Res
             None => None,
         }
     };
-    // --noexec runs no step: a config, if there is one, is only staged.
-    if let Some(config) = config.as_ref().filter(|_| !options.noexec) {
-        let keys = used_keys(bundle, steps, &options.overrides);
-        let missing = config.missing(keys.iter().map(String::as_str));
-        if !missing.is_empty() {
-            return Err(Error::usage(format!(
-                "{}: {} missing or empty: {}; set {} (see the bundle's config sample) and run again",
-                config.path.display(),
-                if missing.len() == 1 { "a key the bundle needs is" } else { "keys the bundle needs are" },
-                missing.join(", "),
-                if missing.len() == 1 { "it" } else { "them" },
-            )));
-        }
-    }
     Ok(config)
+}
+
+/// Every key of `keys` the config lacks, in one message. (`--noexec` runs no step: a
+/// config, if there is one, is only staged, and not checked.)
+fn check_missing(config: &ProductConfig, keys: &[String]) -> Result<()> {
+    let missing = config.missing(keys.iter().map(String::as_str));
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "{}: {} missing or empty: {}; set {} (see the bundle's config sample) and run again",
+        config.path.display(),
+        if missing.len() == 1 { "a key the bundle needs is" } else { "keys the bundle needs are" },
+        missing.join(", "),
+        if missing.len() == 1 { "it" } else { "them" },
+    )))
 }
 
 /// The error for a bundle that needs a config and was given none: where the sample is
@@ -201,7 +224,8 @@ fn no_config(bundle: &Bundle, sample: Option<&Member>) -> Error {
 }
 
 /// The bundle's own sample, read from the bundle (it is small: capped at 1 MiB).
-fn sample_config(bundle: &Bundle, sample: &Member) -> Result<ProductConfig> {
+/// The bundle's config sample, taken as the config (`--use-sample`).
+pub fn sample_config(bundle: &Bundle, sample: &Member) -> Result<ProductConfig> {
     use std::io::Read;
     let mut text = String::new();
     bundle
@@ -230,12 +254,16 @@ fn refuse_over_unfinished(bundle: &Bundle, history: &History, options: &Options)
 
 /// Steps 4 to 8: checks, locks, sweeps, stages and runs the plan.
 pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Result<Report, Stopped> {
-    let Prepared { bundle, state, config, plan, history, .. } = prepared;
+    refuse_over_unfinished(prepared.bundle, &prepared.history, options)?;
+    let nothing_to_do = !prepared.plan.steps.is_empty() && !prepared.plan.runs_any() && !options.noexec;
+    // Preflight, before anything lands (the lock and the log included); with every
+    // step done, nothing needs the host to be ready.
+    let ready = if nothing_to_do { preflight::Ready { engine: None } } else { check_host(&prepared, options)? };
+    let Prepared { bundle, state, config, plan, history, role, .. } = prepared;
     let meta = &bundle.index.bundle;
     let sha = bundle.sha256();
-    refuse_over_unfinished(bundle, &history, options)?;
     let to_stage = members_to_stage(bundle, &plan, options);
-    if !plan.steps.is_empty() && !plan.runs_any() && !options.noexec {
+    if nothing_to_do {
         ui.status(format!("{} {}: every step is done already (journal {})", meta.name, meta.version, state.journal().display()));
         if !history.complete {
             // Killed after its last step, before it could say it had finished: say it now.
@@ -247,22 +275,10 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Resul
             })?;
         }
         let steps = plan.steps.iter().map(already_done).collect();
-        return Ok(Report { steps, staging: None, log: None, nothing_to_do: true, swept: (0, 0) });
+        return Ok(Report { role: role.role, steps, staging: None, log: None, nothing_to_do: true, swept: (0, 0) });
     }
-
-    // Preflight, before anything lands (the lock and the log included).
     let needs: Vec<Needs> = plan.to_run().map(|s| s.prepared.needs(bundle)).collect();
     let staging = plan.staging.clone();
-    let staging_bytes: u64 = to_stage.iter().map(|m| m.unpacked_bytes).sum();
-    let mut all_needs = needs.clone();
-    all_needs.push(Needs { space: vec![(staging.clone(), staging_bytes)], ..Needs::default() });
-    let host = preflight::Host {
-        bundle: meta,
-        requires: &bundle.index.requires,
-        skip: &options.skip_preflight,
-        containerd_namespace: &options.containerd_namespace,
-    };
-    let ready = preflight::check(&host, &all_needs)?;
 
     let _lock = state.lock()?;
     // Read again under the lock: another run may have finished in between.
@@ -276,6 +292,7 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Resul
     let log = open_log(&state, &run_id)?;
     ui.status(format!("{} {}: log in {}", meta.name, meta.version, log.display()));
     runlog::line(&format!("bundle {} SHA-256 {sha}, airbin runtime {}", bundle.path.display(), crate::VERSION));
+    runlog::line(&format!("role {} ({})", role.role, role.explain()));
     if let Some(config) = &config {
         runlog::line(&format!("config {} ({})", config.path.display(), config.source.as_str()));
     }
@@ -317,9 +334,10 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Resul
         reset,
         redo: plan.redone(),
         places: places.clone(),
+        role: Some(role.role),
     })?;
 
-    let result = stage_and_run(bundle, &state, &plan, config.as_ref(), options, ui, &ready, &mut journal, &to_stage, &staging);
+    let result = stage_and_run(bundle, &state, &plan, config.as_ref(), options, ui, &ready, &mut journal, &to_stage, &staging, role.role);
     let (steps, error) = match result {
         Ok(steps) => (steps, None),
         Err((steps, error)) => (steps, Some(error)),
@@ -340,11 +358,34 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Resul
     if !keep && staging.exists() {
         let _ = fs::remove_dir_all(&staging);
     }
-    let report = Report { steps, staging: (keep && staging.exists()).then_some(staging), log: Some(log), nothing_to_do: false, swept };
+    let report = Report {
+        role: role.role,
+        steps,
+        staging: (keep && staging.exists()).then_some(staging),
+        log: Some(log),
+        nothing_to_do: false,
+        swept,
+    };
     match error {
         None => Ok(report),
         Some(error) => Err(Stopped { error, report: Some(Box::new(report)) }),
     }
+}
+
+/// Preflight: whether this host can run the steps still to do, every problem in one
+/// report. Runs before anything lands (the lock and the log included).
+pub fn check_host(prepared: &Prepared, options: &Options) -> Result<preflight::Ready> {
+    let bundle = prepared.bundle;
+    let mut needs: Vec<Needs> = prepared.plan.to_run().map(|s| s.prepared.needs(bundle)).collect();
+    let staging_bytes: u64 = members_to_stage(bundle, &prepared.plan, options).iter().map(|m| m.unpacked_bytes).sum();
+    needs.push(Needs { space: vec![(prepared.plan.staging.clone(), staging_bytes)], ..Needs::default() });
+    let host = preflight::Host {
+        bundle: &bundle.index.bundle,
+        requires: &bundle.index.requires,
+        skip: &options.skip_preflight,
+        containerd_namespace: &options.containerd_namespace,
+    };
+    preflight::check(&host, &needs)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -359,6 +400,7 @@ fn stage_and_run(
     journal: &mut Journal,
     to_stage: &[&Member],
     staging: &Path,
+    role: Role,
 ) -> std::result::Result<Vec<StepReport>, (Vec<StepReport>, Error)> {
     let not_run = |plan: &Plan, why: &str| {
         plan.steps.iter().map(|s| if s.state.runs() { StepReport::not_run(s, why) } else { already_done(s) }).collect::<Vec<_>>()
@@ -372,7 +414,7 @@ fn stage_and_run(
             bundle.index.steps.iter().map(|s| StepReport::untouched(s, StepState::NotRun, "--noexec: no step ran".into())).collect();
         return Ok(reports);
     }
-    let env = environment(bundle, config, staging);
+    let env = environment(bundle, config, staging, role);
     let overrides = &options.overrides;
     let inputs = Inputs { bundle, config, overrides, staging };
     let shared = runner::Shared { bundle, engine: ready.engine.as_ref(), ui, staging, env: &env, inputs: &inputs };
@@ -484,7 +526,7 @@ fn stage(bundle: &Bundle, state: &StateDir, members: &[&Member], config: Option<
 }
 
 /// The environment of every command step.
-fn environment(bundle: &Bundle, config: Option<&ProductConfig>, staging: &Path) -> Vec<(String, String)> {
+fn environment(bundle: &Bundle, config: Option<&ProductConfig>, staging: &Path, role: Role) -> Vec<(String, String)> {
     let meta = &bundle.index.bundle;
     let mut env = vec![
         ("AIRBIN_STAGING".to_string(), staging.display().to_string()),
@@ -492,7 +534,7 @@ fn environment(bundle: &Bundle, config: Option<&ProductConfig>, staging: &Path) 
         ("AIRBIN_BUNDLE_VERSION".to_string(), meta.version.clone()),
         ("AIRBIN_BUNDLE_SHA256".to_string(), bundle.sha256()),
         ("AIRBIN_BUNDLE".to_string(), fsx::absolute(&bundle.path).display().to_string()),
-        ("AIRBIN_ROLE".to_string(), ROLE.to_string()),
+        ("AIRBIN_ROLE".to_string(), role.to_string()),
     ];
     if let Some(log) = runlog::path() {
         env.push(("AIRBIN_LOG".to_string(), log.display().to_string()));
@@ -518,8 +560,13 @@ pub fn plan_json(prepared: &Prepared) -> serde_json::Value {
             })
         })
         .collect();
+    let other_roles: Vec<serde_json::Value> =
+        prepared.other_roles.iter().map(|s| serde_json::json!({"name": s.name(), "kind": s.action.kind(), "roles": s.roles})).collect();
     serde_json::json!({
-        "role": ROLE,
+        "role": prepared.role.role,
+        "role_from": prepared.role.why,
+        "role_why": prepared.role.explain(),
+        "other_roles_steps": other_roles,
         "config": prepared.config.as_ref().map(|c| serde_json::json!({
             "path": c.path, "source": c.source.as_str(),
             "values": prepared.config_values.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
@@ -533,7 +580,8 @@ pub fn plan_json(prepared: &Prepared) -> serde_json::Value {
 pub fn print_plan(prepared: &Prepared) {
     use crate::progress::out_line;
     let meta = &prepared.bundle.index.bundle;
-    out_line(&format!("plan for {} {} on this host (role: {ROLE})", meta.name, meta.version));
+    let role = &prepared.role;
+    out_line(&format!("plan for {} {} on this host (role: {}, {})", meta.name, meta.version, role.role, role.explain()));
     match &prepared.config {
         Some(c) => out_line(&format!("  config:  {} ({})", c.path.display(), c.source.as_str())),
         None => out_line("  config:  none needed"),
@@ -554,6 +602,10 @@ pub fn print_plan(prepared: &Prepared) {
             PlanState::Redo => "redo".to_string(),
         };
         out_line(&format!("  {}. {:width$}  [{state}]  {}", n + 1, s.name, runlog::mask(&s.prepared.describe())));
+    }
+    for s in &prepared.other_roles {
+        let roles: Vec<&str> = s.roles.iter().map(|r| r.as_str()).collect();
+        out_line(&format!("  -. {:width$}  [not on a {} node: runs on {}]", s.name(), role.role, roles.join(", ")));
     }
     if prepared.plan.steps.iter().any(|s| s.state == PlanState::Done) && !prepared.plan.runs_any() {
         out_line("every step is done: install does nothing (--from STEP or --force redoes on purpose)");

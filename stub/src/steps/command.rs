@@ -96,6 +96,14 @@ impl Command {
         // Its own process group: a timeout or Ctrl-C stops everything it started, and a
         // hangup of the engineer's terminal does not reach it.
         command.process_group(0);
+        // A run killed outright (kill -9, the OOM killer) takes its step's process with
+        // it, so that the rerun, which redoes the step, never races a leftover of it.
+        // Safe: between fork and exec it makes one async-signal-safe system call.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+            });
+        }
         let started = Instant::now();
         let mut child = command.spawn().map_err(|e| Error::host(format!("cannot start {}: {e}", program.display())))?;
         let (status, tail, stopped) = supervise(&mut child, ctx);
