@@ -88,8 +88,7 @@ pub fn install(ctx: &Context) -> Result<()> {
     crate::interrupt::ignore_hangup();
     let result = (|| {
         let has_copy = nodes::reach(&bundle, &targets, &fan, &ctx.ui)?;
-        nodes::copy(&bundle, &config, &targets, &has_copy, &fan, &ctx.ui)?;
-        nodes::preflight(&targets, &fan, &ctx.ui)
+        nodes::copy_and_check(&bundle, &config, &targets, &has_copy, &fan, &ctx.ui)
     })();
     if let Err(error) = result {
         if ctx.ui.json {

@@ -1,13 +1,15 @@
 //! The install, as a plan that is computed, checked, then executed:
 //!
 //! 1. the bundle is verified (by the caller) before anything here runs;
-//! 2. the product's config is found, read and checked: every required key and every
-//!    key a step takes a value from, all listed at once;
-//! 3. every step is prepared (its values resolved) and the plan made: this host's
-//!    steps minus those the journal records as done for this very bundle;
-//! 4. the state directory is locked, the run's log opened, leftovers of a killed run
+//! 2. the product's config is found and read, this node's role found (`--role`, or
+//!    this host's address in the config's node list: `roles`), and the config checked:
+//!    every required key and every key this role's steps take a value from, all listed
+//!    at once;
+//! 3. every step of the role is prepared (its values resolved) and the plan made: this
+//!    host's steps minus those the journal records as done for this very bundle;
+//! 4. preflight checks what the steps to run need, and reports every problem at once;
+//! 5. the state directory is locked, the run's log opened, leftovers of a killed run
 //!    swept from every place a run writes;
-//! 5. preflight checks what the steps to run need, and reports every problem at once;
 //! 6. members the steps read from disk are staged, with the config as `config`;
 //! 7. each step runs, journaled as it starts and ends;
 //! 8. the report says what was done, where the log is, and what to do next.
@@ -106,8 +108,9 @@ pub fn prepare<'a>(bundle: &'a Bundle, options: &Options) -> Result<Prepared<'a>
     let all_steps = if options.noexec { &[][..] } else { &bundle.index.steps[..] };
     let config = load_config(bundle, options, all_steps)?;
     let role = match options.role {
-        _ if options.noexec => NodeRole { role: options.role.unwrap_or(Role::Single), why: roles::Why::Flag },
         Some(role) => NodeRole { role, why: roles::Why::Flag },
+        // --noexec runs no step, and may have no config to find the role in.
+        None if options.noexec && config.is_none() => NodeRole::single(),
         None => {
             let list = roles::node_list(&bundle.index.config, config.as_ref())?;
             let path = config.as_ref().map_or_else(String::new, |c| c.path.display().to_string());
@@ -223,8 +226,8 @@ fn no_config(bundle: &Bundle, sample: Option<&Member>) -> Error {
     }
 }
 
-/// The bundle's own sample, read from the bundle (it is small: capped at 1 MiB).
-/// The bundle's config sample, taken as the config (`--use-sample`).
+/// The bundle's config sample, taken as the config (`--use-sample`); read from the
+/// bundle (it is small: capped at 1 MiB).
 pub fn sample_config(bundle: &Bundle, sample: &Member) -> Result<ProductConfig> {
     use std::io::Read;
     let mut text = String::new();

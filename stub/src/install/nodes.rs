@@ -8,8 +8,9 @@
 //!    nothing is copied anywhere unless every node answers;
 //! 2. copy: the `.bin` (unless an identical copy is there) and the config, each into a
 //!    temporary name renamed into place; each node's run verifies its own copy;
-//! 3. preflight: every node checks itself for its role (`preflight`); all problems at
-//!    once, and no node installs unless every node is ready;
+//! 3. preflight: every node checks itself for its role (`preflight`), each as soon as
+//!    its copy is there; all problems at once (failed copies included), and no node
+//!    installs unless every node is ready;
 //! 4. run: every node's part with its role, at most `--parallel` at a time, management
 //!    nodes first, each line of every node's output with the node in front. A node that
 //!    fails stops only what depends on it: the primary (or a single management node)
@@ -286,19 +287,14 @@ fn unreachable(target: &Target, finished: &Finished) -> String {
     )
 }
 
-/// What the reach step learned of a node.
-struct Reached {
-    /// An identical copy of the bundle is there already.
-    has_copy: bool,
-}
-
-/// Step 1: every other node answers over SSH and has room for the bundle.
+/// Step 1: every other node answers over SSH and has room for the bundle. Returns, for
+/// each node, whether an identical copy of the bundle is there already.
 pub fn reach(bundle: &Bundle, targets: &[Target], fan: &FanOut, ui: &Ui) -> Result<Vec<bool>> {
     let len = bundle.trailer.total_len;
     let tail = local_tail(&bundle.path)?;
-    let results = each(targets, fan.parallel, |target| -> std::result::Result<Reached, String> {
+    let results = each(targets, fan.parallel, |target| -> std::result::Result<bool, String> {
         if target.local {
-            return Ok(Reached { has_copy: true });
+            return Ok(true);
         }
         let dir = Path::new(&target.bin).parent().map_or("/".into(), |d| d.display().to_string());
         // The nearest existing directory's free space, then the size and trailer of a copy
@@ -329,7 +325,7 @@ pub fn reach(bundle: &Bundle, targets: &[Target], fan: &FanOut, ui: &Ui) -> Resu
                 indicatif::HumanBytes(len)
             ));
         }
-        Ok(Reached { has_copy })
+        Ok(has_copy)
     });
     let problems: Vec<String> = results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
     if !problems.is_empty() {
@@ -340,7 +336,7 @@ pub fn reach(bundle: &Bundle, targets: &[Target], fan: &FanOut, ui: &Ui) -> Resu
             problems.join("\n  ")
         )));
     }
-    let copies: Vec<bool> = results.into_iter().map(|r| r.map(|r| r.has_copy).unwrap_or(false)).collect();
+    let copies: Vec<bool> = results.into_iter().map(|r| r.unwrap_or(false)).collect();
     let reached = targets.iter().filter(|t| !t.local).count();
     ui.status(format!("reached {reached} other node(s) over SSH"));
     Ok(copies)
@@ -356,35 +352,63 @@ fn local_tail(path: &Path) -> Result<String> {
     Ok(tail.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Step 2: the bundle (unless an identical copy is there) and the config onto every
-/// other node, each through a temporary name.
-pub fn copy(bundle: &Bundle, config: &ProductConfig, targets: &[Target], has_copy: &[bool], fan: &FanOut, ui: &Ui) -> Result<()> {
+/// Steps 2 and 3, node by node at once: the bundle (unless an identical copy is there)
+/// and the config onto each other node, each through a temporary name; then each node's
+/// own preflight for its role. Every problem of every node in one report; no node
+/// installs unless every node is ready.
+pub fn copy_and_check(bundle: &Bundle, config: &ProductConfig, targets: &[Target], has_copy: &[bool], fan: &FanOut, ui: &Ui) -> Result<()> {
     for target in targets.iter().filter(|t| t.local) {
         link_here(target)?;
     }
-    let indexed: Vec<(usize, &Target)> = targets.iter().enumerate().filter(|(_, t)| !t.local).collect();
-    for (i, target) in &indexed {
-        if has_copy[*i] {
-            ui.status(format!("[{}] an identical copy of the bundle is there already: not sent again", target.label()));
-        }
+    for (target, _) in targets.iter().zip(has_copy).filter(|(t, has)| **has && !t.local) {
+        ui.status(format!("[{}] an identical copy of the bundle is there already: not sent again", target.label()));
     }
-    let sending = indexed.iter().filter(|(i, _)| !has_copy[*i]).count() as u64;
+    let sending = targets.iter().zip(has_copy).filter(|(t, has)| !**has && !t.local).count() as u64;
     let progress = ui.progress("copy", sending * bundle.trailer.total_len);
-    let results = each(&indexed, fan.parallel, |(i, target)| -> std::result::Result<(), String> {
-        send(target, fan, config.text.as_bytes(), &target.config)?;
-        if !has_copy[*i] {
-            ui.status(format!("[{}] copying the bundle to {}", target.label(), target.bin));
-            let file = std::fs::File::open(&bundle.path).map_err(|e| format!("cannot read {} ({e})", bundle.path.display()))?;
-            send(target, fan, crate::progress::ProgressReader::new(file, &progress), &target.bin)?;
+    let indexed: Vec<(usize, &Target)> = targets.iter().enumerate().collect();
+    let results = each(&indexed, fan.parallel, |(i, target)| -> Option<String> {
+        if !target.local {
+            let copied = send(target, fan, config.text.as_bytes(), &target.config).and_then(|()| {
+                if has_copy[*i] {
+                    return Ok(());
+                }
+                ui.status(format!("[{}] copying the bundle to {}", target.label(), target.bin));
+                let file = std::fs::File::open(&bundle.path).map_err(|e| format!("cannot read {} ({e})", bundle.path.display()))?;
+                send(target, fan, crate::progress::ProgressReader::new(file, &progress), &target.bin)
+            });
+            if let Err(why) = copied {
+                return Some(format!("[{}] {why}", target.label()));
+            }
         }
-        Ok(())
+        preflight(target, fan)
     });
     progress.finish();
-    let problems: Vec<String> = results.into_iter().filter_map(|r| r.err()).collect();
+    let problems: Vec<String> = results.into_iter().flatten().collect();
     if problems.is_empty() {
+        ui.status(format!("preflight passed on all {} node(s)", targets.len()));
         return Ok(());
     }
-    Err(Error::host(format!("copying failed on {} node(s); nothing was installed anywhere:\n  {}", problems.len(), problems.join("\n  "))))
+    Err(Error::host(format!(
+        "preflight failed on {} of {} nodes; nothing was installed anywhere; fix these, then run again:\n  {}",
+        problems.len(),
+        targets.len(),
+        problems.join("\n  ")
+    )))
+}
+
+/// A node's own preflight for its role: None when it is ready, else its problems.
+fn preflight(target: &Target, fan: &FanOut) -> Option<String> {
+    let finished = run_child(target.command(fan, &node_args("preflight", target, fan, &["--json"])), &target.label(), false, None);
+    match finished {
+        Err(e) => Some(format!("[{}] {}", target.label(), e.message)),
+        Ok(f) if f.code == 255 && !target.local => Some(format!("[{}] {}", target.label(), unreachable(target, &f))),
+        Ok(f) if f.code != 0 => {
+            let doc = document(&f.stdout);
+            let why = error_of(doc.as_ref()).unwrap_or_else(|| f.last_lines.join("; "));
+            Some(format!("[{}] {}", target.label(), why.replace('\n', "\n    ")))
+        }
+        Ok(_) => None,
+    }
 }
 
 /// Streams `data` to the file `to` on the node, through a temporary name renamed into place.
@@ -439,34 +463,6 @@ fn document(stdout: &str) -> Option<serde_json::Value> {
 
 fn error_of(doc: Option<&serde_json::Value>) -> Option<String> {
     doc?.get("error")?.get("message")?.as_str().map(str::to_string)
-}
-
-/// Step 3: every node checks itself for its role; all problems at once.
-pub fn preflight(targets: &[Target], fan: &FanOut, ui: &Ui) -> Result<()> {
-    let results = each(targets, fan.parallel, |target| {
-        let finished = run_child(target.command(fan, &node_args("preflight", target, fan, &["--json"])), &target.label(), false, None);
-        match finished {
-            Err(e) => Some(format!("[{}] {}", target.label(), e.message)),
-            Ok(f) if f.code == 255 && !target.local => Some(format!("[{}] {}", target.label(), unreachable(target, &f))),
-            Ok(f) if f.code != 0 => {
-                let doc = document(&f.stdout);
-                let why = error_of(doc.as_ref()).unwrap_or_else(|| f.last_lines.join("; "));
-                Some(format!("[{}] {}", target.label(), why.replace('\n', "\n    ")))
-            }
-            Ok(_) => None,
-        }
-    });
-    let problems: Vec<String> = results.into_iter().flatten().collect();
-    if problems.is_empty() {
-        ui.status(format!("preflight passed on all {} node(s)", targets.len()));
-        return Ok(());
-    }
-    Err(Error::host(format!(
-        "preflight failed on {} of {} nodes; nothing was installed anywhere; fix these, then run again:\n  {}",
-        problems.len(),
-        targets.len(),
-        problems.join("\n  ")
-    )))
 }
 
 /// Step 4: every node's part, streamed; the outcome of each.

@@ -226,13 +226,16 @@ pub fn resolve(flag: Option<Role>, list: Option<&NodeList>, host: &ThisHost, con
         Some((node, by)) => {
             let key = if node.role == Role::Worker { list.workers_key.clone().unwrap_or_default() } else { list.management_key.clone() };
             let position = list.nodes.iter().filter(|n| (n.role == Role::Worker) == (node.role == Role::Worker)).position(|n| n == node);
-            let entry = match (node.role, position) {
-                (Role::Primary, _) => "the first".to_string(),
+            let mut entry = match (node.role, position) {
+                (Role::Primary, _) => "the first entry".to_string(),
                 (Role::Single, _) => "the only entry".to_string(),
                 (_, Some(i)) => format!("entry {}", i + 1),
                 (_, None) => "an entry".to_string(),
             };
-            Ok(NodeRole { role: node.role, why: Why::Matched { key, entry: format!("{entry} ({})", node.listed), by } })
+            if !by.contains(&node.listed) {
+                entry.push_str(&format!(" ({})", node.listed));
+            }
+            Ok(NodeRole { role: node.role, why: Why::Matched { key, entry, by } })
         }
         None => Err(Error::host(format!(
             "this host is not among the nodes the config lists: {}; {config_path}: {}; run the bundle on a listed node, \
@@ -279,7 +282,7 @@ mod tests {
         let secondary = ThisHost { hostname: "other".into(), ..host(&["127.0.0.1", "10.0.0.2"]) };
         let role = resolve(None, Some(&fleet), &secondary, "c").unwrap();
         assert_eq!(role.role, Role::Secondary);
-        assert_eq!(role.explain(), "this host's address 10.0.0.2 is entry 2 (10.0.0.2) of management_nodes");
+        assert_eq!(role.explain(), "this host's address 10.0.0.2 is entry 2 of management_nodes");
         assert_eq!(resolve(None, Some(&fleet), &host(&["10.0.0.77"]), "c").unwrap().role, Role::Worker);
         assert_eq!(resolve(Some(Role::Primary), Some(&fleet), &host(&[]), "c").unwrap().why, Why::Flag);
         assert_eq!(resolve(None, None, &host(&[]), "c").unwrap().role, Role::Single);
