@@ -459,3 +459,38 @@ fn the_ansible_role_installs_on_two_nodes_and_a_rerun_changes_nothing() {
     }
     assert!(text.contains("primary: 0 step(s) run, 6 done already"), "{text}");
 }
+
+#[test]
+fn roles_and_the_fan_out_refuse_what_cannot_work_before_anything_lands() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let config = dir.path().join("config");
+    let usage = |bundle: &Path, args: &[&str], expected: &str| {
+        let out = run(Shell::Dash, bundle, args, &tmp);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+    };
+    usage(compass(), &["plan", "--role", "boss"], "'boss' is not a role: single, primary, secondary or worker");
+    usage(compass(), &["install", "--all-nodes", "--role", "primary"], "leave out --role");
+    usage(minimal(), &["install", "--all-nodes"], "this bundle names no node list");
+    std::fs::write(&config, "cluster_name: x\nregistry_address: 192.0.2.1:5000\nregistry_root: /srv/r\ntools_dir: /srv/t\n").unwrap();
+    let config = config.to_str().unwrap();
+    usage(compass(), &["plan", "--config", config], "`management_nodes` lists no management node");
+    usage(compass(), &["install", "--all-nodes", "--config", config], "`management_nodes` lists no management node");
+    std::fs::write(
+        dir.path().join("config"),
+        "cluster_name: x\nmanagement_nodes: [192.0.2.1, '-oProxyCommand=touch /tmp/x']\nregistry_address: 192.0.2.1:5000\nregistry_root: /srv/r\ntools_dir: /srv/t\n",
+    )
+    .unwrap();
+    usage(compass(), &["install", "--all-nodes", "--config", config], "is not [user@]address or [user@]host name");
+    // Given, the role needs no list: this host is the secondary of a pair it is not listed in.
+    let out = run(Shell::Dash, compass(), &["plan", "--role", "secondary", "--use-sample", "--json"], &tmp);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&plan["plan"]["role"], &plan["plan"]["role_from"]["from"]), (&"secondary".into(), &"flag".into()));
+    // Not given, the sample's list (192.0.2.10) does not name this host: it stops, exit 7.
+    let out = run(Shell::Dash, compass(), &["plan", "--use-sample"], &tmp);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(stderr(&out).contains("management_nodes lists 192.0.2.10"), "{}", stderr(&out));
+}

@@ -14,6 +14,9 @@ use crate::progress::out_line;
 
 /// The product's config, which holds the node list: `--config`, or `config` beside the bundle.
 fn node_config(ctx: &Context, bundle: &Bundle) -> Result<ProductConfig> {
+    if bundle.index.config.management_nodes_key.is_none() {
+        return Err(nodes::no_node_list());
+    }
     if ctx.global.use_sample {
         let sample = bundle.index.config_sample().ok_or_else(|| Error::usage("--use-sample: this bundle carries no config sample"))?;
         return crate::install::sample_config(bundle, sample);

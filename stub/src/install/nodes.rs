@@ -155,13 +155,14 @@ pub fn quote(word: &str) -> String {
     }
 }
 
+/// `--all-nodes` on a bundle whose spec names no node list.
+pub fn no_node_list() -> Error {
+    Error::usage("--all-nodes: this bundle names no node list (its spec sets no config.management_nodes_key); run it on each node instead")
+}
+
 /// Every node the config lists, with where its bundle and config are.
 pub fn targets(bundle: &Bundle, config: &ProductConfig, fan: &FanOut) -> Result<Vec<Target>> {
-    let list: NodeList = roles::node_list(&bundle.index.config, Some(config))?.ok_or_else(|| {
-        Error::usage(
-            "--all-nodes: this bundle names no node list (its spec sets no config.management_nodes_key); run it on each node instead",
-        )
-    })?;
+    let list: NodeList = roles::node_list(&bundle.index.config, Some(config))?.ok_or_else(no_node_list)?;
     let me = ThisHost::detect().find(&list)?.map(|(node, _)| node.clone());
     let meta = &bundle.index.bundle;
     let dir = fan.remote_dir.clone().unwrap_or_else(|| format!("/var/tmp/airbin/{}", meta.name));
