@@ -14,8 +14,14 @@ use crate::spec::Compression;
 /// fraction of its time (see hack/bench.sh).
 pub const ZSTD_DEFAULT_LEVEL: i32 = 12;
 pub const XZ_DEFAULT_PRESET: u32 = 6;
-/// How much of an input `auto` test-compresses to see whether compression pays.
-const SAMPLE: usize = 4 << 20;
+/// `auto` test-compresses this many pieces of an input, spread evenly from its start
+/// to its end (a registry pack's tar headers and text sit between gzip'd blobs; a
+/// `docker save` archive mixes text, binary and incompressible layers)...
+const SAMPLES: u64 = 16;
+/// ...of this many bytes each (4 MiB in all; an input no larger is taken whole).
+const SAMPLE_PIECE: u64 = 256 << 10;
+/// `auto` keeps zstd when it saves at least this much of the samples.
+const AUTO_MIN_SAVING: f64 = 0.01;
 
 fn threads() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get()) as u32
@@ -41,31 +47,46 @@ pub fn compressed_as(head: &[u8]) -> Option<Compressed> {
     MAGIC.iter().find(|(magic, _)| head.starts_with(magic)).map(|(_, kind)| *kind)
 }
 
-/// Picks the codec for a member. `sample` is the input's first bytes (for a directory,
-/// the start of its largest file); `auto` compresses a sample with fast zstd and
-/// stores the member as it is when that saves under 3%.
+/// Picks the codec for a member. `sample` is pieces spread over the whole input (for a
+/// directory, over its largest file: `sample_file`); `auto` compresses them with fast
+/// zstd and keeps zstd when that saves at least 1%, else stores the member as it is.
+/// Magic numbers decide only for a sample too small to measure: an input that is
+/// compressed already can still save (a tar of gzip'd blobs, a gzip of a tar of gzips).
 pub fn choose(compression: Compression, sample: &[u8]) -> io::Result<Codec> {
     Ok(match compression {
         Compression::Xz => Codec::Xz,
         Compression::Zstd => Codec::Zstd,
         Compression::None => Codec::None,
-        Compression::Auto if compressed_as(sample).is_some() => Codec::None,
+        Compression::Auto if sample.len() < 64 && compressed_as(sample).is_some() => Codec::None,
         Compression::Auto if sample.len() < 64 => Codec::Zstd,
         Compression::Auto => {
             let packed = zstd::bulk::compress(sample, 3)?;
-            if packed.len() as f64 > sample.len() as f64 * 0.97 {
-                Codec::None
-            } else {
+            if (packed.len() as f64) <= sample.len() as f64 * (1.0 - AUTO_MIN_SAVING) {
                 Codec::Zstd
+            } else {
+                Codec::None
             }
         }
     })
 }
 
-/// Reads up to the auto sample size from the start of a file.
+/// `SAMPLES` pieces of a file spread evenly from its start to its end, one after the
+/// other; the whole file when it is no larger than they are.
 pub fn sample_file(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
     let mut sample = Vec::new();
-    File::open(path)?.take(SAMPLE as u64).read_to_end(&mut sample)?;
+    if len <= SAMPLES * SAMPLE_PIECE {
+        file.read_to_end(&mut sample)?;
+        return Ok(sample);
+    }
+    let stride = (len - SAMPLE_PIECE) / (SAMPLES - 1);
+    for i in 0..SAMPLES {
+        let at = if i == SAMPLES - 1 { len - SAMPLE_PIECE } else { i * stride };
+        file.seek(SeekFrom::Start(at))?;
+        (&mut file).take(SAMPLE_PIECE).read_to_end(&mut sample)?;
+    }
     Ok(sample)
 }
 
@@ -130,24 +151,54 @@ impl<W: Write> Write for Encoder<W> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn auto_stores_what_is_compressed_or_random() {
-        assert_eq!(choose(Compression::Auto, &[0x1f, 0x8b, 8, 0]).unwrap(), Codec::None);
-        assert_eq!(choose(Compression::Auto, &[0x28, 0xb5, 0x2f, 0xfd, 1]).unwrap(), Codec::None);
-        let text = b"lorem ipsum dolor sit amet ".repeat(4000);
-        assert_eq!(choose(Compression::Auto, &text).unwrap(), Codec::Zstd);
-        // xorshift bytes do not compress.
-        let mut x: u64 = 0x9e3779b97f4a7c15;
-        let random: Vec<u8> = (0..1 << 20)
+    /// xorshift bytes: they do not compress.
+    fn random(len: usize, seed: u64) -> Vec<u8> {
+        let mut x: u64 = seed | 1;
+        (0..len)
             .map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
                 x as u8
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn auto_stores_what_is_compressed_or_random() {
+        assert_eq!(choose(Compression::Auto, &[0x1f, 0x8b, 8, 0]).unwrap(), Codec::None);
+        assert_eq!(choose(Compression::Auto, &[0x28, 0xb5, 0x2f, 0xfd, 1]).unwrap(), Codec::None);
+        let text = b"lorem ipsum dolor sit amet ".repeat(4000);
+        assert_eq!(choose(Compression::Auto, &text).unwrap(), Codec::Zstd);
+        let random = random(1 << 20, 0x9e3779b97f4a7c15);
         assert_eq!(choose(Compression::Auto, &random).unwrap(), Codec::None);
         assert_eq!(choose(Compression::Xz, &random).unwrap(), Codec::Xz);
+    }
+
+    #[test]
+    fn auto_keeps_zstd_for_a_few_percent_and_looks_past_the_start() {
+        // Incompressible blobs with 3% text between them, like a registry pack's gzip'd
+        // layers among its tar headers and manifests: it saves, though barely.
+        let mut mixed = Vec::new();
+        for i in 0..64 {
+            mixed.extend(random(97 << 10, i + 1));
+            mixed.extend(format!("{{\"schemaVersion\": 2, \"layer\": {i}}}\n").repeat(120).as_bytes()[..3 << 10].to_vec());
+        }
+        assert_eq!(choose(Compression::Auto, &mixed).unwrap(), Codec::Zstd);
+        // A file whose first 8 MiB do not compress, and whose other 24 MiB are text.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("member");
+        let mut data = random(8 << 20, 7);
+        data.extend(b"log line: request served in 3 ms\n".repeat((24 << 20) / 33));
+        std::fs::write(&path, &data).unwrap();
+        let sample = sample_file(&path).unwrap();
+        assert_eq!(sample.len() as u64, SAMPLES * SAMPLE_PIECE);
+        assert_eq!(&sample[..1024], &data[..1024], "the first piece is the start");
+        assert_eq!(&sample[sample.len() - 1024..], &data[data.len() - 1024..], "the last piece is the end");
+        assert_eq!(choose(Compression::Auto, &sample).unwrap(), Codec::Zstd);
+        // A small file is taken whole.
+        std::fs::write(&path, b"small").unwrap();
+        assert_eq!(sample_file(&path).unwrap(), b"small");
     }
 
     #[test]
