@@ -209,12 +209,7 @@ pub fn support(ctx: &Context, output: Option<&Path>) -> Result<()> {
         fetched.push(name);
     }
     let summary = serde_json::to_vec_pretty(&outcomes).expect("outcomes serialize");
-    let mut header = tar::Header::new_gnu();
-    header.set_size(summary.len() as u64);
-    header.set_mode(0o644);
-    header.set_mtime(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
-    header.set_cksum();
-    tar.append_data(&mut header, format!("{prefix}/nodes.json"), &summary[..]).ctx("writing", &out)?;
+    super::support::append_bytes(&mut tar, &format!("{prefix}/nodes.json"), &summary).ctx("writing", &out)?;
     tar.into_inner().ctx("writing", &out)?.finish().ctx("writing", &out)?;
     if ctx.ui.json {
         print_json(&envelope("support", None, json!({"file": out, "all_nodes": true, "contents": fetched, "nodes": outcomes})));

@@ -22,6 +22,16 @@ const LOGS: usize = 5;
 const LOG_TAIL: u64 = 2 << 20;
 const ENGINE_LOG_LINES: usize = 200;
 
+/// Adds `data` to a support tarball as a file at `path`, mode 0644, stamped now.
+pub(super) fn append_bytes<W: std::io::Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8]) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
+    header.set_cksum();
+    tar.append_data(&mut header, path, data)
+}
+
 /// `support`: writes the vendor's tarball and prints its path.
 pub fn support(ctx: &Context, output: Option<&Path>) -> Result<()> {
     if ctx.global.all_nodes {
@@ -40,14 +50,8 @@ pub fn support(ctx: &Context, output: Option<&Path>) -> Result<()> {
     let guard = RemoveOnDrop::new(temp.clone());
     let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
-    let mut add = |name: &str, data: &[u8]| -> Result<()> {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
-        header.set_cksum();
-        tar.append_data(&mut header, format!("{prefix}/{name}"), data).ctx("writing", &temp)
-    };
+    let mut add =
+        |name: &str, data: &[u8]| -> Result<()> { append_bytes(&mut tar, &format!("{prefix}/{name}"), data).ctx("writing", &temp) };
 
     let mut contents = Vec::new();
     let journal_path = state.journal();

@@ -114,15 +114,19 @@ impl Target {
 
     /// The command that runs `sh BIN ARGS` on the node.
     fn command(&self, fan: &FanOut, args: &[String]) -> Command {
-        let mut words = vec!["sh".to_string(), self.bin.clone()];
-        words.extend(args.iter().cloned());
         if self.local {
             let mut command = Command::new("sh");
-            command.args(&words[1..]);
+            command.arg(&self.bin).args(args);
             command
         } else {
-            self.shell(fan, &words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" "))
+            self.shell(fan, &self.script(args))
         }
+    }
+
+    /// `sh BIN ARGS` as a line for the node's shell, every word quoted.
+    fn script(&self, args: &[String]) -> String {
+        let words = ["sh", self.bin.as_str()].into_iter().chain(args.iter().map(String::as_str));
+        words.map(quote).collect::<Vec<_>>().join(" ")
     }
 
     /// `ssh NODE SCRIPT`: the script runs in the node's login shell.
@@ -549,12 +553,11 @@ pub fn gather(targets: &[Target], fan: &FanOut, args_of: impl Fn(&Target) -> Vec
         let command_line = if target.local {
             target.command(fan, &args)
         } else {
-            let words: Vec<String> = ["sh".to_string(), target.bin.clone()].into_iter().chain(args).map(|w| quote(&w)).collect();
             target.shell(
                 fan,
                 &format!(
                     "{check} || {{ echo 'no copy of the bundle there: install --all-nodes has not reached this node' >&2; exit 9; }}; {}",
-                    words.join(" ")
+                    target.script(&args)
                 ),
             )
         };
