@@ -317,8 +317,98 @@ fn podman_gets_the_images_with_the_recorded_ids() {
     assert_eq!(format!("sha256:{}", stdout(&inspect).trim()), want.id);
 }
 
+/// The layers (diff IDs) the images of an image archive are made of.
+fn diff_ids(archive: &Path) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut tar = tar::Archive::new(fs::File::open(archive).unwrap());
+    for entry in tar.entries().unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        if path.ends_with(".json") && !path.contains('/') && path != "manifest.json" {
+            let config: serde_json::Value = serde_json::from_reader(entry).unwrap();
+            ids.extend(config["rootfs"]["diff_ids"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()));
+        }
+    }
+    assert!(!ids.is_empty(), "no image config in {}", archive.display());
+    ids
+}
+
+/// Where `needle` starts in the archive `archive`, inside the first entry whose path
+/// `pick` takes.
+fn offset_in_entry(archive: &Path, pick: impl Fn(&str) -> bool, needle: &str) -> u64 {
+    let mut tar = tar::Archive::new(fs::File::open(archive).unwrap());
+    for entry in tar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        if !path.contains('/') && pick(&path) {
+            let start = entry.raw_file_position();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+            return start + text.find(needle).unwrap_or_else(|| panic!("no {needle} in {path}")) as u64;
+        }
+    }
+    panic!("no such entry in {}", archive.display())
+}
+
+/// What an engine holds of `diff_ids` after a refused load: images, layers, blobs.
+enum Leftovers<'a> {
+    /// The Docker daemon's layer store: every layer's `diff` file.
+    Docker,
+    Podman {
+        conf: &'a Path,
+        graph: &'a Path,
+    },
+    Containerd {
+        address: &'a str,
+        namespace: &'a str,
+    },
+}
+
+impl Leftovers<'_> {
+    fn find(&self, refs: &[String], diff_ids: &[String]) -> Vec<String> {
+        let mut found = Vec::new();
+        match self {
+            Leftovers::Docker => {
+                found.extend(refs.iter().filter(|r| image_id(r).is_some()).map(|r| format!("image {r}")));
+                let info = docker(&["info", "--format", "{{.DockerRootDir}} {{.Driver}}"]);
+                let info = stdout(&info);
+                let (root, driver) = info.trim().split_once(' ').unwrap();
+                let layerdb = Path::new(root).join("image").join(driver).join("layerdb/sha256");
+                for layer in fs::read_dir(&layerdb).into_iter().flatten().flatten() {
+                    let diff = fs::read_to_string(layer.path().join("diff")).unwrap_or_default();
+                    if diff_ids.contains(&diff.trim().to_string()) {
+                        found.push(format!("layer {diff}"));
+                    }
+                }
+            }
+            Leftovers::Podman { conf, graph } => {
+                let images = Command::new("podman").args(["images", "-a", "-q"]).env("CONTAINERS_STORAGE_CONF", conf).output().unwrap();
+                found.extend(stdout(&images).lines().map(|id| format!("image {id}")));
+                let layers = fs::read_to_string(graph.join("vfs-layers/layers.json")).unwrap_or_else(|_| "[]".into());
+                let layers: Vec<serde_json::Value> = serde_json::from_str(&layers).unwrap();
+                found.extend(layers.iter().map(|l| format!("layer {}", l["id"])));
+            }
+            Leftovers::Containerd { address, namespace } => {
+                for what in [&["images", "ls", "-q"][..], &["content", "ls", "-q"], &["snapshots", "ls"], &["leases", "ls", "-q"]] {
+                    let out = Command::new("ctr").arg("-n").arg(namespace).args(what).env("CONTAINERD_ADDRESS", address).output().unwrap();
+                    let lines = stdout(&out);
+                    // `snapshots ls` has a header line.
+                    let skip = usize::from(what[0] == "snapshots");
+                    found.extend(lines.lines().skip(skip).map(|l| format!("{} {l}", what[0])));
+                }
+            }
+        }
+        found
+    }
+}
+
+/// The bundle is verified while the image streams into the engine; the end of the stream
+/// waits for the verdict. Whatever the damage (a changed byte in a layer that decodes
+/// fine and reaches the engine, a broken tar header the engine trips on first, a
+/// compressed member that no longer decodes), every engine is left with no image, no
+/// layer and no blob of it, and the install stops with exit 3 and no state directory.
 #[test]
-fn an_altered_image_member_is_refused_before_the_engine_sees_a_byte() {
+fn an_altered_image_member_leaves_nothing_in_any_engine() {
     if !docker_ready("an_altered_image_member") {
         return;
     }
@@ -326,25 +416,103 @@ fn an_altered_image_member_is_refused_before_the_engine_sees_a_byte() {
     let refs = compass_refs();
     remove_images(&refs);
     let dir = scratch();
-    let bundle = Bundle::open(compass()).unwrap();
-    let member = bundle.index.member("release-images").unwrap();
-    let mut bytes = fs::read(compass()).unwrap();
-    bytes[(member.offset + member.stored_size / 2) as usize] ^= 0x01;
-    let bin = dir.path().join("altered.bin");
-    fs::write(&bin, &bytes).unwrap();
-    let out = Command::new("sh")
-        .arg(&bin)
-        .args(["--engine", "docker"])
-        .env("AIRBIN_STATE_DIR", dir.path().join("state"))
-        .env("TMPDIR", dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("is damaged"), "{}", stderr(&out));
-    for reference in &refs {
-        assert_eq!(image_id(reference), None, "{reference} reached the engine");
+    let archive = repo_root().join("samples/compass/images/release-images.tar");
+    let diff_ids = diff_ids(&archive);
+    // Bytes an engine would take without complaint and commit: a digit of the first image's
+    // creation time (the image would load under another ID) and a letter of a tag in
+    // manifest.json (it would load under another name). Offsets into the archive, which
+    // a `compression: none` member stores as it is.
+    let created = offset_in_entry(&archive, |path| path.ends_with(".json") && path != "manifest.json", "\"created\":\"202") + 3;
+    let tag = offset_in_entry(&archive, |path| path == "manifest.json", "compass/api") + 9;
+    let mut damaged = Vec::new();
+    for codec in ["none", "zstd", "none-then-more"] {
+        let work = dir.path().join(codec);
+        let bin = match codec {
+            // 1 GiB stored after the image keeps the whole-file digest busy for a while
+            // after the image has streamed: the engine has had all but the tail, and waits.
+            "none-then-more" => {
+                fs::create_dir_all(work.join("spec")).unwrap();
+                fs::File::create(work.join("spec/more.dat")).unwrap().set_len(1 << 30).unwrap();
+                fs::copy(&archive, work.join("spec/images.tar")).unwrap();
+                fs::write(
+                    work.join("spec/bundle.yaml"),
+                    "name: images\nversion: '1'\nmembers:\n  - {name: images, kind: image, path: images.tar, compression: none}\n  - {name: more, kind: file, path: more.dat, compression: none}\nsteps:\n  - {kind: load-images, member: images}\n",
+                )
+                .unwrap();
+                build(&work.join("spec/bundle.yaml"), &work.join("dist"))
+            }
+            codec => sample_images_bundle(&work, &format!(", compression: {codec}"), ""),
+        };
+        let bundle = Bundle::open(&bin).unwrap();
+        let member = &bundle.index.members[0];
+        let places: Vec<(&str, u64)> = match codec {
+            "none" => vec![("an image's creation time", created), ("a tag", tag), ("the first tar header", 3)],
+            "none-then-more" => vec![("an image's creation time, the verdict late", created)],
+            _ => vec![("the middle of the compressed bytes", member.stored_size / 2)],
+        };
+        for (what, at) in &places {
+            let path = work.join(format!("altered-{}.bin", damaged.len()));
+            match places.len() {
+                1 => fs::rename(&bin, &path).unwrap(),
+                _ => drop(fs::copy(&bin, &path).unwrap()),
+            }
+            let file = fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+            let mut byte = [0u8];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut byte, member.offset + at).unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&file, &[byte[0] ^ 0x01], member.offset + at).unwrap();
+            damaged.push((format!("{codec} member, {what}"), path));
+        }
+        let _ = fs::remove_file(&bin);
     }
-    assert!(!dir.path().join("state").exists());
+
+    let podman = Command::new("podman").arg("--version").output().is_ok_and(|o| o.status.success());
+    let containerd = std::env::var("AIRBIN_TEST_CONTAINERD").ok();
+    assert!(!in_ci() || (podman && containerd.is_some()), "CI has podman and containerd (hack/test.sh)");
+    let graph = dir.path().join("podman/graph");
+    let conf = dir.path().join("podman/storage.conf");
+    fs::create_dir_all(dir.path().join("podman")).unwrap();
+    fs::write(
+        &conf,
+        format!("[storage]\ndriver = \"vfs\"\nrunroot = \"{}/podman/run\"\ngraphroot = \"{}\"\n", dir.path().display(), graph.display()),
+    )
+    .unwrap();
+    let namespace = format!("airbin-altered-{}", std::process::id());
+    let mut engines: Vec<(&str, Leftovers)> = vec![("docker", Leftovers::Docker), ("docker-api", Leftovers::Docker)];
+    if podman {
+        engines.push(("podman", Leftovers::Podman { conf: &conf, graph: &graph }));
+    } else {
+        eprintln!("\n*** an_altered_image_member: podman missing, not tried ***\n");
+    }
+    if let Some(address) = &containerd {
+        engines.push(("containerd", Leftovers::Containerd { address, namespace: &namespace }));
+    } else {
+        eprintln!("\n*** an_altered_image_member: AIRBIN_TEST_CONTAINERD unset, containerd not tried ***\n");
+    }
+
+    for (engine, leftovers) in &engines {
+        for (what, bin) in &damaged {
+            let state = dir.path().join(format!("state-{engine}"));
+            let mut command = Command::new("sh");
+            command
+                .arg(bin)
+                .args(["--yes", "--engine", engine, "--containerd-namespace", &namespace])
+                .env("AIRBIN_STATE_DIR", &state)
+                .env("TMPDIR", dir.path())
+                .env("CONTAINERS_STORAGE_CONF", &conf);
+            if let Some(address) = &containerd {
+                command.env("CONTAINERD_ADDRESS", address);
+            }
+            let out = command.output().unwrap();
+            let case = format!("{engine}, {what}");
+            assert_eq!(out.status.code(), Some(3), "{case}: {}", stderr(&out));
+            assert!(stderr(&out).contains("is damaged"), "{case}: {}", stderr(&out));
+            assert_eq!(leftovers.find(&refs, &diff_ids), Vec::<String>::new(), "{case}: left in the engine");
+            assert!(!state.exists(), "{case}: a state directory was left");
+        }
+    }
+    if podman {
+        let _ = Command::new("podman").args(["system", "reset", "--force"]).env("CONTAINERS_STORAGE_CONF", &conf).output();
+    }
 }
 
 #[test]

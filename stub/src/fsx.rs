@@ -31,6 +31,19 @@ pub fn existing_ancestor(path: &Path) -> PathBuf {
     current
 }
 
+/// The outermost directory that creating `path` would make, `None` when it exists.
+pub fn first_missing_ancestor(path: &Path) -> Option<PathBuf> {
+    let mut missing = None;
+    let mut current = absolute(path);
+    while !current.exists() {
+        missing = Some(current.clone());
+        if !current.pop() {
+            break;
+        }
+    }
+    missing
+}
+
 /// Bytes available to this user on the file system that holds `path`.
 pub fn available_bytes(path: &Path) -> Result<u64> {
     let dir = existing_ancestor(path);

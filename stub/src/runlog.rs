@@ -48,6 +48,11 @@ pub fn line(text: &str) {
     }
 }
 
+/// Stops logging (the log is about to be removed).
+pub fn close() {
+    *LOG.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
 /// Flushes to disk: at the end of a run, so that a crash after it loses nothing.
 pub fn sync() {
     if let Some((file, _)) = LOG.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {

@@ -127,22 +127,47 @@ pub fn install(ctx: &Context) -> Result<()> {
         return super::nodes::install(ctx);
     }
     let bundle = open(ctx)?;
-    verify(ctx, &bundle)?;
+    let keys = super::trusted_keys(&ctx.global)?;
+    // Every byte is verified on another thread while the steps start: an image streams
+    // into its engine meanwhile, its end held back until the verdict (engines::load);
+    // every other step, and staging, waits for it (install::run).
+    std::thread::scope(|scope| {
+        let verifier = bundle.verify_in_background(scope, &keys);
+        let installed = install_verified_as_it_goes(ctx, &bundle);
+        let _ = verifier.join().expect("the verifier panicked");
+        installed
+    })
+}
+
+/// Damage explains whatever else went wrong: the verdict's error wins over `error`.
+fn damage_first(bundle: &crate::format::Bundle, error: Error) -> Error {
+    match bundle.await_verified() {
+        Err(damage) if damage.class != crate::error::ExitClass::Interrupted => damage,
+        _ => error,
+    }
+}
+
+fn install_verified_as_it_goes(ctx: &Context, bundle: &crate::format::Bundle) -> Result<()> {
     let meta = &bundle.index.bundle;
-    ctx.ui.status(format!("{} {}: bundle verified", meta.name, meta.version));
     let options = options(&ctx.global);
-    let prepared = install::prepare(&bundle, &options)?;
+    let prepared = install::prepare(bundle, &options).map_err(|e| damage_first(bundle, e))?;
     // A dropped SSH session must not end the install: it goes on, logging to its file.
     crate::interrupt::ignore_hangup();
     let bin = bundle.path.display().to_string();
     match install::run(prepared, &options, &ctx.ui) {
-        Ok(report) => {
-            summarize(ctx, &bundle, &report, None, &bin);
-            Ok(())
-        }
+        // Every step but a load waits for the verdict; a run of loads only (or of none)
+        // is not finished before it either.
+        Ok(report) => match bundle.await_verified() {
+            Ok(()) => {
+                summarize(ctx, bundle, &report, None, &bin);
+                Ok(())
+            }
+            Err(damage) => Err(damage),
+        },
         Err(Stopped { error, report }) => {
+            let error = damage_first(bundle, error);
             match report {
-                Some(report) => summarize(ctx, &bundle, &report, Some(&error), &bin),
+                Some(report) => summarize(ctx, bundle, &report, Some(&error), &bin),
                 None if ctx.ui.json => print_json(&envelope("install", Some(&error), json!({"bundle": meta}))),
                 None => {}
             }

@@ -11,7 +11,22 @@ pub fn answers() -> bool {
 }
 
 pub fn load(namespace: &str, content: &mut (dyn Read + Send)) -> std::result::Result<(), String> {
-    pipe_into(Command::new("ctr").args(["-n", namespace, "images", "import", "--all-platforms", "-"]), content)
+    let imported = pipe_into(Command::new("ctr").args(["-n", namespace, "images", "import", "--all-platforms", "-"]), content);
+    if imported.is_err() {
+        collect_garbage(namespace);
+    }
+    imported
+}
+
+/// A failed import drops its lease, but the blobs it ingested wait for containerd's next
+/// garbage collection, which deletions alone do not start. Deleting a lease of our own
+/// with `--sync` runs one now: nothing of the failed import stays in the content store.
+fn collect_garbage(namespace: &str) {
+    let Ok(Some(created)) = query("ctr", &["-n", namespace, "leases", "create"]) else { return };
+    // "Created lease with ID <id>"
+    if let Some(id) = created.split_whitespace().last() {
+        let _ = query("ctr", &["-n", namespace, "leases", "delete", "--sync", "--", id]);
+    }
 }
 
 /// ctr lists the manifest digest; the image ID is the config digest inside it.

@@ -7,6 +7,7 @@ mod containerd;
 mod docker_api;
 mod docker_cli;
 mod podman;
+mod withheld;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -154,30 +155,39 @@ fn answers(engine: &Engine) -> bool {
 }
 
 /// Loads the images of `member` into `engine`, streaming the decompressed archive into
-/// it, then checks every recorded image. Returns the references loaded.
+/// it, then checks every recorded image. Returns the references loaded. The bundle may
+/// still be being verified: the end of the stream waits for its verdict
+/// (`withheld`), and a failed one stops the load before the engine commits anything.
 pub fn load(engine: &Engine, bundle: &Bundle, member: &Member, ui: &Ui) -> Result<Vec<String>> {
     let progress = ui.progress("load", member.size);
-    let mut content = ProgressReader::new(bundle.content_reader(member)?, &progress);
+    let content = ProgressReader::new(bundle.content_reader_held_back(member)?, &progress);
+    let mut content = withheld::WithheldTail::new(content, bundle, member.size);
     let refs = member_references(member);
-    let fail = |detail: String| {
-        // The engine saw the same Ctrl-C (one process group): report the interrupt.
-        if crate::interrupt::requested() {
-            return Error::interrupted();
-        }
-        Error::step(format!(
-            "loading the images of {} ({}) into {} failed: {detail}; fix the engine and run the bundle again",
-            member.name,
-            refs.join(", "),
-            engine.name()
-        ))
-    };
-    match engine {
+    let streamed = match engine {
         Engine::DockerCli => docker_cli::load(&mut content),
         Engine::Podman => podman::load(&mut content),
         Engine::Containerd { namespace } => containerd::load(namespace, &mut content),
         Engine::DockerApi { socket } => docker_api::load(socket, &mut content, member.size),
+    };
+    let ours = content.failure.take();
+    if let Err(detail) = streamed {
+        // Damage explains whatever the engine made of a cut-off stream; so does a bundle
+        // that fails its verdict while the engine was complaining about something else.
+        if let Some(error) = ours.filter(|e| e.class != crate::error::ExitClass::Interrupted) {
+            return Err(error);
+        }
+        bundle.await_verified()?;
+        // The engine saw the same Ctrl-C (one process group): report the interrupt.
+        if crate::interrupt::requested() {
+            return Err(Error::interrupted());
+        }
+        return Err(Error::step(format!(
+            "loading the images of {} ({}) into {} failed: {detail}; fix the engine and run the bundle again",
+            member.name,
+            refs.join(", "),
+            engine.name()
+        )));
     }
-    .map_err(fail)?;
     progress.finish();
     verify(engine, &member.images).map_err(|e| Error::step(format!("after loading {}: {}", member.name, e.message)))
 }

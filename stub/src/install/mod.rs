@@ -1,6 +1,8 @@
 //! The install, as a plan that is computed, checked, then executed:
 //!
-//! 1. the bundle is verified (by the caller) before anything here runs;
+//! 1. the bundle is being verified (by the caller, on another thread): no step but an
+//!    image load starts before its verdict, and a load holds back the end of its
+//!    stream until then (`engines::load`), so nothing commits unverified bytes;
 //! 2. the product's config is found and read, this node's role found (`--role`, or
 //!    this host's address in the config's node list: `roles`), and the config checked:
 //!    every required key and every key this role's steps take a value from, all listed
@@ -10,8 +12,9 @@
 //! 4. preflight checks what the steps to run need, and reports every problem at once;
 //! 5. the state directory is locked, the run's log opened, leftovers of a killed run
 //!    swept from every place a run writes;
-//! 6. members the steps read from disk are staged, with the config as `config`;
-//! 7. each step runs, journaled as it starts and ends;
+//! 6. each step runs, journaled as it starts and ends; before the first that is not an
+//!    image load, the members the steps read from disk are staged, with the config as
+//!    `config`;
 //! 8. the report says what was done, where the log is, and what to do next.
 
 pub mod config;
@@ -283,7 +286,10 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Resul
     let needs: Vec<Needs> = plan.to_run().map(|s| s.prepared.needs(bundle)).collect();
     let staging = plan.staging.clone();
 
-    let _lock = state.lock()?;
+    // A run that finds the bundle damaged before any step is done leaves no state
+    // directory it made itself (it may have started before the verdict: `stage_and_run`).
+    let made_here = fsx::first_missing_ancestor(&state.root);
+    let lock = state.lock()?;
     // Read again under the lock: another run may have finished in between.
     let history = History::of(&journal::read(&state.journal()));
     refuse_over_unfinished(bundle, &history, options)?;
@@ -361,14 +367,16 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Resul
     if !keep && staging.exists() {
         let _ = fs::remove_dir_all(&staging);
     }
-    let report = Report {
-        role: role.role,
-        steps,
-        staging: (keep && staging.exists()).then_some(staging),
-        log: Some(log),
-        nothing_to_do: false,
-        swept,
-    };
+    let mut log = Some(log);
+    let damaged = error.as_ref().is_some_and(|e| e.class == ExitClass::Integrity);
+    if let (true, Some(made)) = (damaged && !steps.iter().any(|s| s.state == StepState::Done), made_here) {
+        runlog::close();
+        drop(lock);
+        let _ = fs::remove_dir_all(&made);
+        log = None;
+    }
+    let report =
+        Report { role: role.role, steps, staging: (keep && staging.exists()).then_some(staging), log, nothing_to_do: false, swept };
     match error {
         None => Ok(report),
         Some(error) => Err(Stopped { error, report: Some(Box::new(report)) }),
@@ -408,10 +416,22 @@ fn stage_and_run(
     let not_run = |plan: &Plan, why: &str| {
         plan.steps.iter().map(|s| if s.state.runs() { StepReport::not_run(s, why) } else { already_done(s) }).collect::<Vec<_>>()
     };
-    if let Err(e) = stage(bundle, state, to_stage, config, staging, ui) {
-        return Err((not_run(plan, "staging failed"), e));
-    }
+    // Verified before anything but an image load acts on the bundle's bytes, and staged
+    // then: the loads that come first overlap the verification.
+    let mut staged = false;
+    let mut verify_and_stage = || -> Result<()> {
+        if !staged {
+            bundle.await_verified()?;
+            ui.status(format!("{} {}: bundle verified", bundle.index.bundle.name, bundle.index.bundle.version));
+            stage(bundle, state, to_stage, config, staging, ui)?;
+            staged = true;
+        }
+        Ok(())
+    };
     if options.noexec {
+        if let Err(e) = verify_and_stage() {
+            return Err((not_run(plan, "staging failed"), e));
+        }
         ui.status(format!("--noexec: staged in {}; no step ran", staging.display()));
         let reports =
             bundle.index.steps.iter().map(|s| StepReport::untouched(s, StepState::NotRun, "--noexec: no step ran".into())).collect();
@@ -434,6 +454,14 @@ fn stage_and_run(
             reports.push(already_done(planned));
             continue;
         }
+        if !matches!(planned.step.action, Action::LoadImages { .. }) {
+            if let Err(e) = verify_and_stage() {
+                let why = if e.class == ExitClass::Integrity { "the bundle failed its check" } else { "staging failed" };
+                reports.push(StepReport::not_run(planned, why));
+                failed = Some(e);
+                continue;
+            }
+        }
         ui.status(format!("step {}/{total} {}: {}", n + 1, planned.name, planned.prepared.describe()));
         let (report, error) = runner::run(planned, &shared, journal);
         if error.is_none() {
@@ -441,6 +469,10 @@ fn stage_and_run(
         }
         reports.push(report);
         failed = error;
+    }
+    // With only loads (or no steps), staging still holds the config and the tools.
+    if failed.is_none() {
+        failed = verify_and_stage().err();
     }
     match failed {
         None => Ok(reports),

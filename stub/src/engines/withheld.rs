@@ -1,0 +1,81 @@
+//! The end of an image stream, held back until the bundle is verified.
+//!
+//! An install streams an image member into the engine while the whole file is still
+//! being verified on another thread. No engine commits anything before it has read the
+//! archive to its end (dockerd unpacks the whole archive into a temporary directory
+//! first; podman copies it to a file first; `ctr import` ingests under a lease it drops
+//! when the import fails), so the last bytes wait here until the member's own digest
+//! (checked by the content reader at its end) and the whole file's have passed. Should
+//! either fail, the engine gets a stream cut off in the middle of a 512-byte tar block:
+//! a truncated archive to every tar reader, never one that merely ends early.
+
+use std::io::{self, Read};
+
+use crate::error::Error;
+use crate::format::Bundle;
+
+/// Held back at the end of every stream: well past an archive's end-of-archive blocks
+/// and record padding, and never a multiple of 512, so a cut never falls between
+/// two tar blocks.
+const HELD_BACK: u64 = (1 << 20) + 256;
+
+pub struct WithheldTail<'a, R> {
+    inner: R,
+    bundle: &'a Bundle,
+    /// Bytes passed through before the tail is held back.
+    release_at: u64,
+    passed: u64,
+    tail: Option<io::Cursor<Vec<u8>>>,
+    /// What stopped the stream, when it was ours (damage, the verdict, an interrupt).
+    pub failure: Option<Error>,
+}
+
+impl<'a, R: Read> WithheldTail<'a, R> {
+    /// `size` is the content's length from the index.
+    pub fn new(inner: R, bundle: &'a Bundle, size: u64) -> Self {
+        WithheldTail { inner, bundle, release_at: size.saturating_sub(HELD_BACK), passed: 0, tail: None, failure: None }
+    }
+
+    /// Keeps our own errors (damage, the verdict, an interrupt) to report as they are.
+    fn fail(&mut self, e: io::Error) -> io::Error {
+        if let Some(ours) = e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+            self.failure = Some(Error { class: ours.class, message: ours.message.clone() });
+        }
+        e
+    }
+
+    /// Reads the rest of the content (its digest is checked at its end), then waits for
+    /// the whole file's verdict.
+    fn fill_tail(&mut self) -> io::Result<()> {
+        let mut tail = Vec::with_capacity(HELD_BACK as usize);
+        if let Err(e) = self.inner.read_to_end(&mut tail) {
+            return Err(self.fail(e));
+        }
+        if let Err(verdict) = self.bundle.await_verified() {
+            return Err(self.fail(verdict.into()));
+        }
+        self.tail = Some(io::Cursor::new(tail));
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for WithheldTail<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(tail) = &mut self.tail {
+            return tail.read(buf);
+        }
+        // A failed verdict stops the stream at once, not only at its end.
+        if let Some(verdict) = self.bundle.verification_failed() {
+            return Err(self.fail(verdict.into()));
+        }
+        if self.passed < self.release_at {
+            let want = (self.release_at - self.passed).min(buf.len() as u64) as usize;
+            // A content reader that ends early says so itself: zero is never silent.
+            let n = self.inner.read(&mut buf[..want]).map_err(|e| self.fail(e))?;
+            self.passed += n as u64;
+            return Ok(n);
+        }
+        self.fill_tail()?;
+        self.read(buf)
+    }
+}
