@@ -6,10 +6,15 @@
 #
 #   bash hack/bench.sh                 # SIZE_MB=4096 bash hack/bench.sh for the 4 GB figure
 #   AIRBIN_ONLY=1 SIZE_MB=4096 bash hack/bench.sh   # airbin alone (makeself takes minutes a GB)
+#   bash hack/bench.sh oem [SIZE_MB]   # the OEM-shaped payload, installed too: hack/bench-oem.sh
 #
 # Not a test: run it on a quiet machine and compare the ratios, not the seconds.
 # Needs makeself and zstd (installed here when missing, as root).
 set -eu
+if [ "${1:-}" = oem ]; then
+    shift
+    exec bash "$(dirname "$0")/bench-oem.sh" "$@"
+fi
 cd "$(dirname "$0")/.."
 size_mb=${SIZE_MB:-1024}
 for pkg in makeself zstd; do

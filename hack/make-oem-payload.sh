@@ -21,16 +21,20 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/airbin-oem.XXXXXX")
 images="oem-bench/api:1 oem-bench/worker:1 oem-bench/pack-a:1 oem-bench/pack-b:1 oem-bench/base:1"
 trap 'docker rmi -f $images >/dev/null 2>&1 || true; rm -rf "$scratch"' EXIT
 
-# fill KIND BYTES FILE: binaries, text or random data.
+# fill KIND BYTES FILE: binaries, text or random data. Each file's binaries start at
+# another of the host's files (its name picks which): layers and tools do not repeat
+# each other, as they do not in a real product.
 fill() {
     python3 - "$1" "$2" "$3" <<'PY'
-import os, random, sys
+import os, random, sys, zlib
 kind, size, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 with open(out, "wb") as f:
     written = 0
     if kind == "binary":
         paths = [os.path.join(d, n) for d in ("/usr/lib/x86_64-linux-gnu", "/usr/bin") for n in sorted(os.listdir(d))]
         paths = [p for p in paths if os.path.isfile(p) and not os.path.islink(p)]
+        start = zlib.crc32(out.encode()) % len(paths)
+        paths = paths[start:] + paths[:start]
         while written < size:
             for p in paths:
                 if written >= size: break

@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::error::{IoContext, Result};
 use crate::format::tarsafe;
 use crate::format::{Bundle, Layout, Member};
-pub use crate::fsx::RemoveOnDrop;
+use crate::fsx::RemoveOnDrop;
 use crate::fsx::{self, create_dir_guarded};
 use crate::progress::{Progress, ProgressReader, Ui};
+pub use crate::readahead::read_ahead;
 
 /// Stops reading when a sibling worker failed.
 struct Abortable<'a, R> {
@@ -39,8 +40,9 @@ pub fn member_path(target: &Path, member: &Member) -> PathBuf {
     target.join(&member.name)
 }
 
-/// Extracts `members` of a verified bundle into `target`, creating it if needed.
-/// Returns the paths written.
+/// Extracts `members` into `target`, creating it if needed. The bundle may still be
+/// being verified (on another thread): members are written under temporary names, and
+/// renamed into place only once the verdict has passed. Returns the paths written.
 pub fn extract_members(bundle: &Bundle, members: &[&Member], target: &Path, ui: &Ui) -> Result<Vec<PathBuf>> {
     let needed: u64 = members.iter().map(|m| m.unpacked_bytes).sum();
     fsx::check_space(target, needed)?;
@@ -86,6 +88,7 @@ pub fn extract_members(bundle: &Bundle, members: &[&Member], target: &Path, ui: 
         return Err(e);
     }
     progress.finish();
+    bundle.await_verified()?;
 
     temps.sort_by_key(|(i, _)| *i);
     let mut written = Vec::new();
@@ -102,20 +105,21 @@ pub fn extract_members(bundle: &Bundle, members: &[&Member], target: &Path, ui: 
 
 fn extract_to_temp(bundle: &Bundle, member: &Member, target: &Path, progress: &Progress, abort: &AtomicBool) -> Result<RemoveOnDrop> {
     let temp_path = target.join(fsx::temp_name(&format!(".{}", member.name), ".airbin-partial-"));
-    let content = Abortable { inner: ProgressReader::new(bundle.content_reader(member)?, progress), abort };
+    // Not hashed a second time: nothing is renamed into place before the whole-file verdict.
+    let content = Abortable { inner: ProgressReader::new(bundle.content_reader_held_back(member)?, progress), abort };
     match member.layout {
+        // Decoding on its own thread, writing on this one: the two halves overlap.
         Layout::File => {
             let mut out = fsx::create_new_file(&temp_path).ctx("creating", &temp_path)?;
             let temp = RemoveOnDrop::new(temp_path.clone());
-            let mut content = content;
-            io::copy(&mut content, &mut out).ctx("writing", &temp_path)?;
+            read_ahead(content, |content| io::copy(content, &mut out)).ctx("writing", &temp_path)?;
             out.set_permissions(Permissions::from_mode(file_mode(member))).ctx("setting the mode of", &temp_path)?;
             Ok(temp)
         }
         Layout::Tree => {
             let temp = RemoveOnDrop::new(temp_path.clone());
             let how = tarsafe::Unpack { special_bits: member.special_bits, entry_rule: None };
-            tarsafe::unpack_tree(&member.name, content, &temp_path, &how)?;
+            read_ahead(content, |content| tarsafe::unpack_tree(&member.name, content, &temp_path, &how))?;
             Ok(temp)
         }
     }

@@ -6,7 +6,7 @@
 //! data; it depends on nothing else here), verification (`format::Bundle::verify`),
 //! `install` (config, plan, journal, state, preflight, runner), `steps` (one file a
 //! step kind), `engines` (one file an engine), `extract` and `tarsafe`, `registry`; `fsx`, `runlog`,
-//! `progress`, `http` and `interrupt` are small helpers; `cli` and `commands` are the
+//! `progress`, `http`, `readahead` and `interrupt` are small helpers; `cli` and `commands` are the
 //! `.bin`'s command line.
 
 pub mod cli;
@@ -20,6 +20,7 @@ pub mod http;
 pub mod install;
 pub mod interrupt;
 pub mod progress;
+pub mod readahead;
 pub mod registry;
 pub mod runlog;
 pub mod steps;

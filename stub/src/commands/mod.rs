@@ -220,15 +220,24 @@ pub fn list(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
-/// `extract`: verifies, then writes the members (all, or those named) into the target,
-/// with their mode bits; nothing is written if verification fails.
+/// `extract`: writes the members (all, or those named) into the target, with their mode
+/// bits, while every byte is verified on another thread; nothing is left in the target
+/// if verification fails (members go into place only after it passed).
 pub fn extract(ctx: &Context, names: &[String]) -> Result<()> {
     let bundle = open(ctx)?;
     let members = select_members(&bundle, names)?;
-    verify(ctx, &bundle)?;
+    let keys = trusted_keys(&ctx.global)?;
     let target =
         ctx.global.target.clone().unwrap_or_else(|| PathBuf::from(format!("{}-{}", bundle.index.bundle.name, bundle.index.bundle.version)));
-    let written = extract::extract_members(&bundle, &members, &target, &ctx.ui)?;
+    let written = std::thread::scope(|scope| {
+        let verifier = bundle.verify_in_background(scope, &keys);
+        let written = extract::extract_members(&bundle, &members, &target, &ctx.ui);
+        // Damage explains whatever else went wrong.
+        match verifier.join().expect("the verifier panicked") {
+            Err(damage) => Err(damage),
+            Ok(_) => written,
+        }
+    })?;
     if ctx.ui.json {
         print_json(&envelope("extract", None, json!({"target": target, "extracted": written})));
     } else {
