@@ -805,6 +805,70 @@ fn pack_from_config_bundle(dir: &Path) -> PathBuf {
     build(&spec_dir.join("bundle.yaml"), &dir.join("site"))
 }
 
+/// A restore overlaps the install's verification and places nothing before its verdict:
+/// a pack altered inside a blob (which the registry's layout checks cannot see), its
+/// verdict late behind 1 GiB more, leaves a root that did not exist absent and one that
+/// did exist as it was, and no state directory.
+#[test]
+fn an_altered_registry_pack_leaves_the_root_as_it_was() {
+    let dir = scratch();
+    let spec_dir = dir.path().join("spec");
+    fs::create_dir_all(&spec_dir).unwrap();
+    let pack = repo_root().join("samples/compass/registry/registry-pack.tar");
+    fs::copy(&pack, spec_dir.join("pack.tar")).unwrap();
+    fs::File::create(spec_dir.join("more.dat")).unwrap().set_len(1 << 30).unwrap();
+    fs::write(
+        spec_dir.join("bundle.yaml"),
+        "name: pack\nversion: '1'\nmembers:\n  - {name: pack, kind: registry-pack, path: pack.tar, compression: none}\n  - {name: more, kind: file, path: more.dat, compression: none}\nconfig: {required: [root]}\nsteps:\n  - {kind: restore-registry, member: pack, root_from_config: root}\n",
+    )
+    .unwrap();
+    let bin = build(&spec_dir.join("bundle.yaml"), &dir.path().join("dist"));
+    // The middle of the first blob's data.
+    let mut tar = tar::Archive::new(fs::File::open(&pack).unwrap());
+    let in_blob = tar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_string_lossy().contains("/blobs/") && e.size() > 1000)
+        .map(|e| e.raw_file_position() + e.size() / 2)
+        .unwrap();
+    let member_offset = Bundle::open(&bin).unwrap().index.members[0].offset;
+    let file = fs::OpenOptions::new().read(true).write(true).open(&bin).unwrap();
+    let mut byte = [0u8];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut byte, member_offset + in_blob).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[byte[0] ^ 0x01], member_offset + in_blob).unwrap();
+
+    let existing = dir.path().join("existing");
+    fs::create_dir_all(existing.join("docker")).unwrap();
+    fs::write(existing.join("docker/earlier"), "an earlier file").unwrap();
+    for root in [dir.path().join("absent/root"), existing.clone()] {
+        let config = dir.path().join("config.yaml");
+        fs::write(&config, format!("root: {}\n", root.display())).unwrap();
+        let state = dir.path().join("state");
+        let out = Command::new("sh")
+            .arg(&bin)
+            .args(["--yes", "--config"])
+            .arg(&config)
+            .env("AIRBIN_STATE_DIR", &state)
+            .env("TMPDIR", dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}: {}", root.display(), stderr(&out));
+        assert!(stderr(&out).contains("is damaged"), "{}", stderr(&out));
+        assert!(!state.exists(), "a state directory was left");
+        if root == existing {
+            let mut left: Vec<String> = walkdir::WalkDir::new(&root).into_iter().map(|e| e.unwrap().path().display().to_string()).collect();
+            left.sort();
+            assert_eq!(
+                left,
+                [root.display().to_string(), format!("{}/docker", root.display()), format!("{}/docker/earlier", root.display())]
+            );
+        } else {
+            assert!(!dir.path().join("absent").exists(), "the root the restore made was left");
+        }
+    }
+}
+
 /// The pack bundle beside its `config` (as a field engineer leaves it), naming a running
 /// registry's root and address.
 fn pack_site(dir: &Path) -> (PathBuf, PathBuf, Registry) {

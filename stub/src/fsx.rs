@@ -102,15 +102,7 @@ pub fn remove_any(path: &Path) {
 
 /// Creates `dir` and any missing parents; the guard removes what was created.
 pub fn create_dir_guarded(dir: &Path) -> Result<Option<RemoveOnDrop>> {
-    let mut topmost_missing = None;
-    let mut probe = Some(dir);
-    while let Some(p) = probe {
-        if p.as_os_str().is_empty() || p.exists() {
-            break;
-        }
-        topmost_missing = Some(p.to_path_buf());
-        probe = p.parent();
-    }
+    let topmost_missing = first_missing_ancestor(dir);
     fs::create_dir_all(dir).ctx("creating", dir)?;
     Ok(topmost_missing.map(RemoveOnDrop::new))
 }

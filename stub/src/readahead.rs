@@ -1,6 +1,7 @@
 //! Decompressing on one thread while another consumes: a member's decoding overlaps the
 //! writes that unpack it, so two cores take about the time of the slower half rather
-//! than of both (a registry pack's restore, a tree member's extract).
+//! than of both (a registry pack's restore, a member's extract, an image streamed into
+//! its engine: the next chunk is decoded while the engine reads this one).
 
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -13,7 +14,7 @@ const IN_FLIGHT: usize = 4;
 /// Runs `consume` on the bytes of `inner`, which are read on a thread of their own.
 /// `inner`'s errors reach `consume` as they were; when `consume` returns early, the
 /// reading thread stops at its next chunk.
-pub fn read_ahead<R: Read + Send, T>(inner: R, consume: impl FnOnce(&mut dyn Read) -> T) -> T {
+pub fn read_ahead<R: Read + Send, T>(inner: R, consume: impl FnOnce(&mut (dyn Read + Send)) -> T) -> T {
     let (full_tx, full_rx) = sync_channel::<io::Result<Vec<u8>>>(IN_FLIGHT);
     // Chunks come back to be filled again: no allocation (an mmap each, with musl) per MiB.
     let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(IN_FLIGHT + 2);

@@ -161,15 +161,18 @@ fn answers(engine: &Engine) -> bool {
 pub fn load(engine: &Engine, bundle: &Bundle, member: &Member, ui: &Ui) -> Result<Vec<String>> {
     let progress = ui.progress("load", member.size);
     let content = ProgressReader::new(bundle.content_reader_held_back(member)?, &progress);
-    let mut content = withheld::WithheldTail::new(content, bundle, member.size);
     let refs = member_references(member);
-    let streamed = match engine {
-        Engine::DockerCli => docker_cli::load(&mut content),
-        Engine::Podman => podman::load(&mut content),
-        Engine::Containerd { namespace } => containerd::load(namespace, &mut content),
-        Engine::DockerApi { socket } => docker_api::load(socket, &mut content, member.size),
-    };
-    let ours = content.failure.take();
+    // Decoded on a thread of its own: the next chunk is ready when the engine wants it.
+    let (streamed, ours) = crate::readahead::read_ahead(content, |decoded| {
+        let mut content = withheld::WithheldTail::new(decoded, bundle, member.size);
+        let streamed = match engine {
+            Engine::DockerCli => docker_cli::load(&mut content),
+            Engine::Podman => podman::load(&mut content),
+            Engine::Containerd { namespace } => containerd::load(namespace, &mut content),
+            Engine::DockerApi { socket } => docker_api::load(socket, &mut content, member.size),
+        };
+        (streamed, content.failure.take())
+    });
     if let Err(detail) = streamed {
         // Damage explains whatever the engine made of a cut-off stream; so does a bundle
         // that fails its verdict while the engine was complaining about something else.

@@ -1,8 +1,9 @@
 //! The install, as a plan that is computed, checked, then executed:
 //!
 //! 1. the bundle is being verified (by the caller, on another thread): no step but an
-//!    image load starts before its verdict, and a load holds back the end of its
-//!    stream until then (`engines::load`), so nothing commits unverified bytes;
+//!    image load or a registry restore starts before its verdict, and those hold back
+//!    their commit until then (the end of the stream: `engines::load`; the placement:
+//!    `registry::restore`), so nothing commits unverified bytes;
 //! 2. the product's config is found and read, this node's role found (`--role`, or
 //!    this host's address in the config's node list: `roles`), and the config checked:
 //!    every required key and every key this role's steps take a value from, all listed
@@ -13,7 +14,7 @@
 //! 5. the state directory is locked, the run's log opened, leftovers of a killed run
 //!    swept from every place a run writes;
 //! 6. each step runs, journaled as it starts and ends; before the first that is not an
-//!    image load, the members the steps read from disk are staged, with the config as
+//!    image load or a restore, the members the steps read from disk are staged, with the config as
 //!    `config`;
 //! 8. the report says what was done, where the log is, and what to do next.
 
@@ -454,7 +455,9 @@ fn stage_and_run(
             reports.push(already_done(planned));
             continue;
         }
-        if !matches!(planned.step.action, Action::LoadImages { .. }) {
+        // Loads and restores hold back their commit themselves (the end of the stream, the
+        // placement): they overlap the verification. Everything else waits for it.
+        if !matches!(planned.step.action, Action::LoadImages { .. } | Action::RestoreRegistry { .. }) {
             if let Err(e) = verify_and_stage() {
                 let why = if e.class == ExitClass::Integrity { "the bundle failed its check" } else { "staging failed" };
                 reports.push(StepReport::not_run(planned, why));

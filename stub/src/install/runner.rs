@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::journal::{Event, Journal};
-use super::plan::PlannedStep;
+use super::plan::{PlanState, PlannedStep};
 use crate::error::{Error, ExitClass, Result};
 use crate::interrupt;
 use crate::progress::Ui;
@@ -77,6 +77,7 @@ impl<'a> Shared<'a> {
         step_name: &'a str,
         step_env: &'a std::collections::BTreeMap<String, String>,
         timeout: Option<Duration>,
+        redo: bool,
     ) -> RunContext<'a> {
         RunContext {
             bundle: self.bundle,
@@ -87,6 +88,7 @@ impl<'a> Shared<'a> {
             step_name,
             step_env,
             timeout,
+            redo,
         }
     }
 }
@@ -116,7 +118,7 @@ pub fn run(planned: &PlannedStep, shared: &Shared, journal: &mut Journal) -> (St
             return (report, Some(e));
         }
         let outcome = match &env {
-            Ok(step_env) => planned.prepared.run(&shared.context(&planned.name, step_env, timeout)),
+            Ok(step_env) => planned.prepared.run(&shared.context(&planned.name, step_env, timeout, planned.state == PlanState::Redo)),
             Err(e) => Err(Failure::from(Error::new(e.class, e.message.clone()))),
         };
         let seconds = began.elapsed().as_secs_f64();
@@ -201,7 +203,7 @@ fn run_on_failure(planned: &PlannedStep, shared: &Shared) -> Vec<StepReport> {
         let started = Instant::now();
         let result = steps::prepare(step, shared.inputs).map_err(Failure::from).and_then(|prepared| {
             let env = expand_env(step, shared).map_err(Failure::from)?;
-            prepared.run(&shared.context(&name, &env, step.timeout.map(|t| t.duration())))
+            prepared.run(&shared.context(&name, &env, step.timeout.map(|t| t.duration()), false))
         });
         let (state, detail) = match result {
             Ok(detail) => (StepState::Done, detail),

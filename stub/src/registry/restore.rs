@@ -75,11 +75,16 @@ pub struct Placement {
     created_dirs: Vec<PathBuf>,
     pub restored: Restored,
     committed: bool,
+    /// Dropped after the roll-back (fields drop after `Drop::drop`).
+    created_root: Option<RemoveOnDrop>,
 }
 
 impl Placement {
     pub fn commit(mut self) {
         self.committed = true;
+        if let Some(created) = self.created_root.take() {
+            created.disarm();
+        }
     }
 
     fn roll_back(&mut self) {
@@ -180,18 +185,23 @@ fn nix_error(e: Errno, what: &str, path: &Path) -> Error {
 /// not; links are replaced by the pack's when they differ.
 pub fn restore(bundle: &Bundle, member: &Member, root: &Path, ownership: &Ownership, ui: &Ui) -> Result<Placement> {
     fsx::check_space(root, member.unpacked_bytes)?;
-    fs::create_dir_all(root).ctx("creating the registry root", root)?;
+    // A root this restore creates goes again if it is rolled back.
+    let created_root = fsx::create_dir_guarded(root)?;
     let root_fd = open(root, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| nix_error(e, "opening the registry root", root))?;
     let staging_path = root.join(fsx::temp_name("", ".airbin-restore-"));
     let progress = ui.progress("unpack", member.size);
-    let content = crate::progress::ProgressReader::new(bundle.content_reader(member)?, &progress);
+    // Not hashed a second time: nothing is placed before the whole-file verdict.
+    let content = crate::progress::ProgressReader::new(bundle.content_reader_held_back(member)?, &progress);
     let rule = |path: &str, kind: tar::EntryType| unsafe_pack_entry(path, kind);
     let how = tarsafe::Unpack { special_bits: false, entry_rule: Some(&rule) };
     let staging = RemoveOnDrop::new(staging_path.clone());
     // Decoding on its own thread, unpacking here: the two halves overlap on two cores.
     crate::readahead::read_ahead(content, |content| tarsafe::unpack_tree(&member.name, content, &staging_path, &how))?;
     progress.finish();
+    // The bundle may still be being verified (an install overlaps the two): nothing of it
+    // goes into the root before the verdict.
+    bundle.await_verified()?;
 
     let mut files = Vec::new();
     collect_files(&staging_path, Path::new(""), &mut files)?;
@@ -206,6 +216,7 @@ pub fn restore(bundle: &Bundle, member: &Member, root: &Path, ownership: &Owners
         created_dirs: Vec::new(),
         restored: Restored::default(),
         committed: false,
+        created_root,
     };
     place_all(&mut placement, &staging_path, &files, ownership)?;
     Ok(placement)

@@ -1,5 +1,6 @@
 //! `load-images`: an image member streamed into the container engine (no copy on
-//! disk), then every recorded tag checked for the recorded image ID.
+//! disk), then every recorded tag checked for the recorded image ID; nothing streamed
+//! when every tag is there with its ID already.
 
 use super::{Inputs, Needs, RunContext};
 use crate::engines;
@@ -39,6 +40,14 @@ impl LoadImages {
     pub fn run(&self, ctx: &RunContext) -> Result<String> {
         let member = ctx.bundle.member(&self.member)?;
         let engine = ctx.engine.ok_or_else(|| Error::internal("preflight found no engine for a load-images step"))?;
+        // Every tag there with the recorded image ID (which digests the layers): the load
+        // would change nothing. So a rerun after a kill that came once the engine had
+        // committed does not stream the images again.
+        if !ctx.redo {
+            if let Ok(refs) = engines::verify(engine, &member.images) {
+                return Ok(format!("{} in {} already, with the recorded IDs: not loaded again", refs.join(", "), engine.name()));
+            }
+        }
         ctx.ui.status(format!("loading the images of {} into {}", member.name, engine.name()));
         let refs = engines::load(engine, ctx.bundle, member, ctx.ui)?;
         Ok(format!("{} in {}, IDs checked", refs.join(", "), engine.name()))

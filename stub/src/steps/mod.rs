@@ -84,6 +84,8 @@ pub struct RunContext<'a> {
     pub step_name: &'a str,
     pub step_env: &'a BTreeMap<String, String>,
     pub timeout: Option<Duration>,
+    /// Done before and done again on purpose (`--force`, `--from`): no shortcut.
+    pub redo: bool,
 }
 
 /// How a step failed: the message, and for a command the last lines of its output.
