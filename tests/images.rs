@@ -317,6 +317,47 @@ fn podman_gets_the_images_with_the_recorded_ids() {
     assert_eq!(format!("sha256:{}", stdout(&inspect).trim()), want.id);
 }
 
+/// A load whose every tag is in the engine with the recorded ID already streams nothing
+/// (what a rerun after a kill finds once the engine had committed); a tag that points
+/// elsewhere, or --force, loads again.
+#[test]
+fn images_in_the_engine_with_the_recorded_ids_are_not_loaded_again() {
+    if !docker_ready("images_in_the_engine") {
+        return;
+    }
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let refs = compass_refs();
+    remove_images(&refs);
+    let dir = scratch();
+    let bin = sample_images_bundle(dir.path(), "", "");
+    let install = |state: &str, extra: &[&str]| {
+        let out = Command::new("sh")
+            .arg(&bin)
+            .args(["--yes", "--json", "--engine", "docker"])
+            .args(extra)
+            .env("AIRBIN_STATE_DIR", dir.path().join(state))
+            .env("TMPDIR", dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["steps"][0]["detail"].as_str().unwrap().to_string()
+    };
+    assert!(install("first", &[]).contains("IDs checked"), "the first install loads");
+    // A fresh state directory: the journal knows nothing, the engine has it all.
+    let detail = install("second", &[]);
+    assert!(detail.contains("already, with the recorded IDs: not loaded again"), "{detail}");
+    assert!(install("second", &["--force"]).contains("IDs checked"), "--force loads again");
+    // One tag moved to another image: loaded again, and the tag back where it belongs.
+    let worker = refs.iter().find(|r| r.contains("worker")).unwrap();
+    let api = refs.iter().find(|r| r.contains("api")).unwrap();
+    let want = image_id(worker).unwrap();
+    assert!(docker(&["tag", api, worker]).status.success());
+    assert!(install("third", &[]).contains("IDs checked"), "a moved tag means a load");
+    assert_eq!(image_id(worker).unwrap(), want);
+    remove_images(&refs);
+}
+
 /// The layers (diff IDs) the images of an image archive are made of.
 fn diff_ids(archive: &Path) -> Vec<String> {
     let mut ids = Vec::new();
