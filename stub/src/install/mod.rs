@@ -14,9 +14,9 @@
 //! 5. the state directory is locked, the run's log opened, leftovers of a killed run
 //!    swept from every place a run writes;
 //! 6. each step runs, journaled as it starts and ends; before the first that is not an
-//!    image load or a restore, the members the steps read from disk are staged, with the config as
-//!    `config`;
-//! 8. the report says what was done, where the log is, and what to do next.
+//!    image load or a restore, the members the steps read from disk are staged, with the
+//!    config as `config`;
+//! 7. the report says what was done, where the log is, and what to do next.
 
 pub mod config;
 pub mod journal;
@@ -259,7 +259,7 @@ fn refuse_over_unfinished(bundle: &Bundle, history: &History, options: &Options)
     )))
 }
 
-/// Steps 4 to 8: checks, locks, sweeps, stages and runs the plan.
+/// Steps 4 to 7: checks, locks, sweeps, stages and runs the plan.
 pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Result<Report, Stopped> {
     refuse_over_unfinished(prepared.bundle, &prepared.history, options)?;
     let nothing_to_do = !prepared.plan.steps.is_empty() && !prepared.plan.runs_any() && !options.noexec;
@@ -417,8 +417,8 @@ fn stage_and_run(
     let not_run = |plan: &Plan, why: &str| {
         plan.steps.iter().map(|s| if s.state.runs() { StepReport::not_run(s, why) } else { already_done(s) }).collect::<Vec<_>>()
     };
-    // Verified before anything but an image load acts on the bundle's bytes, and staged
-    // then: the loads that come first overlap the verification.
+    // Verified before anything but a load or a restore acts on the bundle's bytes, and
+    // staged then: the loads and restores that come first overlap the verification.
     let mut staged = false;
     let mut verify_and_stage = || -> Result<()> {
         if !staged {
