@@ -71,7 +71,7 @@ impl ExitClass {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Error {
     pub class: ExitClass,
     pub message: String,

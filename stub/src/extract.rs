@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::error::{IoContext, Result};
 use crate::format::tarsafe;
 use crate::format::{Bundle, Layout, Member};
-use crate::fsx::RemoveOnDrop;
+pub use crate::fsx::RemoveOnDrop;
 use crate::fsx::{self, create_dir_guarded};
 use crate::progress::{Progress, ProgressReader, Ui};
-pub use crate::readahead::read_ahead;
+use crate::readahead::read_ahead;
 
 /// Stops reading when a sibling worker failed.
 struct Abortable<'a, R> {

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{envelope, open, print_json, verify, Context};
+use super::{damage_first, envelope, open, print_json, verify, Context};
 use crate::cli::Global;
 use crate::error::{Error, Result};
 use crate::install::{self, runner::StepState, Options, Report, Stopped};
@@ -137,14 +137,6 @@ pub fn install(ctx: &Context) -> Result<()> {
         let _ = verifier.join().expect("the verifier panicked");
         installed
     })
-}
-
-/// Damage explains whatever else went wrong: the verdict's error wins over `error`.
-fn damage_first(bundle: &crate::format::Bundle, error: Error) -> Error {
-    match bundle.await_verified() {
-        Err(damage) if damage.class != crate::error::ExitClass::Interrupted => damage,
-        _ => error,
-    }
 }
 
 fn install_verified_as_it_goes(ctx: &Context, bundle: &crate::format::Bundle) -> Result<()> {

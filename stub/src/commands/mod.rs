@@ -96,6 +96,15 @@ pub fn check(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
+/// Damage explains whatever else went wrong: when the bundle's verdict (being reached
+/// on another thread) fails, its error wins over `error`.
+fn damage_first(bundle: &Bundle, error: Error) -> Error {
+    match bundle.await_verified() {
+        Err(damage) if damage.class != crate::error::ExitClass::Interrupted => damage,
+        _ => error,
+    }
+}
+
 /// The keys this host pins: `--trusted-key` files and `/etc/airbin/trusted-keys/*.pub`
 /// (`AIRBIN_TRUSTED_KEYS_DIR` stands in for that directory).
 pub fn trusted_keys(global: &Global) -> Result<Vec<TrustedKey>> {
@@ -231,12 +240,10 @@ pub fn extract(ctx: &Context, names: &[String]) -> Result<()> {
         ctx.global.target.clone().unwrap_or_else(|| PathBuf::from(format!("{}-{}", bundle.index.bundle.name, bundle.index.bundle.version)));
     let written = std::thread::scope(|scope| {
         let verifier = bundle.verify_in_background(scope, &keys);
-        let written = extract::extract_members(&bundle, &members, &target, &ctx.ui);
-        // Damage explains whatever else went wrong.
-        match verifier.join().expect("the verifier panicked") {
-            Err(damage) => Err(damage),
-            Ok(_) => written,
-        }
+        // Members go into place only after the verdict: an Ok is a verified one.
+        let written = extract::extract_members(&bundle, &members, &target, &ctx.ui).map_err(|e| damage_first(&bundle, e));
+        let _ = verifier.join().expect("the verifier panicked");
+        written
     })?;
     if ctx.ui.json {
         print_json(&envelope("extract", None, json!({"target": target, "extracted": written})));

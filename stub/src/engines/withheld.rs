@@ -4,10 +4,11 @@
 //! being verified on another thread. No engine commits anything before it has read the
 //! archive to its end (dockerd unpacks the whole archive into a temporary directory
 //! first; podman copies it to a file first; `ctr import` ingests under a lease it drops
-//! when the import fails), so the last bytes wait here until the member's own digest
-//! (checked by the content reader at its end) and the whole file's have passed. Should
-//! either fail, the engine gets a stream cut off in the middle of a 512-byte tar block:
-//! a truncated archive to every tar reader, never one that merely ends early.
+//! when the import fails), so the last bytes wait here until the whole file's digest
+//! (which covers the member's bytes) and its signature have passed, or, when nothing
+//! verifies in the background, the member's own digest. Should the verdict fail, the
+//! engine gets a stream cut off in the middle of a 512-byte tar block: a truncated
+//! archive to every tar reader, never one that merely ends early.
 
 use std::io::{self, Read};
 
@@ -39,13 +40,13 @@ impl<'a, R: Read> WithheldTail<'a, R> {
     /// Keeps our own errors (damage, the verdict, an interrupt) to report as they are.
     fn fail(&mut self, e: io::Error) -> io::Error {
         if let Some(ours) = e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
-            self.failure = Some(Error { class: ours.class, message: ours.message.clone() });
+            self.failure = Some(ours.clone());
         }
         e
     }
 
-    /// Reads the rest of the content (its digest is checked at its end), then waits for
-    /// the whole file's verdict.
+    /// Reads the rest of the content (its size, and its digest unless the whole file's
+    /// vouches for it, are checked at its end), then waits for the whole file's verdict.
     fn fill_tail(&mut self) -> io::Result<()> {
         let mut tail = Vec::with_capacity(HELD_BACK as usize);
         if let Err(e) = self.inner.read_to_end(&mut tail) {

@@ -20,7 +20,7 @@ use super::signature::{self, Embedded, Signer, TrustedKey, SIGNATURE_BLOCK};
 use super::trailer::{Trailer, TRAILER_LEN};
 use super::validate;
 use super::{Codec, Index, Member, FORMAT_VERSION, OLDEST_FORMAT};
-use crate::error::{Error, ExitClass, IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::interrupt;
 
 const READ_BUF: usize = 1 << 20;
@@ -50,7 +50,7 @@ enum VerdictState {
     NotStarted,
     Running,
     Passed,
-    Failed(ExitClass, String),
+    Failed(Error),
 }
 
 impl Verdict {
@@ -215,7 +215,7 @@ impl Bundle {
         let result = self.check_every_byte(keys, on_read);
         self.verdict.set(match &result {
             Ok(_) => VerdictState::Passed,
-            Err(e) => VerdictState::Failed(e.class, e.message.clone()),
+            Err(e) => VerdictState::Failed(e.clone()),
         });
         result
     }
@@ -241,7 +241,7 @@ impl Bundle {
         }
         match &*state {
             VerdictState::Passed => Ok(()),
-            VerdictState::Failed(class, message) => Err(Error { class: *class, message: message.clone() }),
+            VerdictState::Failed(error) => Err(error.clone()),
             _ => Err(Error::internal("a step wanted the bundle verified, and nothing verifies it")),
         }
     }
@@ -249,7 +249,7 @@ impl Bundle {
     /// The error `verify` found, if it has finished and failed; never waits.
     pub fn verification_failed(&self) -> Option<Error> {
         match self.verdict.get() {
-            VerdictState::Failed(class, message) => Some(Error { class, message }),
+            VerdictState::Failed(error) => Some(error),
             _ => None,
         }
     }

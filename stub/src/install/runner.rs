@@ -119,7 +119,7 @@ pub fn run(planned: &PlannedStep, shared: &Shared, journal: &mut Journal) -> (St
         }
         let outcome = match &env {
             Ok(step_env) => planned.prepared.run(&shared.context(&planned.name, step_env, timeout, planned.state == PlanState::Redo)),
-            Err(e) => Err(Failure::from(Error::new(e.class, e.message.clone()))),
+            Err(e) => Err(Failure::from(e.clone())),
         };
         let seconds = began.elapsed().as_secs_f64();
         match outcome {

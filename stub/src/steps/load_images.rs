@@ -42,9 +42,11 @@ impl LoadImages {
         let engine = ctx.engine.ok_or_else(|| Error::internal("preflight found no engine for a load-images step"))?;
         // Every tag there with the recorded image ID (which digests the layers): the load
         // would change nothing. So a rerun after a kill that came once the engine had
-        // committed does not stream the images again.
+        // committed does not stream the images again. Still, no step is done before the
+        // bundle's verdict.
         if !ctx.redo {
             if let Ok(refs) = engines::verify(engine, &member.images) {
+                ctx.bundle.await_verified()?;
                 return Ok(format!("{} in {} already, with the recorded IDs: not loaded again", refs.join(", "), engine.name()));
             }
         }
