@@ -652,3 +652,121 @@ fn registry_roots_and_modes_come_from_the_spec_only_within_bounds() {
         assert_eq!(out.status.code(), Some(2), "{what}: {}", stderr(&out));
     }
 }
+
+/// Every path below `dir` with its mode bits and owner, sorted.
+fn modes_below(dir: &Path) -> Vec<(String, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = fs::symlink_metadata(&path).unwrap();
+        out.push((path.strip_prefix(dir).unwrap().display().to_string(), meta.mode() & 0o7777, meta.uid()));
+        if meta.is_dir() {
+            pending.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_blob_that_does_not_match_its_name_is_refused_into_an_empty_root_and_into_a_serving_one() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let root = dir.path().join("registry");
+    let bin = pack_bundle(dir.path(), &root);
+    // The layer's bytes changed, its name (its digest) kept: every digest of the file is right.
+    let forged = forge(
+        &bin,
+        &dir.path().join("bad-blob.bin"),
+        |_, contents| {
+            let at = contents[0].windows(11).position(|w| w == b"layer bytes").unwrap();
+            contents[0][at..at + 11].copy_from_slice(b"LAYER BYTES");
+        },
+        |_| {},
+    );
+    let refused = |out: &Output, what: &str| {
+        assert_eq!(out.status.code(), Some(6), "{what}: {}", stderr(out));
+        let err = stderr(out);
+        assert!(err.contains("not its name") && err.contains("what it placed was taken back"), "{what}: {err}");
+    };
+
+    // A root with no registry tree yet: the tree goes in with one rename, and back out.
+    let out = install(&forged, &tmp);
+    refused(&out, "an empty root");
+    assert_eq!(entries(&root), Vec::<String>::new(), "an empty root");
+    let _ = fs::remove_dir_all(tmp.join("airbin-state"));
+
+    // A root serving the pack, which has lost the layer: the forged one goes in on its own, and back out.
+    assert!(install(&bin, &tmp).status.success());
+    let _ = fs::remove_dir_all(tmp.join("airbin-state"));
+    let layer = sha2_hex(b"layer bytes");
+    fs::remove_dir_all(root.join(format!("docker/registry/v2/blobs/sha256/{}/{layer}", &layer[..2]))).unwrap();
+    let before = modes_below(&root);
+    let out = install(&forged, &tmp);
+    refused(&out, "a serving root");
+    assert_eq!(modes_below(&root), before, "a serving root is as it was");
+}
+
+fn sha2_hex(bytes: &[u8]) -> String {
+    airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes))
+}
+
+#[test]
+fn a_first_restore_gives_the_files_the_owner_and_modes_a_restore_file_by_file_gives() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let root = dir.path().join("registry");
+    let bin = pack_bundle(dir.path(), &root);
+    // The pack's directories world-writable: a root gets 0755 directories whatever the pack says.
+    let loose = forge(
+        &bin,
+        &dir.path().join("loose.bin"),
+        |_, contents| {
+            let mut archive = tar::Archive::new(&contents[0][..]);
+            let mut items = Vec::new();
+            for entry in archive.entries().unwrap() {
+                let mut entry = entry.unwrap();
+                let path = entry.path().unwrap().display().to_string();
+                let kind = entry.header().entry_type();
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+                items.push((path, kind, data, if kind == EntryType::Directory { 0o777 } else { 0o644 }));
+            }
+            let raw: Vec<RawEntry<'_>> = items.iter().map(|(p, k, d, m)| (p.as_str(), *k, None, &d[..], *m)).collect();
+            contents[0] = raw_tar(&raw);
+        },
+        |_| {},
+    );
+    let out = install(&loose, &tmp);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let placed = modes_below(&root.join("docker"));
+    assert!(placed.len() > 10, "{placed:?}");
+    for (path, mode, _) in &placed {
+        let is_dir = fs::symlink_metadata(root.join("docker").join(path)).unwrap().is_dir();
+        assert_eq!(*mode, if is_dir { 0o755 } else { 0o644 }, "{path}");
+    }
+    fs::remove_dir_all(&root).unwrap();
+    let _ = fs::remove_dir_all(tmp.join("airbin-state"));
+
+    // With the step's owner and mode: every file and directory, not only those it made.
+    let owned = forge(
+        &loose,
+        &dir.path().join("owned.bin"),
+        |index, _| {
+            if let Action::RestoreRegistry { owner, mode, .. } = &mut index.steps[0].action {
+                *owner = Some("65534:65534".into());
+                *mode = Some("0640".into());
+            }
+        },
+        |_| {},
+    );
+    let out = install(&owned, &tmp);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (path, mode, uid) in modes_below(&root.join("docker")) {
+        let is_dir = fs::symlink_metadata(root.join("docker").join(&path)).unwrap().is_dir();
+        assert_eq!((mode, uid), (if is_dir { 0o750 } else { 0o640 }, 65534), "{path}");
+    }
+}

@@ -1,8 +1,13 @@
-//! Small file-system helpers: free space, absolute paths, remove-on-drop guards, and
-//! the sweep of what a killed run left behind.
+//! Small file-system helpers: free space, absolute paths, remove-on-drop guards, a
+//! rename that never replaces, and the sweep of what a killed run left behind.
 
+use std::ffi::{CString, OsStr};
 use std::fs;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
 
 use indicatif::HumanBytes;
 
@@ -177,6 +182,21 @@ pub fn sweep(dir: &Path) -> (usize, u64) {
         }
     }
     removed
+}
+
+/// `renameat2(RENAME_NOREPLACE)`: renames `from` (below `from_dir`) to `to` (below
+/// `to_dir`) only if `to` does not exist, checked and done as one step. nix wraps it
+/// for glibc only, so the static (musl) stub makes the system call itself.
+pub fn rename_no_replace(from_dir: BorrowedFd<'_>, from: &OsStr, to_dir: BorrowedFd<'_>, to: &OsStr) -> nix::Result<()> {
+    use nix::libc;
+    let from = CString::new(from.as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let to = CString::new(to.as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: both names are NUL-terminated strings that outlive the call, and both
+    // descriptors are open (borrowed for the call).
+    let res = unsafe {
+        libc::syscall(libc::SYS_renameat2, from_dir.as_raw_fd(), from.as_ptr(), to_dir.as_raw_fd(), to.as_ptr(), libc::RENAME_NOREPLACE)
+    };
+    Errno::result(res).map(drop)
 }
 
 #[cfg(test)]

@@ -139,11 +139,18 @@ fn kind_word(kind: PackEntry) -> &'static str {
 /// A registry root on disk; blobs are hashed only when asked for.
 pub struct DirStorage {
     pub v2: PathBuf,
+    /// Digests of blob files already known, by name: a restore hashed what it wrote while
+    /// it wrote it, and need not read it back.
+    known_digests: HashMap<String, String>,
 }
 
 impl DirStorage {
     pub fn new(root: &Path) -> DirStorage {
-        DirStorage { v2: root.join(V2) }
+        DirStorage::with_known_digests(root, HashMap::new())
+    }
+
+    pub fn with_known_digests(root: &Path, known_digests: HashMap<String, String>) -> DirStorage {
+        DirStorage { v2: root.join(V2), known_digests }
     }
 }
 
@@ -182,6 +189,9 @@ impl Storage for DirStorage {
     }
     fn blob_digest(&self, hex: &str) -> Result<Option<String>> {
         let path = self.v2.join(blob_path(hex));
+        if let Some(known) = self.known_digests.get(hex) {
+            return Ok(path.is_file().then(|| known.clone()));
+        }
         let mut file = match fs::File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -229,6 +239,18 @@ impl TarStorage {
     /// Reads a pack's tar stream; `member` names it in errors. Every entry passes the
     /// unpack-safety checks.
     pub fn read<R: Read>(member: &str, reader: R) -> Result<TarStorage> {
+        TarStorage::read_keeping(member, reader, SMALL_BLOB)
+    }
+
+    /// The SHA-256 of every blob in a pack's tar stream, by the blob's name; no content
+    /// is kept, so memory stays flat however many blobs the pack has.
+    pub fn blob_digests<R: Read>(member: &str, reader: R) -> Result<HashMap<String, String>> {
+        let storage = TarStorage::read_keeping(member, tarsafe::BoundedHeaders::new(reader), 0)?;
+        Ok(storage.blobs.into_iter().map(|(hex, (digest, _))| (hex, digest)).collect())
+    }
+
+    /// Blobs up to `keep` bytes are kept in memory (`keep` 0: none).
+    fn read_keeping<R: Read>(member: &str, reader: R, keep: u64) -> Result<TarStorage> {
         let mut storage = TarStorage::default();
         let mut archive = tar::Archive::new(reader);
         let unreadable = |e: io::Error| Error::usage(format!("member {member}: the registry pack is not a readable tar archive ({e})"));
@@ -251,7 +273,7 @@ impl TarStorage {
             } else if let Some(hex) =
                 rel.strip_prefix("blobs/sha256/").and_then(|r| r.strip_suffix("/data")).and_then(|r| r.split('/').nth(1))
             {
-                let small = entry.size() <= SMALL_BLOB;
+                let small = keep > 0 && entry.size() <= keep;
                 let mut hasher = Sha256::new();
                 let mut kept = Vec::new();
                 if small {

@@ -9,6 +9,7 @@
 //! one where a file belongs is replaced by the file (and said so). Nothing is written,
 //! read or deleted through a link found in the root.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Read};
@@ -24,7 +25,7 @@ use sha2::{Digest, Sha256};
 use super::Ownership;
 use crate::error::{Error, IoContext, Result};
 use crate::format::digest::to_hex;
-use crate::format::registry_pack::{unsafe_pack_entry, V2};
+use crate::format::registry_pack::{unsafe_pack_entry, TarStorage, V2};
 use crate::format::{tarsafe, Bundle, Member};
 use crate::fsx::{self, RemoveOnDrop};
 use crate::interrupt;
@@ -74,6 +75,11 @@ pub struct Placement {
     placed: Vec<Placed>,
     created_dirs: Vec<PathBuf>,
     pub restored: Restored,
+    /// The SHA-256 of every blob file this restore placed or kept, by name: hashed as the
+    /// pack was unpacked, or when it was compared with the blob already there.
+    pub blob_digests: HashMap<String, String>,
+    /// The whole tree went in with one rename (`place_whole_tree`), and goes back with one.
+    placed_tree: bool,
     committed: bool,
     /// Dropped after the roll-back (fields drop after `Drop::drop`).
     created_root: Option<RemoveOnDrop>,
@@ -90,6 +96,11 @@ impl Placement {
     fn roll_back(&mut self) {
         let staging = self.staging.path().to_path_buf();
         let Ok(staging_fd) = open(&staging, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) else { return };
+        if self.placed_tree {
+            // Back into the staging directory, which goes when dropped.
+            let _ = renameat(self.root_fd.as_fd(), TOP, staging_fd.as_fd(), TOP);
+            return;
+        }
         let mut walker = DirWalker::new(&self.root, &self.root_fd);
         for placed in self.placed.iter().rev() {
             let Ok(parent) = walker.open(&placed.parent, None, &mut Vec::new()) else { continue };
@@ -196,8 +207,14 @@ pub fn restore(bundle: &Bundle, member: &Member, root: &Path, ownership: &Owners
     let rule = |path: &str, kind: tar::EntryType| unsafe_pack_entry(path, kind);
     let how = tarsafe::Unpack { special_bits: false, entry_rule: Some(&rule) };
     let staging = RemoveOnDrop::new(staging_path.clone());
-    // Decoding on its own thread, unpacking here: the two halves overlap on two cores.
-    crate::readahead::read_ahead(content, |content| tarsafe::unpack_tree(&member.name, content, &staging_path, &how))?;
+    // Decoding on its own thread, unpacking here, and the blobs hashed on a third as they
+    // go by, for the check after the restore: it need not read them back.
+    let (unpacked, hashed) = crate::readahead::read_ahead_shared(
+        content,
+        |side| TarStorage::blob_digests(&member.name, side).ok(),
+        |content| tarsafe::unpack_tree(&member.name, content, &staging_path, &how),
+    );
+    unpacked?;
     progress.finish();
     // The bundle may still be being verified (an install overlaps the two): nothing of it
     // goes into the root before the verdict.
@@ -215,14 +232,85 @@ pub fn restore(bundle: &Bundle, member: &Member, root: &Path, ownership: &Owners
         placed: Vec::new(),
         created_dirs: Vec::new(),
         restored: Restored::default(),
+        blob_digests: HashMap::new(),
+        placed_tree: false,
         committed: false,
         created_root,
     };
-    place_all(&mut placement, &staging_path, &files, ownership)?;
+    let hashed = hashed.unwrap_or_default();
+    if !place_whole_tree(&mut placement, &staging_path, &files, &hashed, ownership)? {
+        place_all(&mut placement, &staging_path, &files, &hashed, ownership)?;
+    }
     Ok(placement)
 }
 
-fn place_all(placement: &mut Placement, staging: &Path, files: &[PathBuf], ownership: &Ownership) -> Result<()> {
+/// The top of the registry's tree, below the root.
+const TOP: &str = "docker";
+
+/// A root with no registry tree yet (a first install) takes the staged tree in one
+/// rename: nothing there to keep, compare or move aside, and a running registry sees
+/// all of it at once. `false`: the root has a tree, and the files go one by one.
+fn place_whole_tree(
+    placement: &mut Placement,
+    staging: &Path,
+    files: &[PathBuf],
+    hashed: &HashMap<String, String>,
+    ownership: &Ownership,
+) -> Result<bool> {
+    match fstatat(placement.root_fd.as_fd(), TOP, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Err(Errno::ENOENT) => {}
+        Ok(_) => return Ok(false),
+        Err(e) => return Err(nix_error(e, "looking at", &placement.root.join(TOP))),
+    }
+    own_tree(&staging.join(TOP), ownership)?;
+    let staging_fd = open(staging, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| nix_error(e, "opening", staging))?;
+    match fsx::rename_no_replace(staging_fd.as_fd(), OsStr::new(TOP), placement.root_fd.as_fd(), OsStr::new(TOP)) {
+        Ok(()) => {}
+        // Made meanwhile, or a file system without the flag: one by one, then.
+        Err(Errno::EEXIST | Errno::EINVAL | Errno::ENOSYS) => return Ok(false),
+        Err(e) => return Err(nix_error(e, "placing", &placement.root.join(TOP))),
+    }
+    placement.placed_tree = true;
+    placement.restored.placed = files.len();
+    for rel in files {
+        if let Some(digest) = blob_name_of(rel).and_then(|name| hashed.get_key_value(&name)) {
+            placement.blob_digests.insert(digest.0.clone(), digest.1.clone());
+        }
+    }
+    Ok(true)
+}
+
+/// The blob a staged file is the data of (`.../blobs/sha256/XX/HEX/data`), if it is one.
+fn blob_name_of(rel: &Path) -> Option<String> {
+    let blob = rel.to_string_lossy().starts_with(&format!("{V2}blobs/"));
+    blob.then(|| rel.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned())).flatten()
+}
+
+/// Owner and mode of every file and directory of a staged tree, as `place_all` gives
+/// them: directories 0755 (not the pack's modes), unless the restore says otherwise.
+fn own_tree(dir: &Path, ownership: &Ownership) -> Result<()> {
+    let fd = open(dir, OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| nix_error(e, "opening", dir))?;
+    nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(0o755)).map_err(|e| nix_error(e, "setting the mode of", dir))?;
+    apply_dir_ownership(&fd, ownership, dir)?;
+    for entry in fs::read_dir(dir).ctx("reading", dir)? {
+        let entry = entry.ctx("reading", dir)?;
+        match entry.file_type().ctx("reading", &entry.path())?.is_dir() {
+            true => own_tree(&entry.path(), ownership)?,
+            false => apply_ownership(&entry.path(), ownership)?,
+        }
+    }
+    Ok(())
+}
+
+fn place_all(
+    placement: &mut Placement,
+    staging: &Path,
+    files: &[PathBuf],
+    hashed: &HashMap<String, String>,
+    ownership: &Ownership,
+) -> Result<()> {
     let root = placement.root.clone();
     let root_fd = placement.root_fd.try_clone().ctx("opening", &root)?;
     let mut walker = DirWalker::new(&root, &root_fd);
@@ -235,7 +323,7 @@ fn place_all(placement: &mut Placement, staging: &Path, files: &[PathBuf], owner
         let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
         let name = rel.file_name().expect("a file has a name").to_os_string();
         let parent = walker.open(&parent_rel, Some(ownership), &mut placement.created_dirs)?;
-        let is_blob = rel.to_string_lossy().starts_with(&format!("{V2}blobs/"));
+        let blob = blob_name_of(rel);
         let mut replaced_symlink = false;
         let existing = match fstatat(parent.as_fd(), name.as_os_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(stat) => Some(SFlag::from_bits_truncate(stat.st_mode & nix::libc::S_IFMT)),
@@ -246,16 +334,17 @@ fn place_all(placement: &mut Placement, staging: &Path, files: &[PathBuf], owner
             None => {}
             Some(SFlag::S_IFLNK) => replaced_symlink = true,
             Some(SFlag::S_IFREG) => {
-                let same = if is_blob {
-                    let named = rel.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                    file_sha256_at(parent, &name, &to)? == named
-                } else {
-                    fs::read(&from).ctx("reading", &from)? == read_at(parent, &name, &to)?
+                let same = match &blob {
+                    Some(named) => file_sha256_at(parent, &name, &to)? == *named,
+                    None => fs::read(&from).ctx("reading", &from)? == read_at(parent, &name, &to)?,
                 };
                 if same {
+                    if let Some(named) = &blob {
+                        placement.blob_digests.insert(named.clone(), named.clone());
+                    }
                     continue;
                 }
-                if is_blob {
+                if blob.is_some() {
                     placement.restored.repaired += 1;
                 }
             }
@@ -273,6 +362,9 @@ fn place_all(placement: &mut Placement, staging: &Path, files: &[PathBuf], owner
                 let _ = renameat(staging_fd.as_fd(), aside.as_path(), parent.as_fd(), name.as_os_str());
             }
             return Err(nix_error(e, "placing", &to));
+        }
+        if let Some((named, digest)) = blob.and_then(|named| hashed.get(&named).map(|digest| (named, digest))) {
+            placement.blob_digests.insert(named, digest.clone());
         }
         placement.placed.push(Placed { parent: parent_rel, name, aside });
         placement.restored.placed += 1;

@@ -79,7 +79,7 @@ impl RestoreRegistry {
         let member = ctx.bundle.member(&self.member)?;
         let record =
             member.registry.as_ref().ok_or_else(|| Error::integrity(format!("member {} carries no registry pack record", member.name)))?;
-        let placement = registry::restore(ctx.bundle, member, &self.root, &self.ownership, ctx.ui)?;
+        let mut placement = registry::restore(ctx.bundle, member, &self.root, &self.ownership, ctx.ui)?;
         let restored = placement.restored;
         if restored.replaced_symlinks > 0 {
             ctx.ui.status(format!(
@@ -96,7 +96,8 @@ impl RestoreRegistry {
             ));
         }
         // A restore whose result would not serve is rolled back (dropping the placement).
-        registry::check_pack(&registry::DirStorage::new(&self.root), Some(record)).map_err(|why| {
+        let storage = registry::DirStorage::with_known_digests(&self.root, std::mem::take(&mut placement.blob_digests));
+        registry::check_pack(&storage, Some(record)).map_err(|why| {
             Error::step(format!(
                 "registry pack {} does not serve from {} after the restore: {why}; what it placed was taken back",
                 member.name,
