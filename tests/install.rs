@@ -794,3 +794,94 @@ fn a_bundle_that_must_be_installed_as_root_says_so_to_anyone_else() {
     let out = site.run(&bin, &["--config", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// The verdict mark an install leaves in the state directory, with the identity of the
+/// bundle as it is now (what only a writer who also rewrites the mark could arrange).
+fn mark_as_if_unwritten(site: &Site, name: &str, bin: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let path = site.state().join(name).join("verified");
+    let mut mark: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    let meta = fs::metadata(bin).unwrap();
+    mark["identity"] = serde_json::json!({
+        "dev": meta.dev(), "ino": meta.ino(), "size": meta.size(),
+        "mtime_ns": meta.mtime() * 1_000_000_000 + meta.mtime_nsec(), "ctime_ns": meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+    });
+    fs::write(&path, serde_json::to_vec(&mark).unwrap()).unwrap();
+}
+
+#[test]
+fn a_rerun_on_the_file_an_earlier_run_verified_hashes_only_what_it_reads() {
+    let site = Site::new();
+    let flag = site.path().join("fail-two");
+    // A member stored as it is: a flipped byte of it decodes, and only its digest can tell.
+    fs::create_dir_all(site.path().join("spec-recall-1")).unwrap();
+    fs::write(site.path().join("spec-recall-1/data.txt"), "some data ".repeat(1000)).unwrap();
+    let bin = bundle(
+        site.path(),
+        "recall",
+        "1",
+        "  - {name: data, kind: file, path: data.txt, compression: none}",
+        &format!(
+            "  - {{name: put, kind: extract, member: data, to: '{}'}}\n  - {{name: two, kind: command, run: [tool, maybe-fail, '{}']}}\n",
+            site.path().join("out").display(),
+            flag.display()
+        ),
+    );
+    let config = site.config(CONFIG);
+    let config = config.to_str().unwrap();
+    let recalled = |out: &Output| stderr(out).contains("verified in full by an earlier run and not written since");
+    fs::write(&flag, "").unwrap();
+
+    // The first run hashes every byte, and leaves the mark although a step failed.
+    let out = site.run(&bin, &["--config", config]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(!recalled(&out));
+    assert!(site.state().join("recall/verified").is_file());
+    // The rerun recalls the verdict.
+    let out = site.run(&bin, &["--config", config]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(recalled(&out), "{}", stderr(&out));
+
+    // A mark others could have written is not taken.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(site.state().join("recall"), fs::Permissions::from_mode(0o775)).unwrap();
+    let out = site.run(&bin, &["--config", config]);
+    assert!(!recalled(&out), "{}", stderr(&out));
+    fs::set_permissions(site.state().join("recall"), fs::Permissions::from_mode(0o755)).unwrap();
+
+    // Fixed, the rerun finishes, from the recalled verdict; --force checks every byte again.
+    fs::remove_file(&flag).unwrap();
+    let out = site.run(&bin, &["--config", config]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(recalled(&out), "{}", stderr(&out));
+    let out = site.run(&bin, &["--config", config, "--force"]);
+    assert!(out.status.success() && !recalled(&out), "{}", stderr(&out));
+
+    // Any write to the file brings the full check back, even with its times set back.
+    let data = airbin_stub::format::Bundle::open(&bin).unwrap().index.member("data").unwrap().clone();
+    let flip = |at: u64| {
+        use std::os::unix::fs::FileExt;
+        let file = fs::OpenOptions::new().read(true).write(true).open(&bin).unwrap();
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, at).unwrap();
+        file.write_all_at(&[byte[0] ^ 0x20], at).unwrap();
+    };
+    let modified = fs::metadata(&bin).unwrap().modified().unwrap();
+    flip(data.offset + data.stored_size / 2);
+    fs::File::options().write(true).open(&bin).unwrap().set_modified(modified).unwrap();
+    let out = site.run(&bin, &["--config", config, "--from", "put"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(!recalled(&out) && stderr(&out).contains("is damaged"), "{}", stderr(&out));
+
+    // Were the mark to match the damaged file, the members read are hashed still: the
+    // damage is found, and the mark forgotten.
+    flip(data.offset + data.stored_size / 2);
+    let out = site.run(&bin, &["--config", config, "--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    flip(data.offset + data.stored_size / 2);
+    mark_as_if_unwritten(&site, "recall", &bin);
+    let out = site.run(&bin, &["--config", config, "--from", "put"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(recalled(&out) && stderr(&out).contains("member data is damaged"), "{}", stderr(&out));
+    assert!(!site.state().join("recall/verified").exists(), "the mark is forgotten");
+}

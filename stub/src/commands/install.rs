@@ -128,6 +128,21 @@ pub fn install(ctx: &Context) -> Result<()> {
     }
     let bundle = open(ctx)?;
     let keys = super::trusted_keys(&ctx.global)?;
+    let state = install::state::StateDir::for_bundle(&bundle.index.bundle.name);
+    let identity = bundle.identity()?;
+    // A rerun on the very file an earlier run verified hashes only what it reads.
+    if !ctx.global.force && install::verified::recall(&state, &bundle) {
+        bundle.recall_verified(&keys)?;
+        ctx.ui.status(format!(
+            "{}: verified in full by an earlier run and not written since; members are checked as they are read (--force checks every byte again)",
+            bundle.path.display()
+        ));
+        let installed = install_verified_as_it_goes(ctx, &bundle);
+        if installed.as_ref().is_err_and(|e| e.class == crate::error::ExitClass::Integrity) {
+            install::verified::forget(&state);
+        }
+        return installed;
+    }
     // Every byte is verified on another thread while the steps start: an image streams
     // into its engine meanwhile, its end held back until the verdict (engines::load);
     // every other step, and staging, waits for it (install::run).
@@ -135,6 +150,7 @@ pub fn install(ctx: &Context) -> Result<()> {
         let verifier = bundle.verify_in_background(scope, &keys);
         let installed = install_verified_as_it_goes(ctx, &bundle);
         let _ = verifier.join().expect("the verifier panicked");
+        install::verified::remember(&state, &bundle, &identity);
         installed
     })
 }

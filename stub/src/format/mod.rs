@@ -32,7 +32,7 @@ pub mod validate;
 mod writer;
 
 pub use index::{BuildFacts, BundleMeta, Codec, Index, Layout, Member, MemberKind, Region};
-pub use reader::{Bundle, ContentReader, RegionReader};
+pub use reader::{Bundle, ContentReader, FileIdentity, RegionReader};
 pub use records::{ImageRecord, RegistryPackRecord, RepositoryRecord, TagRecord};
 pub use step::{parse_mode, Action, ConfigRules, Requires, Role, Seconds, Step};
 pub use trailer::{Trailer, TrailerTail, MAGIC, TRAILER_LEN};

@@ -50,7 +50,22 @@ enum VerdictState {
     NotStarted,
     Running,
     Passed,
+    /// Every byte passed in an earlier run, and the file has not changed since
+    /// (`recall_verified`): each member's content is hashed as it is read.
+    Recalled,
     Failed(Error),
+}
+
+/// What tells one file from another, and a file from itself after a write: the inode,
+/// the size and both times. `ctime` cannot be set back by any user-space call, so a
+/// file with the same identity has not been written since.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileIdentity {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
 }
 
 impl Verdict {
@@ -220,6 +235,39 @@ impl Bundle {
         result
     }
 
+    /// Takes the verdict of an earlier run's `verify` of this very file, whose
+    /// `identity()` then was `identity()` now: checks the signature against `keys` (they
+    /// may have changed since) and leaves each member to be hashed against the index as
+    /// it is read, instead of hashing every byte again.
+    pub fn recall_verified(&self, keys: &[TrustedKey]) -> Result<Signer> {
+        let result = signature::check(&self.path, self.signature.as_ref(), &self.trailer.file_sha256, keys);
+        self.verdict.set(match &result {
+            Ok(_) => VerdictState::Recalled,
+            Err(e) => VerdictState::Failed(e.clone()),
+        });
+        result
+    }
+
+    /// The open file's identity (from its descriptor: the file being read, whatever
+    /// the path names now).
+    pub fn identity(&self) -> Result<FileIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = self.file.metadata().ctx("reading the metadata of", &self.path)?;
+        let ns = |secs: i64, nanos: i64| secs.saturating_mul(1_000_000_000).saturating_add(nanos);
+        Ok(FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+
+    /// Whether every byte was hashed in this run and passed.
+    pub fn verified_whole(&self) -> bool {
+        matches!(self.verdict.get(), VerdictState::Passed)
+    }
+
     /// Starts `verify` on a thread of `scope`, without progress: what must not act on
     /// unverified bytes waits for its verdict (`await_verified`).
     pub fn verify_in_background<'scope, 'env>(
@@ -240,7 +288,7 @@ impl Bundle {
             state = self.verdict.settled.wait(state).unwrap_or_else(|e| e.into_inner());
         }
         match &*state {
-            VerdictState::Passed => Ok(()),
+            VerdictState::Passed | VerdictState::Recalled => Ok(()),
             VerdictState::Failed(error) => Err(error.clone()),
             _ => Err(Error::internal("a step wanted the bundle verified, and nothing verifies it")),
         }

@@ -26,6 +26,7 @@ pub mod preflight;
 pub mod roles;
 pub mod runner;
 pub mod state;
+pub mod verified;
 
 use std::fs;
 use std::path::{Path, PathBuf};
