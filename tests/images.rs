@@ -1125,6 +1125,10 @@ fn a_user_who_may_not_open_the_docker_socket_gets_a_permission_error() {
 
 /// A docker-archive of one image whose one layer holds `bytes` of random data.
 fn big_image(dir: &Path, bytes: usize) -> PathBuf {
+    big_image_tagged(dir, bytes, "airbin/big:1")
+}
+
+fn big_image_tagged(dir: &Path, bytes: usize, tag: &str) -> PathBuf {
     let mut layer = tar::Builder::new(Vec::new());
     let data = random_bytes(bytes, 11);
     let mut header = tar::Header::new_gnu();
@@ -1137,7 +1141,7 @@ fn big_image(dir: &Path, bytes: usize) -> PathBuf {
     let config =
         format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{layer_hex}"]}},"config":{{}}}}"#);
     let config_hex = hex(config.as_bytes());
-    let manifest = format!(r#"[{{"Config":"{config_hex}.json","RepoTags":["airbin/big:1"],"Layers":["{layer_hex}/layer.tar"]}}]"#);
+    let manifest = format!(r#"[{{"Config":"{config_hex}.json","RepoTags":["{tag}"],"Layers":["{layer_hex}/layer.tar"]}}]"#);
     let mut tar = tar::Builder::new(fs::File::create(dir.join("big.tar")).unwrap());
     for (name, data) in [
         ("manifest.json", manifest.as_bytes()),
@@ -1186,4 +1190,74 @@ fn an_engine_that_goes_away_mid_load_is_named_as_such() {
     assert_eq!(status.code(), Some(6), "{seen:?}");
     let text = seen.join("\n");
     assert!(text.contains("the engine went away in the middle of the load") && !text.contains("no status line"), "{text}");
+}
+
+#[test]
+fn a_rerun_after_a_kill_once_the_engine_had_the_whole_stream_waits_for_that_load() {
+    if !docker_ready("a_rerun_after_a_kill_once_the_engine_had_the_whole_stream") {
+        return;
+    }
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let tag = "airbin/handed-over:1";
+    let _ = docker(&["rmi", "-f", tag]);
+    let dir = scratch();
+    let spec = dir.path().join("spec");
+    fs::create_dir(&spec).unwrap();
+    big_image_tagged(&spec, 150 << 20, tag);
+    fs::write(
+        spec.join("bundle.yaml"),
+        "name: handed\nversion: '1'\nmembers:\n  - {name: big, kind: image, path: big.tar, compression: none}\nsteps:\n  - {name: load, kind: load-images, member: big, engine: docker-api}\n",
+    )
+    .unwrap();
+    let bin = build(&spec.join("bundle.yaml"), &dir.path().join("dist"));
+    let state = dir.path().join("state");
+    let journal = state.join("handed/journal.jsonl");
+    let run = || Command::new("sh").arg(&bin).env("AIRBIN_STATE_DIR", &state).env("TMPDIR", dir.path()).output().unwrap();
+
+    // Killed once the engine has had the last byte: the engine goes on without its client.
+    let mut install = Command::new("sh")
+        .arg(&bin)
+        .env("AIRBIN_STATE_DIR", &state)
+        .env("TMPDIR", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !fs::read_to_string(&journal).unwrap_or_default().contains("\"step-handed-over\"") {
+        assert!(install.try_wait().unwrap().is_none(), "the install ended before it handed the stream over");
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    install.kill().unwrap();
+    install.wait().unwrap();
+    // The rerun does not stream the archive again: it waits for the engine, or finds the image there.
+    let out = run();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("loading the images of"), "streamed again: {err}");
+    assert!(
+        err.contains("loaded from the stream a killed run had handed over whole") || err.contains("already, with the recorded IDs"),
+        "{err}"
+    );
+    let recorded = Bundle::open(&bin).unwrap().index.members[0].images[0].id.clone();
+    assert_eq!(image_id(tag).as_deref(), Some(recorded.as_str()));
+
+    // An engine that dropped what it was handed (restarted, say): after a bounded wait, the load runs again.
+    let _ = docker(&["rmi", "-f", tag]);
+    let mut records = fs::read_to_string(&journal).unwrap();
+    let run_id = "2026-01-01T000000Z-1";
+    for event in
+        [r#""event":"step-started","step":"load","attempt":1"#, r#""event":"step-handed-over","step":"load","attempt":1,"seconds":0.1"#]
+    {
+        let bundle_sha = Bundle::open(&bin).unwrap().sha256();
+        records.push_str(&format!("{{\"at\":\"2026-01-01T00:00:00Z\",\"run\":\"{run_id}\",\"bundle\":\"{bundle_sha}\",{event}}}\n"));
+    }
+    fs::write(&journal, records).unwrap();
+    let out = run();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("waiting up to 20s") && err.contains("did not finish the earlier load of big in time: loading again"), "{err}");
+    assert_eq!(image_id(tag).as_deref(), Some(recorded.as_str()));
+    let _ = docker(&["rmi", "-f", tag]);
 }

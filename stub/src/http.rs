@@ -115,6 +115,12 @@ fn request<S: Read + Write>(
         if sent != body.length {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the request body ended early"));
         }
+        stream.flush()?;
+        // The body's reader is read to its end once every byte is written: a reader that
+        // hears of its end then knows the peer has had all of it (`WithheldTail`).
+        if body.reader.read(&mut [0u8; 1])? != 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the request body is longer than its Content-Length"));
+        }
     }
     stream.flush()?;
     read_response(BufReader::new(stream), method == "HEAD")

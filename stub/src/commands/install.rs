@@ -148,9 +148,14 @@ pub fn install(ctx: &Context) -> Result<()> {
     // every other step, and staging, waits for it (install::run).
     std::thread::scope(|scope| {
         let verifier = bundle.verify_in_background(scope, &keys);
+        // The mark goes down as soon as the verdict passes, so that a run killed later
+        // leaves it too (if its state directory is there by then; else at the end).
+        let marked = scope.spawn(|| bundle.await_verified().is_ok() && install::verified::remember(&state, &bundle, &identity));
         let installed = install_verified_as_it_goes(ctx, &bundle);
         let _ = verifier.join().expect("the verifier panicked");
-        install::verified::remember(&state, &bundle, &identity);
+        if !marked.join().unwrap_or(false) {
+            install::verified::remember(&state, &bundle, &identity);
+        }
         installed
     })
 }

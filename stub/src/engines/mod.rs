@@ -158,13 +158,15 @@ fn answers(engine: &Engine) -> bool {
 /// it, then checks every recorded image. Returns the references loaded. The bundle may
 /// still be being verified: the end of the stream waits for its verdict
 /// (`withheld`), and a failed one stops the load before the engine commits anything.
-pub fn load(engine: &Engine, bundle: &Bundle, member: &Member, ui: &Ui) -> Result<Vec<String>> {
+/// `handed_over` hears when the engine has had all of it: it commits it on its own then,
+/// whatever becomes of this process.
+pub fn load(engine: &Engine, bundle: &Bundle, member: &Member, ui: &Ui, handed_over: &(dyn Fn() + Sync)) -> Result<Vec<String>> {
     let progress = ui.progress("load", member.size);
     let content = ProgressReader::new(bundle.content_reader_held_back(member)?, &progress);
     let refs = member_references(member);
     // Decoded on a thread of its own: the next chunk is ready when the engine wants it.
     let (streamed, ours) = crate::readahead::read_ahead(content, |decoded| {
-        let mut content = withheld::WithheldTail::new(decoded, bundle, member.size);
+        let mut content = withheld::WithheldTail::new(decoded, bundle, member.size, handed_over);
         let streamed = match engine {
             Engine::DockerCli => docker_cli::load(&mut content),
             Engine::Podman => podman::load(&mut content),

@@ -23,6 +23,9 @@ const HELD_BACK: u64 = (1 << 20) + 256;
 pub struct WithheldTail<'a, R> {
     inner: R,
     bundle: &'a Bundle,
+    /// Called once, when the engine has had the last byte.
+    on_end: &'a (dyn Fn() + Sync),
+    ended: bool,
     /// Bytes passed through before the tail is held back.
     release_at: u64,
     passed: u64,
@@ -32,9 +35,19 @@ pub struct WithheldTail<'a, R> {
 }
 
 impl<'a, R: Read> WithheldTail<'a, R> {
-    /// `size` is the content's length from the index.
-    pub fn new(inner: R, bundle: &'a Bundle, size: u64) -> Self {
-        WithheldTail { inner, bundle, release_at: size.saturating_sub(HELD_BACK), passed: 0, tail: None, failure: None }
+    /// `size` is the content's length from the index; `on_end` hears when the whole
+    /// stream has been read (every byte before it, written to the engine).
+    pub fn new(inner: R, bundle: &'a Bundle, size: u64, on_end: &'a (dyn Fn() + Sync)) -> Self {
+        WithheldTail {
+            inner,
+            bundle,
+            on_end,
+            ended: false,
+            release_at: size.saturating_sub(HELD_BACK),
+            passed: 0,
+            tail: None,
+            failure: None,
+        }
     }
 
     /// Keeps our own errors (damage, the verdict, an interrupt) to report as they are.
@@ -63,7 +76,12 @@ impl<'a, R: Read> WithheldTail<'a, R> {
 impl<R: Read> Read for WithheldTail<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if let Some(tail) = &mut self.tail {
-            return tail.read(buf);
+            let n = tail.read(buf)?;
+            if n == 0 && !buf.is_empty() && !self.ended {
+                self.ended = true;
+                (self.on_end)();
+            }
+            return Ok(n);
         }
         // A failed verdict stops the stream at once, not only at its end.
         if let Some(verdict) = self.bundle.verification_failed() {

@@ -64,6 +64,13 @@ pub enum Event {
         seconds: f64,
         error: String,
     },
+    /// The step has given its engine the whole stream (`seconds` after it started): the
+    /// engine commits it on its own, even should this run be killed now.
+    StepHandedOver {
+        step: String,
+        attempt: u32,
+        seconds: f64,
+    },
     RunFinished {
         outcome: Outcome,
         exit_code: i32,
@@ -137,6 +144,14 @@ pub struct Done {
     pub does: String,
 }
 
+/// A step whose run ended (killed) after it had handed its whole stream to the engine.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HandedOver {
+    pub at: String,
+    /// How long after the step's start.
+    pub seconds: f64,
+}
+
 /// What the journal says of this host's install of a bundle name.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {
@@ -145,6 +160,9 @@ pub struct History {
     pub version: Option<String>,
     /// Steps done for that bundle: when, and with which values.
     pub done: BTreeMap<String, Done>,
+    /// Steps of that bundle whose last record is a hand-over: the engine may still be
+    /// committing what a killed run gave it.
+    pub handed_over: BTreeMap<String, HandedOver>,
     /// Whether that bundle's install is complete.
     pub complete: bool,
     /// Every directory runs said they write temporaries in.
@@ -159,6 +177,7 @@ impl History {
                 Event::RunStarted { bundle_sha256, version, reset, redo, places, .. } => {
                     if *reset || history.bundle_sha256.as_ref() != Some(bundle_sha256) {
                         history.done.clear();
+                        history.handed_over.clear();
                     }
                     for step in redo {
                         history.done.remove(step);
@@ -174,11 +193,18 @@ impl History {
                 }
                 Event::StepStarted { step, .. } => {
                     history.done.remove(step);
+                    history.handed_over.remove(step);
                 }
                 Event::StepDone { step, does, .. } => {
                     history.done.insert(step.clone(), Done { at: record.at.clone(), does: does.clone() });
+                    history.handed_over.remove(step);
                 }
-                Event::StepFailed { .. } => {}
+                Event::StepFailed { step, .. } => {
+                    history.handed_over.remove(step);
+                }
+                Event::StepHandedOver { step, seconds, .. } => {
+                    history.handed_over.insert(step.clone(), HandedOver { at: record.at.clone(), seconds: *seconds });
+                }
                 Event::RunFinished { complete, .. } => history.complete = *complete,
             }
         }
@@ -255,5 +281,13 @@ mod tests {
         records.push(rec(done("x")));
         records.push(rec(started("b", true, &[])));
         assert!(History::of(&records).done.is_empty());
+
+        // A hand-over is remembered until the step's next record.
+        records.push(rec(Event::StepStarted { step: "load".into(), attempt: 1 }));
+        records.push(rec(Event::StepHandedOver { step: "load".into(), attempt: 1, seconds: 2.5 }));
+        records.push(rec(started("b", false, &[])));
+        assert_eq!(History::of(&records).handed_over.get("load").map(|h| h.seconds), Some(2.5));
+        records.push(rec(Event::StepStarted { step: "load".into(), attempt: 1 }));
+        assert!(History::of(&records).handed_over.is_empty());
     }
 }

@@ -35,6 +35,8 @@ pub struct PlannedStep {
     pub state: PlanState,
     /// When an earlier run finished it.
     pub done_at: Option<String>,
+    /// A killed run had handed the step's whole stream to the engine.
+    pub handed_over: Option<super::journal::HandedOver>,
 }
 
 #[derive(Clone, Debug)]
@@ -79,7 +81,8 @@ impl Plan {
                     (Some(_), true) => PlanState::Redo,
                     (Some(_), false) => PlanState::Done,
                 };
-                PlannedStep { step, name, prepared, state, done_at }
+                let handed_over = history.handed_over.get(&name).filter(|_| this_bundle).cloned();
+                PlannedStep { step, name, prepared, state, done_at, handed_over }
             })
             .collect();
         Ok(Plan { steps, staging })

@@ -78,6 +78,8 @@ impl<'a> Shared<'a> {
         step_env: &'a std::collections::BTreeMap<String, String>,
         timeout: Option<Duration>,
         redo: bool,
+        handed_over_before: Option<&'a crate::install::journal::HandedOver>,
+        hand_over: &'a (dyn Fn() + Sync),
     ) -> RunContext<'a> {
         RunContext {
             bundle: self.bundle,
@@ -89,6 +91,8 @@ impl<'a> Shared<'a> {
             step_env,
             timeout,
             redo,
+            handed_over_before,
+            hand_over,
         }
     }
 }
@@ -96,6 +100,9 @@ impl<'a> Shared<'a> {
 /// Runs `planned` to the end: its report, and the error that stops the install if it
 /// finally failed.
 pub fn run(planned: &PlannedStep, shared: &Shared, journal: &mut Journal) -> (StepReport, Option<Error>) {
+    // A step may record its hand-over from the thread that feeds its engine.
+    let journal = std::sync::Mutex::new(journal);
+    let append = |event: Event| journal.lock().unwrap_or_else(|e| e.into_inner()).append(event);
     let step = &planned.step;
     let attempts = step.retries + 1;
     let timeout = step.timeout.map(|t| t.duration()).filter(|_| planned.prepared.honours_timeout());
@@ -114,11 +121,23 @@ pub fn run(planned: &PlannedStep, shared: &Shared, journal: &mut Journal) -> (St
     for attempt in 1..=attempts {
         report.attempts = attempt;
         let began = Instant::now();
-        if let Err(e) = journal.append(Event::StepStarted { step: planned.name.clone(), attempt }) {
+        if let Err(e) = append(Event::StepStarted { step: planned.name.clone(), attempt }) {
             return (report, Some(e));
         }
+        let hand_over = || {
+            let _ = append(Event::StepHandedOver { step: planned.name.clone(), attempt, seconds: began.elapsed().as_secs_f64() });
+        };
+        // Only the first attempt's: a retry starts over.
+        let before = planned.handed_over.as_ref().filter(|_| attempt == 1);
         let outcome = match &env {
-            Ok(step_env) => planned.prepared.run(&shared.context(&planned.name, step_env, timeout, planned.state == PlanState::Redo)),
+            Ok(step_env) => planned.prepared.run(&shared.context(
+                &planned.name,
+                step_env,
+                timeout,
+                planned.state == PlanState::Redo,
+                before,
+                &hand_over,
+            )),
             Err(e) => Err(Failure::from(e.clone())),
         };
         let seconds = began.elapsed().as_secs_f64();
@@ -129,9 +148,7 @@ pub fn run(planned: &PlannedStep, shared: &Shared, journal: &mut Journal) -> (St
                 }
                 let does = crate::runlog::mask(&planned.prepared.describe());
                 let detail = crate::runlog::mask(&detail);
-                if let Err(e) =
-                    journal.append(Event::StepDone { step: planned.name.clone(), attempt, seconds, detail: detail.clone(), does })
-                {
+                if let Err(e) = append(Event::StepDone { step: planned.name.clone(), attempt, seconds, detail: detail.clone(), does }) {
                     return (report, Some(e));
                 }
                 report.state = StepState::Done;
@@ -140,12 +157,7 @@ pub fn run(planned: &PlannedStep, shared: &Shared, journal: &mut Journal) -> (St
                 return (report, None);
             }
             Err(failure) => {
-                let _ = journal.append(Event::StepFailed {
-                    step: planned.name.clone(),
-                    attempt,
-                    seconds,
-                    error: failure.error.message.clone(),
-                });
+                let _ = append(Event::StepFailed { step: planned.name.clone(), attempt, seconds, error: failure.error.message.clone() });
                 let retryable = matches!(failure.error.class, ExitClass::Step | ExitClass::Host);
                 shared.ui.status(format!("step '{}' attempt {attempt} of {attempts} failed: {}", planned.name, failure.error.message));
                 last = Some(failure);
@@ -203,7 +215,7 @@ fn run_on_failure(planned: &PlannedStep, shared: &Shared) -> Vec<StepReport> {
         let started = Instant::now();
         let result = steps::prepare(step, shared.inputs).map_err(Failure::from).and_then(|prepared| {
             let env = expand_env(step, shared).map_err(Failure::from)?;
-            prepared.run(&shared.context(&name, &env, step.timeout.map(|t| t.duration()), false))
+            prepared.run(&shared.context(&name, &env, step.timeout.map(|t| t.duration()), false, None, &|| {}))
         });
         let (state, detail) = match result {
             Ok(detail) => (StepState::Done, detail),

@@ -46,19 +46,22 @@ pub fn recall(state: &StateDir, bundle: &Bundle) -> bool {
 
 /// Leaves the mark, if every byte was hashed in this run and passed, and the file's
 /// identity is still `before` (taken before the hashing began: the file was not
-/// written meanwhile). Only where the run's state directory exists; failing to write
-/// it costs the next run a full check, nothing else.
-pub fn remember(state: &StateDir, bundle: &Bundle, before: &FileIdentity) {
+/// written meanwhile). Only where the run's state directory exists (a run makes it
+/// once its preflight passed); failing to write it costs the next run a full check,
+/// nothing else. Whether the mark is down.
+pub fn remember(state: &StateDir, bundle: &Bundle, before: &FileIdentity) -> bool {
     if !bundle.verified_whole() || !state.root.is_dir() || bundle.identity().ok().as_ref() != Some(before) {
-        return;
+        return false;
     }
-    let Ok(text) = serde_json::to_vec(&Mark::of(bundle, before.clone())) else { return };
+    let Ok(text) = serde_json::to_vec(&Mark::of(bundle, before.clone())) else { return false };
     let path = mark_path(state);
     let temp = state.root.join(crate::fsx::temp_name("verified", ".airbin-partial-"));
     let written = crate::fsx::create_new_file(&temp).and_then(|mut file| std::io::Write::write_all(&mut file, &text));
     if written.is_err() || fs::rename(&temp, &path).is_err() {
         let _ = fs::remove_file(&temp);
+        return false;
     }
+    true
 }
 
 /// Forgets the mark: the next run hashes every byte.

@@ -1,10 +1,17 @@
 //! `load-images`: an image member streamed into the container engine (no copy on
 //! disk), then every recorded tag checked for the recorded image ID; nothing streamed
-//! when every tag is there with its ID already.
+//! when every tag is there with its ID already, or once the engine has finished the
+//! load of a stream a killed run had handed over whole.
+
+use std::time::{Duration, Instant};
 
 use super::{Inputs, Needs, RunContext};
 use crate::engines;
 use crate::error::{Error, Result};
+use crate::install::journal::HandedOver;
+
+/// How often the engine is asked while an earlier load may still be committing.
+const POLL: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Debug)]
 pub struct LoadImages {
@@ -23,7 +30,47 @@ pub fn prepare(inputs: &Inputs, member: &str, engine: Option<&str>) -> LoadImage
     }
 }
 
+/// How long the engine may take to commit what a killed run handed over, against the
+/// time the stream took to hand over: past that, the engine is taken to have dropped
+/// it (an engine restarted, a load that failed), and the images are loaded again.
+const COMMIT_TIME_PER_STREAM_TIME: f64 = 10.0;
+const COMMIT_WAIT_AT_LEAST: Duration = Duration::from_secs(20);
+const COMMIT_WAIT_AT_MOST: Duration = Duration::from_secs(30 * 60);
+
 impl LoadImages {
+    /// A killed run handed the engine the whole stream, and the engine goes on with it
+    /// after its client has gone: waits for its images to appear with the recorded IDs
+    /// rather than streaming the archive again. `None`: they did not, in time.
+    fn await_earlier_load(
+        &self,
+        ctx: &RunContext,
+        engine: &engines::Engine,
+        member: &crate::format::Member,
+        earlier: &HandedOver,
+    ) -> Result<Option<Vec<String>>> {
+        let wait = Duration::from_secs_f64(earlier.seconds.max(0.0) * COMMIT_TIME_PER_STREAM_TIME)
+            .clamp(COMMIT_WAIT_AT_LEAST, COMMIT_WAIT_AT_MOST);
+        ctx.ui.status(format!(
+            "a killed run handed {} whole to {} at {}: waiting up to {} for the engine to finish that load before loading again",
+            member.name,
+            engine.name(),
+            earlier.at,
+            humantime::format_duration(wait)
+        ));
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Ok(refs) = engines::verify(engine, &member.images) {
+                return Ok(Some(refs));
+            }
+            if Instant::now() >= deadline {
+                ctx.ui.status(format!("{} did not finish the earlier load of {} in time: loading again", engine.name(), member.name));
+                return Ok(None);
+            }
+            crate::interrupt::check()?;
+            std::thread::sleep(POLL);
+        }
+    }
+
     pub fn describe(&self) -> String {
         let engine = self.engine.as_deref().filter(|e| *e != "auto").unwrap_or("the engine found on this host");
         format!("load the images of {} ({}) into {engine}", self.member, self.references.join(", "))
@@ -49,9 +96,20 @@ impl LoadImages {
                 ctx.bundle.await_verified()?;
                 return Ok(format!("{} in {} already, with the recorded IDs: not loaded again", refs.join(", "), engine.name()));
             }
+            if let Some(earlier) = ctx.handed_over_before {
+                if let Some(refs) = self.await_earlier_load(ctx, engine, member, earlier)? {
+                    ctx.bundle.await_verified()?;
+                    return Ok(format!(
+                        "{} in {}, loaded from the stream a killed run had handed over whole (at {}), with the recorded IDs",
+                        refs.join(", "),
+                        engine.name(),
+                        earlier.at
+                    ));
+                }
+            }
         }
         ctx.ui.status(format!("loading the images of {} into {}", member.name, engine.name()));
-        let refs = engines::load(engine, ctx.bundle, member, ctx.ui)?;
+        let refs = engines::load(engine, ctx.bundle, member, ctx.ui, ctx.hand_over)?;
         Ok(format!("{} in {}, IDs checked", refs.join(", "), engine.name()))
     }
 }

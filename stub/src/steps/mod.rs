@@ -86,6 +86,10 @@ pub struct RunContext<'a> {
     pub timeout: Option<Duration>,
     /// Done before and done again on purpose (`--force`, `--from`): no shortcut.
     pub redo: bool,
+    /// A killed run had handed this step's whole stream to the engine.
+    pub handed_over_before: Option<&'a crate::install::journal::HandedOver>,
+    /// Records (in the journal) that this run has handed the whole stream over.
+    pub hand_over: &'a (dyn Fn() + Sync),
 }
 
 /// How a step failed: the message, and for a command the last lines of its output.
