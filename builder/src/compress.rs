@@ -14,6 +14,8 @@ use crate::spec::Compression;
 /// fraction of its time (see hack/bench.sh).
 pub const ZSTD_DEFAULT_LEVEL: i32 = 12;
 pub const XZ_DEFAULT_PRESET: u32 = 6;
+/// The window of zstd members: 16 MiB, what the stub's decoder holds per member.
+const ZSTD_WINDOW_LOG: u32 = 24;
 /// `auto` test-compresses this many pieces of an input, spread evenly from its start
 /// to its end (a registry pack's tar headers and text sit between gzip'd blobs; a
 /// `docker save` archive mixes text, binary and incompressible layers)...
@@ -105,6 +107,11 @@ impl<W: Write> Encoder<W> {
                 let mut encoder = zstd::stream::write::Encoder::new(out, level.unwrap_or(ZSTD_DEFAULT_LEVEL))?;
                 encoder.multithread(threads())?;
                 encoder.include_checksum(true)?;
+                // Long-distance matching finds what repeats megabytes apart (the same
+                // binaries in two images' layers, in a tool); the window the decoder
+                // must hold stays small, so the stub's memory stays flat.
+                encoder.long_distance_matching(true)?;
+                encoder.window_log(ZSTD_WINDOW_LOG)?;
                 Encoder::Zstd(encoder)
             }
             Codec::Xz => {
