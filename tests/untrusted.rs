@@ -483,7 +483,7 @@ impl WaitBounded for std::process::Child {
 
 /// A one-tag registry pack (`app:1.0`) written as the registry lays it out.
 fn registry_pack(dir: &Path) -> PathBuf {
-    let sha = |b: &[u8]| airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(b));
+    let sha = sha2_hex;
     let root = dir.join("pack");
     let v2 = root.join("docker/registry/v2");
     let layer = b"layer bytes".to_vec();
@@ -530,13 +530,20 @@ fn install(bin: &Path, tmp: &Path) -> Output {
     run(Shell::Bash, bin, &["install", "--yes"], tmp)
 }
 
-#[test]
-fn restore_registry_places_only_the_registrys_own_files_and_follows_no_link() {
+/// A scratch place with a `tmp/` to run in and the pack bundle restoring into `registry/`:
+/// (the place, tmp, the registry root, the bundle).
+fn pack_site() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let dir = scratch();
     let tmp = dir.path().join("tmp");
     fs::create_dir(&tmp).unwrap();
     let root = dir.path().join("registry");
     let bin = pack_bundle(dir.path(), &root);
+    (dir, tmp, root, bin)
+}
+
+#[test]
+fn restore_registry_places_only_the_registrys_own_files_and_follows_no_link() {
+    let (dir, tmp, root, bin) = pack_site();
     let outside = dir.path().join("outside");
     fs::create_dir(&outside).unwrap();
     fs::write(outside.join("file"), "keep").unwrap();
@@ -593,11 +600,7 @@ fn restore_registry_places_only_the_registrys_own_files_and_follows_no_link() {
 
 #[test]
 fn a_restore_that_fails_its_check_takes_back_what_it_placed() {
-    let dir = scratch();
-    let tmp = dir.path().join("tmp");
-    fs::create_dir(&tmp).unwrap();
-    let root = dir.path().join("registry");
-    let bin = pack_bundle(dir.path(), &root);
+    let (dir, tmp, root, bin) = pack_site();
     fs::create_dir_all(&root).unwrap();
     fs::write(root.join("kept"), "x").unwrap();
     // The index says the tag points at another manifest than the pack holds.
@@ -671,11 +674,7 @@ fn modes_below(dir: &Path) -> Vec<(String, u32, u32)> {
 
 #[test]
 fn a_blob_that_does_not_match_its_name_is_refused_into_an_empty_root_and_into_a_serving_one() {
-    let dir = scratch();
-    let tmp = dir.path().join("tmp");
-    fs::create_dir(&tmp).unwrap();
-    let root = dir.path().join("registry");
-    let bin = pack_bundle(dir.path(), &root);
+    let (dir, tmp, root, bin) = pack_site();
     // The layer's bytes changed, its name (its digest) kept: every digest of the file is right.
     let forged = forge(
         &bin,
@@ -715,11 +714,7 @@ fn sha2_hex(bytes: &[u8]) -> String {
 
 #[test]
 fn a_first_restore_gives_the_files_the_owner_and_modes_a_restore_file_by_file_gives() {
-    let dir = scratch();
-    let tmp = dir.path().join("tmp");
-    fs::create_dir(&tmp).unwrap();
-    let root = dir.path().join("registry");
-    let bin = pack_bundle(dir.path(), &root);
+    let (dir, tmp, root, bin) = pack_site();
     // The pack's directories world-writable: a root gets 0755 directories whatever the pack says.
     let loose = forge(
         &bin,
