@@ -836,7 +836,14 @@ fn a_rerun_on_the_file_an_earlier_run_verified_hashes_only_what_it_reads() {
     let out = site.run(&bin, &["--config", config]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(!recalled(&out));
-    assert!(site.state().join("recall/verified").is_file());
+    let mark = fs::read(site.state().join("recall/verified")).unwrap();
+    // A copy of the file (another inode) is verified in full; refused before it begins, it
+    // leaves the state directory, the mark included, as it was.
+    let copy = site.path().join("copy.bin");
+    fs::copy(&bin, &copy).unwrap();
+    let out = site.run(&copy, &["--config", "/nonexistent/site.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(fs::read(site.state().join("recall/verified")).unwrap(), mark);
     // The rerun recalls the verdict.
     let out = site.run(&bin, &["--config", config]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));

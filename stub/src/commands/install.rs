@@ -137,37 +137,47 @@ pub fn install(ctx: &Context) -> Result<()> {
             "{}: verified in full by an earlier run and not written since; members are checked as they are read (--force checks every byte again)",
             bundle.path.display()
         ));
-        let installed = install_verified_as_it_goes(ctx, &bundle);
+        let installed = install_verified_as_it_goes(ctx, &bundle, &|| {});
         if installed.as_ref().is_err_and(|e| e.class == crate::error::ExitClass::Integrity) {
             install::verified::forget(&state);
         }
         return installed;
     }
+    // The mark goes down once both the verdict has passed and the run has begun (a run
+    // refused before it begins leaves the state directory as it was), whichever comes
+    // last: a run killed after that leaves it too.
+    let marking = std::sync::Mutex::new((false, false)); // (began, marked)
+    let mark_if_due = |began_now: bool| {
+        let mut guard = marking.lock().unwrap_or_else(|e| e.into_inner());
+        let (began, marked) = &mut *guard;
+        *began |= began_now;
+        if *began && !*marked && bundle.verified_whole() {
+            *marked = install::verified::remember(&state, &bundle, &identity);
+        }
+    };
     // Every byte is verified on another thread while the steps start: an image streams
     // into its engine meanwhile, its end held back until the verdict (engines::load);
     // every other step, and staging, waits for it (install::run).
     std::thread::scope(|scope| {
         let verifier = bundle.verify_in_background(scope, &keys);
-        // The mark goes down as soon as the verdict passes, so that a run killed later
-        // leaves it too (if its state directory is there by then; else at the end).
-        let marked = scope.spawn(|| bundle.await_verified().is_ok() && install::verified::remember(&state, &bundle, &identity));
-        let installed = install_verified_as_it_goes(ctx, &bundle);
+        scope.spawn(|| {
+            let _ = bundle.await_verified();
+            mark_if_due(false);
+        });
+        let installed = install_verified_as_it_goes(ctx, &bundle, &|| mark_if_due(true));
         let _ = verifier.join().expect("the verifier panicked");
-        if !marked.join().unwrap_or(false) {
-            install::verified::remember(&state, &bundle, &identity);
-        }
         installed
     })
 }
 
-fn install_verified_as_it_goes(ctx: &Context, bundle: &crate::format::Bundle) -> Result<()> {
+fn install_verified_as_it_goes(ctx: &Context, bundle: &crate::format::Bundle, began: &(dyn Fn() + Sync)) -> Result<()> {
     let meta = &bundle.index.bundle;
     let options = options(&ctx.global);
     let prepared = install::prepare(bundle, &options).map_err(|e| damage_first(bundle, e))?;
     // A dropped SSH session must not end the install: it goes on, logging to its file.
     crate::interrupt::ignore_hangup();
     let bin = bundle.path.display().to_string();
-    match install::run(prepared, &options, &ctx.ui) {
+    match install::run(prepared, &options, &ctx.ui, began) {
         // Every step but a load waits for the verdict; a run of loads only (or of none)
         // is not finished before it either.
         Ok(report) => match bundle.await_verified() {

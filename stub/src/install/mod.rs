@@ -261,7 +261,9 @@ fn refuse_over_unfinished(bundle: &Bundle, history: &History, options: &Options)
 }
 
 /// Steps 4 to 7: checks, locks, sweeps, stages and runs the plan.
-pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Result<Report, Stopped> {
+/// `began` hears when the run has begun for real: its state directory locked, its start
+/// journaled (never for a run refused before that, nor for `--noexec`).
+pub fn run(prepared: Prepared, options: &Options, ui: &Ui, began: &(dyn Fn() + Sync)) -> std::result::Result<Report, Stopped> {
     refuse_over_unfinished(prepared.bundle, &prepared.history, options)?;
     let nothing_to_do = !prepared.plan.steps.is_empty() && !prepared.plan.runs_any() && !options.noexec;
     // Preflight, before anything lands (the lock and the log included); with every
@@ -347,6 +349,9 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Resul
         places: places.clone(),
         role: Some(role.role),
     })?;
+    if !options.noexec {
+        began();
+    }
 
     let result = stage_and_run(bundle, &state, &plan, config.as_ref(), options, ui, &ready, &mut journal, &to_stage, &staging, role.role);
     let (steps, error) = match result {
