@@ -20,7 +20,8 @@ type Chunk = io::Result<Arc<Vec<u8>>>;
 /// `inner`'s errors reach `consume` as they were; when `consume` returns early, the
 /// reading thread stops at its next chunk.
 pub fn read_ahead<R: Read + Send, T>(inner: R, consume: impl FnOnce(&mut (dyn Read + Send)) -> T) -> T {
-    read_ahead_shared(inner, |_: &mut (dyn Read + Send)| (), consume).0
+    let no_side: Option<fn(&mut (dyn Read + Send))> = None;
+    read_ahead_with(inner, no_side, consume).0
 }
 
 /// As `read_ahead`, with `side` reading the same bytes on a third thread. The two share
@@ -32,24 +33,36 @@ pub fn read_ahead_shared<R: Read + Send, S: Send, T>(
     side: impl FnOnce(&mut (dyn Read + Send)) -> S + Send,
     consume: impl FnOnce(&mut (dyn Read + Send)) -> T,
 ) -> (T, S) {
+    let (result, side) = read_ahead_with(inner, Some(side), consume);
+    (result, side.expect("a side reader was given"))
+}
+
+/// The reading thread, `consume` here, and `side` (when given) on a thread of its own.
+fn read_ahead_with<R: Read + Send, S: Send, T>(
+    inner: R,
+    side: Option<impl FnOnce(&mut (dyn Read + Send)) -> S + Send>,
+    consume: impl FnOnce(&mut (dyn Read + Send)) -> T,
+) -> (T, Option<S>) {
     let (main_tx, main_rx) = sync_channel::<Chunk>(IN_FLIGHT);
-    let (side_tx, side_rx) = sync_channel::<Chunk>(IN_FLIGHT);
     // Chunks come back to be filled again: no allocation (an mmap each, with musl) per MiB.
     let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
     std::thread::scope(|scope| {
+        let side = side.map(|side| {
+            let (side_tx, side_rx) = sync_channel::<Chunk>(IN_FLIGHT);
+            let side_empty = empty_tx.clone();
+            (side_tx, scope.spawn(move || side(&mut Ahead::new(side_rx, side_empty))))
+        });
+        let (side_tx, side) = side.unzip();
         scope.spawn(move || produce(inner, &main_tx, side_tx, &empty_rx));
-        let side_empty = empty_tx.clone();
-        let side = scope.spawn(move || side(&mut Ahead::new(side_rx, side_empty)));
         let mut reader = Ahead::new(main_rx, empty_tx);
         let result = consume(&mut reader);
         drop(reader); // the producer's next send fails: it stops
-        let side = side.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let side = side.map(|side| side.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
         (result, side)
     })
 }
 
-fn produce<R: Read>(mut inner: R, main: &SyncSender<Chunk>, side: SyncSender<Chunk>, empty: &Receiver<Vec<u8>>) {
-    let mut side = Some(side);
+fn produce<R: Read>(mut inner: R, main: &SyncSender<Chunk>, mut side: Option<SyncSender<Chunk>>, empty: &Receiver<Vec<u8>>) {
     // A side reader that stopped is let go; the main one decides when reading ends.
     let mut send = |chunk: Chunk| -> bool {
         if let Some(tx) = &side {
