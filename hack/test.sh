@@ -21,5 +21,10 @@ echo "test: Docker Engine at $DOCKER_HOST"
 
 # Style and lints first: they fail in seconds, the suite takes a minute.
 cargo fmt --check
+cargo fmt --check --manifest-path loader/Cargo.toml
 cargo clippy --workspace --all-targets --locked -q -- -D warnings
+# The stub's loader is its own workspace, built for musl only (builder/build.rs packs the
+# runtime it includes into target/loader while the clippy above builds the builder).
+AIRBIN_PACKED_STUB="$PWD/target/loader/airbin-stub.zst" \
+    cargo clippy --manifest-path loader/Cargo.toml --target x86_64-unknown-linux-musl --target-dir target/loader --locked -q -- -D warnings
 cargo test --workspace --locked "$@"

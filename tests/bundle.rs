@@ -32,6 +32,148 @@ fn the_builder_says_which_stub_and_format_it_carries() {
     let out = airbin().arg("--version").output().unwrap();
     let text = stdout(&out);
     assert!(text.contains("stub 0.4.0 for x86_64-unknown-linux-musl") && text.contains("bundle format 4"), "{text}");
+    // "..., 1099600 bytes: the runtime's 2270024 packed; ...": the stub carries the runtime
+    // compressed, and that is what a bundle holds.
+    let number_before = |word: &str| -> u64 {
+        let end = text.find(word).unwrap_or_else(|| panic!("{word:?} in {text}"));
+        let digits: String = text[..end].trim_end().chars().rev().take_while(char::is_ascii_digit).collect();
+        digits.chars().rev().collect::<String>().parse().unwrap()
+    };
+    let (stub, runtime) = (number_before(" bytes:"), number_before(" packed"));
+    assert!(stub * 3 < runtime * 2, "the stub ({stub} bytes) is not much smaller than the runtime ({runtime}): {text}");
+    let carried = Bundle::open(minimal()).unwrap().trailer.stub_len;
+    assert_eq!(carried, stub, "the bundle carries the stub the builder names");
+}
+
+/// Where the packed runtime (one zstd frame) lies in `bin`, and how long it is.
+fn packed_runtime(bin: &Path) -> (usize, usize) {
+    let bytes = fs::read(bin).unwrap();
+    let t = Bundle::open(bin).unwrap().trailer;
+    let stub = &bytes[t.stub_offset as usize..(t.stub_offset + t.stub_len) as usize];
+    // The decoder's code holds the magic number too; the frame is what decodes whole.
+    let frame = (0..stub.len() - 4)
+        .filter(|&at| stub[at..at + 4] == [0x28, 0xb5, 0x2f, 0xfd])
+        .find_map(|at| {
+            let len = zstd::zstd_safe::find_frame_compressed_size(&stub[at..]).ok()?;
+            zstd::bulk::decompress(&stub[at..at + len], 16 << 20).ok().filter(|runtime| runtime.starts_with(b"\x7fELF"))?;
+            Some((at, len))
+        })
+        .expect("a zstd frame holding the runtime inside the stub");
+    (t.stub_offset as usize + frame.0, frame.1)
+}
+
+#[test]
+fn a_damaged_runtime_on_a_host_without_cksum_is_refused_by_the_stub_before_it_runs() {
+    let dir = scratch();
+    // The launcher's cksum of the stub is skipped here; the loader must catch the damage.
+    let tools = dir.path().join("tools");
+    fs::create_dir(&tools).unwrap();
+    for tool in ["dd", "tail", "chmod", "rm", "mkdir"] {
+        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap();
+        std::os::unix::fs::symlink(stdout(&found).trim(), tools.join(tool)).unwrap();
+    }
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let original = fs::read(minimal()).unwrap();
+    let (at, len) = packed_runtime(minimal());
+    let cases = [
+        ("the frame's descriptor (checksum flag)", at + 4),
+        ("the frame's recorded size", at + 6),
+        ("the first block", at + 64),
+        ("the middle of the data", at + len / 2),
+        ("the last block", at + len - 100),
+        ("the checksum", at + len - 2),
+    ];
+    for (i, (label, offset)) in cases.into_iter().enumerate() {
+        let mut damaged = original.clone();
+        damaged[offset] ^= 0x04;
+        let bin = dir.path().join(format!("damaged-{i}.bin"));
+        fs::write(&bin, &damaged).unwrap();
+        let target = dir.path().join(format!("target-{i}"));
+        // By full path: PATH holds the tools only.
+        let shell = [&["/bin/bash"][..], &["/bin/dash"], &["/bin/busybox", "sh"]][i % 3];
+        let json = i % 2 == 0;
+        let mut args = vec!["extract", "--target", target.to_str().unwrap()];
+        if json {
+            args.push("--json");
+        }
+        let out = Command::new(shell[0]).args(&shell[1..]).arg(&bin).args(&args).env("PATH", &tools).env("TMPDIR", &tmp).output().unwrap();
+        let err = stderr(&out);
+        let label = format!("{label} at {offset} under {shell:?}");
+        assert_eq!(out.status.code(), Some(3), "{label}: {err}");
+        assert_eq!(err.lines().count(), 1, "{label}: one line: {err}");
+        assert!(err.contains("is damaged: its runtime does not unpack") && err.contains(".sha256"), "{label}: {err}");
+        // A frame without its checksum would go unchecked: refused as such.
+        assert!(i != 0 || err.contains("its frame has no checksum"), "{label}: {err}");
+        assert!(!target.exists() && entries(&tmp).is_empty(), "{label}: left {:?} in TMPDIR", entries(&tmp));
+        if json {
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{label}: {e}: {}", stdout(&out)));
+            assert_eq!((doc["exit_code"].as_i64(), doc["error"]["class"].as_str()), (Some(3), Some("integrity")), "{label}: {doc}");
+        }
+    }
+}
+
+#[test]
+fn the_runtime_starts_where_the_kernel_forbids_executable_memory_files() {
+    if !require("unshare", "the_runtime_starts_where_the_kernel_forbids") {
+        return;
+    }
+    if !Path::new("/proc/sys/vm/memfd_noexec").exists() {
+        // Kernels before 6.3 cannot forbid it, so there is nothing to fall back from.
+        assert!(!in_ci(), "this CI kernel has no vm.memfd_noexec (Linux 6.3+)");
+        eprintln!("\n*** SKIPPED the_runtime_starts_where_the_kernel_forbids: no vm.memfd_noexec on this kernel ***\n");
+        return;
+    }
+    let dir = scratch();
+    let bin = dir.path().join("m.bin");
+    fs::copy(minimal(), &bin).unwrap();
+    let stub_kib = Bundle::open(minimal()).unwrap().trailer.stub_len.div_ceil(1024) + 64;
+    let cases = [
+        ("a roomy TMPDIR", "TMPDIR=/tmp/t bash \"$1\" extract --target \"$2\"".to_string(), 0),
+        // Room for the stub but not for the runtime beside it: the launcher moves on to /tmp.
+        (
+            "a TMPDIR with room for the stub only",
+            format!("mount -t tmpfs -o size={stub_kib}k tmpfs /tmp/t && TMPDIR=/tmp/t dash \"$1\" extract --target \"$2\""),
+            0,
+        ),
+        // Nowhere with room for both: the launcher's own message, exit 7.
+        (
+            "no directory with room for the runtime",
+            format!(
+                "for d in /tmp /var/tmp /dev/shm /mnt/home; do mkdir -p $d && mount -t tmpfs -o size={stub_kib}k tmpfs $d || exit 99; done; \
+                 cp \"$1\" /mnt/home/m.bin && cd /mnt/home && HOME=/mnt/home TMPDIR= busybox sh /mnt/home/m.bin extract --target \"$2\""
+            ),
+            7,
+        ),
+    ];
+    for (i, (label, body, want)) in cases.iter().enumerate() {
+        // A pid namespace of its own carries its own vm.memfd_noexec; 2 refuses every
+        // executable memfd, so the runtime must run from a file.
+        let script = dir.path().join(format!("case{i}.sh"));
+        fs::write(
+            &script,
+            format!(
+                "echo 2 > /proc/sys/vm/memfd_noexec || exit 97\n\
+                 mount -t tmpfs -o size=32m tmpfs /tmp && mkdir /tmp/t || exit 99\n\
+                 ( {body} ) >/dev/null; rc=$?\n\
+                 echo \"left:$(find /tmp /var/tmp /dev/shm -mindepth 1 -path '*airbin*')\"\n\
+                 exit $rc\n"
+            ),
+        )
+        .unwrap();
+        let target = dir.path().join(format!("out{i}"));
+        let out = in_mount_namespace(dir.path(), "unshare --pid --fork sh \"$1\" \"$2\" \"$3\"", &[&script, &bin, &target]);
+        let err = stderr(&out);
+        assert_ne!(out.status.code(), Some(97), "{label}: could not set vm.memfd_noexec: {err}");
+        assert_eq!(out.status.code(), Some(*want), "{label}: {err}");
+        assert_eq!(stdout(&out).trim(), "left:", "{label}: left files behind");
+        if *want == 0 {
+            assert_eq!(entries(&target), ["conf.d", "config.sample", "hello"], "{label}");
+        } else {
+            assert_eq!(err.lines().count(), 1, "{label}: one line: {err}");
+            assert!(err.contains("where programs may run") && !target.exists(), "{label}: {err}");
+        }
+    }
 }
 
 #[test]

@@ -26,6 +26,8 @@ use crate::spec;
 /// The static stub this builder puts at the head of every bundle.
 pub static STUB: &[u8] = include_bytes!(env!("AIRBIN_STUB_PATH"));
 pub const STUB_TARGET: &str = env!("AIRBIN_STUB_TARGET");
+/// How big the runtime the stub unpacks is (see builder/build.rs).
+pub const RUNTIME_LEN: &str = env!("AIRBIN_RUNTIME_LEN");
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub struct Built {

@@ -75,11 +75,12 @@ enum Cmd {
 
 fn long_version() -> String {
     format!(
-        "{} (stub {} for {}, {} bytes; bundle format {})",
+        "{} (stub {} for {}, {} bytes: the runtime's {} packed; bundle format {})",
         assemble::VERSION,
         airbin_stub::VERSION,
         assemble::STUB_TARGET,
         assemble::STUB.len(),
+        assemble::RUNTIME_LEN,
         airbin_stub::format::FORMAT_VERSION
     )
 }

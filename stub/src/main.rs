@@ -1,5 +1,6 @@
-//! The `.bin`'s runtime. The launcher copies this static binary out of the bundle and
-//! runs it with `--bundle "$0"`; `main` dispatches one command and maps every error to
+//! The `.bin`'s runtime. The launcher copies the stub out of the bundle and runs it with
+//! `--bundle "$0"`; the stub (loader/) unpacks this static binary and runs it with the
+//! same arguments; `main` dispatches one command and maps every error to
 //! its documented exit code in one place.
 
 use std::ffi::OsString;
@@ -20,6 +21,8 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "--launcher-probe") {
         return ExitCode::SUCCESS;
     }
+    // Run from a memfd by the loader, the process would be called after the fd ("3").
+    let _ = nix::sys::prctl::set_name(c"airbin-stub");
     if let Some(dir) = launcher_tmp(&args) {
         commands::remove_launcher_copy(&dir);
     }

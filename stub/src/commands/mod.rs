@@ -256,6 +256,8 @@ pub fn extract(ctx: &Context, names: &[String]) -> Result<()> {
 /// Removes the launcher's temporary copy of this runtime: it is running now and the
 /// kernel keeps it alive, so the host keeps nothing.
 pub fn remove_launcher_copy(dir: &Path) {
+    // The loader's copy, and the runtime where it could not run from memory.
     let _ = std::fs::remove_file(dir.join("airbin-stub"));
+    let _ = std::fs::remove_file(dir.join("airbin-runtime"));
     let _ = std::fs::remove_dir(dir);
 }
