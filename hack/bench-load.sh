@@ -2,8 +2,9 @@
 # Benchmark of image loading: a SIZE_MB (default 500) image, loaded with `docker load -i`
 # from its `docker save` tarball and through a .bin that carries the same tarball
 # (verify the whole bundle, decompress, stream into the engine, check the IDs), side by
-# side, alternating, RUNS times (default 3). Reports the medians and their ratio; the
-# goal is the .bin within 1.15x of docker load.
+# side, alternating, RUNS times (default 7: single runs vary by 20% and more on these
+# shared machines). Reports the medians and their ratio; the goal is the .bin within
+# 1.05x of docker load.
 #
 #   bash hack/bench-load.sh            # uses DOCKER_HOST if an engine answers there,
 #                                      # else starts an isolated one (hack/dockerd.sh)
@@ -12,7 +13,7 @@ set -eu
 cd "$(dirname "$0")/.."
 size_mb=${SIZE_MB:-500}
 compression=${COMPRESSION:-auto}
-runs=${RUNS:-3}
+runs=${RUNS:-7}
 cargo build --release --locked -q -p airbin
 airbin=$PWD/target/release/airbin
 
@@ -68,5 +69,5 @@ python3 - "$work/docker.txt" "$work/bin.txt" <<'PY'
 import statistics, sys
 docker = statistics.median(float(x) for x in open(sys.argv[1]))
 bundle = statistics.median(float(x) for x in open(sys.argv[2]))
-print(f"bench-load: median docker load -i {docker:.2f} s, .bin install {bundle:.2f} s, ratio {bundle / docker:.3f}x (goal <= 1.15x)")
+print(f"bench-load: median docker load -i {docker:.2f} s, .bin install {bundle:.2f} s, ratio {bundle / docker:.3f}x (goal <= 1.05x)")
 PY

@@ -100,6 +100,7 @@ import json, sys
 steps = {r["step"]: r["seconds"] for r in map(json.loads, open(sys.argv[1])) if r["event"] == "step-done"}
 with open(sys.argv[2], "a") as out:
     out.write(f"airbin-load {steps['load release images']:.3f} 0\nairbin-restore {steps['restore registry pack']:.3f} 0\n")
+print(f"bench-oem:   its load step {steps['load release images']:8.2f} s, its restore step {steps['restore registry pack']:6.3f} s")
 PY
         reset
         # The raw parts one after the other, as an install runs them: the restore meets
@@ -110,6 +111,7 @@ PY
             t1=$(now); mkdir -p "$1/root" && tar -C "$1/root" -xf "$1/payload/registry/pack.tar"
             t2=$(now); echo "raw-load $(echo "$t1 - $t0" | bc) 0" >>"$2"; echo "raw-restore $(echo "$t2 - $t1" | bc) 0" >>"$2"' \
             raw-install "$work" "$times"
+        awk '$1 == "raw-load" { l = $2 } $1 == "raw-restore" { r = $2 } END { printf "bench-oem:   docker load -i %8.2f s, tar -x %6.3f s\n", l, r }' "$times"
         if [ -z "$makeself" ]; then
             reset
             measure "$times" makeself-install sh "$work/mk.run" --quiet --target "$work/mk-target" -- "$work/root"
@@ -137,7 +139,7 @@ sizes = {"airbin": os.path.getsize(bin_), "raw": os.path.getsize(raw)}
 if os.path.exists(mk):
     sizes["makeself"] = os.path.getsize(mk)
 doc = {"size_mb": int(size_mb), "payload_bytes": int(payload), "cores": os.cpu_count(), "runs": len(rows["airbin-build"]),
-       "median_s": med, "peak_rss_kib": rss, "bytes": sizes,
+       "median_s": med, "runs_s": {k: [s for s, _ in v] for k, v in rows.items()}, "peak_rss_kib": rss, "bytes": sizes,
        "resume": {"full_s": statistics.median(full), "rerun_s": statistics.median(resume)}}
 json.dump(doc, open(out, "w"), indent=1)
 

@@ -59,7 +59,12 @@ sweep_point() {
     else
         sleep "$at"
     fi
-    kill -9 "$pid" 2>/dev/null || true
+    if ! kill -9 "$pid" 2>/dev/null; then
+        # The install was over before the kill: no point in timing a rerun of nothing.
+        wait "$pid" 2>/dev/null || true
+        echo missed
+        return 0
+    fi
     wait "$pid" 2>/dev/null || true
     done_before=$(grep -o '"event":"step-done"[^}]*' "$state/journal.jsonl" 2>/dev/null | sed 's/.*"step":"\([^"]*\)".*/\1/' | sort -u || true)
     t0=$(now)
@@ -87,8 +92,17 @@ if [ -n "${KILL_AT:-}" ]; then
     for run in $(seq 1 "$runs"); do
         f=$(full "$run" "${shift_args[@]}"); echo "$f" >>"$work/fulls.txt"
         at=$(python3 -c "print(round($f * $KILL_AT, 3))")
-        t=$(sweep_point "at-$run" "" 0 "$at"); echo "$t" >>"$work/resume.txt"
-        echo "kill-sweep: run $run: full $f s; killed at ${KILL_AT} of it (${at} s), the rerun took $t s"
+        # A killed run that happens to be faster than the full one may end before the
+        # kill: try again, each time 5% earlier (so with more left to resume, not less).
+        for attempt in 1 2 3 4 5 6; do
+            t=$(sweep_point "at-$run-$attempt" "" 0 "$at")
+            [ "$t" = missed ] || break
+            echo "kill-sweep: run $run: the install was over before the kill at $at s; again, earlier"
+            at=$(python3 -c "print(round($at * 0.95, 3))")
+        done
+        [ "$t" != missed ] || { echo "kill-sweep: run $run: every install was over before its kill" >&2; exit 1; }
+        echo "$t" >>"$work/resume.txt"
+        echo "kill-sweep: run $run: full $f s; killed at $(python3 -c "print(f'{$at / $f:.2f}')") of it (${at} s), the rerun took $t s"
     done
     python3 - "$work/fulls.txt" "$work/resume.txt" "$KILL_AT" <<'PY'
 import statistics, sys

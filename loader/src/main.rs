@@ -31,7 +31,7 @@ fn packed() -> &'static [u8] {
     unsafe { core::ptr::read_volatile(&PACKED) }
 }
 
-/// The exit codes the runtime documents for these failures (docs/EXIT_CODES in the README).
+/// The exit codes the runtime documents for these failures (the README's "Exit codes").
 const EXIT_INTEGRITY: c_int = 3;
 const EXIT_HOST_NOT_READY: c_int = 7;
 
