@@ -66,12 +66,7 @@ fn packed_runtime(bin: &Path) -> (usize, usize) {
 fn a_damaged_runtime_on_a_host_without_cksum_is_refused_by_the_stub_before_it_runs() {
     let dir = scratch();
     // The launcher's cksum of the stub is skipped here; the loader must catch the damage.
-    let tools = dir.path().join("tools");
-    fs::create_dir(&tools).unwrap();
-    for tool in ["dd", "tail", "chmod", "rm", "mkdir"] {
-        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap();
-        std::os::unix::fs::symlink(stdout(&found).trim(), tools.join(tool)).unwrap();
-    }
+    let tools = tools_only(&dir.path().join("tools"), &["dd", "tail", "chmod", "rm", "mkdir"]);
     let tmp = dir.path().join("tmp");
     fs::create_dir(&tmp).unwrap();
     let original = fs::read(minimal()).unwrap();
@@ -835,12 +830,7 @@ fn a_flipped_byte_in_the_launchers_code_never_runs_damaged_code() {
 fn a_host_with_only_dd_tail_and_chmod_is_enough() {
     let dir = scratch();
     // No cksum or mktemp either: the launcher's checks that need them are skipped.
-    let tools = dir.path().join("tools");
-    fs::create_dir(&tools).unwrap();
-    for tool in ["dd", "tail", "chmod", "rm", "mkdir"] {
-        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap();
-        std::os::unix::fs::symlink(stdout(&found).trim(), tools.join(tool)).unwrap();
-    }
+    let tools = tools_only(&dir.path().join("tools"), &["dd", "tail", "chmod", "rm", "mkdir"]);
     let target = dir.path().join("out");
     let out = Command::new("/bin/dash")
         .arg(minimal())

@@ -155,13 +155,17 @@ pub fn in_mount_namespace(scratch: &Path, script: &str, args: &[&Path]) -> Outpu
 /// A directory holding only what the launcher needs (dd, cksum, tail, mktemp, chmod,
 /// rm, mkdir), to put on PATH for a host that has nothing else.
 pub fn launcher_tools_only(dir: &Path) -> PathBuf {
-    let bin_dir = dir.join("launcher-tools");
-    fs::create_dir_all(&bin_dir).unwrap();
-    for tool in ["dd", "cksum", "tail", "mktemp", "chmod", "rm", "mkdir"] {
+    tools_only(&dir.join("launcher-tools"), &["dd", "cksum", "tail", "mktemp", "chmod", "rm", "mkdir"])
+}
+
+/// A directory `bin_dir` holding links to only these of the host's tools, for PATH.
+pub fn tools_only(bin_dir: &Path, tools: &[&str]) -> PathBuf {
+    fs::create_dir_all(bin_dir).unwrap();
+    for tool in tools {
         let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap();
         let _ = std::os::unix::fs::symlink(String::from_utf8_lossy(&found.stdout).trim(), bin_dir.join(tool));
     }
-    bin_dir
+    bin_dir.to_path_buf()
 }
 
 /// Reads `child`'s stderr until a line holding `marker`, waits `delay`, runs `then` (a
