@@ -56,6 +56,30 @@ reset() {
     rm -rf "$work/root" "$work/state" "$work/mk-target"
 }
 
+airbin_install() {
+    reset
+    AIRBIN_STATE_DIR=$work/state measure "$times" airbin-install sh "$bin" install --quiet --yes --config "$work/site.yaml"
+    python3 - "$work/state/oem-bench/journal.jsonl" "$times" <<'PY'
+import json, sys
+steps = {r["step"]: r["seconds"] for r in map(json.loads, open(sys.argv[1])) if r["event"] == "step-done"}
+with open(sys.argv[2], "a") as out:
+    out.write(f"airbin-load {steps['load release images']:.3f} 0\nairbin-restore {steps['restore registry pack']:.3f} 0\n")
+print(f"bench-oem:   its load step {steps['load release images']:8.2f} s, its restore step {steps['restore registry pack']:6.3f} s")
+PY
+}
+raw_install() {
+    reset
+    # The raw parts one after the other, as an install runs them: the restore meets
+    # the load's writes still in flight, as airbin's does.
+    measure "$times" raw-install sh -c '
+        now() { date +%s.%N; }
+        t0=$(now); docker load -i "$1/payload/images/release.tar"
+        t1=$(now); mkdir -p "$1/root" && tar -C "$1/root" -xf "$1/payload/registry/pack.tar"
+        t2=$(now); echo "raw-load $(echo "$t1 - $t0" | bc) 0" >>"$2"; echo "raw-restore $(echo "$t2 - $t1" | bc) 0" >>"$2"' \
+        raw-install "$work" "$times"
+    awk '$1 == "raw-load" { l = $2 } $1 == "raw-restore" { r = $2 } END { printf "bench-oem:   docker load -i %8.2f s, tar -x %6.3f s\n", l, r }' "$times"
+}
+
 one_size() {
     size_mb=$1
     runs=$runs_small
@@ -93,25 +117,9 @@ one_size() {
             rm -rf "$work/out"
         fi
 
-        reset
-        AIRBIN_STATE_DIR=$work/state measure "$times" airbin-install sh "$bin" install --quiet --yes --config "$work/site.yaml"
-        python3 - "$work/state/oem-bench/journal.jsonl" "$times" <<'PY'
-import json, sys
-steps = {r["step"]: r["seconds"] for r in map(json.loads, open(sys.argv[1])) if r["event"] == "step-done"}
-with open(sys.argv[2], "a") as out:
-    out.write(f"airbin-load {steps['load release images']:.3f} 0\nairbin-restore {steps['restore registry pack']:.3f} 0\n")
-print(f"bench-oem:   its load step {steps['load release images']:8.2f} s, its restore step {steps['restore registry pack']:6.3f} s")
-PY
-        reset
-        # The raw parts one after the other, as an install runs them: the restore meets
-        # the load's writes still in flight, as airbin's does.
-        measure "$times" raw-install sh -c '
-            now() { date +%s.%N; }
-            t0=$(now); docker load -i "$1/payload/images/release.tar"
-            t1=$(now); mkdir -p "$1/root" && tar -C "$1/root" -xf "$1/payload/registry/pack.tar"
-            t2=$(now); echo "raw-load $(echo "$t1 - $t0" | bc) 0" >>"$2"; echo "raw-restore $(echo "$t2 - $t1" | bc) 0" >>"$2"' \
-            raw-install "$work" "$times"
-        awk '$1 == "raw-load" { l = $2 } $1 == "raw-restore" { r = $2 } END { printf "bench-oem:   docker load -i %8.2f s, tar -x %6.3f s\n", l, r }' "$times"
+        # The installs take turns at going first, so that neither always meets the
+        # engine and the page cache as the other left them.
+        if [ $((run % 2)) = 1 ]; then airbin_install; raw_install; else raw_install; airbin_install; fi
         if [ -z "$makeself" ]; then
             reset
             measure "$times" makeself-install sh "$work/mk.run" --quiet --target "$work/mk-target" -- "$work/root"
