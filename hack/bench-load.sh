@@ -9,10 +9,15 @@
 #   bash hack/bench-load.sh            # uses DOCKER_HOST if an engine answers there,
 #                                      # else starts an isolated one (hack/dockerd.sh)
 #   COMPRESSION=none bash hack/bench-load.sh   # the image member stored as it is
+#   IMAGES=oem SIZE_MB=1024 bash hack/bench-load.sh   # the OEM payload's image archive
+#                                      # (hack/make-oem-payload.sh: two images, layers of
+#                                      # text, executables and random data)
 set -eu
 cd "$(dirname "$0")/.."
 size_mb=${SIZE_MB:-500}
 compression=${COMPRESSION:-auto}
+refs=airbin-bench/app:1
+[ "${IMAGES:-}" != oem ] || refs="oem-bench/api:1 oem-bench/worker:1"
 runs=${RUNS:-7}
 cargo build --release --locked -q -p airbin
 airbin=$PWD/target/release/airbin
@@ -22,7 +27,7 @@ rm -rf "$work"
 mkdir -p "$work"
 engine_dir=
 cleanup() {
-    docker rmi -f airbin-bench/app:1 >/dev/null 2>&1 || true
+    docker rmi -f $refs >/dev/null 2>&1 || true
     [ -z "$engine_dir" ] || bash hack/dockerd.sh stop "$engine_dir"
     rm -rf "$work"
 }
@@ -33,9 +38,15 @@ if ! docker version >/dev/null 2>&1; then
 fi
 echo "bench-load: engine $(docker version --format '{{.Server.Version}}') at ${DOCKER_HOST:-default}, storage $(docker info --format '{{.Driver}}')"
 
-bash hack/make-bench-image.sh "$size_mb" "$work/image.tar" airbin-bench/app:1
 mkdir -p "$work/spec"
-mv "$work/image.tar" "$work/spec/image.tar"
+if [ "${IMAGES:-}" = oem ]; then
+    bash hack/make-oem-payload.sh "$size_mb" "$work/oem"
+    mv "$work/oem/images/release.tar" "$work/spec/image.tar"
+    rm -rf "$work/oem"
+else
+    bash hack/make-bench-image.sh "$size_mb" "$work/image.tar" airbin-bench/app:1
+    mv "$work/image.tar" "$work/spec/image.tar"
+fi
 cat >"$work/spec/bundle.yaml" <<EOF
 name: bench-load
 version: "1"
@@ -58,10 +69,10 @@ timed() { # prints wall seconds of "$@"
 : >"$work/docker.txt"
 : >"$work/bin.txt"
 for run in $(seq 1 "$runs"); do
-    docker rmi -f airbin-bench/app:1 >/dev/null 2>&1 || true
+    docker rmi -f $refs >/dev/null 2>&1 || true
     t=$(timed docker load -i "$work/spec/image.tar"); echo "$t" >>"$work/docker.txt"
     echo "bench-load: run $run: docker load -i      $t s"
-    docker rmi -f airbin-bench/app:1 >/dev/null
+    docker rmi -f $refs >/dev/null
     t=$(AIRBIN_STATE_DIR="$work/state" timed sh "$bin" install --quiet --yes --force); echo "$t" >>"$work/bin.txt"
     echo "bench-load: run $run: sh bundle.bin install $t s"
 done
