@@ -120,9 +120,7 @@ fn the_runtime_starts_where_the_kernel_forbids_executable_memory_files() {
         return;
     }
     let dir = scratch();
-    let bin = dir.path().join("m.bin");
-    fs::copy(minimal(), &bin).unwrap();
-    let stub_kib = Bundle::open(minimal()).unwrap().trailer.stub_len.div_ceil(1024) + 64;
+    let (bin, stub_kib) = minimal_copy(dir.path());
     let cases = [
         ("a roomy TMPDIR", "TMPDIR=/tmp/t bash \"$1\" extract --target \"$2\"".to_string(), 0),
         // Room for the stub but not for the runtime beside it: the launcher moves on to /tmp.
@@ -425,15 +423,20 @@ fn airbin_inspect_and_verify_read_finished_bundles() {
     assert_eq!(info["bundle"]["version"], "1.0.0");
 }
 
+/// A copy of the minimal bundle in `dir`, and the KiB a tmpfs needs for its stub alone.
+fn minimal_copy(dir: &Path) -> (PathBuf, u64) {
+    let bin = dir.join("m.bin");
+    fs::copy(minimal(), &bin).unwrap();
+    (bin, Bundle::open(minimal()).unwrap().trailer.stub_len.div_ceil(1024) + 64)
+}
+
 #[test]
 fn runs_when_tmp_is_noexec_or_too_small_and_leaves_nothing_there() {
     if !require("unshare", "runs_when_tmp_is_noexec") {
         return;
     }
     let dir = scratch();
-    let bin = dir.path().join("m.bin");
-    fs::copy(minimal(), &bin).unwrap();
-    let stub_kib = Bundle::open(minimal()).unwrap().trailer.stub_len.div_ceil(1024) + 64;
+    let (bin, stub_kib) = minimal_copy(dir.path());
     let cases = [
         // /tmp noexec, TMPDIR unset: the launcher must move on to /var/tmp or beyond.
         (

@@ -169,10 +169,16 @@ fn can_start_here(args: &Args) -> bool {
         return false;
     }
     let free = (stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64);
-    let packed = packed();
-    let needed = unsafe { zstd_sys::ZSTD_getFrameContentSize(packed.as_ptr().cast(), packed.len()) };
     // A margin for the file system's own blocks.
-    needed.checked_add(256 * 1024).is_some_and(|needed| free >= needed)
+    runtime_size().and_then(|size| size.checked_add(256 * 1024)).is_some_and(|needed| free >= needed)
+}
+
+/// The runtime's size as its frame records it; `None` when the frame records none.
+fn runtime_size() -> Option<u64> {
+    let packed = packed();
+    let size = unsafe { zstd_sys::ZSTD_getFrameContentSize(packed.as_ptr().cast(), packed.len()) };
+    let unusable = [zstd_sys::ZSTD_CONTENTSIZE_ERROR as u64, zstd_sys::ZSTD_CONTENTSIZE_UNKNOWN as u64, 0];
+    (!unusable.contains(&size)).then_some(size)
 }
 
 /// The runtime's bytes, checked against the frame's checksum: the launcher's `cksum`
@@ -183,10 +189,7 @@ fn unpack() -> Result<Vec<u8>, String> {
     if packed.get(4).is_none_or(|descriptor| descriptor & 0b100 == 0) {
         return Err(String::from("its frame has no checksum"));
     }
-    let size = unsafe { zstd_sys::ZSTD_getFrameContentSize(packed.as_ptr().cast(), packed.len()) };
-    if size == zstd_sys::ZSTD_CONTENTSIZE_ERROR as u64 || size == zstd_sys::ZSTD_CONTENTSIZE_UNKNOWN as u64 || size == 0 {
-        return Err(String::from("its frame records no size"));
-    }
+    let size = runtime_size().ok_or_else(|| String::from("its frame records no size"))?;
     let size = usize::try_from(size).map_err(|_| String::from("its size does not fit in memory"))?;
     let mut runtime: Vec<u8> = Vec::with_capacity(size);
     // ZSTD_decompress checks the frame's checksum itself.
