@@ -74,6 +74,8 @@ fn a_damaged_runtime_on_a_host_without_cksum_is_refused_by_the_stub_before_it_ru
     let cases = [
         ("the frame's descriptor (checksum flag)", at + 4),
         ("the frame's recorded size", at + 6),
+        // Its top byte: a size no runtime has, refused before it becomes an allocation.
+        ("the recorded size's top byte", at + 8),
         ("the first block", at + 64),
         ("the middle of the data", at + len / 2),
         ("the last block", at + len - 100),
@@ -100,6 +102,7 @@ fn a_damaged_runtime_on_a_host_without_cksum_is_refused_by_the_stub_before_it_ru
         assert!(err.contains("is damaged: its runtime does not unpack") && err.contains(".sha256"), "{label}: {err}");
         // A frame without its checksum would go unchecked: refused as such.
         assert!(i != 0 || err.contains("its frame has no checksum"), "{label}: {err}");
+        assert!(i != 2 || err.contains("more than a runtime can be"), "{label}: {err}");
         assert!(!target.exists() && entries(&tmp).is_empty(), "{label}: left {:?} in TMPDIR", entries(&tmp));
         if json {
             let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{label}: {e}: {}", stdout(&out)));

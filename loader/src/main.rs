@@ -39,6 +39,9 @@ const EXIT_HOST_NOT_READY: c_int = 7;
 /// seal it; older kernels reject the flag with EINVAL and make every memfd executable.
 const MFD_EXEC: c_uint = 0x0010;
 
+/// Far above the runtime's 2.3 MB, far below what a small host can allocate.
+const MAX_RUNTIME: u64 = 64 << 20;
+
 /// The name the runtime gets when it has to run from a file.
 const RUNTIME_FILE: &str = "airbin-runtime";
 
@@ -190,7 +193,11 @@ fn unpack() -> Result<Vec<u8>, String> {
         return Err(String::from("its frame has no checksum"));
     }
     let size = runtime_size().ok_or_else(|| String::from("its frame records no size"))?;
-    let size = usize::try_from(size).map_err(|_| String::from("its size does not fit in memory"))?;
+    // Checked before it becomes an allocation: a damaged size is damage, not a lack of memory.
+    if size > MAX_RUNTIME {
+        return Err(format!("its frame records {size} bytes, more than a runtime can be"));
+    }
+    let size = size as usize;
     let mut runtime: Vec<u8> = Vec::with_capacity(size);
     // ZSTD_decompress checks the frame's checksum itself.
     let written = unsafe { zstd_sys::ZSTD_decompress(runtime.as_mut_ptr().cast(), size, packed.as_ptr().cast(), packed.len()) };
