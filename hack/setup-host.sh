@@ -3,8 +3,12 @@
 # Debian 12 host: the musl target and musl-tools (the static stub), Docker Engine (with
 # containerd and ctr), podman, Debian's docker-registry, skopeo, busybox-static and dash
 # (the shells, engines and registry the end-to-end tests run bundles against),
-# minisign (signed bundles are checked with the standard tool too), and openssh-server,
-# ansible-core and iproute2 (the multi-node tests' nodes, fan-out and Ansible role).
+# minisign (signed bundles are checked with the standard tool too), openssh-server,
+# ansible-core and iproute2 (the multi-node tests' nodes, fan-out and Ansible role), and
+# for the arm64 stub: the aarch64 musl target, Debian's cross gcc with musl-dev:arm64
+# (musl's headers and the aarch64-linux-musl-gcc wrapper, for the C parts of zstd and
+# liblzma), qemu-user-static (the tests run arm64 bundles through binfmt_misc) and
+# arm64 busybox (the tests' arm64 host userland, unpacked under /usr/local/lib/airbin-test).
 #
 #   bash hack/setup-host.sh            # needs root (apt-get); idempotent
 #
@@ -28,6 +32,11 @@ command -v minisign >/dev/null 2>&1 || need_apt+=(minisign)
 command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v ansible-playbook >/dev/null 2>&1 || need_apt+=(ansible-core)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+# Cross-building the arm64 stub, and running arm64 programs in the tests.
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt+=(gcc-aarch64-linux-gnu)
+command -v aarch64-linux-musl-gcc >/dev/null 2>&1 || need_apt+=(musl-dev:arm64)
+[ -e /usr/lib/binfmt.d/qemu-aarch64.conf ] || need_apt+=(qemu-user-static)
+arm64_busybox=/usr/local/lib/airbin-test/arm64/busybox
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
@@ -36,6 +45,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     fi
     echo "setup-host: installing ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # musl-dev:arm64 comes from the arm64 half of the same archive (multiarch).
+    dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
     apt-get update -qq
     created_policy=
     if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -47,8 +58,25 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     [ -z "$created_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
-if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-    echo "setup-host: adding the Rust target x86_64-unknown-linux-musl"
-    rustup target add x86_64-unknown-linux-musl
+if [ ! -x "$arm64_busybox" ]; then
+    # Not installed: busybox-static:arm64 would replace the host's own /bin/busybox.
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup-host: missing the tests' arm64 busybox; run this script as root" >&2
+        exit 1
+    fi
+    echo "setup-host: unpacking busybox-static:arm64 into ${arm64_busybox%/*}"
+    dpkg --print-foreign-architectures | grep -qx arm64 || { dpkg --add-architecture arm64 && apt-get update -qq; }
+    download=$(mktemp -d)
+    (cd "$download" && apt-get download -qq busybox-static:arm64 2>/dev/null && dpkg-deb -x busybox-static_*_arm64.deb root)
+    mkdir -p "${arm64_busybox%/*}"
+    install -m 755 "$download/root/bin/busybox" "$arm64_busybox"
+    rm -rf "$download"
 fi
+
+for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+        echo "setup-host: adding the Rust target $target"
+        rustup target add "$target"
+    fi
+done
 echo "setup-host: ready"

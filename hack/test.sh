@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: rustfmt and clippy, unit tests, and the end-to-end tests that build real
 # bundles and run them under bash, dash and busybox sh against a real Docker Engine,
-# containerd, podman and Debian's docker-registry.
+# containerd, podman and Debian's docker-registry, and arm64 bundles on an arm64 host
+# made of qemu-user-static (binfmt_misc) and arm64 busybox.
 #
 #   bash hack/test.sh [cargo test args...]      # as root on Debian 12; CI runs this
 #
@@ -23,8 +24,13 @@ echo "test: Docker Engine at $DOCKER_HOST"
 cargo fmt --check
 cargo fmt --check --manifest-path loader/Cargo.toml
 cargo clippy --workspace --all-targets --locked -q -- -D warnings
-# The stub's loader is its own workspace, built for musl only (builder/build.rs packs the
-# runtime it includes into target/loader while the clippy above builds the builder).
-AIRBIN_PACKED_STUB="$PWD/target/loader/airbin-stub.zst" \
-    cargo clippy --manifest-path loader/Cargo.toml --target x86_64-unknown-linux-musl --target-dir target/loader --locked -q -- -D warnings
+# The stub's loader is its own workspace, built for musl only, once per arch
+# (builder/build.rs packs the runtime it includes into target/loader/<arch> while the
+# clippy above builds the builder). Linting compiles zstd-sys's C, so it needs the C compiler.
+target_root=${CARGO_TARGET_DIR:-$PWD/target}
+for pair in amd64:x86_64-unknown-linux-musl arm64:aarch64-unknown-linux-musl; do
+    arch=${pair%%:*} triple=${pair#*:}
+    AIRBIN_PACKED_STUB="$target_root/loader/$arch/airbin-stub.zst" CC_aarch64_unknown_linux_musl=aarch64-linux-musl-gcc \
+        cargo clippy --manifest-path loader/Cargo.toml --target "$triple" --target-dir "$target_root/loader/$arch" --locked -q -- -D warnings
+done
 cargo test --workspace --locked "$@"

@@ -28,38 +28,31 @@ fn build_writes_the_bin_and_a_sha256_that_sha256sum_accepts() {
 }
 
 #[test]
-fn the_builder_says_which_stub_and_format_it_carries() {
+fn the_builder_says_which_stubs_and_format_it_carries() {
     let out = airbin().arg("--version").output().unwrap();
     let text = stdout(&out);
-    assert!(text.contains("stub 0.4.0 for x86_64-unknown-linux-musl") && text.contains("bundle format 4"), "{text}");
-    // "..., 1099600 bytes: the runtime's 2270024 packed; ...": the stub carries the runtime
-    // compressed, and that is what a bundle holds.
-    let number_before = |word: &str| -> u64 {
-        let end = text.find(word).unwrap_or_else(|| panic!("{word:?} in {text}"));
-        let digits: String = text[..end].trim_end().chars().rev().take_while(char::is_ascii_digit).collect();
-        digits.chars().rev().collect::<String>().parse().unwrap()
-    };
-    let (stub, runtime) = (number_before(" bytes:"), number_before(" packed"));
-    assert!(stub * 3 < runtime * 2, "the stub ({stub} bytes) is not much smaller than the runtime ({runtime}): {text}");
-    let carried = Bundle::open(minimal()).unwrap().trailer.stub_len;
-    assert_eq!(carried, stub, "the bundle carries the stub the builder names");
-}
-
-/// Where the packed runtime (one zstd frame) lies in `bin`, and how long it is.
-fn packed_runtime(bin: &Path) -> (usize, usize) {
-    let bytes = fs::read(bin).unwrap();
-    let t = Bundle::open(bin).unwrap().trailer;
-    let stub = &bytes[t.stub_offset as usize..(t.stub_offset + t.stub_len) as usize];
-    // The decoder's code holds the magic number too; the frame is what decodes whole.
-    let frame = (0..stub.len() - 4)
-        .filter(|&at| stub[at..at + 4] == [0x28, 0xb5, 0x2f, 0xfd])
-        .find_map(|at| {
-            let len = zstd::zstd_safe::find_frame_compressed_size(&stub[at..]).ok()?;
-            zstd::bulk::decompress(&stub[at..at + len], 16 << 20).ok().filter(|runtime| runtime.starts_with(b"\x7fELF"))?;
-            Some((at, len))
-        })
-        .expect("a zstd frame holding the runtime inside the stub");
-    (t.stub_offset as usize + frame.0, frame.1)
+    assert!(text.starts_with("airbin 0.4.0 (stub 0.4.0; bundle format 4)\n"), "{text}");
+    // One line per arch: "arm64 stub for aarch64-unknown-linux-musl, 1049936 bytes: the
+    // runtime's 1904944 packed". The stub carries the runtime compressed, and that is
+    // what a bundle of that arch holds.
+    let dir = scratch();
+    for (arch, target) in [("amd64", "x86_64-unknown-linux-musl"), ("arm64", "aarch64-unknown-linux-musl")] {
+        let prefix = format!("{arch} stub for {target}, ");
+        let line = text.lines().find_map(|line| line.strip_prefix(&prefix)).unwrap_or_else(|| panic!("no {prefix:?} in {text}"));
+        let numbers: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter(|n| !n.is_empty()).map(|n| n.parse().unwrap()).collect();
+        let [stub, runtime] = numbers[..] else { panic!("{line}") };
+        assert!(stub * 3 < runtime * 2, "{arch}: the stub ({stub} bytes) is not much smaller than the runtime ({runtime}): {text}");
+        let out = airbin()
+            .arg("build")
+            .arg(repo_root().join("samples/minimal"))
+            .args(["--arch", arch, "-q", "-o"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let carried = Bundle::open(&dir.path().join(format!("minimal-1.0.0-{arch}.bin"))).unwrap().trailer.stub_len;
+        assert_eq!(carried, stub, "the {arch} bundle carries the stub the builder names");
+    }
 }
 
 #[test]
@@ -654,6 +647,11 @@ fn a_bad_spec_names_file_field_and_problem_and_writes_nothing() {
         ),
         ("name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: missing/cadm}\n", "members[0].path: "),
         ("name: 'x y'\nversion: '1'\nmembers: []\n", "name: 'x y' is not a valid name"),
+        (
+            "name: x\nversion: '1'\narch: riscv64\nmembers: []\n",
+            "arch: 'riscv64' is not supported: use amd64 (or x86_64) or arm64 (or aarch64)",
+        ),
+        ("name: x\nversion: '1'\narch: arm\nmembers: []\n", "arch: 'arm' is not supported"),
         ("name: x\nversion: '1'\nmembers: []\n", "members: the bundle needs at least one member"),
         (
             "name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: bundle.yaml}\nsteps:\n  - {kind: load-images, member: a}\n",

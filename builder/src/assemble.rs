@@ -22,12 +22,8 @@ use crate::inspect;
 use crate::signing;
 use crate::source::Source;
 use crate::spec;
+use crate::stubs;
 
-/// The static stub this builder puts at the head of every bundle.
-pub static STUB: &[u8] = include_bytes!(env!("AIRBIN_STUB_PATH"));
-pub const STUB_TARGET: &str = env!("AIRBIN_STUB_TARGET");
-/// How big the runtime the stub unpacks is (see builder/build.rs).
-pub const RUNTIME_LEN: &str = env!("AIRBIN_RUNTIME_LEN");
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub struct Built {
@@ -52,6 +48,8 @@ pub struct BuildOptions {
     /// Record this host's name in the index (left out by default: it would make two
     /// builds of the same inputs differ).
     pub record_host: bool,
+    /// Build for this arch instead of the spec's (`--arch`).
+    pub arch: Option<String>,
 }
 
 /// The build time to record: `SOURCE_DATE_EPOCH` (seconds since 1970), or none at all,
@@ -91,7 +89,7 @@ fn check_outdir_is_no_input(loaded: &spec::LoadedSpec, outdir: &Path) -> Result<
 }
 
 pub fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: &Ui) -> Result<Built> {
-    let loaded = spec::load(spec_arg)?;
+    let loaded = spec::load(spec_arg, options.arch.as_deref())?;
     check_outdir_is_no_input(&loaded, outdir)?;
     let signer = options.sign.as_deref().map(signing::SigningKey::load).transpose()?;
     let built_at = source_date_epoch()?;
@@ -110,7 +108,11 @@ pub fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: &Ui) ->
     for (member, input) in spec.members.iter().zip(&loaded.inputs) {
         let source = Source::for_member(member.kind, input, built_at.unwrap_or(0));
         let scan = source.scan(&member.name, member.kind)?;
-        let details = inspect::inspect(member.kind, &member.name, &source)?;
+        let mut details = inspect::inspect(member.kind, &member.name, &source, &meta.arch)?;
+        let source = match details.subset.take() {
+            Some(subset) => Source::ImageSubset(input.clone(), subset),
+            None => source,
+        };
         let codec = compress::choose(member.compression, &scan.sample).ctx("sampling", input)?;
         planned.push((member, source, scan, codec, details));
     }
@@ -125,7 +127,7 @@ pub fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: &Ui) ->
         .tempfile_in(outdir)
         .ctx("creating a file in", outdir)?;
     let out = partial.as_file().try_clone().ctx("opening", partial.path())?;
-    let mut writer = BundleWriter::new(out, STUB, &meta, VERSION).ctx("writing", partial.path())?;
+    let mut writer = BundleWriter::new(out, stubs::for_arch(&meta.arch).bytes, &meta, VERSION).ctx("writing", partial.path())?;
 
     let progress = ui.progress("build", planned.iter().map(|p| p.2.content_bytes).sum());
     let mut members = Vec::new();

@@ -7,6 +7,7 @@ mod inspect;
 mod signing;
 mod source;
 mod spec;
+mod stubs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,10 @@ enum Cmd {
         /// reproduce byte for byte). The build time comes from SOURCE_DATE_EPOCH.
         #[arg(long)]
         record_host: bool,
+        /// Build for this architecture instead of the spec's `arch`: amd64 (x86_64) or
+        /// arm64 (aarch64).
+        #[arg(long, value_name = "ARCH")]
+        arch: Option<String>,
     },
     /// Show what a finished bundle is and carries.
     Inspect { bundle: PathBuf },
@@ -74,14 +79,18 @@ enum Cmd {
 }
 
 fn long_version() -> String {
+    let stubs: Vec<String> = stubs::STUBS
+        .iter()
+        .map(|stub| {
+            format!("{} stub for {}, {} bytes: the runtime's {} packed", stub.arch, stub.target, stub.bytes.len(), stub.runtime_len)
+        })
+        .collect();
     format!(
-        "{} (stub {} for {}, {} bytes: the runtime's {} packed; bundle format {})",
+        "{} (stub {}; bundle format {})\n{}",
         assemble::VERSION,
         airbin_stub::VERSION,
-        assemble::STUB_TARGET,
-        assemble::STUB.len(),
-        assemble::RUNTIME_LEN,
-        airbin_stub::format::FORMAT_VERSION
+        airbin_stub::format::FORMAT_VERSION,
+        stubs.join("\n")
     )
 }
 
@@ -101,7 +110,9 @@ fn try_main(cli: Cli) -> Result<()> {
     let ui = Ui::detect(cli.quiet, cli.json);
     let global = Global { quiet: cli.quiet, json: cli.json, ..Global::default() };
     match cli.command {
-        Cmd::Build { spec, outdir, sign, record_host } => build(&spec, &outdir, &assemble::BuildOptions { sign, record_host }, &ui),
+        Cmd::Build { spec, outdir, sign, record_host, arch } => {
+            build(&spec, &outdir, &assemble::BuildOptions { sign, record_host, arch }, &ui)
+        }
         Cmd::Inspect { bundle } => commands::info(&Context { bundle_path: bundle, global, ui }),
         Cmd::Verify { bundle, key } => commands::check(&Context { bundle_path: bundle, global: Global { trusted_key: key, ..global }, ui }),
         Cmd::Keygen { out, no_password, force } => keygen(&out, no_password, force, &ui),

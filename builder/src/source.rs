@@ -13,6 +13,7 @@ use airbin_stub::format::tarsafe;
 use airbin_stub::format::{Layout, MemberKind};
 
 use crate::compress::{self, compressed_as, Compressed};
+use crate::inspect::ImageSubset;
 
 const BLOCK: u64 = 4096;
 
@@ -30,6 +31,8 @@ pub enum Source {
     },
     /// A tarball whose content is unpacked as a tree.
     Tarball(PathBuf),
+    /// One platform of a multi-platform OCI archive (see `inspect::ImageSubset`).
+    ImageSubset(PathBuf, ImageSubset),
 }
 
 /// What a scan of the input found.
@@ -55,14 +58,14 @@ impl Source {
 
     pub fn layout(&self) -> Layout {
         match self {
-            Source::File(_) => Layout::File,
+            Source::File(_) | Source::ImageSubset(..) => Layout::File,
             Source::Dir { .. } | Source::Tarball(_) => Layout::Tree,
         }
     }
 
     pub fn path(&self) -> &Path {
         match self {
-            Source::File(p) | Source::Dir { root: p, .. } | Source::Tarball(p) => p,
+            Source::File(p) | Source::Dir { root: p, .. } | Source::Tarball(p) | Source::ImageSubset(p, _) => p,
         }
     }
 
@@ -70,7 +73,7 @@ impl Source {
     /// for a registry pack, the registry's layout).
     pub fn scan(&self, member: &str, kind: MemberKind) -> Result<Scan> {
         match self {
-            Source::File(path) => {
+            Source::File(path) | Source::ImageSubset(path, _) => {
                 let size = fs::metadata(path).ctx("reading", path)?.len();
                 Ok(Scan { unpacked_bytes: blocks(size), content_bytes: size, sample: compress::sample_file(path).ctx("reading", path)? })
             }
@@ -89,6 +92,7 @@ impl Source {
             Source::Tarball(path) => {
                 io::copy(&mut open_tarball(path)?, out).ctx("reading", path)?;
             }
+            Source::ImageSubset(path, subset) => write_subset(path, subset, out)?,
             Source::Dir { root, mtime } => {
                 let mut tar = tar::Builder::new(out);
                 tar.follow_symlinks(false);
@@ -105,6 +109,25 @@ impl Source {
         }
         Ok(())
     }
+}
+
+/// The archive's entries that `subset` keeps, in their order, with its `index.json`.
+fn write_subset(path: &Path, subset: &ImageSubset, out: &mut dyn Write) -> Result<()> {
+    let mut archive = tar::Archive::new(tarsafe::BoundedHeaders::new(open_tarball(path)?));
+    let mut tar = tar::Builder::new(out);
+    for entry in archive.entries().ctx("reading", path)? {
+        let mut entry = entry.ctx("reading", path)?;
+        let name = entry.path().ctx("reading", path)?.to_string_lossy().trim_start_matches("./").to_string();
+        let mut header = entry.header().clone();
+        if name == "index.json" {
+            header.set_size(subset.index_json.len() as u64);
+            tar.append_data(&mut header, &name, subset.index_json.as_slice()).ctx("writing", path)?;
+        } else if subset.keep.contains(&name) || (name.starts_with("blobs") && entry.header().entry_type().is_dir()) {
+            tar.append_data(&mut header, &name, &mut entry).ctx("reading", path)?;
+        }
+    }
+    tar.finish().ctx("writing", path)?;
+    Ok(())
 }
 
 /// One entry with what reproduces: type, mode bits, size, link target, the given mtime;

@@ -32,6 +32,8 @@ pub struct Spec {
     pub requires: Requires,
 }
 
+const ARCH_NAMES: &str = "amd64 (or x86_64) or arm64 (or aarch64)";
+
 fn default_arch() -> String {
     "amd64".into()
 }
@@ -94,7 +96,8 @@ const MAX_SPEC: u64 = 1 << 20;
 /// How deep a spec's YAML may nest: a real one nests four levels.
 const MAX_DEPTH: usize = 64;
 
-pub fn load(arg: &Path) -> Result<LoadedSpec> {
+/// `arch` is `airbin build --arch`: it overrides the spec's.
+pub fn load(arg: &Path, arch: Option<&str>) -> Result<LoadedSpec> {
     let file = spec_file(arg);
     let cannot = |why: String| {
         Error::usage(format!(
@@ -122,7 +125,16 @@ pub fn load(arg: &Path) -> Result<LoadedSpec> {
             file.display()
         )));
     }
-    let spec = parse(&file, &text)?;
+    let mut spec = parse(&file, &text)?;
+    spec.arch = match arch {
+        Some(written) => airbin_stub::format::arch::canonical(written).ok_or_else(|| {
+            Error::usage(format!("--arch '{}' is not an architecture airbin builds for; use {ARCH_NAMES}", printable(written, 40)))
+        })?,
+        None => airbin_stub::format::arch::canonical(&spec.arch).ok_or_else(|| {
+            Error::usage(format!("{}: arch: '{}' is not supported: use {ARCH_NAMES}", file.display(), printable(&spec.arch, 40)))
+        })?,
+    }
+    .to_string();
     let base = file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let inputs = spec.members.iter().map(|m| base.join(&m.path)).collect();
     let loaded = LoadedSpec { file, spec, inputs };
@@ -183,13 +195,6 @@ fn validate(loaded: &LoadedSpec) -> Result<()> {
                 format_args!("'{}' is not a valid {field}: it {why}; {SAFE_NAME}", printable(value, 120)),
             ));
         }
-    }
-    if spec.arch != "amd64" {
-        return Err(field_error(
-            loaded,
-            "arch",
-            format_args!("'{}' is not supported: this airbin carries an amd64 (x86_64) runtime only; use amd64", printable(&spec.arch, 40)),
-        ));
     }
     if let Some(why) = rules::unsafe_text(&spec.description, 4096) {
         return Err(field_error(loaded, "description", format_args!("it {why}: one paragraph of printable text, at most 4096 bytes")));

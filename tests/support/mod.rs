@@ -305,3 +305,20 @@ pub fn raw_tar(entries: &[RawEntry<'_>]) -> Vec<u8> {
     out.extend_from_slice(&[0u8; 1024]);
     out
 }
+
+/// Where the packed runtime (one zstd frame) lies in `bin`, and how long it is.
+pub fn packed_runtime(bin: &Path) -> (usize, usize) {
+    let bytes = fs::read(bin).unwrap();
+    let t = airbin_stub::format::Bundle::open(bin).unwrap().trailer;
+    let stub = &bytes[t.stub_offset as usize..(t.stub_offset + t.stub_len) as usize];
+    // The decoder's code holds the magic number too; the frame is what decodes whole.
+    let frame = (0..stub.len() - 4)
+        .filter(|&at| stub[at..at + 4] == [0x28, 0xb5, 0x2f, 0xfd])
+        .find_map(|at| {
+            let len = zstd::zstd_safe::find_frame_compressed_size(&stub[at..]).ok()?;
+            zstd::bulk::decompress(&stub[at..at + len], 16 << 20).ok().filter(|runtime| runtime.starts_with(b"\x7fELF"))?;
+            Some((at, len))
+        })
+        .expect("a zstd frame holding the runtime inside the stub");
+    (t.stub_offset as usize + frame.0, frame.1)
+}

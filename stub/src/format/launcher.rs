@@ -1,7 +1,11 @@
 //! The launcher: the POSIX sh text at the start of every bundle.
 //!
-//! It needs only `sh`, `dd`, `chmod` and `mkdir` (all in busybox), plus `cksum` and
-//! `head` when the host has them. It copies the stub out of the bundle into the first directory where a
+//! It needs only `sh`, `dd`, `chmod` and `mkdir` (all in busybox), plus `cksum`, `head`
+//! and `uname` when the host has them. It refuses a host of another architecture (by
+//! `uname -m`) before anything is copied: the stub is a native program, which would
+//! fail there with a bare "Exec format error". A chroot without /dev is refused first:
+//! it would give every redirection a confusing error. Failures look like the runtime's:
+//! one line on stderr, and with --json one document on stdout. It copies the stub out of the bundle into the first directory where a
 //! program may run ($TMPDIR, /tmp, /var/tmp, /dev/shm, $HOME, the bundle's directory,
 //! the working directory: a `noexec` or full /tmp is passed over), checks the copy and
 //! runs it with `--bundle "$0"`. The stub removes its own copy as soon as it starts.
@@ -16,6 +20,8 @@
 //! stops the run with a clear message. (A flip in line 2 itself at worst disables that
 //! check; the stub's whole-file digest then catches it.)
 
+use super::arch::ARCHES;
+
 pub const BLOCK: u64 = 4096;
 /// The launcher takes exactly one block; the stub starts at this offset.
 pub const LAUNCHER_LEN: u64 = BLOCK;
@@ -27,6 +33,8 @@ pub struct LauncherFields {
     pub builder_version: String,
     pub name: String,
     pub version: String,
+    /// The bundle's arch (`amd64`, `arm64`): the stub's machine.
+    pub arch: String,
     /// How many 4 KiB blocks the stub takes (zero-padded at its end).
     pub stub_blocks: u64,
     /// POSIX `cksum` of those blocks, checked by the launcher where `cksum` exists.
@@ -49,16 +57,17 @@ AIRBIN_FORMAT=@FORMAT@
 AIRBIN_STUB_BLOCKS=@STUB_BLOCKS@
 AIRBIN_STUB_CKSUM=@STUB_CKSUM@
 AIRBIN_TOTAL_LEN=@TOTAL_LEN@
+AIRBIN_ARCH=@ARCH@
 airbin_json=
 for airbin_arg in "$@"; do [ "$airbin_arg" = --json ] && airbin_json=1; done
-# Fails as the runtime does: one line on stderr, and with --json one document on stdout.
 airbin_fail() {
     echo "airbin: $3" >&2
     [ -z "$airbin_json" ] || echo "{\"command\":\"\",\"status\":\"failed\",\"exit_code\":$1,\"steps\":[],\"error\":{\"class\":\"$2\",\"message\":\"$4\"},\"log\":null}"
     exit "$1"
 }
-# A chroot without /dev gives every redirection below a confusing error.
 [ -c /dev/null ] || airbin_fail 7 host-not-ready "this host has no /dev/null (a chroot without /dev?): mount /dev, or create it: mknod -m 666 /dev/null c 1 3" "this host has no /dev/null"
+airbin_m=$(uname -m 2>/dev/null)
+case $AIRBIN_ARCH:$airbin_m in *:|@ARCH_PAIRS@) ;; *) airbin_fail 7 host-not-ready "this bundle is for $AIRBIN_ARCH; this host is $airbin_m: run it on an $AIRBIN_ARCH host, or get this bundle's build for $airbin_m" "this bundle is for $AIRBIN_ARCH; this host is $airbin_m";; esac
 airbin_missing=
 for airbin_tool in dd chmod mkdir rm; do
     command -v "$airbin_tool" >/dev/null 2>&1 || airbin_missing="$airbin_missing $airbin_tool"
@@ -101,6 +110,12 @@ done
 airbin_fail 7 host-not-ready "found no writable directory where programs may run (tried \$TMPDIR, /tmp, /var/tmp, /dev/shm, \$HOME, the bundle's directory, the working directory); point TMPDIR at one, e.g.: TMPDIR=/root sh $self" "found no writable directory where programs may run; point TMPDIR at one"
 "#;
 
+/// The `bundle:machine` patterns of a host that runs the bundle's stub (`uname -m` on
+/// Linux names the machine: `x86_64`, `aarch64`).
+fn arch_pairs() -> String {
+    ARCHES.iter().map(|arch| format!("{}:{}", arch.name, arch.machine)).collect::<Vec<_>>().join("|")
+}
+
 fn padded(value: impl ToString) -> String {
     format!("{:<width$}", value.to_string(), width = FIELD_WIDTH)
 }
@@ -117,6 +132,8 @@ pub fn render(fields: &LauncherFields) -> Vec<u8> {
         .replace("@VERSION@", &comment_safe(&fields.version))
         .replace("@BUILDER@", &comment_safe(&fields.builder_version))
         .replace("@FORMAT@", &fields.format_version.to_string())
+        .replace("@ARCH@", &comment_safe(&fields.arch))
+        .replace("@ARCH_PAIRS@", &arch_pairs())
         .replace("@STUB_BLOCKS@", &padded(fields.stub_blocks))
         .replace("@STUB_CKSUM@", &padded(fields.stub_cksum))
         .replace("@TOTAL_LEN@", &padded(fields.total_len));
@@ -163,11 +180,14 @@ pub fn parse(head: &[u8]) -> Option<LauncherFields> {
     let (name_version, rest) = comment.split_once(", made by airbin ")?;
     let (name, version) = name_version.rsplit_once(' ')?;
     let builder_version = rest.split_once(',')?.0.to_string();
+    // Launchers before arm64 bundles existed have no AIRBIN_ARCH: theirs were amd64.
+    let arch = field("AIRBIN_ARCH").unwrap_or("amd64").to_string();
     Some(LauncherFields {
         format_version: field("AIRBIN_FORMAT")?.parse().ok()?,
         builder_version,
         name: name.to_string(),
         version: version.to_string(),
+        arch,
         stub_blocks: field("AIRBIN_STUB_BLOCKS")?.parse().ok()?,
         stub_cksum: field("AIRBIN_STUB_CKSUM")?.parse().ok()?,
         total_len: field("AIRBIN_TOTAL_LEN")?.parse().ok()?,
@@ -184,6 +204,7 @@ mod tests {
             builder_version: "0.1.0".into(),
             name: "compass-component".into(),
             version: "v2.7.3".into(),
+            arch: "arm64".into(),
             stub_blocks: 270,
             stub_cksum: 4_000_000_000,
             total_len,

@@ -15,6 +15,7 @@
 //! and the registry-pack check live here too: both sides apply them. The module uses nothing else of the runtime but its error type and the
 //! interrupt flag, so that reading a bundle can stop on Ctrl-C.
 
+pub mod arch;
 pub mod digest;
 #[cfg(test)]
 mod fuzz;

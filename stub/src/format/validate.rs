@@ -62,7 +62,7 @@ pub fn check_index(index: &Index) -> Result<(), Invalid> {
             return Err(invalid(field, format!("{} {why}: {SAFE_NAME}", quoted(value))));
         }
     }
-    if !matches!(bundle.arch.as_str(), "amd64" | "arm64") {
+    if super::arch::machine(&bundle.arch).is_none() {
         return Err(invalid("bundle.arch", format!("{} is not an architecture airbin knows", quoted(&bundle.arch))));
     }
     if let Some(why) = rules::unsafe_text(&bundle.description, 4096) {

@@ -58,6 +58,7 @@ impl<W: Read + Write + Seek> BundleWriter<W> {
             builder_version: builder_version.to_string(),
             name: meta.name.clone(),
             version: meta.version.clone(),
+            arch: meta.arch.clone(),
             stub_blocks: padded_stub.len() as u64 / BLOCK,
             stub_cksum: posix_cksum(&padded_stub),
             total_len: 0,

@@ -56,14 +56,19 @@ pub fn check(host: &Host, needs: &[Needs]) -> Result<Ready> {
     if host.requires.root && !nix::unistd::geteuid().is_root() {
         add("root", ExitClass::Permission, "the bundle must be installed as root: run it with sudo (sudo sh THIS.bin)".into());
     }
-    let machine = std::env::consts::ARCH;
-    let expected = match host.bundle.arch.as_str() {
-        "amd64" | "x86_64" => "x86_64",
-        "arm64" | "aarch64" => "aarch64",
-        other => other,
-    };
-    if expected != machine {
-        add("arch", ExitClass::Host, format!("this bundle is for {}; this host is {machine}: use the {machine} bundle", host.bundle.arch));
+    // The launcher checks `uname -m` before it copies the stub; this catches a runtime
+    // started some other way (`--bundle` by hand, an emulator).
+    let native = crate::format::arch::native();
+    if host.bundle.arch != native {
+        add(
+            "arch",
+            ExitClass::Host,
+            format!(
+                "this bundle is for {}; this host is {}: use the {native} build of this bundle",
+                host.bundle.arch,
+                std::env::consts::ARCH
+            ),
+        );
     }
     for message in space_problems(needs) {
         add("space", ExitClass::Space, message);
