@@ -478,9 +478,7 @@ fn the_carried_platform_is_what_the_engine_loads() {
     )
     .unwrap();
     let bin = build(&dir.path().join("bundle.yaml"), &dir.path().join("dist"));
-    let conf = dir.path().join("storage.conf");
-    fs::write(&conf, format!("[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n", dir.path().display()))
-        .unwrap();
+    let conf = podman_store(dir.path());
     let podman = |args: &[&str]| Command::new("podman").args(args).env("CONTAINERS_STORAGE_CONF", &conf).output().unwrap();
     let out = Command::new("dash")
         .arg(&bin)

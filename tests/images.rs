@@ -291,10 +291,7 @@ fn podman_gets_the_images_with_the_recorded_ids() {
         return;
     }
     let dir = scratch();
-    // A private image store: vfs works on any file system, and nothing touches the host's.
-    let conf = dir.path().join("storage.conf");
-    fs::write(&conf, format!("[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n", dir.path().display()))
-        .unwrap();
+    let conf = podman_store(dir.path());
     let bin = sample_images_bundle(dir.path(), ", compression: xz", "");
     let out = Command::new("dash")
         .arg(&bin)
@@ -509,14 +506,9 @@ fn an_altered_image_member_leaves_nothing_in_any_engine() {
     let podman = Command::new("podman").arg("--version").output().is_ok_and(|o| o.status.success());
     let containerd = std::env::var("AIRBIN_TEST_CONTAINERD").ok();
     assert!(!in_ci() || (podman && containerd.is_some()), "CI has podman and containerd (hack/test.sh)");
-    let graph = dir.path().join("podman/graph");
-    let conf = dir.path().join("podman/storage.conf");
     fs::create_dir_all(dir.path().join("podman")).unwrap();
-    fs::write(
-        &conf,
-        format!("[storage]\ndriver = \"vfs\"\nrunroot = \"{}/podman/run\"\ngraphroot = \"{}\"\n", dir.path().display(), graph.display()),
-    )
-    .unwrap();
+    let conf = podman_store(&dir.path().join("podman"));
+    let graph = dir.path().join("podman/graph");
     let namespace = format!("airbin-altered-{}", std::process::id());
     let mut engines: Vec<(&str, Leftovers)> = vec![("docker", Leftovers::Docker), ("docker-api", Leftovers::Docker)];
     if podman {

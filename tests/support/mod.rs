@@ -322,3 +322,11 @@ pub fn packed_runtime(bin: &Path) -> (usize, usize) {
         .expect("a zstd frame holding the runtime inside the stub");
     (t.stub_offset as usize + frame.0, frame.1)
 }
+
+/// A private podman image store under `dir`, for CONTAINERS_STORAGE_CONF: vfs works on
+/// any file system, and nothing touches the host's.
+pub fn podman_store(dir: &Path) -> PathBuf {
+    let conf = dir.join("storage.conf");
+    fs::write(&conf, format!("[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n", dir.display())).unwrap();
+    conf
+}
