@@ -260,13 +260,7 @@ fn sha256_hex(data: &[u8]) -> String {
 /// descriptor.
 fn platform_image(platform: &str) -> (Vec<(String, Vec<u8>)>, serde_json::Value) {
     let parts: Vec<&str> = platform.split('/').collect();
-    let mut layer = tar::Builder::new(Vec::new());
-    let text = format!("built for {platform}\n");
-    let mut header = tar::Header::new_gnu();
-    header.set_size(text.len() as u64);
-    header.set_mode(0o644);
-    layer.append_data(&mut header, "platform.txt", text.as_bytes()).unwrap();
-    let layer = layer.into_inner().unwrap();
+    let layer = files_tar(Vec::new(), &[("platform.txt", format!("built for {platform}\n").as_bytes())]);
     let mut config = serde_json::json!({
         "architecture": parts[1], "os": parts[0],
         "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha256_hex(&layer))]},
@@ -312,19 +306,11 @@ fn multi_platform_archive(path: &Path, tag: &str, platforms: &[&str]) {
         "annotations": {"io.containerd.image.name": tag, "org.opencontainers.image.ref.name": tag.rsplit_once(':').unwrap().1},
     }]});
     blobs.push((sha256_hex(&index), index));
-    let mut tar = tar::Builder::new(fs::File::create(path).unwrap());
-    let mut add = |name: &str, data: &[u8]| {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        tar.append_data(&mut header, name, data).unwrap();
-    };
-    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
-    add("index.json", &serde_json::to_vec(&top).unwrap());
-    for (hex, blob) in &blobs {
-        add(&format!("blobs/sha256/{hex}"), blob);
-    }
-    tar.finish().unwrap();
+    let top = serde_json::to_vec(&top).unwrap();
+    let names: Vec<String> = blobs.iter().map(|(hex, _)| format!("blobs/sha256/{hex}")).collect();
+    let mut files: Vec<(&str, &[u8])> = vec![("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#), ("index.json", &top)];
+    files.extend(names.iter().zip(&blobs).map(|(name, (_, blob))| (name.as_str(), blob.as_slice())));
+    files_tar(fs::File::create(path).unwrap(), &files);
 }
 
 /// A docker-archive (`docker save`) of one image for `platform`, tagged `tag`.
@@ -333,18 +319,9 @@ fn docker_archive(path: &Path, tag: &str, platform: &str) {
     let (layer, config) = (&blobs[0], &blobs[1]);
     let manifest =
         serde_json::json!([{"Config": format!("{}.json", config.0), "RepoTags": [tag], "Layers": [format!("{}/layer.tar", layer.0)]}]);
-    let mut tar = tar::Builder::new(fs::File::create(path).unwrap());
-    for (name, data) in [
-        ("manifest.json".to_string(), serde_json::to_vec(&manifest).unwrap()),
-        (format!("{}.json", config.0), config.1.clone()),
-        (format!("{}/layer.tar", layer.0), layer.1.clone()),
-    ] {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        tar.append_data(&mut header, &name, &data[..]).unwrap();
-    }
-    tar.finish().unwrap();
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let (config_name, layer_name) = (format!("{}.json", config.0), format!("{}/layer.tar", layer.0));
+    files_tar(fs::File::create(path).unwrap(), &[("manifest.json", &manifest), (&config_name, &config.1), (&layer_name, &layer.1)]);
 }
 
 /// `airbin build --arch ARCH` of a bundle whose one member is the image archive `image`.

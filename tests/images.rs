@@ -607,19 +607,12 @@ fn unloadable_image(dir: &Path) -> PathBuf {
     let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]},"config":{}}"#;
     let config_hex = airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(config));
     let manifest = format!(r#"[{{"Config":"{config_hex}.json","RepoTags":["airbin/broken:1"],"Layers":["layer/layer.tar"]}}]"#);
-    let mut tar = tar::Builder::new(Vec::new());
-    for (name, data) in [
-        ("manifest.json", manifest.as_bytes()),
-        (&format!("{config_hex}.json")[..], &config[..]),
-        ("layer/layer.tar", &b"this is no tar"[..]),
-    ] {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        tar.append_data(&mut header, name, data).unwrap();
-    }
+    let tar = files_tar(
+        Vec::new(),
+        &[("manifest.json", manifest.as_bytes()), (&format!("{config_hex}.json"), config), ("layer/layer.tar", b"this is no tar")],
+    );
     let path = dir.join("broken.tar");
-    fs::write(&path, tar.into_inner().unwrap()).unwrap();
+    fs::write(&path, tar).unwrap();
     fs::write(
         dir.join("bundle.yaml"),
         "name: broken\nversion: '1'\nmembers:\n  - {name: broken-image, kind: image, path: broken.tar}\nsteps:\n  - {kind: load-images, member: broken-image}\n",
@@ -719,12 +712,7 @@ fn a_registry_pack_that_would_not_serve_is_refused_at_build_time() {
 #[test]
 fn a_tarball_that_is_no_image_archive_is_refused_at_build_time() {
     let dir = scratch();
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(5);
-    header.set_mode(0o644);
-    tar.append_data(&mut header, "hello.txt", &b"hello"[..]).unwrap();
-    fs::write(dir.path().join("notimage.tar"), tar.into_inner().unwrap()).unwrap();
+    fs::write(dir.path().join("notimage.tar"), files_tar(Vec::new(), &[("hello.txt", b"hello")])).unwrap();
     fs::write(dir.path().join("bundle.yaml"), "name: p\nversion: '1'\nmembers:\n  - {name: img, kind: image, path: notimage.tar}\n")
         .unwrap();
     let out = airbin().arg("build").arg(dir.path().join("bundle.yaml")).arg("-o").arg(dir.path().join("dist")).output().unwrap();
@@ -1121,31 +1109,21 @@ fn big_image(dir: &Path, bytes: usize) -> PathBuf {
 }
 
 fn big_image_tagged(dir: &Path, bytes: usize, tag: &str) -> PathBuf {
-    let mut layer = tar::Builder::new(Vec::new());
-    let data = random_bytes(bytes, 11);
-    let mut header = tar::Header::new_gnu();
-    header.set_size(data.len() as u64);
-    header.set_mode(0o644);
-    layer.append_data(&mut header, "big.dat", &data[..]).unwrap();
-    let layer = layer.into_inner().unwrap();
+    let layer = files_tar(Vec::new(), &[("big.dat", &random_bytes(bytes, 11))]);
     let hex = |data: &[u8]| airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(data));
     let layer_hex = hex(&layer);
     let config =
         format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{layer_hex}"]}},"config":{{}}}}"#);
     let config_hex = hex(config.as_bytes());
     let manifest = format!(r#"[{{"Config":"{config_hex}.json","RepoTags":["{tag}"],"Layers":["{layer_hex}/layer.tar"]}}]"#);
-    let mut tar = tar::Builder::new(fs::File::create(dir.join("big.tar")).unwrap());
-    for (name, data) in [
-        ("manifest.json", manifest.as_bytes()),
-        (&format!("{config_hex}.json")[..], config.as_bytes()),
-        (&format!("{layer_hex}/layer.tar")[..], &layer[..]),
-    ] {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        tar.append_data(&mut header, name, data).unwrap();
-    }
-    tar.finish().unwrap();
+    files_tar(
+        fs::File::create(dir.join("big.tar")).unwrap(),
+        &[
+            ("manifest.json", manifest.as_bytes()),
+            (&format!("{config_hex}.json"), config.as_bytes()),
+            (&format!("{layer_hex}/layer.tar"), &layer),
+        ],
+    );
     dir.join("big.tar")
 }
 

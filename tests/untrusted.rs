@@ -343,15 +343,9 @@ fn image_archive(dir: &Path, tag: &str) -> PathBuf {
     let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
     let config_hex = airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(config));
     let manifest = serde_json::json!([{"Config": format!("{config_hex}.json"), "RepoTags": [tag], "Layers": []}]).to_string();
-    let mut tar = tar::Builder::new(Vec::new());
-    for (name, data) in [("manifest.json", manifest.as_bytes()), (&format!("{config_hex}.json")[..], &config[..])] {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        tar.append_data(&mut header, name, data).unwrap();
-    }
+    let tar = files_tar(Vec::new(), &[("manifest.json", manifest.as_bytes()), (&format!("{config_hex}.json"), config)]);
     let path = dir.join(format!("image-{}.tar", airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(tag.as_bytes()))));
-    fs::write(&path, tar.into_inner().unwrap()).unwrap();
+    fs::write(&path, tar).unwrap();
     path
 }
 

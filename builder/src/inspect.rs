@@ -224,14 +224,14 @@ fn image_archive(member: &str, path: &Path, arch: &str) -> Result<Details> {
                 .or_else(|| descriptor.annotations.get("org.opencontainers.image.ref.name").filter(|name| name.contains(':')))
                 .cloned();
             let mut manifest_descriptor = descriptor.clone();
-            let manifest: OciManifest = match parse_manifest(blob(&descriptor.digest)?) {
+            let named = blob(&descriptor.digest)?;
+            let manifest: OciManifest = match parse_manifest(named) {
                 Ok(manifest) => manifest,
-                Err(e) if !is_index(&descriptor.media_type, blob(&descriptor.digest)?) => return Err(bad_json("manifest blob", e)),
+                Err(e) if !is_index(&descriptor.media_type, named) => return Err(bad_json("manifest blob", e)),
                 Err(_) => {
                     // A multi-platform image: the bundle carries its one platform.
                     multi_platform = true;
-                    let platforms: OciIndex =
-                        serde_json::from_slice(blob(&descriptor.digest)?).map_err(|e| bad_json("image index blob", e))?;
+                    let platforms: OciIndex = serde_json::from_slice(named).map_err(|e| bad_json("image index blob", e))?;
                     let name = tag.clone().unwrap_or_else(|| descriptor.digest.clone());
                     manifest_descriptor = pick_platform(&platforms.manifests, arch).cloned().ok_or_else(|| {
                         let offered: Vec<String> =

@@ -32,8 +32,6 @@ pub struct Spec {
     pub requires: Requires,
 }
 
-const ARCH_NAMES: &str = "amd64 (or x86_64) or arm64 (or aarch64)";
-
 fn default_arch() -> String {
     "amd64".into()
 }
@@ -126,12 +124,13 @@ pub fn load(arg: &Path, arch: Option<&str>) -> Result<LoadedSpec> {
         )));
     }
     let mut spec = parse(&file, &text)?;
+    let known = airbin_stub::format::arch::spellings;
     spec.arch = match arch {
         Some(written) => airbin_stub::format::arch::canonical(written).ok_or_else(|| {
-            Error::usage(format!("--arch '{}' is not an architecture airbin builds for; use {ARCH_NAMES}", printable(written, 40)))
+            Error::usage(format!("--arch '{}' is not an architecture airbin builds for; use {}", printable(written, 40), known()))
         })?,
         None => airbin_stub::format::arch::canonical(&spec.arch).ok_or_else(|| {
-            Error::usage(format!("{}: arch: '{}' is not supported: use {ARCH_NAMES}", file.display(), printable(&spec.arch, 40)))
+            Error::usage(format!("{}: arch: '{}' is not supported: use {}", file.display(), printable(&spec.arch, 40), known()))
         })?,
     }
     .to_string();

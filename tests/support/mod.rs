@@ -330,3 +330,15 @@ pub fn podman_store(dir: &Path) -> PathBuf {
     fs::write(&conf, format!("[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n", dir.display())).unwrap();
     conf
 }
+
+/// A tar stream of regular files (name, content), each mode 0644, written into `out`.
+pub fn files_tar<W: std::io::Write>(out: W, files: &[(&str, &[u8])]) -> W {
+    let mut tar = tar::Builder::new(out);
+    for (name, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, name, *data).unwrap();
+    }
+    tar.into_inner().unwrap()
+}

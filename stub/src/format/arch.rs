@@ -27,9 +27,9 @@ pub fn native() -> &'static str {
     ARCHES.iter().find(|arch| arch.machine == std::env::consts::ARCH).map_or(std::env::consts::ARCH, |arch| arch.name)
 }
 
-/// The known names, for messages: "amd64 or arm64".
-pub fn known() -> String {
-    ARCHES.iter().map(|arch| arch.name).collect::<Vec<_>>().join(" or ")
+/// Every accepted spelling, for messages: "amd64 (or x86_64) or arm64 (or aarch64)".
+pub fn spellings() -> String {
+    ARCHES.iter().map(|arch| format!("{} (or {})", arch.name, arch.machine)).collect::<Vec<_>>().join(" or ")
 }
 
 #[cfg(test)]
@@ -46,5 +46,6 @@ mod tests {
         assert_eq!(canonical("AMD64"), None);
         assert_eq!(machine("arm64"), Some("aarch64"));
         assert_eq!(canonical(native()), Some(native()));
+        assert_eq!(spellings(), "amd64 (or x86_64) or arm64 (or aarch64)");
     }
 }

@@ -1,12 +1,12 @@
 //! The launcher: the POSIX sh text at the start of every bundle.
 //!
 //! It needs only `sh`, `dd`, `chmod` and `mkdir` (all in busybox), plus `cksum`, `head`
-//! and `uname` when the host has them. It refuses a host of another architecture (by
-//! `uname -m`) before anything is copied: the stub is a native program, which would
-//! fail there with a bare "Exec format error". A chroot without /dev is refused first:
-//! it would give every redirection a confusing error. Failures look like the runtime's:
-//! one line on stderr, and with --json one document on stdout. It copies the stub out of the bundle into the first directory where a
-//! program may run ($TMPDIR, /tmp, /var/tmp, /dev/shm, $HOME, the bundle's directory,
+//! and `uname` when the host has them. A chroot without /dev is refused first: it would
+//! give every redirection a confusing error. Then a host of another architecture (by
+//! `uname -m`), before anything is copied: the stub is a native program, which would
+//! fail there with a bare "Exec format error". Failures look like the runtime's: one
+//! line on stderr, and with --json one document on stdout. It copies the stub out of the
+//! bundle into the first directory where a program may run ($TMPDIR, /tmp, /var/tmp, /dev/shm, $HOME, the bundle's directory,
 //! the working directory: a `noexec` or full /tmp is passed over), checks the copy and
 //! runs it with `--bundle "$0"`. The stub removes its own copy as soon as it starts.
 //!
