@@ -579,7 +579,7 @@ fn bundle_with_tree(dir: &Path, tar: Vec<u8>) -> PathBuf {
         let raw = fs::read(minimal()).unwrap();
         raw[source.trailer.stub_offset as usize..(source.trailer.stub_offset + source.trailer.stub_len) as usize].to_vec()
     };
-    let meta = BundleMeta { name: "evil".into(), version: "1".into(), arch: "amd64".into(), description: String::new() };
+    let meta = BundleMeta { name: "evil".into(), version: "1".into(), arch: "amd64".into(), description: String::new(), hotfix_of: None };
     let path = dir.join("evil.bin");
     let file = fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).unwrap();
     let mut writer = BundleWriter::new(file, &stub, &meta, "0.1.0").unwrap();

@@ -12,7 +12,7 @@ use indicatif::HumanBytes;
 
 use airbin_stub::error::{Error, IoContext, Result};
 use airbin_stub::format::digest::HashingWriter;
-use airbin_stub::format::parse_mode;
+use airbin_stub::format::{parse_mode, rules};
 use airbin_stub::format::{BuildFacts, BundleMeta, BundleWriter, InstallRules, Member, MemberKind};
 use airbin_stub::fsx::{self, create_dir_guarded};
 use airbin_stub::progress::{ProgressWriter, Ui};
@@ -68,6 +68,29 @@ pub fn source_date_epoch() -> Result<Option<u64>> {
 
 /// Refuses an output directory inside one of the inputs: the bundle being written
 /// would be read back into itself, growing without end.
+/// A push-images step needs a tag on every image, and with `track_tags` a version tag
+/// (`1.4.34`) on each to take the track (`1.4`) from: refused now, not at the site.
+fn check_push_steps(loaded: &spec::LoadedSpec, images: &std::collections::HashMap<&str, &[airbin_stub::format::ImageRecord]>) -> Result<()> {
+    let steps = loaded.spec.steps.iter().enumerate().flat_map(|(i, s)| std::iter::once((format!("steps[{i}]"), s)));
+    for (at, step) in steps {
+        let airbin_stub::format::Action::PushImages { member, track_tags, .. } = &step.action else { continue };
+        for image in images.get(member.as_str()).copied().unwrap_or(&[]) {
+            let field = format!("{at}.member");
+            if image.tags.is_empty() {
+                return Err(spec::field_error(loaded, &field, format_args!("image {} of {member} has no tag to push it under; tag it before docker save", image.id)));
+            }
+            if let Some(tag) = image.tags.iter().find(|t| *track_tags && rules::track_of(t.rsplit_once(':').map_or("", |(_, v)| v)).is_none()) {
+                return Err(spec::field_error(
+                    loaded,
+                    &format!("{at}.track_tags"),
+                    format_args!("{tag} has no version tag such as 1.4.34 to take a track tag (1.4) from; tag the image with its full version"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_outdir_is_no_input(loaded: &spec::LoadedSpec, outdir: &Path) -> Result<()> {
     let out = fsx::absolute(outdir);
     let base = fsx::existing_ancestor(&out);
@@ -99,6 +122,7 @@ pub fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: &Ui) ->
         version: spec.version.clone(),
         arch: spec.arch.clone(),
         description: spec.description.clone(),
+        hotfix_of: spec.hotfix_of.clone(),
     };
     ui.status(format!("building {} {} from {}", meta.name, meta.version, loaded.file.display()));
 
@@ -116,6 +140,10 @@ pub fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: &Ui) ->
         let codec = compress::choose(member.compression, &scan.sample).ctx("sampling", input)?;
         planned.push((member, source, scan, codec, details));
     }
+    let images: std::collections::HashMap<&str, &[airbin_stub::format::ImageRecord]> =
+        planned.iter().map(|p| (p.0.name.as_str(), &p.4.images[..])).collect();
+    check_push_steps(&loaded, &images)?;
+    drop(images);
 
     let created_outdir = create_dir_guarded(outdir)?;
     let stem = meta.file_stem();
@@ -182,7 +210,12 @@ pub fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: &Ui) ->
         }),
         build_host: if options.record_host { build_host() } else { String::new() },
     };
-    let install = InstallRules { steps: spec.steps.clone(), config: spec.config.clone(), requires: spec.requires.clone() };
+    let install = InstallRules {
+        steps: spec.steps.clone(),
+        config: spec.config.clone(),
+        requires: spec.requires.clone(),
+        parameters: spec.parameters.clone(),
+    };
     let (name, version) = (meta.name.clone(), meta.version.clone());
     let sign = signer.as_ref().map(|key| move |digest: &[u8; 32]| key.sign_digest(&name, &version, digest));
     let sign_ref = sign.as_ref().map(|f| f as &dyn Fn(&[u8; 32]) -> std::io::Result<String>);

@@ -10,7 +10,7 @@ use airbin_stub::error::{Error, Result};
 use airbin_stub::format::rules::{self, printable, SAFE_NAME};
 use airbin_stub::format::validate::{self, MemberFacts, SPECIAL_BITS};
 use airbin_stub::format::{parse_mode, Step};
-use airbin_stub::format::{ConfigRules, MemberKind, Requires};
+use airbin_stub::format::{ConfigRules, MemberKind, Parameter, Requires};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +30,12 @@ pub struct Spec {
     /// What the host must offer: `root: true`, `ports: [5000]`.
     #[serde(default)]
     pub requires: Requires,
+    /// The install's parameters: typed, with defaults, held by config keys.
+    #[serde(default)]
+    pub parameters: Vec<Parameter>,
+    /// A hotfix: the version it applies to, and only to.
+    #[serde(default)]
+    pub hotfix_of: Option<String>,
 }
 
 fn default_arch() -> String {
@@ -180,7 +186,7 @@ fn too_deep(text: &str) -> Option<usize> {
     None
 }
 
-fn field_error(spec: &LoadedSpec, field: &str, what: impl std::fmt::Display) -> Error {
+pub fn field_error(spec: &LoadedSpec, field: &str, what: impl std::fmt::Display) -> Error {
     Error::usage(format!("{}: {field}: {what}", spec.file.display()))
 }
 
@@ -266,6 +272,15 @@ fn validate(loaded: &LoadedSpec) -> Result<()> {
     let facts =
         |name: &str| spec.members.iter().find(|m| m.name == name).map(|m| MemberFacts { kind: m.kind, special_bits: m.special_bits });
     validate::check_steps(&spec.steps, &facts).map_err(|invalid| field_error(loaded, &invalid.field, &invalid.what))?;
+    validate::check_parameters(&spec.parameters, &spec.steps).map_err(|invalid| field_error(loaded, &invalid.field, &invalid.what))?;
+    if let Some(base) = &spec.hotfix_of {
+        if let Some(why) = rules::unsafe_name(base) {
+            return Err(field_error(loaded, "hotfix_of", format_args!("'{base}' {why}: {SAFE_NAME}")));
+        }
+        if base == &spec.version {
+            return Err(field_error(loaded, "hotfix_of", "is the bundle's own version; give a hotfix its own version, such as 2.0-hotfix1"));
+        }
+    }
     for (field, key) in
         [("config.management_nodes_key", &spec.config.management_nodes_key), ("config.worker_nodes_key", &spec.config.worker_nodes_key)]
     {

@@ -109,6 +109,12 @@ pub struct Global {
     /// --all-nodes: an extra `ssh -o` option (such as Port=2222); repeatable.
     #[arg(long, global = true, value_name = "OPTION")]
     pub ssh_option: Vec<String>,
+    /// install, plan: a parameter's value (by its name or config key), over the config's; repeatable.
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// install: upgrade to an older version than the one installed, on purpose.
+    #[arg(long, global = true)]
+    pub allow_downgrade: bool,
     /// --all-nodes: where the bundle and config go on the other nodes (default /var/tmp/airbin/NAME).
     #[arg(long, global = true, value_name = "DIR")]
     pub remote_dir: Option<String>,

@@ -65,6 +65,18 @@ pub fn unix_request(socket: &Path, method: &str, path: &str, body: Option<Body<'
 }
 
 pub fn tcp_request(address: &str, method: &str, path: &str, headers: &[(&str, &str)], timeout: Duration) -> io::Result<Response> {
+    tcp_request_with_body(address, method, path, headers, None, timeout)
+}
+
+/// A request to `address` (`host:port`) with a streamed body (a blob, a manifest).
+pub fn tcp_request_with_body(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Body<'_>>,
+    timeout: Duration,
+) -> io::Result<Response> {
     use std::net::ToSocketAddrs;
     let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{address} resolves to no address"));
     let mut connected = None;
@@ -80,7 +92,7 @@ pub fn tcp_request(address: &str, method: &str, path: &str, headers: &[(&str, &s
     let stream = connected.ok_or(last)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    request(stream, address, method, path, headers, None)
+    request(stream, address, method, path, headers, body)
 }
 
 /// Whether a request-line or header part is one token of visible characters.

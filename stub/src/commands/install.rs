@@ -10,8 +10,10 @@ use crate::progress::out_line;
 use crate::steps::Overrides;
 
 /// The command line's values, typed once for the install.
-fn options(global: &Global) -> Options {
-    Options {
+fn options(global: &Global) -> Result<Options> {
+    let sets = global.set.iter().map(|s| install::params::parse_set(s)).collect::<Result<Vec<_>>>()?;
+    let terminal = nix::unistd::isatty(std::io::stdin()).unwrap_or(false) && nix::unistd::isatty(std::io::stderr()).unwrap_or(false);
+    Ok(Options {
         target: global.target.clone(),
         keep: global.keep,
         noexec: global.noexec,
@@ -26,7 +28,10 @@ fn options(global: &Global) -> Options {
         use_sample: global.use_sample,
         skip_preflight: global.skip_preflight.clone(),
         role: global.role,
-    }
+        sets,
+        interactive: terminal && !global.yes && !global.json,
+        allow_downgrade: global.allow_downgrade,
+    })
 }
 
 /// `plan` (and `install --dry-run`): this host's steps, what each does with which
@@ -34,7 +39,7 @@ fn options(global: &Global) -> Options {
 pub fn plan(ctx: &Context) -> Result<()> {
     let bundle = open(ctx)?;
     verify(ctx, &bundle)?;
-    let prepared = install::prepare(&bundle, &options(&ctx.global))?;
+    let prepared = install::prepare(&bundle, &options(&ctx.global)?)?;
     if ctx.ui.json {
         print_json(&envelope("plan", None, json!({"bundle": bundle.index.bundle, "plan": install::plan_json(&prepared)})));
     } else {
@@ -48,7 +53,7 @@ pub fn plan(ctx: &Context) -> Result<()> {
 /// open); `install` verifies every byte before anything lands.
 pub fn preflight(ctx: &Context) -> Result<()> {
     let bundle = open(ctx)?;
-    let options = options(&ctx.global);
+    let options = options(&ctx.global)?;
     let prepared = install::prepare(&bundle, &options)?;
     let ready = install::check_host(&prepared, &options)?;
     let role = &prepared.role;
@@ -172,7 +177,7 @@ pub fn install(ctx: &Context) -> Result<()> {
 
 fn install_verified_as_it_goes(ctx: &Context, bundle: &crate::format::Bundle, began: &(dyn Fn() + Sync)) -> Result<()> {
     let meta = &bundle.index.bundle;
-    let options = options(&ctx.global);
+    let options = options(&ctx.global)?;
     let prepared = install::prepare(bundle, &options).map_err(|e| damage_first(bundle, e))?;
     // A dropped SSH session must not end the install: it goes on, logging to its file.
     crate::interrupt::ignore_hangup();

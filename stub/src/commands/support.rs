@@ -119,8 +119,11 @@ fn masked_config(bundle: &crate::format::Bundle, ctx: &Context, state: &StateDir
     let staged = state.staging().join("config");
     let (path, source) = config::locate(ctx.global.config.as_deref(), &bundle.path)
         .or_else(|| staged.exists().then_some((staged, config::Source::BesideBundle)))?;
-    let config = config::load(&path, source).ok()?;
-    Some(format!("# {} (values of keys named like password, token, secret or key are masked)\n{}\n", path.display(), config.masked_text()))
+    let mut config = config::load(&path, source).ok()?;
+    for param in bundle.index.parameters.iter().filter(|p| p.secret) {
+        config.mark_secret(param.key());
+    }
+    Some(format!("# {} (values of secret parameters and of keys named like password, token, secret or key are masked)\n{}\n", path.display(), config.masked_text()))
 }
 
 fn host_facts(state: &StateDir, places: &[PathBuf]) -> String {

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::params::Parameter;
 use super::records::{ImageRecord, RegistryPackRecord};
 use super::step::{ConfigRules, Requires, Step};
 
@@ -22,6 +23,9 @@ pub struct Index {
     /// What the host must offer (root, free ports).
     #[serde(default, skip_serializing_if = "Requires::is_empty")]
     pub requires: Requires,
+    /// The install's parameters: typed, checked before step 1, held by config keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<Parameter>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -32,6 +36,9 @@ pub struct BundleMeta {
     pub arch: String,
     #[serde(default)]
     pub description: String,
+    /// A hotfix: the installed version it applies to, and only to (format 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hotfix_of: Option<String>,
 }
 
 impl BundleMeta {

@@ -20,6 +20,7 @@ pub mod digest;
 #[cfg(test)]
 mod fuzz;
 mod index;
+pub mod params;
 pub mod launcher;
 mod reader;
 mod records;
@@ -35,7 +36,8 @@ mod writer;
 pub use index::{BuildFacts, BundleMeta, Codec, Index, Layout, Member, MemberKind, Region};
 pub use reader::{Bundle, ContentReader, FileIdentity, RegionReader};
 pub use records::{ImageRecord, RegistryPackRecord, RepositoryRecord, TagRecord};
-pub use step::{parse_mode, Action, ConfigRules, Requires, Role, Seconds, Step};
+pub use params::{ParamType, Parameter};
+pub use step::{parse_mode, Action, ConfigRules, Phase, Requires, Role, Seconds, Step};
 pub use trailer::{Trailer, TrailerTail, MAGIC, TRAILER_LEN};
 pub use writer::{BundleWriter, Finished, InstallRules, Sign, StoredFacts};
 
@@ -43,6 +45,7 @@ pub use writer::{BundleWriter, Finished, InstallRules, Sign, StoredFacts};
 /// `OLDEST_FORMAT` (format 2 added step names, retries, timeouts, `on_failure`, the
 /// `extract` and `wait-for` kinds, `config` and `requires`; format 3 the signature
 /// block, `special_bits`, and build facts that may be left out; format 4 the steps'
-/// `roles` and the config's node-list keys).
-pub const FORMAT_VERSION: u32 = 4;
+/// `roles` and the config's node-list keys; format 5 parameters, the steps' `when`
+/// (install, upgrade), `hotfix_of`, `push-images` and delta registry packs).
+pub const FORMAT_VERSION: u32 = 5;
 pub const OLDEST_FORMAT: u32 = 1;

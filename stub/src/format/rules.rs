@@ -212,9 +212,28 @@ pub fn printable(text: &str, max: usize) -> String {
     out
 }
 
+/// `1.4.34` → `1.4`; `v2.7.3-rc1` → `v2.7`; a tag of fewer than three numeric parts has none.
+/// The track tag a version tag belongs to, as GCP Marketplace tags images:
+pub fn track_of(tag: &str) -> Option<String> {
+    let (v, digits) = tag.strip_prefix('v').map_or(("", tag), |d| ("v", d));
+    let core = digits.split(['-', '+']).next()?;
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    (parts.len() >= 3 && parts.iter().take(3).all(numeric)).then(|| format!("{v}{}.{}", parts[0], parts[1]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn track_tags_come_from_version_tags() {
+        assert_eq!(track_of("1.4.34").as_deref(), Some("1.4"));
+        assert_eq!(track_of("v2.7.3-rc1").as_deref(), Some("v2.7"));
+        assert_eq!(track_of("1.4"), None);
+        assert_eq!(track_of("latest"), None);
+        assert_eq!(track_of("1.x.3"), None);
+    }
 
     #[test]
     fn names() {

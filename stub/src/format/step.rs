@@ -46,6 +46,39 @@ pub struct Step {
     /// The nodes the step runs on (default: every node). Its `on_failure` steps go with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<Role>,
+    /// Whether the step runs on a first install, on an upgrade, or on both (the default).
+    #[serde(default, skip_serializing_if = "Phase::is_both")]
+    pub when: Phase,
+}
+
+/// Which installs a step is part of: a first install (or a `--force` reinstall), an
+/// upgrade from an older version (downgrades and hotfixes included), or both.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Install,
+    Upgrade,
+    #[default]
+    Both,
+}
+
+impl Phase {
+    fn is_both(&self) -> bool {
+        *self == Phase::Both
+    }
+
+    /// Whether a step marked `self` runs in an install of kind `now` (`Install` or `Upgrade`).
+    pub fn includes(self, now: Phase) -> bool {
+        self == Phase::Both || self == now
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Install => "install",
+            Phase::Upgrade => "upgrade",
+            Phase::Both => "install and upgrade",
+        }
+    }
 }
 
 /// A node's part in the install.
@@ -144,6 +177,24 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         http: Option<String>,
     },
+    /// Publish the images of an `image` member into the site's registry over the
+    /// registry API, straight from the bundle: each under its tag (and its track tag).
+    PushImages {
+        member: String,
+        /// The registry's `host:port`; `${config.KEY}` expands.
+        registry: String,
+        /// A repository prefix (`release` makes `sample/app` `release/sample/app`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
+        /// Basic-auth user and password; `${config.KEY}` expands (an empty user: none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+        /// Also tag `1.4.34` as its track `1.4`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        track_tags: bool,
+    },
     /// A program of the product (a `tool` member, found by name) or of the host, run in
     /// the staging directory.
     Command {
@@ -159,6 +210,7 @@ impl Action {
             Action::RestoreRegistry { .. } => "restore-registry",
             Action::Extract { .. } => "extract",
             Action::WaitFor { .. } => "wait-for",
+            Action::PushImages { .. } => "push-images",
             Action::Command { .. } => "command",
         }
     }
@@ -166,7 +218,10 @@ impl Action {
     /// The member the step reads from the bundle, if any.
     pub fn member(&self) -> Option<&str> {
         match self {
-            Action::LoadImages { member, .. } | Action::RestoreRegistry { member, .. } | Action::Extract { member, .. } => Some(member),
+            Action::LoadImages { member, .. }
+            | Action::RestoreRegistry { member, .. }
+            | Action::Extract { member, .. }
+            | Action::PushImages { member, .. } => Some(member),
             Action::WaitFor { .. } | Action::Command { .. } => None,
         }
     }
@@ -182,6 +237,7 @@ impl Step {
             Action::LoadImages { member, .. } => format!("load {member}"),
             Action::RestoreRegistry { member, .. } => format!("restore {member}"),
             Action::Extract { member, .. } => format!("extract {member}"),
+            Action::PushImages { member, .. } => format!("push {member}"),
             Action::WaitFor { tcp, http } => format!("wait for {}", tcp.as_deref().or(http.as_deref()).unwrap_or("?")),
             Action::Command { run } => run.join(" "),
         }

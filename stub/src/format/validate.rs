@@ -103,6 +103,12 @@ pub fn check_index(index: &Index) -> Result<(), Invalid> {
 
     let facts = |name: &str| index.member(name).map(|m| MemberFacts { kind: m.kind, special_bits: m.special_bits });
     check_steps(&index.steps, &facts)?;
+    check_parameters(&index.parameters, &index.steps)?;
+    if let Some(base) = &index.bundle.hotfix_of {
+        if let Some(why) = rules::unsafe_name(base) {
+            return Err(invalid("bundle.hotfix_of", format!("{} {why}: {SAFE_NAME}", quoted(base))));
+        }
+    }
     for (i, key) in index.config.required.iter().enumerate() {
         if !rules::is_config_key(key) {
             return Err(invalid(format!("config.required[{i}]"), format!("{} is not a config key", quoted(key))));
@@ -221,6 +227,42 @@ pub fn check_steps(steps: &[Step], member: &dyn Fn(&str) -> Option<MemberFacts>)
     Ok(())
 }
 
+/// Checks the parameters' declarations, and that no secret can reach a command line:
+/// a step's `run` may not take a secret's key (steps get secrets in their environment,
+/// or from the staged config, which is 0600).
+pub fn check_parameters(params: &[super::Parameter], steps: &[Step]) -> Result<(), Invalid> {
+    super::params::check_declarations(params).map_err(|(field, what)| invalid(field, what))?;
+    let secret_keys: Vec<&str> = params.iter().filter(|p| p.secret).map(|p| p.key()).collect();
+    let all = steps.iter().enumerate().flat_map(|(i, s)| {
+        std::iter::once((format!("steps[{i}]"), s)).chain(s.on_failure.iter().enumerate().map(move |(j, f)| (format!("steps[{i}].on_failure[{j}]"), f)))
+    });
+    for (at, step) in all {
+        if let Action::Command { run } = &step.action {
+            let named = run.iter().flat_map(|w| config_placeholders(w)).find(|k| secret_keys.contains(&k.as_str()));
+            if let Some(key) = named {
+                return Err(invalid(
+                    format!("{at}.run"),
+                    format!("puts the secret `{key}` on a command line, where any user of the host can read it; pass it in env (env: {{NAME: \"${{config.{key}}}\"}}) or let the program read the staged config"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The keys of the `${config.KEY}` placeholders in `text`.
+pub fn config_placeholders(text: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${config.") {
+        let after = &rest[start + "${config.".len()..];
+        let Some(end) = after.find('}') else { break };
+        keys.push(after[..end].to_string());
+        rest = &after[end..];
+    }
+    keys
+}
+
 /// Why a config key naming a node list cannot be one, if it cannot.
 pub fn unsafe_node_key(key: &str) -> Option<String> {
     (!rules::is_config_key(key)).then(|| format!("{} is not a config key (letters, digits, _ and -, dotted for nesting)", quoted(key)))
@@ -271,6 +313,7 @@ fn check_step(step: &Step, at: &str, member: &dyn Fn(&str) -> Option<MemberFacts
     let wanted = match &step.action {
         Action::LoadImages { .. } => Some(MemberKind::Image),
         Action::RestoreRegistry { .. } => Some(MemberKind::RegistryPack),
+        Action::PushImages { .. } => Some(MemberKind::Image),
         _ => None,
     };
     let mut special_bits = false;
@@ -352,6 +395,19 @@ fn check_step(step: &Step, at: &str, member: &dyn Fn(&str) -> Option<MemberFacts
             }
             if tcp.iter().chain(http).any(|t| has_bad_bytes(t, true)) {
                 return Err(invalid(at, "the address has a space, a line break or a control character"));
+            }
+        }
+        Action::PushImages { registry, prefix, username, password, .. } => {
+            if registry.is_empty() || has_bad_bytes(registry, true) {
+                return Err(invalid(field("registry"), "give the site registry as host:port (or ${config.KEY})"));
+            }
+            if let Some(prefix) = prefix.as_deref().filter(|p| !p.contains("${config.")) {
+                if !rules::is_repository_name(prefix) {
+                    return Err(invalid(field("prefix"), format!("{} is not a repository path such as release or oem/release", quoted(prefix))));
+                }
+            }
+            if username.iter().chain(password).any(|t| has_bad_bytes(t, true)) {
+                return Err(invalid(at, "the username or password has a space, a line break or a control character"));
             }
         }
         Action::Command { run } => {

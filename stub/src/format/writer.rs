@@ -11,6 +11,7 @@ use super::launcher::{self, posix_cksum, LauncherFields, BLOCK, LAUNCHER_LEN};
 use super::signature::SIGNATURE_BLOCK;
 use super::step::{ConfigRules, Requires, Step};
 use super::trailer::{Trailer, TRAILER_LEN};
+use super::params::Parameter;
 use super::{BuildFacts, BundleMeta, Index, Member, Region, FORMAT_VERSION};
 
 pub struct BundleWriter<W: Write> {
@@ -27,6 +28,7 @@ pub struct InstallRules {
     pub steps: Vec<Step>,
     pub config: ConfigRules,
     pub requires: Requires,
+    pub parameters: Vec<Parameter>,
 }
 
 /// Where a member's stored bytes went, and their digest.
@@ -111,6 +113,7 @@ impl<W: Read + Write + Seek> BundleWriter<W> {
             steps: install.steps,
             config: install.config,
             requires: install.requires,
+            parameters: install.parameters,
         };
         let raw_index = serde_json::to_vec(&index)?;
         let index_offset = self.pos;

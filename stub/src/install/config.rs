@@ -16,6 +16,8 @@ pub enum Source {
     BesideBundle,
     /// The bundle's own sample, taken as it is with `--use-sample`.
     Sample,
+    /// None: the parameters' values alone (`--set`, defaults, prompts).
+    Parameters,
 }
 
 impl Source {
@@ -24,6 +26,7 @@ impl Source {
             Source::Flag => "--config",
             Source::BesideBundle => "beside the bundle",
             Source::Sample => "the bundle's sample (--use-sample)",
+            Source::Parameters => "no file: the parameters alone",
         }
     }
 }
@@ -40,9 +43,14 @@ pub struct ProductConfig {
     pub source: Source,
     /// What relative paths in the config are relative to.
     base: PathBuf,
-    /// The file's bytes, copied as they are into the staging directory.
+    /// The file's bytes, copied as they are into the staging directory (unless a
+    /// parameter's value changed them: `staged_text`).
     pub text: String,
     values: serde_yaml::Value,
+    /// Values set from `--set`, defaults or prompts: the staged copy is written anew.
+    changed: bool,
+    /// Keys the bundle declares secret, besides those that look it (`is_secret_key`).
+    secret_keys: Vec<String>,
 }
 
 /// The file `--config` names, else `config` beside the bundle if it is there.
@@ -78,7 +86,23 @@ pub fn load(path: &Path, source: Source) -> Result<ProductConfig> {
 /// A config from text already in memory (the bundle's sample).
 pub fn parse(path: PathBuf, source: Source, base: PathBuf, text: String) -> Result<ProductConfig> {
     let (values, _) = parse_text(&text).map_err(|why| Error::usage(format!("{}: {why}; fix the config and run again", path.display())))?;
-    Ok(ProductConfig { path, source, base, text, values })
+    Ok(ProductConfig { path, source, base, text, values, changed: false, secret_keys: Vec::new() })
+}
+
+/// No config file, for a bundle whose parameters take their values from `--set`,
+/// defaults and prompts: staged as `config` like any other.
+pub fn empty(bundle: &Path) -> ProductConfig {
+    let path = beside_bundle(bundle);
+    let base = crate::fsx::absolute(&path).parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    ProductConfig {
+        path,
+        source: Source::Parameters,
+        base,
+        text: String::new(),
+        values: serde_yaml::Value::Mapping(Default::default()),
+        changed: false,
+        secret_keys: Vec::new(),
+    }
 }
 
 fn parse_text(text: &str) -> std::result::Result<(serde_yaml::Value, Style), String> {
@@ -149,6 +173,63 @@ impl ProductConfig {
     }
 
     /// The text of a single value, or None when the key is missing or not a scalar.
+    pub fn scalar_text(&self, key: &str) -> Option<String> {
+        self.scalar(key)
+    }
+
+    /// Sets `key` (dotted: nested mappings are made as needed) to `value`.
+    pub fn set(&mut self, key: &str, value: serde_yaml::Value) {
+        let mut at = &mut self.values;
+        for part in key.split('.') {
+            if !at.is_mapping() {
+                *at = serde_yaml::Value::Mapping(Default::default());
+            }
+            let map = at.as_mapping_mut().expect("a mapping");
+            at = map.entry(part.into()).or_insert(serde_yaml::Value::Null);
+        }
+        *at = value;
+        self.changed = true;
+    }
+
+    /// Sets `key` to the checked spelling of a value the file holds, when it differs.
+    pub fn set_if_changed(&mut self, key: &str, value: serde_yaml::Value) {
+        if self.lookup(key) != Some(&value) && self.scalar(key) != scalar_of_value(&value) {
+            self.set(key, value);
+        }
+    }
+
+    pub fn mark_secret(&mut self, key: &str) {
+        self.secret_keys.push(key.to_string());
+    }
+
+    /// Whether the value at `key` is never shown.
+    pub fn is_secret(&self, key: &str) -> bool {
+        is_secret_key(key) || self.secret_keys.iter().any(|k| k == key)
+    }
+
+    /// What is staged as `config`: the file as it is, or, once a parameter set a value
+    /// the file lacks, the values written anew in the file's own style.
+    pub fn staged_text(&self) -> String {
+        if !self.changed {
+            return self.text.clone();
+        }
+        let style = parse_text(&self.text).map_or(Style::Yaml, |(_, style)| style);
+        match style {
+            Style::Shell => {
+                let mut lines: Vec<String> = self.text.lines().map(str::to_string).collect();
+                for (key, value) in self.flat() {
+                    let line = format!("{key}=\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$").replace('`', "\\`"));
+                    match lines.iter().position(|l| shell_assignment(l.trim()).is_some_and(|(k, _)| k == key)) {
+                        Some(at) => lines[at] = line,
+                        None => lines.push(line),
+                    }
+                }
+                lines.join("\n") + "\n"
+            }
+            Style::Yaml => serde_yaml::to_string(&self.values).unwrap_or_default(),
+        }
+    }
+
     fn scalar(&self, key: &str) -> Option<String> {
         match self.lookup(key)? {
             serde_yaml::Value::String(text) => Some(text.clone()),
@@ -236,6 +317,8 @@ impl ProductConfig {
     /// The config's text with the values of secret-looking keys masked, for `support`.
     pub fn masked_text(&self) -> String {
         let (_, style) = parse_text(&self.text).unwrap_or((serde_yaml::Value::Null, Style::Yaml));
+        // A YAML line shows only the last part of a dotted key.
+        let declared = |key: &str| self.secret_keys.iter().any(|k| k == key || k.rsplit('.').next() == Some(key));
         self.text
             .lines()
             .map(|line| {
@@ -245,7 +328,7 @@ impl ProductConfig {
                     Style::Yaml => trimmed.split_once(':').map(|(k, _)| k.trim().trim_matches(['"', '\''])),
                 };
                 match key {
-                    Some(key) if is_secret_key(key) => {
+                    Some(key) if is_secret_key(key) || declared(key) => {
                         let separator = if style == Style::Shell { '=' } else { ':' };
                         let at = line.find(separator).expect("the key was found before it");
                         format!("{}{separator} ********", &line[..at])
@@ -255,6 +338,15 @@ impl ProductConfig {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+}
+
+fn scalar_of_value(v: &serde_yaml::Value) -> Option<String> {
+    match v {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
@@ -295,18 +387,7 @@ pub fn env_name(key: &str) -> String {
     name
 }
 
-/// The config keys `${config.KEY}` placeholders in `text` name.
-pub fn referenced_keys(text: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${config.") {
-        let after = &rest[start + "${config.".len()..];
-        let Some(end) = after.find('}') else { break };
-        keys.push(after[..end].to_string());
-        rest = &after[end..];
-    }
-    keys
-}
+pub use crate::format::validate::config_placeholders as referenced_keys;
 
 /// Replaces each `${config.KEY}` in `text` with the config's value.
 pub fn expand(text: &str, config: Option<&ProductConfig>, needed_by: &str) -> Result<String> {

@@ -21,6 +21,7 @@
 pub mod config;
 pub mod journal;
 pub mod nodes;
+pub mod params;
 pub mod plan;
 pub mod preflight;
 pub mod roles;
@@ -63,6 +64,12 @@ pub struct Options {
     pub skip_preflight: Vec<String>,
     /// This node's role, when given (`--role`); else found from the config's node lists.
     pub role: Option<Role>,
+    /// `--set KEY=VALUE` pairs, for the bundle's parameters.
+    pub sets: Vec<(String, String)>,
+    /// A terminal to ask for missing required values on (not with `--yes` or `--json`).
+    pub interactive: bool,
+    /// Install over a newer version on purpose.
+    pub allow_downgrade: bool,
 }
 
 /// What an install did, for the summary and `--json`.
@@ -104,6 +111,8 @@ pub struct Prepared<'a> {
     pub other_roles: Vec<steps::Step>,
     /// Keys of the config the bundle uses, with their values (masked where secret).
     pub config_values: Vec<(String, String)>,
+    /// Every parameter, its value (masked where secret) and where it came from.
+    pub parameters: Vec<params::Resolved>,
 }
 
 /// Steps 2 and 3: config, prepared steps, the plan (read-only: nothing is written).
@@ -111,7 +120,22 @@ pub fn prepare<'a>(bundle: &'a Bundle, options: &Options) -> Result<Prepared<'a>
     let meta = &bundle.index.bundle;
     let state = StateDir::for_bundle(&meta.name);
     let all_steps = if options.noexec { &[][..] } else { &bundle.index.steps[..] };
-    let config = load_config(bundle, options, all_steps)?;
+    let mut config = load_config(bundle, options, all_steps)?;
+    let parameters = match (&mut config, bundle.index.parameters.is_empty()) {
+        (_, true) if !options.sets.is_empty() => {
+            return Err(Error::usage(format!(
+                "--set {}: this bundle declares no parameters; its values come from the product's config",
+                options.sets[0].0
+            )))
+        }
+        (Some(config), false) => {
+            let terminal = params::Terminal;
+            let prompter = options.interactive.then_some(&terminal as &dyn params::Prompter);
+            params::resolve(&bundle.index.parameters, config, &options.sets, prompter, &bundle.path.display().to_string())?
+        }
+        _ => Vec::new(),
+    };
+    let config = config;
     let role = match options.role {
         Some(role) => NodeRole { role, why: roles::Why::Flag },
         // --noexec runs no step, and may have no config to find the role in.
@@ -123,12 +147,14 @@ pub fn prepare<'a>(bundle: &'a Bundle, options: &Options) -> Result<Prepared<'a>
         }
     };
     let (steps, other_roles): (Vec<steps::Step>, Vec<steps::Step>) = all_steps.iter().cloned().partition(|s| s.runs_on(role.role));
+    // Keys that parameters hold were checked against their declarations.
+    let unchecked = |keys: Vec<String>| keys.into_iter().filter(|k| !bundle.index.parameters.iter().any(|p| p.key() == k)).collect::<Vec<_>>();
     if let Some(config) = config.as_ref().filter(|_| !options.noexec) {
-        check_missing(config, &used_keys(bundle, &steps, &options.overrides))?;
+        check_missing(config, &unchecked(used_keys(bundle, &steps, &options.overrides)))?;
     }
     let steps = &steps[..];
     if let Some(config) = &config {
-        runlog::add_secrets(config.flat().into_iter().filter(|(k, _)| config::is_secret_key(k)).map(|(_, v)| v));
+        runlog::add_secrets(config.flat().into_iter().filter(|(k, _)| config.is_secret(k)).map(|(_, v)| v));
     }
     let staging = options.target.clone().map(|t| fsx::absolute(&t)).unwrap_or_else(|| state.staging());
     let inputs = Inputs { bundle, config: config.as_ref(), overrides: &options.overrides, staging: &staging };
@@ -138,17 +164,17 @@ pub fn prepare<'a>(bundle: &'a Bundle, options: &Options) -> Result<Prepared<'a>
     let this_bundle = history.bundle_sha256.as_deref() == Some(sha.as_str());
     let plan = Plan::new(prepared, &history, this_bundle, &options.redo, staging)?;
     let config_values = match &config {
-        Some(config) => used_keys(bundle, steps, &options.overrides)
+        Some(config) => unchecked(used_keys(bundle, steps, &options.overrides))
             .into_iter()
             .map(|key| {
                 let value = config.shown(&key).unwrap_or_else(|| "(not set)".into());
-                let shown = if config::is_secret_key(&key) { "********".into() } else { value };
+                let shown = if config.is_secret(&key) { "********".into() } else { value };
                 (key, shown)
             })
             .collect(),
         None => Vec::new(),
     };
-    Ok(Prepared { bundle, state, config, plan, history, role, other_roles, config_values })
+    Ok(Prepared { bundle, state, config, plan, history, role, other_roles, config_values, parameters })
 }
 
 /// The config keys the bundle needs: those the spec requires and those steps name.
@@ -168,6 +194,12 @@ fn used_keys(bundle: &Bundle, steps: &[steps::Step], overrides: &Overrides) -> V
             Action::Extract { to, .. } => config::referenced_keys(to).iter().for_each(|k| add(k)),
             Action::WaitFor { tcp, http } => tcp.iter().chain(http).flat_map(|t| config::referenced_keys(t)).for_each(|k| add(&k)),
             Action::Command { run } => run.iter().flat_map(|w| config::referenced_keys(w)).for_each(|k| add(&k)),
+            Action::PushImages { registry, prefix, username, password, .. } => std::iter::once(registry)
+                .chain(prefix)
+                .chain(username)
+                .chain(password)
+                .flat_map(|t| config::referenced_keys(t))
+                .for_each(|k| add(&k)),
             Action::LoadImages { .. } => {}
         }
         step.env.values().flat_map(|v| config::referenced_keys(v)).for_each(|k| add(&k));
@@ -191,6 +223,8 @@ fn load_config(bundle: &Bundle, options: &Options, steps: &[steps::Step]) -> Res
     } else {
         match config::locate(options.config.as_deref(), &bundle.path) {
             Some((path, source)) => Some(config::load(&path, source)?),
+            // The parameters are the answers: --set, defaults and prompts give them.
+            None if !bundle.index.parameters.is_empty() => Some(config::empty(&bundle.path)),
             None if needs_config(bundle, steps, &options.overrides) && !options.noexec => return Err(no_config(bundle, sample)),
             None => None,
         }
@@ -269,7 +303,7 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui, began: &(dyn Fn() + S
     // Preflight, before anything lands (the lock and the log included); with every
     // step done, nothing needs the host to be ready.
     let ready = if nothing_to_do { preflight::Ready { engine: None } } else { check_host(&prepared, options)? };
-    let Prepared { bundle, state, config, plan, history, role, .. } = prepared;
+    let Prepared { bundle, state, config, plan, history, role, parameters, .. } = prepared;
     let meta = &bundle.index.bundle;
     let sha = bundle.sha256();
     let to_stage = members_to_stage(bundle, &plan, options);
@@ -353,7 +387,8 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui, began: &(dyn Fn() + S
         began();
     }
 
-    let result = stage_and_run(bundle, &state, &plan, config.as_ref(), options, ui, &ready, &mut journal, &to_stage, &staging, role.role);
+    let result =
+        stage_and_run(bundle, &state, &plan, config.as_ref(), &parameters, options, ui, &ready, &mut journal, &to_stage, &staging, role.role);
     let (steps, error) = match result {
         Ok(steps) => (steps, None),
         Err((steps, error)) => (steps, Some(error)),
@@ -412,6 +447,7 @@ fn stage_and_run(
     state: &StateDir,
     plan: &Plan,
     config: Option<&ProductConfig>,
+    parameters: &[params::Resolved],
     options: &Options,
     ui: &Ui,
     ready: &preflight::Ready,
@@ -444,7 +480,7 @@ fn stage_and_run(
             bundle.index.steps.iter().map(|s| StepReport::untouched(s, StepState::NotRun, "--noexec: no step ran".into())).collect();
         return Ok(reports);
     }
-    let env = environment(bundle, config, staging, role);
+    let env = environment(bundle, config, parameters, staging, role);
     let overrides = &options.overrides;
     let inputs = Inputs { bundle, config, overrides, staging };
     let shared = runner::Shared { bundle, engine: ready.engine.as_ref(), ui, staging, env: &env, inputs: &inputs };
@@ -517,7 +553,7 @@ fn members_to_stage<'a>(bundle: &'a Bundle, plan: &Plan, options: &Options) -> V
     let consumed: Vec<&str> = plan
         .steps
         .iter()
-        .filter(|s| matches!(s.step.action, Action::LoadImages { .. } | Action::RestoreRegistry { .. }))
+        .filter(|s| matches!(s.step.action, Action::LoadImages { .. } | Action::RestoreRegistry { .. } | Action::PushImages { .. }))
         .filter_map(|s| s.step.action.member())
         .collect();
     bundle.index.members.iter().filter(|m| !consumed.contains(&m.name.as_str())).collect()
@@ -560,7 +596,9 @@ fn stage(bundle: &Bundle, state: &StateDir, members: &[&Member], config: Option<
         let temp = staging.join(fsx::temp_name(".config", ".airbin-partial-"));
         let mut file = fsx::create_new_file(&temp).ctx("creating", &temp)?;
         let guard = fsx::RemoveOnDrop::new(temp.clone());
-        std::io::Write::write_all(&mut file, config.text.as_bytes()).ctx("writing", &temp)?;
+        // The answers file holds the secrets: for root's eyes only.
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)).ctx("setting the mode of", &temp)?;
+        std::io::Write::write_all(&mut file, config.staged_text().as_bytes()).ctx("writing", &temp)?;
         fs::rename(guard.disarm(), &path).ctx("writing", &path)?;
     }
     if own {
@@ -570,7 +608,7 @@ fn stage(bundle: &Bundle, state: &StateDir, members: &[&Member], config: Option<
 }
 
 /// The environment of every command step.
-fn environment(bundle: &Bundle, config: Option<&ProductConfig>, staging: &Path, role: Role) -> Vec<(String, String)> {
+fn environment(bundle: &Bundle, config: Option<&ProductConfig>, parameters: &[params::Resolved], staging: &Path, role: Role) -> Vec<(String, String)> {
     let meta = &bundle.index.bundle;
     let mut env = vec![
         ("AIRBIN_STAGING".to_string(), staging.display().to_string()),
@@ -588,6 +626,10 @@ fn environment(bundle: &Bundle, config: Option<&ProductConfig>, staging: &Path, 
         for (key, value) in config.flat() {
             env.push((config::env_name(&key), value));
         }
+    }
+    for param in parameters {
+        let name: String = param.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+        env.push((format!("AIRBIN_PARAM_{name}"), param.actual.clone()));
     }
     env
 }
@@ -615,6 +657,7 @@ pub fn plan_json(prepared: &Prepared) -> serde_json::Value {
             "path": c.path, "source": c.source.as_str(),
             "values": prepared.config_values.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
         })),
+        "parameters": prepared.parameters,
         "staging": prepared.plan.staging,
         "state_dir": prepared.state.root,
         "steps": steps,
@@ -632,6 +675,14 @@ pub fn print_plan(prepared: &Prepared) {
     }
     for (key, value) in &prepared.config_values {
         out_line(&format!("           {key} = {value}"));
+    }
+    if !prepared.parameters.is_empty() {
+        out_line("  parameters:");
+        let width = prepared.parameters.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        for p in &prepared.parameters {
+            let key = if p.key != p.name { format!(", config key {}", p.key) } else { String::new() };
+            out_line(&format!("           {:width$} = {}  ({}, {}{key})", p.name, p.value, p.from.as_str(), p.kind));
+        }
     }
     out_line(&format!("  staging: {}", prepared.plan.staging.display()));
     out_line(&format!("  journal: {}", prepared.state.journal().display()));

@@ -11,6 +11,7 @@
 mod command;
 mod extract;
 mod load_images;
+mod push_images;
 mod restore_registry;
 mod wait_for;
 
@@ -69,6 +70,7 @@ pub enum Prepared {
     RestoreRegistry(restore_registry::RestoreRegistry),
     Extract(extract::Extract),
     WaitFor(wait_for::WaitFor),
+    PushImages(push_images::PushImages),
     Command(command::Command),
 }
 
@@ -130,6 +132,16 @@ pub fn prepare(step: &Step, inputs: &Inputs) -> Result<Prepared> {
         Action::WaitFor { tcp, http } => {
             Prepared::WaitFor(wait_for::prepare(inputs, tcp.as_deref(), http.as_deref(), step.timeout, &name)?)
         }
+        Action::PushImages { member: m, registry, prefix, username, password, track_tags } => Prepared::PushImages(push_images::prepare(
+            inputs,
+            &member(m, Some(MemberKind::Image))?,
+            registry,
+            prefix.as_deref(),
+            username.as_deref(),
+            password.as_deref(),
+            *track_tags,
+            &name,
+        )?),
         Action::Command { run } => Prepared::Command(command::prepare(inputs, run, &name)?),
     })
 }
@@ -141,6 +153,7 @@ impl Prepared {
             Prepared::RestoreRegistry(s) => s.describe(),
             Prepared::Extract(s) => s.describe(),
             Prepared::WaitFor(s) => s.describe(),
+            Prepared::PushImages(s) => s.describe(),
             Prepared::Command(s) => s.describe(),
         }
     }
@@ -151,6 +164,7 @@ impl Prepared {
             Prepared::RestoreRegistry(s) => s.needs(bundle),
             Prepared::Extract(s) => s.needs(bundle),
             Prepared::WaitFor(_) => Needs::default(),
+            Prepared::PushImages(s) => s.needs(),
             Prepared::Command(s) => s.needs(),
         }
     }
@@ -162,6 +176,7 @@ impl Prepared {
             Prepared::RestoreRegistry(s) => Ok(s.run(ctx)?),
             Prepared::Extract(s) => Ok(s.run(ctx)?),
             Prepared::WaitFor(s) => Ok(s.run(ctx)?),
+            Prepared::PushImages(s) => Ok(s.run(ctx)?),
             Prepared::Command(s) => s.run(ctx),
         }
     }

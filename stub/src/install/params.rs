@@ -1,0 +1,263 @@
+//! The install's parameters, resolved once before step 1: each from `--set`, else the
+//! config (the answers file), else its default, else (on a terminal, without `--yes`)
+//! asked for. Every value is checked against its declaration, and every bad or missing
+//! one is listed in one message. The values land in the config under their keys, so
+//! steps take them as `${config.KEY}` like any other answer.
+
+use std::io::{BufRead, Write};
+
+use serde::Serialize;
+
+use super::config::ProductConfig;
+use crate::error::{Error, Result};
+use crate::format::{params::MASK, ParamType, Parameter};
+
+/// Where a value came from, as `plan` shows it.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum From {
+    Set,
+    Config,
+    Default,
+    Prompt,
+    /// Optional, with no default, and not given.
+    Unset,
+}
+
+impl From {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            From::Set => "--set",
+            From::Config => "config",
+            From::Default => "default",
+            From::Prompt => "prompt",
+            From::Unset => "not set",
+        }
+    }
+}
+
+/// A parameter with its value; `value` is masked in every form that is shown.
+#[derive(Clone, Debug, Serialize)]
+pub struct Resolved {
+    pub name: String,
+    pub key: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The value as shown: masked for a secret.
+    pub value: String,
+    pub from: From,
+    pub secret: bool,
+    #[serde(skip)]
+    pub actual: String,
+}
+
+/// `--set KEY=VALUE`, as typed.
+pub fn parse_set(text: &str) -> Result<(String, String)> {
+    let (key, value) = text.split_once('=').ok_or_else(|| {
+        Error::usage(format!("--set {}: give KEY=VALUE, such as --set registry_address=10.0.0.5:5000", crate::format::rules::printable(text, 80)))
+    })?;
+    Ok((key.trim().to_string(), value.to_string()))
+}
+
+/// Asks for a value on the terminal; `None` when there is no terminal to ask on.
+pub trait Prompter {
+    fn ask(&self, param: &Parameter, problem: Option<&str>) -> Option<String>;
+}
+
+/// Resolves every parameter into `config`; `sets` are the `--set` pairs (by parameter
+/// name or by its config key).
+pub fn resolve(
+    params: &[Parameter],
+    config: &mut ProductConfig,
+    sets: &[(String, String)],
+    prompter: Option<&dyn Prompter>,
+    bin: &str,
+) -> Result<Vec<Resolved>> {
+    let mut problems = Vec::new();
+    let find = |key: &str| params.iter().find(|p| p.name == key || p.key() == key);
+    for (key, _) in sets {
+        if find(key).is_none() {
+            let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+            let known = if names.is_empty() { "it declares none".to_string() } else { format!("its parameters are {}", names.join(", ")) };
+            problems.push(format!("--set {}: the bundle declares no such parameter ({known})", crate::format::rules::printable(key, 80)));
+        }
+    }
+    let mut resolved = Vec::new();
+    for param in params {
+        let given = sets.iter().rev().find(|(k, _)| *k == param.name || k == param.key()).map(|(_, v)| (v.clone(), From::Set));
+        let from_config = || config.scalar_text(param.key()).filter(|v| !v.trim().is_empty()).map(|v| (v, From::Config));
+        let candidate = given.or_else(from_config).or_else(|| param.default.clone().map(|v| (v, From::Default)));
+        let (value, from) = match candidate {
+            Some((value, from)) => match param.check(&value) {
+                Ok(value) => (value, from),
+                Err(why) => {
+                    problems.push(format!("{} = {} (from {}) {why}", param.name, quote(param, &value), from.as_str()));
+                    continue;
+                }
+            },
+            None if param.required => match prompter.and_then(|p| ask_until_valid(p, param)) {
+                Some(value) => (value, From::Prompt),
+                None => {
+                    problems.push(format!("{} ({}) is required and not set", param.name, param.kind.as_str()));
+                    continue;
+                }
+            },
+            None => (String::new(), From::Unset),
+        };
+        resolved.push(Resolved {
+            name: param.name.clone(),
+            key: param.key().to_string(),
+            kind: param.kind.as_str(),
+            value: if param.secret && !value.is_empty() { MASK.to_string() } else { value.clone() },
+            from,
+            secret: param.secret,
+            actual: value,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(Error::usage(format!(
+            "{}: {}; set {} in {} or with --set NAME=VALUE, and run again (sh {bin} plan lists the parameters)",
+            if problems.len() == 1 { "a parameter is wrong" } else { "parameters are wrong" },
+            problems.join("; "),
+            if problems.len() == 1 { "it" } else { "them" },
+            config.path.display(),
+        )));
+    }
+    for (param, value) in params.iter().zip(&resolved) {
+        if value.from != From::Config {
+            config.set(param.key(), typed(param.kind, &value.actual));
+        } else {
+            config.set_if_changed(param.key(), typed(param.kind, &value.actual));
+        }
+        if param.secret {
+            config.mark_secret(param.key());
+        }
+    }
+    Ok(resolved)
+}
+
+fn quote(param: &Parameter, value: &str) -> String {
+    if param.secret {
+        MASK.to_string()
+    } else {
+        format!("'{}'", crate::format::rules::printable(value, 120))
+    }
+}
+
+/// The value as YAML types it, so that a product reading the staged config sees `5000`
+/// and `true`, not strings.
+fn typed(kind: ParamType, value: &str) -> serde_yaml::Value {
+    match kind {
+        ParamType::Int => value.parse::<i64>().map_or_else(|_| value.into(), Into::into),
+        ParamType::Bool => (value == "true").into(),
+        _ => value.into(),
+    }
+}
+
+fn ask_until_valid(prompter: &dyn Prompter, param: &Parameter) -> Option<String> {
+    let mut problem = None;
+    for _ in 0..3 {
+        let answer = prompter.ask(param, problem.as_deref())?;
+        match param.check(&answer) {
+            Ok(value) => return Some(value),
+            Err(why) => problem = Some(format!("{} {why}", quote(param, &answer))),
+        }
+    }
+    None
+}
+
+/// Asks on `/dev/tty`: the question on it, the answer from it, a secret without echo.
+pub struct Terminal;
+
+impl Prompter for Terminal {
+    fn ask(&self, param: &Parameter, problem: Option<&str>) -> Option<String> {
+        use nix::sys::termios::{self, LocalFlags, SetArg};
+        let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").ok()?;
+        let mut out = &tty;
+        if let Some(problem) = problem {
+            let _ = writeln!(out, "  {problem}; try again");
+        }
+        let about = if param.description.is_empty() { String::new() } else { format!(" ({})", param.description) };
+        let choices = if param.kind == ParamType::Enum { format!(": {}", param.values.join(", ")) } else { String::new() };
+        let _ = write!(out, "{}{about} [{}{choices}]: ", param.name, param.kind.as_str());
+        let _ = out.flush();
+        let saved = param.secret.then(|| termios::tcgetattr(&tty).ok()).flatten();
+        if let Some(saved) = &saved {
+            let mut quiet = saved.clone();
+            quiet.local_flags.remove(LocalFlags::ECHO);
+            let _ = termios::tcsetattr(&tty, SetArg::TCSANOW, &quiet);
+        }
+        let mut line = String::new();
+        let read = std::io::BufReader::new(&tty).read_line(&mut line);
+        if let Some(saved) = &saved {
+            let _ = termios::tcsetattr(&tty, SetArg::TCSANOW, saved);
+            let _ = writeln!(out);
+        }
+        match read {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line.trim_end_matches(['\n', '\r']).to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::install::config::{parse, Source};
+    use std::path::PathBuf;
+
+    fn params(yaml: &str) -> Vec<Parameter> {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn config(text: &str) -> ProductConfig {
+        parse(PathBuf::from("/etc/p/config"), Source::Flag, PathBuf::from("/etc/p"), text.to_string()).unwrap()
+    }
+
+    struct Answers(std::cell::RefCell<Vec<&'static str>>);
+    impl Prompter for Answers {
+        fn ask(&self, _: &Parameter, _: Option<&str>) -> Option<String> {
+            self.0.borrow_mut().pop().map(str::to_string)
+        }
+    }
+
+    #[test]
+    fn set_beats_config_beats_default_and_each_is_named() {
+        let p = params("- {name: port, type: int, key: registry.port, default: 5000}\n- {name: host, type: string, default: a}\n- {name: mode, type: enum, values: [x, y], default: x}\n");
+        let mut c = config("registry:\n  port: 6000\nhost: b\n");
+        let r = resolve(&p, &mut c, &[("mode".into(), "y".into())], None, "x.bin").unwrap();
+        let got: Vec<(&str, &str, From)> = r.iter().map(|r| (r.name.as_str(), r.value.as_str(), r.from)).collect();
+        assert_eq!(got, [("port", "6000", From::Config), ("host", "b", From::Config), ("mode", "y", From::Set)]);
+        assert_eq!(c.text("mode", "x").unwrap(), "y");
+    }
+
+    #[test]
+    fn every_bad_or_missing_value_and_unknown_set_is_in_one_message() {
+        let p = params("- {name: port, type: int}\n- {name: pw, type: string, secret: true, required: true, pattern: '.{8,}'}\n- {name: ip, type: ip, required: true}\n");
+        let mut c = config("port: five\npw: short\n");
+        let e = resolve(&p, &mut c, &[("nope".into(), "1".into())], None, "x.bin").unwrap_err();
+        for part in ["--set nope", "port = 'five' (from config) is not an integer", "pw = ******** (from config) does not match", "ip (ip) is required and not set"] {
+            assert!(e.message.contains(part), "{part}: {}", e.message);
+        }
+        assert!(!e.message.contains("short"), "{}", e.message);
+        assert_eq!(e.class, crate::error::ExitClass::Usage);
+    }
+
+    #[test]
+    fn a_missing_required_value_is_asked_for_until_it_is_valid() {
+        let p = params("- {name: ip, type: ip, required: true}\n");
+        let mut c = config("");
+        let answers = Answers(std::cell::RefCell::new(vec!["10.0.0.5", "not-an-ip"]));
+        let r = resolve(&p, &mut c, &[], Some(&answers), "x.bin").unwrap();
+        assert_eq!((r[0].value.as_str(), r[0].from), ("10.0.0.5", From::Prompt));
+    }
+
+    #[test]
+    fn secrets_are_masked_and_marked() {
+        let p = params("- {name: pw, type: string, secret: true, key: db.pass}\n");
+        let mut c = config("db:\n  pass: hunter2\n");
+        let r = resolve(&p, &mut c, &[], None, "x.bin").unwrap();
+        assert_eq!(r[0].value, MASK);
+        assert!(!c.masked_text().contains("hunter2"));
+    }
+}
