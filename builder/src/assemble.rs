@@ -18,6 +18,7 @@ use airbin_stub::fsx::{self, create_dir_guarded};
 use airbin_stub::progress::{ProgressWriter, Ui};
 
 use crate::compress::{self, Encoder};
+use crate::delta;
 use crate::inspect;
 use crate::signing;
 use crate::source::Source;
@@ -50,6 +51,8 @@ pub struct BuildOptions {
     pub record_host: bool,
     /// Build for this arch instead of the spec's (`--arch`).
     pub arch: Option<String>,
+    /// A delta against this earlier bundle (`--base`).
+    pub base: Option<PathBuf>,
 }
 
 /// The build time to record: `SOURCE_DATE_EPOCH` (seconds since 1970), or none at all,
@@ -126,6 +129,7 @@ pub fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: &Ui) ->
     };
     ui.status(format!("building {} {} from {}", meta.name, meta.version, loaded.file.display()));
 
+    let base_blobs = options.base.as_deref().map(|base| delta::base_blobs(base, &meta, ui)).transpose()?;
     // Inspect every input before writing anything: a bad input fails in seconds, not
     // after minutes of compression.
     let mut planned = Vec::new();
@@ -133,10 +137,21 @@ pub fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: &Ui) ->
         let source = Source::for_member(member.kind, input, built_at.unwrap_or(0));
         let scan = source.scan(&member.name, member.kind)?;
         let mut details = inspect::inspect(member.kind, &member.name, &source, &meta.arch)?;
-        let source = match details.subset.take() {
+        let mut source = match details.subset.take() {
             Some(subset) => Source::ImageSubset(input.clone(), subset),
             None => source,
         };
+        if let (Some(base), Some(record)) = (&base_blobs, details.registry.as_mut()) {
+            match &mut source {
+                Source::Dir { root, omit, .. } => {
+                    *omit = delta::omit(root, base);
+                    record.omitted = omit.iter().map(|hex| format!("sha256:{hex}")).collect();
+                    record.blobs -= omit.len() as u64;
+                    ui.status(format!("{}: {} blob(s) the base carries left out, {} kept", member.name, omit.len(), record.blobs));
+                }
+                _ => ui.status(format!("{}: a registry pack given as a tarball goes whole; give its directory for a delta", member.name)),
+            }
+        }
         let codec = compress::choose(member.compression, &scan.sample).ctx("sampling", input)?;
         planned.push((member, source, scan, codec, details));
     }

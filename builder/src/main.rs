@@ -3,7 +3,9 @@
 
 mod assemble;
 mod compress;
+mod delta;
 mod inspect;
+mod repo;
 mod signing;
 mod source;
 mod spec;
@@ -53,9 +55,27 @@ enum Cmd {
         /// arm64 (aarch64).
         #[arg(long, value_name = "ARCH")]
         arch: Option<String>,
+        /// Build a delta: registry packs leave out the blobs this earlier bundle of the
+        /// product carries (the site must have it installed).
+        #[arg(long, value_name = "PREVIOUS.bin")]
+        base: Option<PathBuf>,
     },
     /// Show what a finished bundle is and carries.
-    Inspect { bundle: PathBuf },
+    Inspect {
+        bundle: PathBuf,
+        /// Print the bundle's install parameters as JSON Schema (draft 2020-12), for a
+        /// portal to render its form from.
+        #[arg(long)]
+        schema: bool,
+    },
+    /// What changed from OLD.bin to NEW.bin: members, images and tags, registry
+    /// repositories and blobs, parameters, steps.
+    Diff { old: PathBuf, new: PathBuf },
+    /// A bundle repository: <name>/<arch>/<version>/ directories and an index.json.
+    Repo {
+        #[command(subcommand)]
+        command: RepoCmd,
+    },
     /// Verify a finished bundle: its length, the SHA-256 of every byte, and with --key
     /// its signature.
     Verify {
@@ -76,6 +96,22 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum RepoCmd {
+    /// Place each bundle (with its .sha256, and .minisig if there is one) at
+    /// <name>/<arch>/<version>/ and update index.json.
+    Add {
+        repo: PathBuf,
+        #[arg(required = true)]
+        bundles: Vec<PathBuf>,
+        /// Replace a different file already at that name, arch and version.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Check every file against index.json: missing, extra or altered.
+    Verify { repo: PathBuf },
 }
 
 fn long_version() -> String {
@@ -110,13 +146,40 @@ fn try_main(cli: Cli) -> Result<()> {
     let ui = Ui::detect(cli.quiet, cli.json);
     let global = Global { quiet: cli.quiet, json: cli.json, ..Global::default() };
     match cli.command {
-        Cmd::Build { spec, outdir, sign, record_host, arch } => {
-            build(&spec, &outdir, &assemble::BuildOptions { sign, record_host, arch }, &ui)
+        Cmd::Build { spec, outdir, sign, record_host, arch, base } => {
+            build(&spec, &outdir, &assemble::BuildOptions { sign, record_host, arch, base }, &ui)
         }
-        Cmd::Inspect { bundle } => commands::info(&Context { bundle_path: bundle, global, ui }),
+        Cmd::Inspect { bundle, schema: false } => commands::info(&Context { bundle_path: bundle, global, ui }),
+        Cmd::Inspect { bundle, schema: true } => schema(&bundle),
+        Cmd::Diff { old, new } => diff(&old, &new, &ui),
+        Cmd::Repo { command: RepoCmd::Add { repo, bundles, replace } } => repo::add(&repo, &bundles, replace, &ui),
+        Cmd::Repo { command: RepoCmd::Verify { repo } } => repo::verify(&repo, &ui),
         Cmd::Verify { bundle, key } => commands::check(&Context { bundle_path: bundle, global: Global { trusted_key: key, ..global }, ui }),
         Cmd::Keygen { out, no_password, force } => keygen(&out, no_password, force, &ui),
     }
+}
+
+/// `airbin inspect --schema`: the parameters as JSON Schema, from the index alone.
+fn schema(path: &std::path::Path) -> Result<()> {
+    let bundle = airbin_stub::format::Bundle::open(path)?;
+    let meta = &bundle.index.bundle;
+    commands::print_json(&airbin_stub::format::params::json_schema(&meta.name, &meta.version, &bundle.index.parameters));
+    Ok(())
+}
+
+/// `airbin diff`: from the two indexes (each checked on open); the bytes are not read.
+fn diff(old: &std::path::Path, new: &std::path::Path, ui: &Ui) -> Result<()> {
+    let (a, b) = (airbin_stub::format::Bundle::open(old)?, airbin_stub::format::Bundle::open(new)?);
+    let diff = airbin_stub::format::diff::diff(&a.index, &b.index);
+    if ui.json {
+        commands::print_json(&diff.to_json());
+    } else if !ui.quiet {
+        println!("{} -> {}", diff.from, diff.to);
+        for line in diff.lines() {
+            println!("{line}");
+        }
+    }
+    Ok(())
 }
 
 /// `airbin keygen`: prints where the pair went and the key ID a site pins.

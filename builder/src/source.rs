@@ -28,6 +28,8 @@ pub enum Source {
     Dir {
         root: PathBuf,
         mtime: u64,
+        /// A delta registry pack's blobs left out (hex digests): the base carried them.
+        omit: std::collections::BTreeSet<String>,
     },
     /// A tarball whose content is unpacked as a tree.
     Tarball(PathBuf),
@@ -48,7 +50,7 @@ pub struct Scan {
 impl Source {
     pub fn for_member(kind: MemberKind, input: &Path, mtime: u64) -> Source {
         if input.is_dir() {
-            Source::Dir { root: input.to_path_buf(), mtime }
+            Source::Dir { root: input.to_path_buf(), mtime, omit: Default::default() }
         } else if kind == MemberKind::RegistryPack {
             Source::Tarball(input.to_path_buf())
         } else {
@@ -93,13 +95,13 @@ impl Source {
                 io::copy(&mut open_tarball(path)?, out).ctx("reading", path)?;
             }
             Source::ImageSubset(path, subset) => write_subset(path, subset, out)?,
-            Source::Dir { root, mtime } => {
+            Source::Dir { root, mtime, omit } => {
                 let mut tar = tar::Builder::new(out);
                 tar.follow_symlinks(false);
                 for entry in walk(root) {
                     let entry = entry.map_err(|e| walk_error(root, e))?;
                     let relative = entry.path().strip_prefix(root).expect("walkdir stays under its root");
-                    if relative.as_os_str().is_empty() {
+                    if relative.as_os_str().is_empty() || omitted_blob(relative, omit) {
                         continue;
                     }
                     append_normalized(&mut tar, entry.path(), relative, *mtime)?;
@@ -109,6 +111,16 @@ impl Source {
         }
         Ok(())
     }
+}
+
+/// Whether `relative` is (or is in) `docker/registry/v2/blobs/sha256/<xx>/<hex>` of a
+/// blob the delta leaves out.
+fn omitted_blob(relative: &Path, omit: &std::collections::BTreeSet<String>) -> bool {
+    if omit.is_empty() {
+        return false;
+    }
+    let Ok(rest) = relative.strip_prefix("docker/registry/v2/blobs/sha256") else { return false };
+    rest.iter().nth(1).is_some_and(|hex| omit.contains(&*hex.to_string_lossy()))
 }
 
 /// The archive's entries that `subset` keeps, in their order, with its `index.json`.

@@ -213,6 +213,7 @@ fn summarize(ctx: &Context, bundle: &crate::format::Bundle, report: &Report, err
             json!({
                 "bundle": meta, "sha256": bundle.sha256(), "role": report.role, "steps": report.steps, "staging": report.staging,
                 "nothing_to_do": report.nothing_to_do, "swept": {"count": report.swept.0, "bytes": report.swept.1},
+                "change": report.change,
             }),
         ));
         return;
@@ -222,13 +223,25 @@ fn summarize(ctx: &Context, bundle: &crate::format::Bundle, report: &Report, err
     }
     let count = |state: StepState| report.steps.iter().filter(|s| s.state == state).count();
     let headline = match error {
+        None if matches!(report.change, install::upgrade::Change::Same { .. }) => format!("nothing to do: {}", report.change.describe(meta)),
         None if report.nothing_to_do => format!("nothing to do: all {} steps were done already", report.steps.len()),
         None if ctx.global.noexec => "staged; no step ran (--noexec)".to_string(),
-        None => format!("install finished: {} step(s) done, {} done already", count(StepState::Done), count(StepState::AlreadyDone)),
+        None => format!(
+            "{} finished: {} step(s) done, {} done already",
+            report.change.as_str(),
+            count(StepState::Done),
+            count(StepState::AlreadyDone)
+        ),
         Some(e) if e.class == crate::error::ExitClass::Interrupted => "install INTERRUPTED".to_string(),
         Some(_) => {
             let failed = report.steps.iter().find(|s| s.state == StepState::Failed).map_or("?", |s| s.name.as_str());
-            format!("install FAILED at step '{failed}'")
+            match &report.change {
+                install::upgrade::Change::Upgrade { from } | install::upgrade::Change::Downgrade { from } => {
+                    format!("{} from {from} FAILED at step '{failed}'; {from} is still recorded as installed", report.change.as_str())
+                }
+                install::upgrade::Change::Hotfix { on } => format!("hotfix FAILED at step '{failed}'; {on} is still recorded without it"),
+                _ => format!("install FAILED at step '{failed}'"),
+            }
         }
     };
     out_line(&format!("{} {}: {headline}", meta.name, meta.version));

@@ -16,6 +16,7 @@
 //! interrupt flag, so that reading a bundle can stop on Ctrl-C.
 
 pub mod arch;
+pub mod diff;
 pub mod digest;
 #[cfg(test)]
 mod fuzz;

@@ -30,6 +30,10 @@ pub struct RegistryPackRecord {
     pub repositories: Vec<RepositoryRecord>,
     /// How many blobs the pack holds.
     pub blobs: u64,
+    /// A delta pack (`airbin build --base`): the blobs (`sha256:<hex>`) it leaves out
+    /// because the base bundle carried them; the registry root must hold them already.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub omitted: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

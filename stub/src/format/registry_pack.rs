@@ -461,7 +461,7 @@ pub fn check_pack(storage: &dyn Storage, only: Option<&RegistryPackRecord>) -> s
             tags: repo_tags.into_iter().map(|(tag, hex)| TagRecord { tag, manifest: format!("sha256:{hex}") }).collect(),
         })
         .collect();
-    Ok(RegistryPackRecord { repositories, blobs: blob_count })
+    Ok(RegistryPackRecord { repositories, blobs: blob_count, omitted: Vec::new() })
 }
 
 #[cfg(test)]

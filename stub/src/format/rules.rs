@@ -222,9 +222,65 @@ pub fn track_of(tag: &str) -> Option<String> {
     (parts.len() >= 3 && parts.iter().take(3).all(numeric)).then(|| format!("{v}{}.{}", parts[0], parts[1]))
 }
 
+/// Orders two versions as release engineers write them: numeric parts as numbers
+/// (`1.10` after `1.9`), a shorter one first (`1.0` before `1.0.1`), and a pre-release
+/// (`2.0-rc1`: a `-` then a letter) before its release. Hand-written: `semver` takes
+/// only three-part versions, and bundles carry `2.0` and `1.4.34.2` alike.
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    fn split(v: &str) -> (&str, Option<&str>) {
+        let v = v.strip_prefix('v').unwrap_or(v);
+        match v.find('-').filter(|&at| v[at + 1..].starts_with(|c: char| c.is_ascii_alphabetic())) {
+            Some(at) => (&v[..at], Some(&v[at + 1..])),
+            None => (v, None),
+        }
+    }
+    fn parts(text: &str) -> Vec<&str> {
+        text.split(['.', '-', '+', '_']).collect()
+    }
+    fn compare_parts(a: &[&str], b: &[&str]) -> Ordering {
+        for (x, y) in a.iter().zip(b) {
+            let order = match (x.parse::<u64>(), y.parse::<u64>()) {
+                (Ok(x), Ok(y)) => x.cmp(&y),
+                (Ok(_), Err(_)) => Ordering::Greater,
+                (Err(_), Ok(_)) => Ordering::Less,
+                (Err(_), Err(_)) => x.cmp(y),
+            };
+            if order != Ordering::Equal {
+                return order;
+            }
+        }
+        a.len().cmp(&b.len())
+    }
+    let ((core_a, pre_a), (core_b, pre_b)) = (split(a), split(b));
+    compare_parts(&parts(core_a), &parts(core_b)).then_with(|| match (pre_a, pre_b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(x), Some(y)) => compare_parts(&parts(x), &parts(y)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_order_as_release_engineers_mean_them() {
+        use std::cmp::Ordering::*;
+        for (a, b, order) in [
+            ("1.0", "2.0", Less),
+            ("1.9", "1.10", Less),
+            ("1.0", "1.0.1", Less),
+            ("2.0-rc1", "2.0", Less),
+            ("2.0-rc1", "2.0-rc2", Less),
+            ("v1.4.34", "1.4.34", Equal),
+            ("1.4.34", "1.4.4", Greater),
+            ("2.0", "2.0", Equal),
+        ] {
+            assert_eq!(compare_versions(a, b), order, "{a} vs {b}");
+        }
+    }
 
     #[test]
     fn track_tags_come_from_version_tags() {

@@ -202,6 +202,9 @@ fn check_member(member: &Member, at: &str) -> Result<(), Invalid> {
                 }
             }
         }
+        if let Some(bad) = pack.omitted.iter().find(|d| !rules::is_digest(d)) {
+            return Err(invalid(field("registry.omitted"), format!("{} is not sha256:<64 hex digits>", quoted(bad))));
+        }
     }
     Ok(())
 }

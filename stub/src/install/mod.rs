@@ -24,9 +24,11 @@ pub mod nodes;
 pub mod params;
 pub mod plan;
 pub mod preflight;
+pub mod record;
 pub mod roles;
 pub mod runner;
 pub mod state;
+pub mod upgrade;
 pub mod verified;
 
 use std::fs;
@@ -84,6 +86,8 @@ pub struct Report {
     pub nothing_to_do: bool,
     /// Leftovers of a killed run removed first: how many, and their bytes.
     pub swept: (usize, u64),
+    /// What this run was to what was installed.
+    pub change: upgrade::Change,
 }
 
 /// An install that stopped: the error, and what it had done.
@@ -113,6 +117,11 @@ pub struct Prepared<'a> {
     pub config_values: Vec<(String, String)>,
     /// Every parameter, its value (masked where secret) and where it came from.
     pub parameters: Vec<params::Resolved>,
+    /// What is installed here, and what this bundle is to it.
+    pub installed: Option<record::Installed>,
+    pub change: upgrade::Change,
+    /// The bundle's steps of this role that are not part of this kind of install.
+    pub other_phase: Vec<steps::Step>,
 }
 
 /// Steps 2 and 3: config, prepared steps, the plan (read-only: nothing is written).
@@ -146,7 +155,14 @@ pub fn prepare<'a>(bundle: &'a Bundle, options: &Options) -> Result<Prepared<'a>
             roles::resolve(None, list.as_ref(), &roles::ThisHost::detect(), &path)?
         }
     };
+    let installed = record::read(&state);
+    let change = if options.noexec {
+        upgrade::Change::Install
+    } else {
+        upgrade::decide(meta, &bundle.sha256(), installed.as_ref(), options.redo.force, options.allow_downgrade)?
+    };
     let (steps, other_roles): (Vec<steps::Step>, Vec<steps::Step>) = all_steps.iter().cloned().partition(|s| s.runs_on(role.role));
+    let (steps, other_phase): (Vec<steps::Step>, Vec<steps::Step>) = steps.into_iter().partition(|s| s.when.includes(change.phase()));
     // Keys that parameters hold were checked against their declarations.
     let unchecked = |keys: Vec<String>| keys.into_iter().filter(|k| !bundle.index.parameters.iter().any(|p| p.key() == k)).collect::<Vec<_>>();
     if let Some(config) = config.as_ref().filter(|_| !options.noexec) {
@@ -174,7 +190,7 @@ pub fn prepare<'a>(bundle: &'a Bundle, options: &Options) -> Result<Prepared<'a>
             .collect(),
         None => Vec::new(),
     };
-    Ok(Prepared { bundle, state, config, plan, history, role, other_roles, config_values, parameters })
+    Ok(Prepared { bundle, state, config, plan, history, role, other_roles, config_values, parameters, installed, change, other_phase })
 }
 
 /// The config keys the bundle needs: those the spec requires and those steps name.
@@ -298,12 +314,25 @@ fn refuse_over_unfinished(bundle: &Bundle, history: &History, options: &Options)
 /// `began` hears when the run has begun for real: its state directory locked, its start
 /// journaled (never for a run refused before that, nor for `--noexec`).
 pub fn run(prepared: Prepared, options: &Options, ui: &Ui, began: &(dyn Fn() + Sync)) -> std::result::Result<Report, Stopped> {
+    if let upgrade::Change::Same { .. } = &prepared.change {
+        let meta = &prepared.bundle.index.bundle;
+        ui.status(format!("{} {}: {}", meta.name, meta.version, prepared.change.describe(meta)));
+        return Ok(Report {
+            role: prepared.role.role,
+            steps: Vec::new(),
+            staging: None,
+            log: None,
+            nothing_to_do: true,
+            swept: (0, 0),
+            change: prepared.change,
+        });
+    }
     refuse_over_unfinished(prepared.bundle, &prepared.history, options)?;
     let nothing_to_do = !prepared.plan.steps.is_empty() && !prepared.plan.runs_any() && !options.noexec;
     // Preflight, before anything lands (the lock and the log included); with every
     // step done, nothing needs the host to be ready.
     let ready = if nothing_to_do { preflight::Ready { engine: None } } else { check_host(&prepared, options)? };
-    let Prepared { bundle, state, config, plan, history, role, parameters, .. } = prepared;
+    let Prepared { bundle, state, config, plan, history, role, parameters, change, .. } = prepared;
     let meta = &bundle.index.bundle;
     let sha = bundle.sha256();
     let to_stage = members_to_stage(bundle, &plan, options);
@@ -319,7 +348,12 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui, began: &(dyn Fn() + S
             })?;
         }
         let steps = plan.steps.iter().map(already_done).collect();
-        return Ok(Report { role: role.role, steps, staging: None, log: None, nothing_to_do: true, swept: (0, 0) });
+        // Killed after its last step, before the record: the record says it now.
+        if record::read(&state).is_none_or(|r| r.sha256 != sha && !r.hotfixes.iter().any(|h| h.sha256 == sha)) {
+            let _lock = state.lock()?;
+            record::write(&state, &record::Finished { index: &bundle.index, sha256: &sha, how: change.clone(), parameters: &parameters })?;
+        }
+        return Ok(Report { role: role.role, steps, staging: None, log: None, nothing_to_do: true, swept: (0, 0), change });
     }
     let needs: Vec<Needs> = plan.to_run().map(|s| s.prepared.needs(bundle)).collect();
     let staging = plan.staging.clone();
@@ -340,6 +374,7 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui, began: &(dyn Fn() + S
     ui.status(format!("{} {}: log in {}", meta.name, meta.version, log.display()));
     runlog::line(&format!("bundle {} SHA-256 {sha}, airbin runtime {}", bundle.path.display(), crate::VERSION));
     runlog::line(&format!("role {} ({})", role.role, role.explain()));
+    runlog::line(&change.describe(meta));
     if let Some(config) = &config {
         runlog::line(&format!("config {} ({})", config.path.display(), config.source.as_str()));
     }
@@ -387,8 +422,8 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui, began: &(dyn Fn() + S
         began();
     }
 
-    let result =
-        stage_and_run(bundle, &state, &plan, config.as_ref(), &parameters, options, ui, &ready, &mut journal, &to_stage, &staging, role.role);
+    let run = Run { parameters: &parameters, change: &change, role: role.role };
+    let result = stage_and_run(bundle, &state, &plan, config.as_ref(), &run, options, ui, &ready, &mut journal, &to_stage, &staging);
     let (steps, error) = match result {
         Ok(steps) => (steps, None),
         Err((steps, error)) => (steps, Some(error)),
@@ -400,6 +435,13 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui, began: &(dyn Fn() + S
         Some(_) => Outcome::Failed,
     };
     let exit_code = error.as_ref().map_or(0, |e| e.class.code());
+    // The record moves only once every step is done: a failed upgrade leaves the old one.
+    let error = match (complete, error) {
+        (true, None) => record::write(&state, &record::Finished { index: &bundle.index, sha256: &sha, how: change.clone(), parameters: &parameters })
+            .err()
+            .map(|e| Error::new(e.class, format!("every step is done, and the install record could not be written: {}", e.message))),
+        (_, error) => error,
+    };
     let _ = journal.append(Event::RunFinished { outcome, exit_code, complete });
     runlog::sync();
 
@@ -417,8 +459,15 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui, began: &(dyn Fn() + S
         let _ = fs::remove_dir_all(&made);
         log = None;
     }
-    let report =
-        Report { role: role.role, steps, staging: (keep && staging.exists()).then_some(staging), log, nothing_to_do: false, swept };
+    let report = Report {
+        role: role.role,
+        steps,
+        staging: (keep && staging.exists()).then_some(staging),
+        log,
+        nothing_to_do: false,
+        swept,
+        change,
+    };
     match error {
         None => Ok(report),
         Some(error) => Err(Stopped { error, report: Some(Box::new(report)) }),
@@ -447,14 +496,13 @@ fn stage_and_run(
     state: &StateDir,
     plan: &Plan,
     config: Option<&ProductConfig>,
-    parameters: &[params::Resolved],
+    run: &Run,
     options: &Options,
     ui: &Ui,
     ready: &preflight::Ready,
     journal: &mut Journal,
     to_stage: &[&Member],
     staging: &Path,
-    role: Role,
 ) -> std::result::Result<Vec<StepReport>, (Vec<StepReport>, Error)> {
     let not_run = |plan: &Plan, why: &str| {
         plan.steps.iter().map(|s| if s.state.runs() { StepReport::not_run(s, why) } else { already_done(s) }).collect::<Vec<_>>()
@@ -480,7 +528,7 @@ fn stage_and_run(
             bundle.index.steps.iter().map(|s| StepReport::untouched(s, StepState::NotRun, "--noexec: no step ran".into())).collect();
         return Ok(reports);
     }
-    let env = environment(bundle, config, parameters, staging, role);
+    let env = environment(bundle, config, run, staging);
     let overrides = &options.overrides;
     let inputs = Inputs { bundle, config, overrides, staging };
     let shared = runner::Shared { bundle, engine: ready.engine.as_ref(), ui, staging, env: &env, inputs: &inputs };
@@ -608,7 +656,15 @@ fn stage(bundle: &Bundle, state: &StateDir, members: &[&Member], config: Option<
 }
 
 /// The environment of every command step.
-fn environment(bundle: &Bundle, config: Option<&ProductConfig>, parameters: &[params::Resolved], staging: &Path, role: Role) -> Vec<(String, String)> {
+/// What this run is, for its steps' environment.
+struct Run<'a> {
+    parameters: &'a [params::Resolved],
+    change: &'a upgrade::Change,
+    role: Role,
+}
+
+fn environment(bundle: &Bundle, config: Option<&ProductConfig>, run: &Run, staging: &Path) -> Vec<(String, String)> {
+    let (role, parameters) = (run.role, run.parameters);
     let meta = &bundle.index.bundle;
     let mut env = vec![
         ("AIRBIN_STAGING".to_string(), staging.display().to_string()),
@@ -617,6 +673,8 @@ fn environment(bundle: &Bundle, config: Option<&ProductConfig>, parameters: &[pa
         ("AIRBIN_BUNDLE_SHA256".to_string(), bundle.sha256()),
         ("AIRBIN_BUNDLE".to_string(), fsx::absolute(&bundle.path).display().to_string()),
         ("AIRBIN_ROLE".to_string(), role.to_string()),
+        ("AIRBIN_INSTALL_KIND".to_string(), run.change.as_str().to_string()),
+        ("AIRBIN_INSTALLED_VERSION".to_string(), run.change.installed_version().unwrap_or("").to_string()),
     ];
     if let Some(log) = runlog::path() {
         env.push(("AIRBIN_LOG".to_string(), log.display().to_string()));
@@ -658,10 +716,25 @@ pub fn plan_json(prepared: &Prepared) -> serde_json::Value {
             "values": prepared.config_values.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
         })),
         "parameters": prepared.parameters,
+        "installed": prepared.installed,
+        "change": prepared.change,
+        "change_why": prepared.change.describe(&prepared.bundle.index.bundle),
+        "other_phase_steps": prepared.other_phase.iter().map(|s| serde_json::json!({"name": s.name(), "kind": s.action.kind(), "when": s.when})).collect::<Vec<_>>(),
+        "changes": installed_diff(prepared).map(|d| d.to_json()),
         "staging": prepared.plan.staging,
         "state_dir": prepared.state.root,
         "steps": steps,
     })
+}
+
+/// What changes from the installed bundle to this one, on an upgrade, downgrade or
+/// hotfix (from the index the record keeps).
+fn installed_diff(prepared: &Prepared) -> Option<crate::format::diff::Diff> {
+    if !matches!(prepared.change.phase(), crate::format::Phase::Upgrade) {
+        return None;
+    }
+    let old = record::read_index(&prepared.state)?;
+    Some(crate::format::diff::diff(&old, &prepared.bundle.index))
 }
 
 pub fn print_plan(prepared: &Prepared) {
@@ -669,6 +742,13 @@ pub fn print_plan(prepared: &Prepared) {
     let meta = &prepared.bundle.index.bundle;
     let role = &prepared.role;
     out_line(&format!("plan for {} {} on this host (role: {}, {})", meta.name, meta.version, role.role, role.explain()));
+    out_line(&format!("  this is: {}", prepared.change.describe(meta)));
+    if let Some(diff) = installed_diff(prepared) {
+        out_line(&format!("  what changes from the installed {}:", prepared.installed.as_ref().map_or("", |i| i.version.as_str())));
+        for line in diff.lines() {
+            out_line(&format!("    {line}"));
+        }
+    }
     match &prepared.config {
         Some(c) => out_line(&format!("  config:  {} ({})", c.path.display(), c.source.as_str())),
         None => out_line("  config:  none needed"),
@@ -701,6 +781,9 @@ pub fn print_plan(prepared: &Prepared) {
     for s in &prepared.other_roles {
         let roles: Vec<&str> = s.roles.iter().map(|r| r.as_str()).collect();
         out_line(&format!("  -. {:width$}  [not on a {} node: runs on {}]", s.name(), role.role, roles.join(", ")));
+    }
+    for s in &prepared.other_phase {
+        out_line(&format!("  -. {:width$}  [not in this {}: the step is for {} only]", s.name(), prepared.change.as_str(), s.when.as_str()));
     }
     if prepared.plan.steps.iter().any(|s| s.state == PlanState::Done) && !prepared.plan.runs_any() {
         out_line("every step is done: install does nothing (--from STEP or --force redoes on purpose)");

@@ -75,10 +75,39 @@ impl RestoreRegistry {
         }
     }
 
+    /// A delta pack leaves out blobs its base carried: the root must hold them already
+    /// (the base's install put them there). Checked before anything is placed.
+    fn check_delta(&self, record: &crate::format::RegistryPackRecord) -> Result<()> {
+        let v2 = self.root.join(crate::format::registry_pack::V2);
+        let missing: Vec<&str> = record
+            .omitted
+            .iter()
+            .filter(|digest| {
+                let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+                !v2.join(format!("blobs/sha256/{}/{hex}/data", &hex[..2])).is_file()
+            })
+            .map(String::as_str)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<&str> = missing.iter().take(5).copied().collect();
+        Err(Error::host(format!(
+            "registry pack {} is a delta: it leaves out {} blob(s) its base bundle carried, and the registry root {} lacks {} of them ({}{}); install the base version first, or use the full bundle",
+            self.member,
+            record.omitted.len(),
+            self.root.display(),
+            missing.len(),
+            shown.join(", "),
+            if missing.len() > shown.len() { ", ..." } else { "" }
+        )))
+    }
+
     pub fn run(&self, ctx: &RunContext) -> Result<String> {
         let member = ctx.bundle.member(&self.member)?;
         let record =
             member.registry.as_ref().ok_or_else(|| Error::integrity(format!("member {} carries no registry pack record", member.name)))?;
+        self.check_delta(record)?;
         let mut placement = registry::restore(ctx.bundle, member, &self.root, &self.ownership, ctx.ui)?;
         let restored = placement.restored;
         if restored.replaced_symlinks > 0 {

@@ -1,0 +1,262 @@
+//! A bundle repository, laid out as ZStack's release CDN is: `<name>/<arch>/<version>/`
+//! holding each bundle with its `.sha256` (and `.minisig`), and an `index.json` the
+//! market syncs from (docs/REPOSITORY.md). `add` places bundles and rewrites the index
+//! whole (a temporary, then renamed); `verify` checks every file against it.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use airbin_stub::error::{Error, IoContext, Result};
+use airbin_stub::format::{rules, Bundle};
+use airbin_stub::fsx;
+use airbin_stub::progress::Ui;
+
+pub const INDEX: &str = "index.json";
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoIndex {
+    pub format: u32,
+    /// Sorted by name.
+    pub bundles: Vec<Entry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Newest first, then by arch.
+    pub versions: Vec<Version>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Version {
+    pub version: String,
+    pub arch: String,
+    /// Relative to the repository: `<name>/<arch>/<version>/<file>`.
+    pub path: String,
+    pub size: u64,
+    /// Of the whole file, as its `.sha256` says.
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub built_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hotfix_of: Option<String>,
+    /// The detached minisign signature beside it, when the bundle is signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+fn read_index(repo: &Path) -> Result<RepoIndex> {
+    let path = repo.join(INDEX);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            Error::integrity(format!("{} is not a bundle repository index ({e}); restore it from a backup, or start a new repository", path.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RepoIndex { format: FORMAT, bundles: Vec::new() }),
+        Err(e) => Err(Error::io(e, "reading", &path)),
+    }
+}
+
+fn file_sha256(path: &Path) -> Result<(String, u64)> {
+    let mut file = fs::File::open(path).ctx("opening", path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).ctx("reading", path)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// Copies `from` to `to` whole or not at all.
+fn place(from: &Path, to: &Path) -> Result<()> {
+    let dir = to.parent().expect("a path in the repository");
+    let temp = dir.join(fsx::temp_name(".place", ".airbin-partial-"));
+    let guard = fsx::RemoveOnDrop::new(temp.clone());
+    fs::copy(from, &temp).ctx("copying into", dir)?;
+    fs::File::open(&temp).and_then(|f| f.sync_all()).ctx("writing", &temp)?;
+    fs::rename(guard.disarm(), to).ctx("writing", to)?;
+    Ok(())
+}
+
+/// `airbin repo add`.
+pub fn add(repo: &Path, bundles: &[PathBuf], replace: bool, ui: &Ui) -> Result<()> {
+    fs::create_dir_all(repo).ctx("creating", repo)?;
+    let mut index = read_index(repo)?;
+    let mut changed = false;
+    for path in bundles {
+        let bundle = Bundle::open(path)?;
+        bundle.verify(&[], &|_| {})?;
+        let meta = &bundle.index.bundle;
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if rules::unsafe_name(&file_name.replace(".bin", "")).is_some() || !file_name.ends_with(".bin") {
+            return Err(Error::usage(format!("{}: a repository takes files named NAME-VERSION-ARCH.bin", path.display())));
+        }
+        let (sha256, size) = file_sha256(path)?;
+        let rel_dir = format!("{}/{}/{}", meta.name, meta.arch, meta.version);
+        let rel = format!("{rel_dir}/{file_name}");
+        let signature_source = path.with_file_name(format!("{file_name}.minisig"));
+        let version = Version {
+            version: meta.version.clone(),
+            arch: meta.arch.clone(),
+            path: rel.clone(),
+            size,
+            sha256: sha256.clone(),
+            built_at: bundle.index.build.built_at.clone(),
+            hotfix_of: meta.hotfix_of.clone(),
+            signature: signature_source.exists().then(|| format!("{rel}.minisig")),
+        };
+        let entry = match index.bundles.iter_mut().position(|e| e.name == meta.name) {
+            Some(at) => &mut index.bundles[at],
+            None => {
+                index.bundles.push(Entry { name: meta.name.clone(), description: meta.description.clone(), versions: Vec::new() });
+                index.bundles.last_mut().expect("just pushed")
+            }
+        };
+        let existing = entry.versions.iter().position(|v| v.version == meta.version && v.arch == meta.arch);
+        if let Some(at) = existing {
+            let same_file = entry.versions[at] == version && file_sha256(&repo.join(&rel)).is_ok_and(|(s, _)| s == sha256);
+            if same_file {
+                ui.status(format!("{rel}: in the repository already, the same file"));
+                continue;
+            }
+            if !replace {
+                return Err(Error::usage(format!(
+                    "{}: the repository has another file for {} {} {} (SHA-256 {}); give --replace to put this one in its place",
+                    path.display(),
+                    meta.name,
+                    meta.version,
+                    meta.arch,
+                    &entry.versions[at].sha256[..12.min(entry.versions[at].sha256.len())]
+                )));
+            }
+            entry.versions.remove(at);
+        }
+        let dir = repo.join(&rel_dir);
+        fs::create_dir_all(&dir).ctx("creating", &dir)?;
+        place(path, &repo.join(&rel))?;
+        fsx::write_atomic(&repo.join(format!("{rel}.sha256")), format!("{sha256}  {file_name}\n").as_bytes(), 0o644)?;
+        if version.signature.is_some() {
+            place(&signature_source, &repo.join(format!("{rel}.minisig")))?;
+        }
+        if !meta.description.is_empty() {
+            entry.description = meta.description.clone();
+        }
+        entry.versions.push(version);
+        entry.versions.sort_by(|a, b| rules::compare_versions(&b.version, &a.version).then_with(|| a.arch.cmp(&b.arch)));
+        ui.status(format!("added {rel} ({}, SHA-256 {})", indicatif::HumanBytes(size), &sha256[..12]));
+        changed = true;
+    }
+    if changed {
+        index.bundles.sort_by(|a, b| a.name.cmp(&b.name));
+        index.format = FORMAT;
+        let text = serde_json::to_vec_pretty(&index).expect("an index serializes");
+        fsx::write_atomic(&repo.join(INDEX), &text, 0o644)?;
+    }
+    Ok(())
+}
+
+/// What `verify` found wrong.
+#[derive(Debug, Default, Serialize)]
+struct Findings {
+    missing: Vec<String>,
+    altered: Vec<String>,
+    extra: Vec<String>,
+}
+
+/// `airbin repo verify`: every file the index names, with its size and SHA-256, its
+/// `.sha256` and signature; and no file the index does not name.
+pub fn verify(repo: &Path, ui: &Ui) -> Result<()> {
+    if !repo.join(INDEX).exists() {
+        return Err(Error::usage(format!("{} has no {INDEX}: it is not a bundle repository (airbin repo add makes one)", repo.display())));
+    }
+    let index = read_index(repo)?;
+    let mut found = Findings::default();
+    let mut known: BTreeSet<String> = BTreeSet::from([INDEX.to_string()]);
+    let mut checked = 0;
+    for entry in &index.bundles {
+        for v in &entry.versions {
+            let safe = !v.path.split('/').any(|part| part.is_empty() || part == ".." || part == ".");
+            if !safe {
+                found.altered.push(format!("{}: the index names a path outside the repository", v.path));
+                continue;
+            }
+            let expected_dir = format!("{}/{}/{}/", entry.name, v.arch, v.version);
+            if !v.path.starts_with(&expected_dir) {
+                found.altered.push(format!("{}: not under {expected_dir}", v.path));
+            }
+            known.insert(v.path.clone());
+            known.insert(format!("{}.sha256", v.path));
+            let file = repo.join(&v.path);
+            checked += 1;
+            match file_sha256(&file) {
+                Err(_) => found.missing.push(v.path.clone()),
+                Ok((sha, size)) if sha != v.sha256 || size != v.size => {
+                    found.altered.push(format!("{}: SHA-256 {} and {size} bytes; the index says {} and {} bytes", v.path, &sha[..12], &v.sha256[..12.min(v.sha256.len())], v.size))
+                }
+                Ok(_) => {}
+            }
+            let sums = repo.join(format!("{}.sha256", v.path));
+            match fs::read_to_string(&sums) {
+                Err(_) => found.missing.push(format!("{}.sha256", v.path)),
+                Ok(text) if text.split_whitespace().next() != Some(v.sha256.as_str()) => {
+                    found.altered.push(format!("{}.sha256: does not say the index's SHA-256", v.path))
+                }
+                Ok(_) => {}
+            }
+            if let Some(sig) = &v.signature {
+                known.insert(sig.clone());
+                if !repo.join(sig).exists() {
+                    found.missing.push(sig.clone());
+                }
+            }
+        }
+    }
+    for item in walkdir::WalkDir::new(repo).min_depth(1).into_iter().filter_map(|e| e.ok()) {
+        if item.file_type().is_dir() {
+            continue;
+        }
+        let rel = item.path().strip_prefix(repo).expect("under the repository").to_string_lossy().into_owned();
+        if !known.contains(&rel) {
+            found.extra.push(rel);
+        }
+    }
+    let bad = found.missing.len() + found.altered.len() + found.extra.len();
+    if ui.json {
+        airbin_stub::commands::print_json(&serde_json::json!({"repository": repo, "files_checked": checked, "ok": bad == 0, "findings": found}));
+    } else if !ui.quiet {
+        for (what, list) in [("missing", &found.missing), ("altered", &found.altered), ("extra", &found.extra)] {
+            for item in list {
+                println!("{what}: {item}");
+            }
+        }
+        if bad == 0 {
+            println!("{}: {checked} bundle(s), every file as the index says", repo.display());
+        }
+    }
+    if bad > 0 {
+        return Err(Error::integrity(format!(
+            "{}: {} missing, {} altered, {} extra; restore those files from the release (or airbin repo add --replace), and remove the extra ones",
+            repo.display(),
+            found.missing.len(),
+            found.altered.len(),
+            found.extra.len()
+        )));
+    }
+    Ok(())
+}
