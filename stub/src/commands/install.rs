@@ -109,6 +109,12 @@ pub fn fan_out(global: &Global) -> install::nodes::FanOut {
     if global.keep {
         flag("--keep", None);
     }
+    if global.allow_downgrade {
+        flag("--allow-downgrade", None);
+    }
+    for set in &global.set {
+        flag("--set", Some(set));
+    }
     if global.noexec {
         flag("--noexec", None);
     }
@@ -223,7 +229,7 @@ fn summarize(ctx: &Context, bundle: &crate::format::Bundle, report: &Report, err
     }
     let count = |state: StepState| report.steps.iter().filter(|s| s.state == state).count();
     let headline = match error {
-        None if matches!(report.change, install::upgrade::Change::Same { .. }) => format!("nothing to do: {}", report.change.describe(meta)),
+        None if matches!(report.change, install::upgrade::Change::Same { .. }) => report.change.describe(meta),
         None if report.nothing_to_do => format!("nothing to do: all {} steps were done already", report.steps.len()),
         None if ctx.global.noexec => "staged; no step ran (--noexec)".to_string(),
         None => format!(

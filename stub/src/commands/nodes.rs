@@ -82,6 +82,15 @@ pub fn install(ctx: &Context) -> Result<()> {
     }
     let bundle = open(ctx)?;
     let meta = &bundle.index.bundle;
+    // Every node's run is an ssh command line, which the nodes' users can read.
+    for set in &ctx.global.set {
+        let (key, _) = crate::install::params::parse_set(set)?;
+        if bundle.index.parameters.iter().any(|p| p.secret && (p.name == key || p.key() == key)) {
+            return Err(Error::usage(format!(
+                "--set {key} with --all-nodes would put a secret on the other nodes' command lines; put it in the config, which is copied to each node as a 0600 file"
+            )));
+        }
+    }
     let mut fan = super::install::fan_out(&ctx.global);
     let config = node_config(ctx, &bundle)?;
     let targets = nodes::targets(&bundle, &config, &fan)?;

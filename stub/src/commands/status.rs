@@ -70,7 +70,8 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
     let last = journal::last_run(&records);
     let holder = state.holder();
     let history = History::of(&records);
-    let Some(Record { at: started, event: Event::RunStarted { bundle_sha256, version, pid, log, role, .. }, .. }) = last.first() else {
+    let installed = crate::install::record::read(&state);
+    let Some(Record { at: started, event: Event::RunStarted { bundle_sha256, version, pid, log, role, phase, .. }, .. }) = last.first() else {
         if ctx.ui.json {
             print_json(&envelope("status", None, json!({"runs": 0, "state_dir": state.root})));
         } else {
@@ -101,6 +102,8 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
         .iter()
         // The steps of the role the last run had.
         .filter(|step| role.is_none_or(|role| step.runs_on(role)))
+        // And of the kind of install it was (an install's, an upgrade's).
+        .filter(|step| phase.is_none_or(|phase| step.when.includes(phase)))
         .map(|step| {
             let name = step.name();
             let mut state = if this_bundle && history.done.contains_key(&name) { Seen::AlreadyDone } else { Seen::NotRun };
@@ -142,7 +145,7 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
                 "last_run": {"started": started, "pid": pid, "version": version, "bundle_sha256": bundle_sha256, "result": result, "outcome": outcome,
                              "ended": ended.as_ref().map(|e| &e.0), "log": log},
                 "this_bundle": this_bundle, "complete": history.complete && this_bundle, "role": role,
-                "state_dir": state.root, "steps": steps,
+                "state_dir": state.root, "steps": steps, "installed": installed,
             }),
         ));
         return Ok(());
@@ -170,6 +173,9 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
     }
     out_line(&format!("  log: {}", log.display()));
     out_line(&format!("  journal: {}", state.journal().display()));
+    if let Some(installed) = &installed {
+        out_line(&format!("  installed: {} {} ({} at {})", installed.name, installed.describe(), installed.how, installed.installed_at));
+    }
     Ok(())
 }
 

@@ -305,6 +305,9 @@ pub fn check_declarations(params: &[Parameter]) -> Result<(), (String, String)> 
             }
             anchored(pattern).map_err(|e| (at("pattern"), format!("is not a regular expression ({})", e.lines().last().unwrap_or(""))))?;
         }
+        if p.secret && p.default.is_some() {
+            return Err((at("default"), "a secret has no default: whoever has the bundle could read it; let the site set it".into()));
+        }
         if let Some(default) = &p.default {
             if default.len() > 4096 {
                 return Err((at("default"), "is longer than 4096 bytes".into()));
@@ -367,15 +370,15 @@ mod tests {
         assert!(check("- {name: a, type: string, pattern: '('}\n").unwrap_err().0.ends_with("pattern"));
         assert!(check("- {name: a, type: string}\n- {name: b, type: string, key: a}\n").unwrap_err().0.ends_with("key"));
         assert!(check("- {name: 'a b', type: string}\n").unwrap_err().0.ends_with("name"));
-        let e = check("- {name: pw, type: int, secret: true, default: hunter2}\n").unwrap_err();
-        assert!(!e.1.contains("hunter2"), "{e:?}");
+        let e = check("- {name: pw, type: string, secret: true, default: hunter2}\n").unwrap_err();
+        assert!(!e.1.contains("hunter2") && e.0.ends_with("default"), "{e:?}");
         assert!(serde_yaml::from_str::<Parameter>("name: a\ntype: float\n").is_err());
     }
 
     #[test]
     fn the_schema_types_each_parameter_and_hides_secret_defaults() {
         let params: Vec<Parameter> = serde_yaml::from_str(
-            "- {name: port, type: int, default: 5000, description: the port}\n- {name: pw, type: string, secret: true, required: true, default: x}\n- {name: mode, type: enum, values: [a, b], required: true}\n",
+            "- {name: port, type: int, default: 5000, description: the port}\n- {name: pw, type: string, secret: true, required: true}\n- {name: mode, type: enum, values: [a, b], required: true}\n",
         )
         .unwrap();
         let s = json_schema("demo", "1.0", &params);
@@ -383,6 +386,6 @@ mod tests {
         assert_eq!(s["properties"]["port"]["default"], 5000);
         assert_eq!(s["properties"]["pw"]["writeOnly"], true);
         assert!(s["properties"]["pw"].get("default").is_none());
-        assert_eq!(s["required"], serde_json::json!(["mode"]));
+        assert_eq!(s["required"], serde_json::json!(["pw", "mode"]));
     }
 }

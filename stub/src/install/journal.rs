@@ -43,6 +43,9 @@ pub enum Event {
         /// The node's role in this run (absent in journals of runtimes before roles).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         role: Option<crate::format::Role>,
+        /// Whether it ran the steps of an install or of an upgrade (absent before format 5).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phase: Option<crate::format::Phase>,
     },
     StepStarted {
         step: String,
@@ -237,6 +240,7 @@ mod tests {
             redo: redo.iter().map(|s| s.to_string()).collect(),
             places: vec![],
             role: None,
+            phase: None,
         }
     }
     fn done(step: &str) -> Event {

@@ -417,6 +417,7 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui, began: &(dyn Fn() + S
         redo: plan.redone(),
         places: places.clone(),
         role: Some(role.role),
+        phase: Some(change.phase()),
     })?;
     if !options.noexec {
         began();
@@ -750,6 +751,7 @@ pub fn print_plan(prepared: &Prepared) {
         }
     }
     match &prepared.config {
+        Some(c) if c.source == Source::Parameters => out_line("  config:  no file: the parameters alone (--set, defaults, prompts)"),
         Some(c) => out_line(&format!("  config:  {} ({})", c.path.display(), c.source.as_str())),
         None => out_line("  config:  none needed"),
     }

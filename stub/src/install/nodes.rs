@@ -420,7 +420,8 @@ fn preflight(target: &Target, fan: &FanOut) -> Option<String> {
 fn send(target: &Target, fan: &FanOut, mut data: impl Read, to: &str) -> std::result::Result<(), String> {
     let dir = Path::new(to).parent().map_or("/".into(), |d| d.display().to_string());
     let partial = format!("{dir}/.airbin-partial-copy-$$");
-    let script = format!("mkdir -p {} && cat > \"{partial}\" && mv -f \"{partial}\" {}", quote(&dir), quote(to));
+    // The config holds the site's secrets: what is copied is for the node's user alone.
+    let script = format!("umask 077 && mkdir -p {} && cat > \"{partial}\" && mv -f \"{partial}\" {}", quote(&dir), quote(to));
     let mut command = target.shell(fan, &script);
     command.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = command.spawn().map_err(|e| format!("cannot run ssh ({e})"))?;
