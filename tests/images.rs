@@ -5,14 +5,14 @@
 mod support;
 
 use std::fs;
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use airbin_stub::format::Bundle;
+use support::registry::Registry;
 use support::*;
 
 /// Tests that load images share one engine: they run one at a time.
@@ -51,58 +51,6 @@ fn remove_images(references: &[String]) {
 fn compass_refs() -> Vec<String> {
     let bundle = Bundle::open(compass()).unwrap();
     bundle.index.members.iter().flat_map(|m| m.images.iter()).flat_map(|i| i.tags.clone()).collect()
-}
-
-/// A real `docker-registry` serving `root` on a free loopback port; stopped on drop.
-struct Registry {
-    child: Child,
-    address: String,
-    _config: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start(root: &Path) -> Registry {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let config = scratch();
-        let file = config.path().join("config.yml");
-        fs::write(
-            &file,
-            format!(
-                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                root.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry").arg("serve").arg(&file).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        let address = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&address).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start on {address}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Registry { child, address, _config: config }
-    }
-
-    /// The HTTP status of a manifest GET for `repo:tag`.
-    fn manifest_status(&self, repo: &str, tag: &str) -> u16 {
-        let accept = "application/vnd.docker.distribution.manifest.v2+json";
-        let r = airbin_stub::http::tcp_request(
-            &self.address,
-            "GET",
-            &format!("/v2/{repo}/manifests/{tag}"),
-            &[("Accept", accept)],
-            Duration::from_secs(10),
-        )
-        .unwrap();
-        r.status
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The compass sample's config for this host: the registry, and a tools directory.
@@ -1109,22 +1057,7 @@ fn big_image(dir: &Path, bytes: usize) -> PathBuf {
 }
 
 fn big_image_tagged(dir: &Path, bytes: usize, tag: &str) -> PathBuf {
-    let layer = files_tar(Vec::new(), &[("big.dat", &random_bytes(bytes, 11))]);
-    let hex = |data: &[u8]| airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(data));
-    let layer_hex = hex(&layer);
-    let config =
-        format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{layer_hex}"]}},"config":{{}}}}"#);
-    let config_hex = hex(config.as_bytes());
-    let manifest = format!(r#"[{{"Config":"{config_hex}.json","RepoTags":["{tag}"],"Layers":["{layer_hex}/layer.tar"]}}]"#);
-    files_tar(
-        fs::File::create(dir.join("big.tar")).unwrap(),
-        &[
-            ("manifest.json", manifest.as_bytes()),
-            (&format!("{config_hex}.json"), config.as_bytes()),
-            (&format!("{layer_hex}/layer.tar"), &layer),
-        ],
-    );
-    dir.join("big.tar")
+    image_archive(&dir.join("big.tar"), tag, &[&random_bytes(bytes, 11)])
 }
 
 #[test]

@@ -93,6 +93,7 @@ fn step_names_and_values_are_held_to_the_builders_rules() {
         env: Default::default(),
         on_failure: vec![],
         roles: vec![],
+        when: Default::default(),
     };
     let cases: Vec<(&str, Step, &str)> = vec![
         ("a step name with a slash", command("../x"), "steps[0].name"),
@@ -106,6 +107,56 @@ fn step_names_and_values_are_held_to_the_builders_rules() {
     ];
     for (what, step, field) in cases {
         let bin = forge(minimal(), &dir.path().join("step.bin"), |index, _| index.steps = vec![step.clone()], |_| {});
+        let out = run(Shell::Bash, &bin, &["plan", "--use-sample"], &tmp);
+        assert_refused(what, &out, field, &tmp.join("airbin-state"));
+    }
+}
+
+/// The lifecycle's fields (parameters, hotfix_of, push-images) from a forged index are
+/// held to the builder's rules before anything runs.
+#[test]
+fn parameters_hotfix_and_push_fields_of_a_forged_index_are_checked() {
+    let dir = scratch();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let param = |json: serde_json::Value| -> airbin_stub::format::Parameter { serde_json::from_value(json).unwrap() };
+    let push = |registry: &str| Step {
+        name: "push".into(),
+        action: Action::PushImages {
+            member: "hello".into(),
+            registry: registry.into(),
+            prefix: None,
+            username: None,
+            password: None,
+            track_tags: false,
+        },
+        timeout: None,
+        retries: 0,
+        retry_delay: None,
+        env: Default::default(),
+        on_failure: vec![],
+        roles: vec![],
+        when: Default::default(),
+    };
+    type Forge = Box<dyn Fn(&mut Index)>;
+    let cases: Vec<(&str, Forge, &str)> = vec![
+        ("a parameter name with a slash", Box::new(move |i| i.parameters = vec![param(serde_json::json!({"name": "../x", "type": "string"}))]), "parameters[0].name"),
+        ("a pattern that is no regex", Box::new(move |i| i.parameters = vec![param(serde_json::json!({"name": "a", "type": "string", "pattern": "("}))]), "parameters[0].pattern"),
+        ("a default of the wrong type", Box::new(move |i| i.parameters = vec![param(serde_json::json!({"name": "a", "type": "int", "default": "x"}))]), "parameters[0].default"),
+        ("a config key with a space", Box::new(move |i| i.parameters = vec![param(serde_json::json!({"name": "a", "type": "string", "key": "a b"}))]), "parameters[0].key"),
+        (
+            "a secret on a command line",
+            Box::new(move |i| {
+                i.parameters = vec![param(serde_json::json!({"name": "pw", "type": "string", "secret": true}))];
+                i.steps = vec![Step { action: Action::Command { run: vec!["echo".into(), "${config.pw}".into()] }, ..push("x:1") }];
+            }),
+            "puts the secret `pw` on a command line",
+        ),
+        ("a hotfix_of that is a path", Box::new(|i| i.bundle.hotfix_of = Some("../1.0".into())), "bundle.hotfix_of"),
+        ("a push of a member that is no image", Box::new(move |i| i.steps = vec![push("a:1")]), "'hello' is a tool member; this step needs an image member"),
+    ];
+    for (what, change, field) in cases {
+        let bin = forge(minimal(), &dir.path().join("forged.bin"), |index, _| change(index), |_| {});
         let out = run(Shell::Bash, &bin, &["plan", "--use-sample"], &tmp);
         assert_refused(what, &out, field, &tmp.join("airbin-state"));
     }

@@ -130,7 +130,8 @@ pub fn add(repo: &Path, bundles: &[PathBuf], replace: bool, ui: &Ui) -> Result<(
         };
         let existing = entry.versions.iter().position(|v| v.version == meta.version && v.arch == meta.arch);
         if let Some(at) = existing {
-            let same_file = entry.versions[at] == version && file_sha256(&repo.join(&rel)).is_ok_and(|(s, _)| s == sha256);
+            let sums_ok = fs::read_to_string(repo.join(format!("{rel}.sha256"))).is_ok_and(|t| t.split_whitespace().next() == Some(sha256.as_str()));
+            let same_file = entry.versions[at] == version && sums_ok && file_sha256(&repo.join(&rel)).is_ok_and(|(s, _)| s == sha256);
             if same_file {
                 ui.status(format!("{rel}: in the repository already, the same file"));
                 continue;

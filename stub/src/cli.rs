@@ -83,7 +83,7 @@ pub struct Global {
     /// install: redo from this step on (by name), although done.
     #[arg(long, global = true, value_name = "STEP")]
     pub from: Option<String>,
-    /// install: skip a preflight check (root, arch, space, engine, registry, commands, ports); repeatable.
+    /// install: skip a preflight check (root, arch, space, engine, registry, commands, ports, delta); repeatable.
     #[arg(long, global = true, value_name = "NAME")]
     pub skip_preflight: Vec<String>,
     /// check, extract, install: trust only bundles signed by this minisign public key

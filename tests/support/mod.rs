@@ -2,6 +2,8 @@
 //! under real shells, and the scratch space they work in.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -258,7 +260,7 @@ pub fn forge_signed(
     for member in &index.members {
         writer.add_member(member.clone());
     }
-    let install = InstallRules { steps: index.steps.clone(), config: index.config.clone(), requires: index.requires.clone() };
+    let install = InstallRules { steps: index.steps.clone(), config: index.config.clone(), requires: index.requires.clone(), parameters: index.parameters.clone() };
     let keep = signature.map(|text| move |_: &[u8; 32]| Ok(text.clone()));
     let sign = keep.as_ref().map(|f| f as &dyn Fn(&[u8; 32]) -> std::io::Result<String>);
     writer.finish(index.bundle.clone(), index.build.clone(), install, sign).unwrap();
@@ -341,4 +343,28 @@ pub fn files_tar<W: std::io::Write>(out: W, files: &[(&str, &[u8])]) -> W {
         tar.append_data(&mut header, name, *data).unwrap();
     }
     tar.into_inner().unwrap()
+}
+
+/// A docker-archive (`docker save` layout) of one image tagged `tag`, one layer per
+/// entry of `layers` (each layer a tar of one file holding those bytes), written to `path`.
+pub fn image_archive(path: &Path, tag: &str, layers: &[&[u8]]) -> PathBuf {
+    let hex = |data: &[u8]| airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(data));
+    let tars: Vec<Vec<u8>> = layers.iter().enumerate().map(|(i, data)| files_tar(Vec::new(), &[(&format!("layer{i}.dat"), data)])).collect();
+    let hexes: Vec<String> = tars.iter().map(|t| hex(t)).collect();
+    let diff_ids: Vec<String> = hexes.iter().map(|h| format!("\"sha256:{h}\"")).collect();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}},"config":{{}}}}"#,
+        diff_ids.join(",")
+    );
+    let config_hex = hex(config.as_bytes());
+    let layer_paths: Vec<String> = hexes.iter().map(|h| format!("{h}/layer.tar")).collect();
+    let quoted: Vec<String> = layer_paths.iter().map(|p| format!("\"{p}\"")).collect();
+    let manifest = format!(r#"[{{"Config":"{config_hex}.json","RepoTags":["{tag}"],"Layers":[{}]}}]"#, quoted.join(","));
+    let config_name = format!("{config_hex}.json");
+    let mut files: Vec<(&str, &[u8])> = vec![("manifest.json", manifest.as_bytes()), (&config_name, config.as_bytes())];
+    for (p, t) in layer_paths.iter().zip(&tars) {
+        files.push((p, t));
+    }
+    files_tar(fs::File::create(path).unwrap(), &files);
+    path.to_path_buf()
 }

@@ -266,6 +266,14 @@ pub fn config_placeholders(text: &str) -> Vec<String> {
     keys
 }
 
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
 /// Why a config key naming a node list cannot be one, if it cannot.
 pub fn unsafe_node_key(key: &str) -> Option<String> {
     (!rules::is_config_key(key)).then(|| format!("{} is not a config key (letters, digits, _ and -, dotted for nesting)", quoted(key)))
@@ -325,7 +333,7 @@ fn check_step(step: &Step, at: &str, member: &dyn Fn(&str) -> Option<MemberFacts
         if let Some(wanted) = wanted.filter(|w| *w != facts.kind) {
             return Err(invalid(
                 field("member"),
-                format!("'{name}' is a {} member; this step needs a {} member", facts.kind.as_str(), wanted.as_str()),
+                format!("'{name}' is a {} member; this step needs {} {} member", facts.kind.as_str(), article(wanted.as_str()), wanted.as_str()),
             ));
         }
         special_bits = facts.special_bits;

@@ -17,7 +17,7 @@ use crate::fsx;
 use crate::steps::Needs;
 
 /// The checks, by the names `--skip-preflight` takes.
-pub const CHECKS: [&str; 7] = ["root", "arch", "space", "engine", "registry", "commands", "ports"];
+pub const CHECKS: [&str; 8] = ["root", "arch", "space", "engine", "registry", "commands", "ports", "delta"];
 
 struct Problem {
     check: &'static str,
@@ -72,6 +72,9 @@ pub fn check(host: &Host, needs: &[Needs]) -> Result<Ready> {
     }
     for message in space_problems(needs) {
         add("space", ExitClass::Space, message);
+    }
+    for message in needs.iter().flat_map(|n| &n.missing) {
+        add("delta", ExitClass::Host, message.clone());
     }
 
     let mut engine = None;

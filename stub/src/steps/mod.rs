@@ -61,6 +61,8 @@ pub struct Needs {
     pub writes: Vec<PathBuf>,
     /// Members staged for it (tools a command runs).
     pub staged: Vec<String>,
+    /// What must be on the host already and is not (a delta's blobs from its base).
+    pub missing: Vec<String>,
 }
 
 /// A step with every value resolved.

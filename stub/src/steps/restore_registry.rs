@@ -71,6 +71,14 @@ impl RestoreRegistry {
             space: vec![(self.root.clone(), bytes)],
             registry: self.address.clone(),
             writes: vec![self.root.clone()],
+            missing: bundle
+                .index
+                .member(&self.member)
+                .and_then(|m| m.registry.as_ref())
+                .and_then(|record| self.check_delta(record).err())
+                .map(|e| e.message)
+                .into_iter()
+                .collect(),
             ..Needs::default()
         }
     }

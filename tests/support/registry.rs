@@ -1,0 +1,75 @@
+//! A real `docker-registry` (Debian's distribution) on a free loopback port, with its
+//! storage in a directory of the test's; optionally behind basic auth (htpasswd).
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::scratch;
+
+/// Stopped on drop.
+pub struct Registry {
+    child: Child,
+    pub address: String,
+    _config: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start(root: &Path) -> Registry {
+        Registry::start_with(root, None)
+    }
+
+    /// With `user` set, the registry takes only that user and password (htpasswd, bcrypt).
+    pub fn start_with(root: &Path, user: Option<(&str, &str)>) -> Registry {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = scratch();
+        let file = config.path().join("config.yml");
+        let auth = match user {
+            Some((name, password)) => {
+                let htpasswd = config.path().join("htpasswd");
+                fs::write(&htpasswd, format!("{name}:{}\n", bcrypt::hash(password, 5).unwrap())).unwrap();
+                format!("auth:\n  htpasswd: {{realm: airbin-test, path: {}}}\n", htpasswd.display())
+            }
+            None => String::new(),
+        };
+        fs::write(
+            &file,
+            format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                root.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry").arg("serve").arg(&file).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let address = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start on {address}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Registry { child, address, _config: config }
+    }
+
+    /// The HTTP status of a manifest GET for `repo:tag`.
+    pub fn manifest_status(&self, repo: &str, tag: &str) -> u16 {
+        let accept = "application/vnd.docker.distribution.manifest.v2+json";
+        let r = airbin_stub::http::tcp_request(
+            &self.address,
+            "GET",
+            &format!("/v2/{repo}/manifests/{tag}"),
+            &[("Accept", accept)],
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        r.status
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
