@@ -43,6 +43,8 @@ pub struct PushImages {
     track_tags: bool,
     /// Each image: (its tags in the archive, where each goes: `repo`, `[tags]`).
     targets: Vec<Target>,
+    /// The repositories the bundle's other push-images steps fill (with this prefix).
+    neighbours: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -110,7 +112,19 @@ pub fn prepare(
         }
         targets.push(Target { id: image.id.clone(), names });
     }
-    Ok(PushImages { member: member.to_string(), registry, prefix, auth, user, track_tags, targets })
+    let own: Vec<&String> = targets.iter().flat_map(|t| t.names.iter().map(|(r, _)| r)).collect();
+    let mut neighbours: Vec<String> = Vec::new();
+    for step in &inputs.bundle.index.steps {
+        let crate::format::Action::PushImages { member: other, .. } = &step.action else { continue };
+        let images = inputs.bundle.index.member(other).map(|m| &m.images[..]).unwrap_or(&[]);
+        for (repo, _) in images.iter().flat_map(|i| &i.tags).filter_map(|t| split_reference(t)) {
+            let repo = prefix.as_ref().map_or_else(|| repo.to_string(), |p| format!("{p}/{repo}"));
+            if !own.contains(&&repo) && !neighbours.contains(&repo) {
+                neighbours.push(repo);
+            }
+        }
+    }
+    Ok(PushImages { member: member.to_string(), registry, prefix, auth, user, track_tags, targets, neighbours })
 }
 
 /// `registry.example:5000/sample/app:1.0` → (`sample/app`, `1.0`): the archive's own
@@ -126,6 +140,17 @@ fn split_reference(reference: &str) -> Option<(&str, &str)> {
 }
 
 impl PushImages {
+    /// A repository of the bundle's other pushes that holds `digest` already: the
+    /// registry API asks per repository, and a layer two products share is sent once.
+    fn neighbour_with(&self, client: &Client, digest: &str) -> Result<Option<String>> {
+        for repo in &self.neighbours {
+            if client.has_blob(repo, digest)? {
+                return Ok(Some(repo.clone()));
+            }
+        }
+        Ok(None)
+    }
+
     fn destinations(&self) -> Vec<String> {
         self.targets.iter().flat_map(|t| t.names.iter().map(|(r, tag)| format!("{}/{r}:{tag}", self.registry))).collect()
     }
@@ -176,9 +201,19 @@ impl PushImages {
                         have.entry(blob.digest.clone()).or_insert_with(|| repo.to_string());
                         continue;
                     }
-                    if let Some(from) = have.get(&blob.digest).filter(|from| from.as_str() != *repo) {
-                        if client.mount(repo, &blob.digest, from)? {
+                    // Sent to another repository by this step: mounted from there once sent.
+                    if let Some(path) = blob.path.as_ref().filter(|p| to_send.contains_key(*p)) {
+                        to_send.get_mut(path).expect("checked").push(repo.to_string());
+                        continue;
+                    }
+                    let from = match have.get(&blob.digest) {
+                        Some(from) => Some(from.clone()),
+                        None => self.neighbour_with(&client, &blob.digest)?,
+                    };
+                    if let Some(from) = from.filter(|from| from.as_str() != *repo) {
+                        if client.mount(repo, &blob.digest, &from)? {
                             mounted += 1;
+                            have.entry(blob.digest.clone()).or_insert(from);
                             continue;
                         }
                     }
@@ -188,9 +223,9 @@ impl PushImages {
                             client.upload(repo, &blob.digest, blob.size, &mut image.config.as_slice())?;
                             sent += 1;
                             sent_bytes += blob.size;
+                            have.entry(blob.digest.clone()).or_insert_with(|| repo.to_string());
                         }
                     }
-                    have.entry(blob.digest.clone()).or_insert_with(|| repo.to_string());
                 }
             }
             manifests.push((target, manifest));
