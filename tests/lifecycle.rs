@@ -33,8 +33,11 @@ fn build_error(dir: &Path, body: &str) -> (Option<i32>, String) {
     let spec = dir.join("bad");
     fs::create_dir_all(&spec).unwrap();
     fs::write(spec.join("notes.txt"), "x").unwrap();
-    fs::write(spec.join("bundle.yaml"), format!("name: life\nversion: '1'\nmembers:\n  - {{name: notes, kind: file, path: notes.txt}}\n{body}"))
-        .unwrap();
+    fs::write(
+        spec.join("bundle.yaml"),
+        format!("name: life\nversion: '1'\nmembers:\n  - {{name: notes, kind: file, path: notes.txt}}\n{body}"),
+    )
+    .unwrap();
     let out = airbin().arg("build").arg(&spec).arg("-o").arg(dir.join("bad-dist")).output().unwrap();
     (out.status.code(), stderr(&out))
 }
@@ -96,7 +99,8 @@ fn every_bad_or_missing_parameter_is_named_in_one_message_before_anything_runs()
     fs::write(&config, "out: /nonexistent\n").unwrap();
     let out = run(Shell::Dash, &bin, &["install", "--config", config.to_str().unwrap()], dir.path());
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    for part in ["mode (enum) is required and not set", "addr (ip) is required and not set", "registry (host:port) is required and not set"] {
+    for part in ["mode (enum) is required and not set", "addr (ip) is required and not set", "registry (host:port) is required and not set"]
+    {
         assert!(stderr(&out).contains(part), "want «{part}» in {}", stderr(&out));
     }
 }
@@ -110,10 +114,21 @@ fn values_come_from_set_config_and_defaults_and_plan_says_which() {
     // The shell style of config, as many products keep it.
     fs::write(&config, format!("OUT={}\nmode=single\naddr=10.0.0.5\n", out_file.display())).unwrap();
     let args = |cmd: &'static str| -> Vec<String> {
-        [cmd, "--yes", "--config", config.to_str().unwrap(), "--set", "registry=10.0.0.5:5000", "--set", "registry.port=6000", "--set", "debug=yes"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            cmd,
+            "--yes",
+            "--config",
+            config.to_str().unwrap(),
+            "--set",
+            "registry=10.0.0.5:5000",
+            "--set",
+            "registry.port=6000",
+            "--set",
+            "debug=yes",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     };
     // The config's key is `OUT` in shell style; the spec asks for `out`: a missing key.
     let plain: Vec<String> = args("plan");
@@ -158,11 +173,17 @@ fn values_come_from_set_config_and_defaults_and_plan_says_which() {
     let install: Vec<&str> = install.iter().map(String::as_str).collect();
     let out = run(Shell::Busybox, &bin, &install, dir.path());
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(fs::read_to_string(&out_file).unwrap().trim(), "6000 true single 10.0.0.5 10.0.0.5:5000 /srv/registry http://portal.local/ demo");
+    assert_eq!(
+        fs::read_to_string(&out_file).unwrap().trim(),
+        "6000 true single 10.0.0.5 10.0.0.5:5000 /srv/registry http://portal.local/ demo"
+    );
     // The staged config is the answers file with every value in it, for root alone.
     let staged = dir.path().join("airbin-state/life/staging/config");
     let text = fs::read_to_string(&staged).unwrap();
-    assert!(text.contains("registry.address=\"10.0.0.5:5000\"") && text.contains("mode=\"single\"") && text.contains("debug=\"true\""), "{text}");
+    assert!(
+        text.contains("registry.address=\"10.0.0.5:5000\"") && text.contains("mode=\"single\"") && text.contains("debug=\"true\""),
+        "{text}"
+    );
     assert_eq!(fs::metadata(&staged).unwrap().permissions().mode() & 0o777, 0o600);
 }
 
@@ -349,7 +370,11 @@ config:
         &bin,
         &["install", "--config", c],
         dir.path(),
-        &[("addr (the management address) [ip]: ", "not-an-ip", false), ("try again", "10.0.0.9", false), ("admin_password [string]: ", "pa55-Word", true)],
+        &[
+            ("addr (the management address) [ip]: ", "not-an-ip", false),
+            ("try again", "10.0.0.9", false),
+            ("admin_password [string]: ", "pa55-Word", true),
+        ],
     );
     assert_eq!(code, Some(0), "{shown}");
     assert!(shown.contains("'not-an-ip' is not an IP address; try again"), "{shown}");
@@ -436,7 +461,8 @@ fn push_images_publishes_under_version_and_track_tags_and_docker_pulls_them() {
             assert!(login.wait().unwrap().success());
         }
         let archive_id = |name: &str| {
-            let config = Command::new("tar").arg("-xOf").arg(dir.path().join("push-spec").join(name)).arg("manifest.json").output().unwrap();
+            let config =
+                Command::new("tar").arg("-xOf").arg(dir.path().join("push-spec").join(name)).arg("manifest.json").output().unwrap();
             let manifest: serde_json::Value = serde_json::from_slice(&config.stdout).unwrap();
             format!("sha256:{}", manifest[0]["Config"].as_str().unwrap().trim_end_matches(".json"))
         };
@@ -534,7 +560,13 @@ fn v1_then_v2_upgrades_v1_again_is_refused_and_the_same_version_is_nothing_to_do
     // plan on the upgrade: the kind, the diff against the installed record, the steps.
     let out = run(Shell::Bash, &v2, &["plan", "--config", c], dir.path());
     let text = stdout(&out);
-    for want in ["this is: upgrade from 1.0 to 2.0", "what changes from the installed 1.0:", "+ migrate (command)", "~ notes:", "[not in this upgrade: the step is for install only]"] {
+    for want in [
+        "this is: upgrade from 1.0 to 2.0",
+        "what changes from the installed 1.0:",
+        "+ migrate (command)",
+        "~ notes:",
+        "[not in this upgrade: the step is for install only]",
+    ] {
         assert!(text.contains(want), "want «{want}» in:\n{text}");
     }
     let out = run(Shell::Bash, &v2, &["install", "--yes", "--json", "--config", c], dir.path());
@@ -549,7 +581,11 @@ fn v1_then_v2_upgrades_v1_again_is_refused_and_the_same_version_is_nothing_to_do
     // Back to 1.0: refused (exit 7) unless asked for.
     let out = run(Shell::Bash, &v1, &["install", "--yes", "--config", c], dir.path());
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    assert!(stderr(&out).contains("life 2.0 is installed here, newer than this bundle's 1.0") && stderr(&out).contains("--allow-downgrade"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("life 2.0 is installed here, newer than this bundle's 1.0") && stderr(&out).contains("--allow-downgrade"),
+        "{}",
+        stderr(&out)
+    );
     assert!(take_marks(&mark).is_empty());
     let out = run(Shell::Bash, &v1, &["install", "--yes", "--allow-downgrade", "--config", c], dir.path());
     assert!(out.status.success(), "{}", stderr(&out));
@@ -630,8 +666,18 @@ fn a_hotfix_applies_only_on_its_version_and_records_itself_on_top() {
 #[test]
 fn airbin_diff_names_members_images_parameters_and_steps_that_changed() {
     let dir = scratch();
-    let v1 = life(dir.path(), "1.0", &format!("parameters:\n  - {{name: port, type: int, default: 5000}}\n  - {{name: gone, type: string}}\n{V1}"));
-    let v2 = life(dir.path(), "2.0", &format!("parameters:\n  - {{name: port, type: int, default: 6000}}\n  - {{name: mode, type: enum, values: [a, b], default: a}}\n{V2}"));
+    let v1 = life(
+        dir.path(),
+        "1.0",
+        &format!("parameters:\n  - {{name: port, type: int, default: 5000}}\n  - {{name: gone, type: string}}\n{V1}"),
+    );
+    let v2 = life(
+        dir.path(),
+        "2.0",
+        &format!(
+            "parameters:\n  - {{name: port, type: int, default: 6000}}\n  - {{name: mode, type: enum, values: [a, b], default: a}}\n{V2}"
+        ),
+    );
     let out = airbin().arg("diff").arg(&v1).arg(&v2).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
@@ -661,7 +707,8 @@ fn airbin_diff_names_members_images_parameters_and_steps_that_changed() {
     };
     let a = spec("1", &[("app/api:1", 1), ("app/old:1", 2)]);
     let b = spec("2", &[("app/api:1", 3), ("app/new:1", 4)]);
-    let doc: serde_json::Value = serde_json::from_slice(&airbin().args(["--json", "diff"]).arg(&a).arg(&b).output().unwrap().stdout).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_slice(&airbin().args(["--json", "diff"]).arg(&a).arg(&b).output().unwrap().stdout).unwrap();
     let images = &doc["images"];
     assert!(images["added"][0].as_str().unwrap().starts_with("app/new:1"), "{images}");
     assert!(images["removed"][0].as_str().unwrap().starts_with("app/old:1"), "{images}");
@@ -768,7 +815,10 @@ fn a_delta_bundle_installs_over_its_base_and_refuses_a_root_without_it() {
     let out = run(Shell::Bash, &delta, &["install", "--yes", "--config", c], &bare);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("is a delta: it leaves out 7 blob(s) its base bundle carried") && err.contains("lacks 7 of them (sha256:"), "{err}");
+    assert!(
+        err.contains("is a delta: it leaves out 7 blob(s) its base bundle carried") && err.contains("lacks 7 of them (sha256:"),
+        "{err}"
+    );
     assert!(err.contains("install the base version first, or use the full bundle"), "{err}");
     assert!(!bare_root.join("docker").exists(), "the refused delta placed files");
 }
@@ -783,7 +833,11 @@ fn a_repository_of_two_bundles_in_two_versions_verifies_and_finds_what_was_alter
         let spec = dir.path().join(format!("other-{version}"));
         fs::create_dir_all(&spec).unwrap();
         fs::write(spec.join("a.txt"), version).unwrap();
-        fs::write(spec.join("bundle.yaml"), format!("name: other\nversion: '{version}'\ndescription: the other one\nmembers:\n  - {{name: a, kind: file, path: a.txt}}\n")).unwrap();
+        fs::write(
+            spec.join("bundle.yaml"),
+            format!("name: other\nversion: '{version}'\ndescription: the other one\nmembers:\n  - {{name: a, kind: file, path: a.txt}}\n"),
+        )
+        .unwrap();
         build(&spec, &dir.path().join("dist"))
     };
     let (other1, other11) = (other("1.0"), other("1.10"));
@@ -811,7 +865,11 @@ fn a_repository_of_two_bundles_in_two_versions_verifies_and_finds_what_was_alter
     let rebuilt = life(&dir.path().join("again"), "2.0", "steps:\n  - {kind: command, run: ['true']}\n");
     let out = add(&[&rebuilt], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("the repository has another file for life 2.0 amd64") && stderr(&out).contains("--replace"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the repository has another file for life 2.0 amd64") && stderr(&out).contains("--replace"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(fs::read(repo.join("index.json")).unwrap(), before);
 
     let verify = || airbin().args(["repo", "verify"]).arg(&repo).output().unwrap();

@@ -140,10 +140,26 @@ fn parameters_hotfix_and_push_fields_of_a_forged_index_are_checked() {
     };
     type Forge = Box<dyn Fn(&mut Index)>;
     let cases: Vec<(&str, Forge, &str)> = vec![
-        ("a parameter name with a slash", Box::new(move |i| i.parameters = vec![param(serde_json::json!({"name": "../x", "type": "string"}))]), "parameters[0].name"),
-        ("a pattern that is no regex", Box::new(move |i| i.parameters = vec![param(serde_json::json!({"name": "a", "type": "string", "pattern": "("}))]), "parameters[0].pattern"),
-        ("a default of the wrong type", Box::new(move |i| i.parameters = vec![param(serde_json::json!({"name": "a", "type": "int", "default": "x"}))]), "parameters[0].default"),
-        ("a config key with a space", Box::new(move |i| i.parameters = vec![param(serde_json::json!({"name": "a", "type": "string", "key": "a b"}))]), "parameters[0].key"),
+        (
+            "a parameter name with a slash",
+            Box::new(move |i| i.parameters = vec![param(serde_json::json!({"name": "../x", "type": "string"}))]),
+            "parameters[0].name",
+        ),
+        (
+            "a pattern that is no regex",
+            Box::new(move |i| i.parameters = vec![param(serde_json::json!({"name": "a", "type": "string", "pattern": "("}))]),
+            "parameters[0].pattern",
+        ),
+        (
+            "a default of the wrong type",
+            Box::new(move |i| i.parameters = vec![param(serde_json::json!({"name": "a", "type": "int", "default": "x"}))]),
+            "parameters[0].default",
+        ),
+        (
+            "a config key with a space",
+            Box::new(move |i| i.parameters = vec![param(serde_json::json!({"name": "a", "type": "string", "key": "a b"}))]),
+            "parameters[0].key",
+        ),
         (
             "a secret on a command line",
             Box::new(move |i| {
@@ -153,7 +169,11 @@ fn parameters_hotfix_and_push_fields_of_a_forged_index_are_checked() {
             "puts the secret `pw` on a command line",
         ),
         ("a hotfix_of that is a path", Box::new(|i| i.bundle.hotfix_of = Some("../1.0".into())), "bundle.hotfix_of"),
-        ("a push of a member that is no image", Box::new(move |i| i.steps = vec![push("a:1")]), "'hello' is a tool member; this step needs an image member"),
+        (
+            "a push of a member that is no image",
+            Box::new(move |i| i.steps = vec![push("a:1")]),
+            "'hello' is a tool member; this step needs an image member",
+        ),
     ];
     for (what, change, field) in cases {
         let bin = forge(minimal(), &dir.path().join("forged.bin"), |index, _| change(index), |_| {});

@@ -73,20 +73,31 @@ pub fn source_date_epoch() -> Result<Option<u64>> {
 /// would be read back into itself, growing without end.
 /// A push-images step needs a tag on every image, and with `track_tags` a version tag
 /// (`1.4.34`) on each to take the track (`1.4`) from: refused now, not at the site.
-fn check_push_steps(loaded: &spec::LoadedSpec, images: &std::collections::HashMap<&str, &[airbin_stub::format::ImageRecord]>) -> Result<()> {
+fn check_push_steps(
+    loaded: &spec::LoadedSpec,
+    images: &std::collections::HashMap<&str, &[airbin_stub::format::ImageRecord]>,
+) -> Result<()> {
     let steps = loaded.spec.steps.iter().enumerate().flat_map(|(i, s)| std::iter::once((format!("steps[{i}]"), s)));
     for (at, step) in steps {
         let airbin_stub::format::Action::PushImages { member, track_tags, .. } = &step.action else { continue };
         for image in images.get(member.as_str()).copied().unwrap_or(&[]) {
             let field = format!("{at}.member");
             if image.tags.is_empty() {
-                return Err(spec::field_error(loaded, &field, format_args!("image {} of {member} has no tag to push it under; tag it before docker save", image.id)));
+                return Err(spec::field_error(
+                    loaded,
+                    &field,
+                    format_args!("image {} of {member} has no tag to push it under; tag it before docker save", image.id),
+                ));
             }
-            if let Some(tag) = image.tags.iter().find(|t| *track_tags && rules::track_of(t.rsplit_once(':').map_or("", |(_, v)| v)).is_none()) {
+            if let Some(tag) =
+                image.tags.iter().find(|t| *track_tags && rules::track_of(t.rsplit_once(':').map_or("", |(_, v)| v)).is_none())
+            {
                 return Err(spec::field_error(
                     loaded,
                     &format!("{at}.track_tags"),
-                    format_args!("{tag} has no version tag such as 1.4.34 to take a track tag (1.4) from; tag the image with its full version"),
+                    format_args!(
+                        "{tag} has no version tag such as 1.4.34 to take a track tag (1.4) from; tag the image with its full version"
+                    ),
                 ));
             }
         }

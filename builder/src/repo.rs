@@ -60,7 +60,10 @@ fn read_index(repo: &Path) -> Result<RepoIndex> {
     let path = repo.join(INDEX);
     match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            Error::integrity(format!("{} is not a bundle repository index ({e}); restore it from a backup, or start a new repository", path.display()))
+            Error::integrity(format!(
+                "{} is not a bundle repository index ({e}); restore it from a backup, or start a new repository",
+                path.display()
+            ))
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RepoIndex { format: FORMAT, bundles: Vec::new() }),
         Err(e) => Err(Error::io(e, "reading", &path)),
@@ -130,7 +133,8 @@ pub fn add(repo: &Path, bundles: &[PathBuf], replace: bool, ui: &Ui) -> Result<(
         };
         let existing = entry.versions.iter().position(|v| v.version == meta.version && v.arch == meta.arch);
         if let Some(at) = existing {
-            let sums_ok = fs::read_to_string(repo.join(format!("{rel}.sha256"))).is_ok_and(|t| t.split_whitespace().next() == Some(sha256.as_str()));
+            let sums_ok =
+                fs::read_to_string(repo.join(format!("{rel}.sha256"))).is_ok_and(|t| t.split_whitespace().next() == Some(sha256.as_str()));
             let same_file = entry.versions[at] == version && sums_ok && file_sha256(&repo.join(&rel)).is_ok_and(|(s, _)| s == sha256);
             if same_file {
                 ui.status(format!("{rel}: in the repository already, the same file"));
@@ -207,9 +211,13 @@ pub fn verify(repo: &Path, ui: &Ui) -> Result<()> {
             checked += 1;
             match file_sha256(&file) {
                 Err(_) => found.missing.push(v.path.clone()),
-                Ok((sha, size)) if sha != v.sha256 || size != v.size => {
-                    found.altered.push(format!("{}: SHA-256 {} and {size} bytes; the index says {} and {} bytes", v.path, &sha[..12], &v.sha256[..12.min(v.sha256.len())], v.size))
-                }
+                Ok((sha, size)) if sha != v.sha256 || size != v.size => found.altered.push(format!(
+                    "{}: SHA-256 {} and {size} bytes; the index says {} and {} bytes",
+                    v.path,
+                    &sha[..12],
+                    &v.sha256[..12.min(v.sha256.len())],
+                    v.size
+                )),
                 Ok(_) => {}
             }
             let sums = repo.join(format!("{}.sha256", v.path));
@@ -239,7 +247,9 @@ pub fn verify(repo: &Path, ui: &Ui) -> Result<()> {
     }
     let bad = found.missing.len() + found.altered.len() + found.extra.len();
     if ui.json {
-        airbin_stub::commands::print_json(&serde_json::json!({"repository": repo, "files_checked": checked, "ok": bad == 0, "findings": found}));
+        airbin_stub::commands::print_json(
+            &serde_json::json!({"repository": repo, "files_checked": checked, "ok": bad == 0, "findings": found}),
+        );
     } else if !ui.quiet {
         for (what, list) in [("missing", &found.missing), ("altered", &found.altered), ("extra", &found.extra)] {
             for item in list {

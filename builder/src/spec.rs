@@ -278,7 +278,11 @@ fn validate(loaded: &LoadedSpec) -> Result<()> {
             return Err(field_error(loaded, "hotfix_of", format_args!("'{base}' {why}: {SAFE_NAME}")));
         }
         if base == &spec.version {
-            return Err(field_error(loaded, "hotfix_of", "is the bundle's own version; give a hotfix its own version, such as 2.0-hotfix1"));
+            return Err(field_error(
+                loaded,
+                "hotfix_of",
+                "is the bundle's own version; give a hotfix its own version, such as 2.0-hotfix1",
+            ));
         }
     }
     for (field, key) in

@@ -199,6 +199,23 @@ pub fn rename_no_replace(from_dir: BorrowedFd<'_>, from: &OsStr, to_dir: Borrowe
     Errno::result(res).map(drop)
 }
 
+/// Writes `bytes` to `path` whole or not at all: a temporary beside it, synced, then
+/// renamed over it. A reader sees the old file or the new one, never a part.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let temp = dir.join(temp_name(&format!(".{name}"), ".airbin-partial-"));
+    let mut file = create_new_file(&temp).ctx("creating", &temp)?;
+    let guard = RemoveOnDrop::new(temp.clone());
+    file.set_permissions(fs::Permissions::from_mode(mode)).ctx("setting the mode of", &temp)?;
+    file.write_all(bytes).ctx("writing", &temp)?;
+    file.sync_all().ctx("writing", &temp)?;
+    fs::rename(guard.disarm(), path).ctx("writing", path)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,22 +252,4 @@ mod tests {
         left.sort();
         assert_eq!(left, [alive.file_name().unwrap().to_owned(), "kept".into()]);
     }
-}
-
-/// Writes `bytes` to `path` whole or not at all: a temporary beside it, synced, then
-/// renamed over it. A reader sees the old file or the new one, never a part.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> crate::error::Result<()> {
-    use crate::error::IoContext;
-    use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    let temp = dir.join(temp_name(&format!(".{name}"), ".airbin-partial-"));
-    let mut file = create_new_file(&temp).ctx("creating", &temp)?;
-    let guard = RemoveOnDrop::new(temp.clone());
-    file.set_permissions(fs::Permissions::from_mode(mode)).ctx("setting the mode of", &temp)?;
-    file.write_all(bytes).ctx("writing", &temp)?;
-    file.sync_all().ctx("writing", &temp)?;
-    fs::rename(guard.disarm(), path).ctx("writing", path)?;
-    Ok(())
 }

@@ -260,7 +260,12 @@ pub fn forge_signed(
     for member in &index.members {
         writer.add_member(member.clone());
     }
-    let install = InstallRules { steps: index.steps.clone(), config: index.config.clone(), requires: index.requires.clone(), parameters: index.parameters.clone() };
+    let install = InstallRules {
+        steps: index.steps.clone(),
+        config: index.config.clone(),
+        requires: index.requires.clone(),
+        parameters: index.parameters.clone(),
+    };
     let keep = signature.map(|text| move |_: &[u8; 32]| Ok(text.clone()));
     let sign = keep.as_ref().map(|f| f as &dyn Fn(&[u8; 32]) -> std::io::Result<String>);
     writer.finish(index.bundle.clone(), index.build.clone(), install, sign).unwrap();
@@ -349,7 +354,8 @@ pub fn files_tar<W: std::io::Write>(out: W, files: &[(&str, &[u8])]) -> W {
 /// entry of `layers` (each layer a tar of one file holding those bytes), written to `path`.
 pub fn image_archive(path: &Path, tag: &str, layers: &[&[u8]]) -> PathBuf {
     let hex = |data: &[u8]| airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(data));
-    let tars: Vec<Vec<u8>> = layers.iter().enumerate().map(|(i, data)| files_tar(Vec::new(), &[(&format!("layer{i}.dat"), data)])).collect();
+    let tars: Vec<Vec<u8>> =
+        layers.iter().enumerate().map(|(i, data)| files_tar(Vec::new(), &[(&format!("layer{i}.dat"), data)])).collect();
     let hexes: Vec<String> = tars.iter().map(|t| hex(t)).collect();
     let diff_ids: Vec<String> = hexes.iter().map(|h| format!("\"sha256:{h}\"")).collect();
     let config = format!(

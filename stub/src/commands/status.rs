@@ -71,7 +71,8 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
     let holder = state.holder();
     let history = History::of(&records);
     let installed = crate::install::record::read(&state);
-    let Some(Record { at: started, event: Event::RunStarted { bundle_sha256, version, pid, log, role, phase, .. }, .. }) = last.first() else {
+    let Some(Record { at: started, event: Event::RunStarted { bundle_sha256, version, pid, log, role, phase, .. }, .. }) = last.first()
+    else {
         if ctx.ui.json {
             print_json(&envelope("status", None, json!({"runs": 0, "state_dir": state.root})));
         } else {

@@ -123,7 +123,11 @@ fn masked_config(bundle: &crate::format::Bundle, ctx: &Context, state: &StateDir
     for param in bundle.index.parameters.iter().filter(|p| p.secret) {
         config.mark_secret(param.key());
     }
-    Some(format!("# {} (values of secret parameters and of keys named like password, token, secret or key are masked)\n{}\n", path.display(), config.masked_text()))
+    Some(format!(
+        "# {} (values of secret parameters and of keys named like password, token, secret or key are masked)\n{}\n",
+        path.display(),
+        config.masked_text()
+    ))
 }
 
 fn host_facts(state: &StateDir, places: &[PathBuf]) -> String {

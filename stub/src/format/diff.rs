@@ -36,7 +36,12 @@ impl Changes {
 
     /// Compares two maps of name → description: what is only in `new`, only in `old`,
     /// and in both with another value (`how` says what changed).
-    fn of<V: PartialEq>(old: &BTreeMap<String, V>, new: &BTreeMap<String, V>, show: impl Fn(&V) -> String, how: impl Fn(&V, &V) -> String) -> Changes {
+    fn of<V: PartialEq>(
+        old: &BTreeMap<String, V>,
+        new: &BTreeMap<String, V>,
+        show: impl Fn(&V) -> String,
+        how: impl Fn(&V, &V) -> String,
+    ) -> Changes {
         let mut c = Changes::default();
         for (name, value) in new {
             match old.get(name) {
@@ -85,7 +90,12 @@ pub fn diff(old: &Index, new: &Index) -> Diff {
         let tagged = index.members.iter().flat_map(|m| &m.images).flat_map(|i| i.tags.iter().map(move |t| (t.clone(), i.id.clone())));
         tagged.collect()
     };
-    let images = Changes::of(&tags(old), &tags(new), |id| format!("(image {})", short(id)), |a, b| format!("retagged: image {} -> {}", short(a), short(b)));
+    let images = Changes::of(
+        &tags(old),
+        &tags(new),
+        |id| format!("(image {})", short(id)),
+        |a, b| format!("retagged: image {} -> {}", short(a), short(b)),
+    );
 
     // Registry packs: each repository's tags (tag → manifest), then blob counts.
     let repos = |index: &Index| -> BTreeMap<String, BTreeMap<String, String>> {
@@ -127,21 +137,25 @@ pub fn diff(old: &Index, new: &Index) -> Diff {
         registry.changed.push(format!("blobs: {old_blobs} -> {new_blobs}"));
     }
 
-    let params = |index: &Index| -> BTreeMap<String, String> {
-        index.parameters.iter().map(|p| (p.name.clone(), describe_parameter(p))).collect()
-    };
+    let params =
+        |index: &Index| -> BTreeMap<String, String> { index.parameters.iter().map(|p| (p.name.clone(), describe_parameter(p))).collect() };
     let parameters = Changes::of(&params(old), &params(new), |d| format!("({d})"), |a, b| format!("{a} -> {b}"));
 
     let steps = |index: &Index| -> BTreeMap<String, (String, String)> {
         index.steps.iter().map(|s| (s.name(), (s.action.kind().to_string(), serde_json::to_string(s).unwrap_or_default()))).collect()
     };
-    let steps = Changes::of(&steps(old), &steps(new), |(kind, _)| format!("({kind})"), |(ka, _), (kb, _)| {
-        if ka == kb {
-            format!("{kb} step changed")
-        } else {
-            format!("{ka} -> {kb}")
-        }
-    });
+    let steps = Changes::of(
+        &steps(old),
+        &steps(new),
+        |(kind, _)| format!("({kind})"),
+        |(ka, _), (kb, _)| {
+            if ka == kb {
+                format!("{kb} step changed")
+            } else {
+                format!("{ka} -> {kb}")
+            }
+        },
+    );
 
     Diff {
         from: format!("{} {}", old.bundle.name, old.bundle.version),

@@ -21,8 +21,8 @@ pub mod digest;
 #[cfg(test)]
 mod fuzz;
 mod index;
-pub mod params;
 pub mod launcher;
+pub mod params;
 mod reader;
 mod records;
 pub mod registry_pack;
@@ -35,9 +35,9 @@ pub mod validate;
 mod writer;
 
 pub use index::{BuildFacts, BundleMeta, Codec, Index, Layout, Member, MemberKind, Region};
+pub use params::{ParamType, Parameter};
 pub use reader::{Bundle, ContentReader, FileIdentity, RegionReader};
 pub use records::{ImageRecord, RegistryPackRecord, RepositoryRecord, TagRecord};
-pub use params::{ParamType, Parameter};
 pub use step::{parse_mode, Action, ConfigRules, Phase, Requires, Role, Seconds, Step};
 pub use trailer::{Trailer, TrailerTail, MAGIC, TRAILER_LEN};
 pub use writer::{BundleWriter, Finished, InstallRules, Sign, StoredFacts};

@@ -228,9 +228,12 @@ pub fn anchored(pattern: &str) -> Result<regex_lite::Regex, String> {
 }
 
 fn check_host_port(text: &str) -> Result<(), String> {
-    let bad = || format!("is not host:port (such as 10.0.0.5:5000 or registry.local:5000)");
+    let bad = || "is not host:port (such as 10.0.0.5:5000 or registry.local:5000)".to_string();
     let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
-    let port_ok = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p));
+    let port_ok = !port.is_empty()
+        && port.len() <= 5
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p));
     let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
         None => is_host_name(host),
@@ -245,7 +248,9 @@ fn check_host_port(text: &str) -> Result<(), String> {
 fn is_host_name(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 253
-        && host.split('.').all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
 fn check_url(text: &str) -> Result<(), String> {
@@ -275,13 +280,19 @@ pub fn check_declarations(params: &[Parameter]) -> Result<(), (String, String)> 
             && p.name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
             && p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !name_ok {
-            return Err((at("name"), format!("'{}' is not a parameter name: a letter, then letters, digits, _ or -", super::rules::printable(&p.name, 100))));
+            return Err((
+                at("name"),
+                format!("'{}' is not a parameter name: a letter, then letters, digits, _ or -", super::rules::printable(&p.name, 100)),
+            ));
         }
         if !names.insert(p.name.as_str()) {
             return Err((at("name"), format!("'{}' names two parameters", p.name)));
         }
         if !super::rules::is_config_key(p.key()) {
-            return Err((at("key"), format!("'{}' is not a config key (letters, digits, _ and -, dotted for nesting)", super::rules::printable(p.key(), 100))));
+            return Err((
+                at("key"),
+                format!("'{}' is not a config key (letters, digits, _ and -, dotted for nesting)", super::rules::printable(p.key(), 100)),
+            ));
         }
         if !keys.insert(p.key()) {
             return Err((at("key"), format!("config key '{}' holds two parameters", p.key())));

@@ -237,7 +237,8 @@ pub fn check_parameters(params: &[super::Parameter], steps: &[Step]) -> Result<(
     super::params::check_declarations(params).map_err(|(field, what)| invalid(field, what))?;
     let secret_keys: Vec<&str> = params.iter().filter(|p| p.secret).map(|p| p.key()).collect();
     let all = steps.iter().enumerate().flat_map(|(i, s)| {
-        std::iter::once((format!("steps[{i}]"), s)).chain(s.on_failure.iter().enumerate().map(move |(j, f)| (format!("steps[{i}].on_failure[{j}]"), f)))
+        std::iter::once((format!("steps[{i}]"), s))
+            .chain(s.on_failure.iter().enumerate().map(move |(j, f)| (format!("steps[{i}].on_failure[{j}]"), f)))
     });
     for (at, step) in all {
         if let Action::Command { run } = &step.action {
@@ -333,7 +334,12 @@ fn check_step(step: &Step, at: &str, member: &dyn Fn(&str) -> Option<MemberFacts
         if let Some(wanted) = wanted.filter(|w| *w != facts.kind) {
             return Err(invalid(
                 field("member"),
-                format!("'{name}' is a {} member; this step needs {} {} member", facts.kind.as_str(), article(wanted.as_str()), wanted.as_str()),
+                format!(
+                    "'{name}' is a {} member; this step needs {} {} member",
+                    facts.kind.as_str(),
+                    article(wanted.as_str()),
+                    wanted.as_str()
+                ),
             ));
         }
         special_bits = facts.special_bits;
@@ -414,7 +420,10 @@ fn check_step(step: &Step, at: &str, member: &dyn Fn(&str) -> Option<MemberFacts
             }
             if let Some(prefix) = prefix.as_deref().filter(|p| !p.contains("${config.")) {
                 if !rules::is_repository_name(prefix) {
-                    return Err(invalid(field("prefix"), format!("{} is not a repository path such as release or oem/release", quoted(prefix))));
+                    return Err(invalid(
+                        field("prefix"),
+                        format!("{} is not a repository path such as release or oem/release", quoted(prefix)),
+                    ));
                 }
             }
             if username.iter().chain(password).any(|t| has_bad_bytes(t, true)) {

@@ -8,10 +8,10 @@ use sha2::{Digest, Sha256};
 
 use super::digest::{to_hex, HashingWriter};
 use super::launcher::{self, posix_cksum, LauncherFields, BLOCK, LAUNCHER_LEN};
+use super::params::Parameter;
 use super::signature::SIGNATURE_BLOCK;
 use super::step::{ConfigRules, Requires, Step};
 use super::trailer::{Trailer, TRAILER_LEN};
-use super::params::Parameter;
 use super::{BuildFacts, BundleMeta, Index, Member, Region, FORMAT_VERSION};
 
 pub struct BundleWriter<W: Write> {

@@ -218,7 +218,8 @@ impl ProductConfig {
             Style::Shell => {
                 let mut lines: Vec<String> = self.text.lines().map(str::to_string).collect();
                 for (key, value) in self.flat() {
-                    let line = format!("{key}=\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$").replace('`', "\\`"));
+                    let line =
+                        format!("{key}=\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$").replace('`', "\\`"));
                     match lines.iter().position(|l| shell_assignment(l.trim()).is_some_and(|(k, _)| k == key)) {
                         Some(at) => lines[at] = line,
                         None => lines.push(line),

@@ -164,7 +164,8 @@ pub fn prepare<'a>(bundle: &'a Bundle, options: &Options) -> Result<Prepared<'a>
     let (steps, other_roles): (Vec<steps::Step>, Vec<steps::Step>) = all_steps.iter().cloned().partition(|s| s.runs_on(role.role));
     let (steps, other_phase): (Vec<steps::Step>, Vec<steps::Step>) = steps.into_iter().partition(|s| s.when.includes(change.phase()));
     // Keys that parameters hold were checked against their declarations.
-    let unchecked = |keys: Vec<String>| keys.into_iter().filter(|k| !bundle.index.parameters.iter().any(|p| p.key() == k)).collect::<Vec<_>>();
+    let unchecked =
+        |keys: Vec<String>| keys.into_iter().filter(|k| !bundle.index.parameters.iter().any(|p| p.key() == k)).collect::<Vec<_>>();
     if let Some(config) = config.as_ref().filter(|_| !options.noexec) {
         check_missing(config, &unchecked(used_keys(bundle, &steps, &options.overrides)))?;
     }
@@ -438,9 +439,11 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui, began: &(dyn Fn() + S
     let exit_code = error.as_ref().map_or(0, |e| e.class.code());
     // The record moves only once every step is done: a failed upgrade leaves the old one.
     let error = match (complete, error) {
-        (true, None) => record::write(&state, &record::Finished { index: &bundle.index, sha256: &sha, how: change.clone(), parameters: &parameters })
-            .err()
-            .map(|e| Error::new(e.class, format!("every step is done, and the install record could not be written: {}", e.message))),
+        (true, None) => {
+            record::write(&state, &record::Finished { index: &bundle.index, sha256: &sha, how: change.clone(), parameters: &parameters })
+                .err()
+                .map(|e| Error::new(e.class, format!("every step is done, and the install record could not be written: {}", e.message)))
+        }
         (_, error) => error,
     };
     let _ = journal.append(Event::RunFinished { outcome, exit_code, complete });
@@ -460,15 +463,8 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui, began: &(dyn Fn() + S
         let _ = fs::remove_dir_all(&made);
         log = None;
     }
-    let report = Report {
-        role: role.role,
-        steps,
-        staging: (keep && staging.exists()).then_some(staging),
-        log,
-        nothing_to_do: false,
-        swept,
-        change,
-    };
+    let report =
+        Report { role: role.role, steps, staging: (keep && staging.exists()).then_some(staging), log, nothing_to_do: false, swept, change };
     match error {
         None => Ok(report),
         Some(error) => Err(Stopped { error, report: Some(Box::new(report)) }),
@@ -785,7 +781,12 @@ pub fn print_plan(prepared: &Prepared) {
         out_line(&format!("  -. {:width$}  [not on a {} node: runs on {}]", s.name(), role.role, roles.join(", ")));
     }
     for s in &prepared.other_phase {
-        out_line(&format!("  -. {:width$}  [not in this {}: the step is for {} only]", s.name(), prepared.change.as_str(), s.when.as_str()));
+        out_line(&format!(
+            "  -. {:width$}  [not in this {}: the step is for {} only]",
+            s.name(),
+            prepared.change.as_str(),
+            s.when.as_str()
+        ));
     }
     if prepared.plan.steps.iter().any(|s| s.state == PlanState::Done) && !prepared.plan.runs_any() {
         out_line("every step is done: install does nothing (--from STEP or --force redoes on purpose)");

@@ -54,7 +54,10 @@ pub struct Resolved {
 /// `--set KEY=VALUE`, as typed.
 pub fn parse_set(text: &str) -> Result<(String, String)> {
     let (key, value) = text.split_once('=').ok_or_else(|| {
-        Error::usage(format!("--set {}: give KEY=VALUE, such as --set registry_address=10.0.0.5:5000", crate::format::rules::printable(text, 80)))
+        Error::usage(format!(
+            "--set {}: give KEY=VALUE, such as --set registry_address=10.0.0.5:5000",
+            crate::format::rules::printable(text, 80)
+        ))
     })?;
     Ok((key.trim().to_string(), value.to_string()))
 }
@@ -236,7 +239,12 @@ mod tests {
         let p = params("- {name: port, type: int}\n- {name: pw, type: string, secret: true, required: true, pattern: '.{8,}'}\n- {name: ip, type: ip, required: true}\n");
         let mut c = config("port: five\npw: short\n");
         let e = resolve(&p, &mut c, &[("nope".into(), "1".into())], None, "x.bin").unwrap_err();
-        for part in ["--set nope", "port = 'five' (from config) is not an integer", "pw = ******** (from config) does not match", "ip (ip) is required and not set"] {
+        for part in [
+            "--set nope",
+            "port = 'five' (from config) is not an integer",
+            "pw = ******** (from config) does not match",
+            "ip (ip) is required and not set",
+        ] {
             assert!(e.message.contains(part), "{part}: {}", e.message);
         }
         assert!(!e.message.contains("short"), "{}", e.message);

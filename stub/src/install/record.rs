@@ -105,7 +105,8 @@ pub fn write(state: &StateDir, finished: &Finished) -> Result<Installed> {
         .iter()
         .map(|p| ParameterUsed { name: p.name.clone(), value: p.value.clone(), from: p.from.as_str().to_string() })
         .collect();
-    let applied = Applied { version: meta.version.clone(), sha256: finished.sha256.to_string(), at: now.clone(), how: finished.how.as_str().into() };
+    let applied =
+        Applied { version: meta.version.clone(), sha256: finished.sha256.to_string(), at: now.clone(), how: finished.how.as_str().into() };
     let record = match (earlier, meta.hotfix_of.is_some()) {
         // A hotfix goes on top of the record of its version.
         (Some(mut record), true) => {

@@ -17,14 +17,25 @@ pub enum Change {
     /// Nothing of this name is installed.
     Install,
     /// This version is installed already: nothing to do.
-    Same { installed: String, since: String },
+    Same {
+        installed: String,
+        since: String,
+    },
     /// `--force` over the same version.
-    Reinstall { installed: String },
-    Upgrade { from: String },
+    Reinstall {
+        installed: String,
+    },
+    Upgrade {
+        from: String,
+    },
     /// `--allow-downgrade` over a newer version.
-    Downgrade { from: String },
+    Downgrade {
+        from: String,
+    },
     /// A hotfix on the version it names.
-    Hotfix { on: String },
+    Hotfix {
+        on: String,
+    },
 }
 
 impl Change {
@@ -62,7 +73,9 @@ impl Change {
         let this = &meta.version;
         match self {
             Change::Install => format!("first install of {this}: the steps for an install run"),
-            Change::Same { installed, since } => format!("{installed} is installed already (since {since}): nothing to do (--force reinstalls)"),
+            Change::Same { installed, since } => {
+                format!("{installed} is installed already (since {since}): nothing to do (--force reinstalls)")
+            }
             Change::Reinstall { installed } => format!("{installed} again, on purpose (--force): the steps for an install run"),
             Change::Upgrade { from } => format!("upgrade from {from} to {this}: the steps for an upgrade run"),
             Change::Downgrade { from } => format!("downgrade from {from} to {this} (--allow-downgrade): the steps for an upgrade run"),
@@ -115,7 +128,13 @@ mod tests {
     use super::*;
 
     fn meta(version: &str, hotfix_of: Option<&str>) -> BundleMeta {
-        BundleMeta { name: "p".into(), version: version.into(), arch: "amd64".into(), description: String::new(), hotfix_of: hotfix_of.map(Into::into) }
+        BundleMeta {
+            name: "p".into(),
+            version: version.into(),
+            arch: "amd64".into(),
+            description: String::new(),
+            hotfix_of: hotfix_of.map(Into::into),
+        }
     }
 
     fn installed(version: &str) -> Installed {
@@ -139,7 +158,10 @@ mod tests {
         assert_eq!(decide(&meta("2.0", None), "s", Some(&installed("1.0")), false, false).unwrap(), Change::Upgrade { from: "1.0".into() });
         let refused = decide(&meta("1.0", None), "s", Some(&installed("2.0")), false, false).unwrap_err();
         assert!(refused.message.contains("--allow-downgrade") && refused.class == crate::error::ExitClass::Host, "{}", refused.message);
-        assert_eq!(decide(&meta("1.0", None), "s", Some(&installed("2.0")), false, true).unwrap(), Change::Downgrade { from: "2.0".into() });
+        assert_eq!(
+            decide(&meta("1.0", None), "s", Some(&installed("2.0")), false, true).unwrap(),
+            Change::Downgrade { from: "2.0".into() }
+        );
     }
 
     #[test]
@@ -149,7 +171,12 @@ mod tests {
         assert!(decide(&fix, "h", Some(&installed("1.0")), false, false).unwrap_err().message.contains("this host has p 1.0"));
         assert!(decide(&fix, "h", None, false, false).unwrap_err().message.contains("no p is installed"));
         let mut on = installed("2.0");
-        on.hotfixes.push(super::super::record::Applied { version: "2.0-hotfix1".into(), sha256: "h".into(), at: "t".into(), how: "hotfix".into() });
+        on.hotfixes.push(super::super::record::Applied {
+            version: "2.0-hotfix1".into(),
+            sha256: "h".into(),
+            at: "t".into(),
+            how: "hotfix".into(),
+        });
         assert!(matches!(decide(&fix, "h", Some(&on), false, false).unwrap(), Change::Same { .. }));
     }
 }

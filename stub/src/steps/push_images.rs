@@ -74,7 +74,10 @@ pub fn prepare(
     }
     let prefix = prefix.map(expand).transpose()?.map(|p| p.trim_matches('/').to_string()).filter(|p| !p.is_empty());
     if let Some(p) = prefix.as_deref().filter(|p| !rules::is_repository_name(p)) {
-        return Err(Error::usage(format!("{needed_by}: the repository prefix '{}' is not a path such as release or oem/release", rules::printable(p, 100))));
+        return Err(Error::usage(format!(
+            "{needed_by}: the repository prefix '{}' is not a path such as release or oem/release",
+            rules::printable(p, 100)
+        )));
     }
     let user = username.map(expand).transpose()?.filter(|u| !u.is_empty());
     let password = password.map(expand).transpose()?.unwrap_or_default();
@@ -90,8 +93,9 @@ pub fn prepare(
     for image in &record.images {
         let mut names = Vec::new();
         for tag in &image.tags {
-            let (repo, version) = split_reference(tag)
-                .ok_or_else(|| Error::integrity(format!("image {} of member {member} has a tag that is not repo:tag", rules::printable(tag, 200))))?;
+            let (repo, version) = split_reference(tag).ok_or_else(|| {
+                Error::integrity(format!("image {} of member {member} has a tag that is not repo:tag", rules::printable(tag, 200)))
+            })?;
             let repo = match &prefix {
                 Some(prefix) => format!("{prefix}/{repo}"),
                 None => repo.to_string(),
@@ -102,7 +106,9 @@ pub fn prepare(
             names.push((repo.clone(), version.to_string()));
             if track_tags {
                 let track = track_of(version).ok_or_else(|| {
-                    Error::usage(format!("{needed_by} pushes track tags, and {tag} has no version tag such as 1.4.34 to take the track 1.4 from"))
+                    Error::usage(format!(
+                        "{needed_by} pushes track tags, and {tag} has no version tag such as 1.4.34 to take the track 1.4 from"
+                    ))
                 })?;
                 names.push((repo, track));
             }
@@ -407,7 +413,9 @@ fn read_archive(reader: impl Read, member: &str) -> Result<Archive> {
         }
     }
     let manifest = manifest.ok_or_else(|| {
-        Error::usage(format!("push-images reads docker save archives (with manifest.json); member {member} has none: build it from `docker save`"))
+        Error::usage(format!(
+            "push-images reads docker save archives (with manifest.json); member {member} has none: build it from `docker save`"
+        ))
     })?;
     let mut images = Vec::new();
     let mut layers = HashMap::new();
@@ -416,8 +424,7 @@ fn read_archive(reader: impl Read, member: &str) -> Result<Archive> {
         let id = format!("sha256:{}", hex::encode(Sha256::digest(&config)));
         let mut blobs = Vec::new();
         for layer in &saved.layers {
-            let (digest, size, media_type) =
-                digests.get(layer).cloned().ok_or_else(|| bad_archive(member, format!("no layer {layer}")))?;
+            let (digest, size, media_type) = digests.get(layer).cloned().ok_or_else(|| bad_archive(member, format!("no layer {layer}")))?;
             layers.insert(layer.clone(), (digest.clone(), size));
             blobs.push(Blob { digest, size, media_type, path: Some(layer.clone()) });
         }
@@ -443,7 +450,10 @@ impl Client<'_> {
 
     fn send(&self, method: &str, path: &str, extra: &[(&str, &str)], body: Option<Body<'_>>) -> Result<http::Response> {
         let response = http::tcp_request_with_body(self.address, method, path, &self.headers(extra), body, TIMEOUT).map_err(|e| {
-            Error::host(format!("the site registry {} did not answer {method} {path} ({e}); check that it runs and this host reaches it", self.address))
+            Error::host(format!(
+                "the site registry {} did not answer {method} {path} ({e}); check that it runs and this host reaches it",
+                self.address
+            ))
         })?;
         match response.status {
             401 if self.auth.is_some() => Err(Error::usage(format!(
@@ -454,14 +464,21 @@ impl Client<'_> {
                 "the site registry {} asks for credentials (401); set the user name and password this step takes in the config",
                 self.address
             ))),
-            403 => Err(Error::usage(format!("the site registry {} refused {method} {path} (403): the user may not push there", self.address))),
+            403 => {
+                Err(Error::usage(format!("the site registry {} refused {method} {path} (403): the user may not push there", self.address)))
+            }
             _ => Ok(response),
         }
     }
 
     fn unexpected(&self, what: &str, response: &http::Response) -> Error {
         let body = String::from_utf8_lossy(&response.body[..response.body.len().min(300)]).into_owned();
-        Error::host(format!("the site registry {} answered {} to {what}: {}", self.address, response.status, rules::printable(body.trim(), 300)))
+        Error::host(format!(
+            "the site registry {} answered {} to {what}: {}",
+            self.address,
+            response.status,
+            rules::printable(body.trim(), 300)
+        ))
     }
 
     fn check_access(&self) -> Result<()> {
@@ -486,7 +503,12 @@ impl Client<'_> {
     /// have it sent (it answers 202 and opens an upload, left to expire).
     fn mount(&self, repo: &str, digest: &str, from: &str) -> Result<bool> {
         let path = format!("/v2/{}/blobs/uploads/?mount={}&from={}", http::encode_path(repo), http::encode(digest), http::encode(from));
-        let response = self.send("POST", &path, &[], Some(Body { content_type: "application/octet-stream", length: 0, reader: &mut std::io::empty() }))?;
+        let response = self.send(
+            "POST",
+            &path,
+            &[],
+            Some(Body { content_type: "application/octet-stream", length: 0, reader: &mut std::io::empty() }),
+        )?;
         match response.status {
             201 => Ok(true),
             202 => Ok(false),
@@ -496,7 +518,12 @@ impl Client<'_> {
 
     fn upload(&self, repo: &str, digest: &str, size: u64, reader: &mut dyn Read) -> Result<()> {
         let start = format!("/v2/{}/blobs/uploads/", http::encode_path(repo));
-        let response = self.send("POST", &start, &[], Some(Body { content_type: "application/octet-stream", length: 0, reader: &mut std::io::empty() }))?;
+        let response = self.send(
+            "POST",
+            &start,
+            &[],
+            Some(Body { content_type: "application/octet-stream", length: 0, reader: &mut std::io::empty() }),
+        )?;
         if response.status != 202 {
             return Err(self.unexpected(&format!("POST {start}"), &response));
         }
@@ -532,7 +559,12 @@ impl Client<'_> {
 
     fn put_manifest(&self, repo: &str, tag: &str, manifest: &[u8]) -> Result<()> {
         let path = format!("/v2/{}/manifests/{}", http::encode_path(repo), http::encode(tag));
-        let response = self.send("PUT", &path, &[], Some(Body { content_type: MANIFEST_TYPE, length: manifest.len() as u64, reader: &mut &manifest[..] }))?;
+        let response = self.send(
+            "PUT",
+            &path,
+            &[],
+            Some(Body { content_type: MANIFEST_TYPE, length: manifest.len() as u64, reader: &mut &manifest[..] }),
+        )?;
         if response.status != 201 {
             return Err(self.unexpected(&format!("PUT {path}"), &response));
         }
