@@ -31,7 +31,8 @@ fn build_writes_the_bin_and_a_sha256_that_sha256sum_accepts() {
 fn the_builder_says_which_stubs_and_format_it_carries() {
     let out = airbin().arg("--version").output().unwrap();
     let text = stdout(&out);
-    assert!(text.starts_with("airbin 0.4.0 (stub 0.4.0; bundle format 4)\n"), "{text}");
+    let (version, format) = (env!("CARGO_PKG_VERSION"), airbin_stub::format::FORMAT_VERSION);
+    assert!(text.starts_with(&format!("airbin {version} (stub {version}; bundle format {format})\n")), "{text}");
     // One line per arch: "arm64 stub for aarch64-unknown-linux-musl, 1049936 bytes: the
     // runtime's 1904944 packed". The stub carries the runtime compressed, and that is
     // what a bundle of that arch holds.
@@ -185,7 +186,7 @@ fn every_shell_runs_info_list_check_and_extract_from_any_directory() {
         assert!(info.status.success(), "{shell:?} info: {}", stderr(&info));
         let text = stdout(&info);
         for expected in
-            ["name:        minimal", "version:     1.0.0", "arch:        amd64", "by airbin 0.4.0", "hello", "config.sample", "conf.d"]
+            ["name:        minimal", "version:     1.0.0", "arch:        amd64", &format!("by airbin {}", env!("CARGO_PKG_VERSION")), "hello", "config.sample", "conf.d"]
         {
             assert!(text.contains(expected), "{shell:?} info lacks {expected}: {text}");
         }
@@ -270,7 +271,7 @@ fn info_json_describes_members_and_build() {
     let out = run(Shell::Dash, minimal(), &["info", "--json"], Path::new("/tmp"));
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["bundle"]["name"], "minimal");
-    assert_eq!(info["build"]["builder_version"], "0.4.0");
+    assert_eq!(info["build"]["builder_version"], env!("CARGO_PKG_VERSION"));
     let members = info["members"].as_array().unwrap();
     assert_eq!(members.len(), 3);
     assert_eq!(members[2]["layout"], "tree");
@@ -407,7 +408,12 @@ fn an_unknown_format_version_names_the_builder_that_made_it() {
     fs::write(&bin, &bytes).unwrap();
     let out = airbin().arg("inspect").arg(&bin).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("is a format 77 bundle made by airbin 0.4.0; this airbin reads formats 1 to 4"), "{}", stderr(&out));
+    let want = format!(
+        "is a format 77 bundle made by airbin {}; this airbin reads formats 1 to {}",
+        env!("CARGO_PKG_VERSION"),
+        airbin_stub::format::FORMAT_VERSION
+    );
+    assert!(stderr(&out).contains(&want), "{}", stderr(&out));
 }
 
 #[test]
