@@ -185,9 +185,15 @@ fn every_shell_runs_info_list_check_and_extract_from_any_directory() {
         let info = shell.command(&bundle).arg("info").env("TMPDIR", &tmp).current_dir(&elsewhere).output().unwrap();
         assert!(info.status.success(), "{shell:?} info: {}", stderr(&info));
         let text = stdout(&info);
-        for expected in
-            ["name:        minimal", "version:     1.0.0", "arch:        amd64", &format!("by airbin {}", env!("CARGO_PKG_VERSION")), "hello", "config.sample", "conf.d"]
-        {
+        for expected in [
+            "name:        minimal",
+            "version:     1.0.0",
+            "arch:        amd64",
+            &format!("by airbin {}", env!("CARGO_PKG_VERSION")),
+            "hello",
+            "config.sample",
+            "conf.d",
+        ] {
             assert!(text.contains(expected), "{shell:?} info lacks {expected}: {text}");
         }
 

@@ -841,6 +841,19 @@ fn a_repository_of_two_bundles_in_two_versions_verifies_and_finds_what_was_alter
         build(&spec, &dir.path().join("dist"))
     };
     let (other1, other11) = (other("1.0"), other("1.10"));
+    // 1.10 is signed: its detached signature goes into the repository beside it.
+    let key = dir.path().join("release");
+    assert!(airbin().arg("keygen").arg("-o").arg(&key).arg("--no-password").output().unwrap().status.success());
+    let signed = airbin()
+        .arg("build")
+        .arg(dir.path().join("other-1.10"))
+        .arg("-o")
+        .arg(dir.path().join("dist"))
+        .arg("--sign")
+        .arg(key.with_extension("key"))
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "{}", stderr(&signed));
     let add = |bins: &[&Path], extra: &[&str]| airbin().args(["repo", "add"]).arg(&repo).args(bins).args(extra).output().unwrap();
     let out = add(&[&life1, &other11, &life2, &other1], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -857,6 +870,12 @@ fn a_repository_of_two_bundles_in_two_versions_verifies_and_finds_what_was_alter
     let entry = &index["bundles"][0]["versions"][0];
     assert_eq!(sums.split_whitespace().next(), entry["sha256"].as_str());
     assert_eq!(entry["size"].as_u64(), Some(fs::metadata(&life2).unwrap().len()));
+    let other_entry = index["bundles"].as_array().unwrap().iter().find(|b| b["name"] == "other").unwrap();
+    assert_eq!(other_entry["description"], "the other one");
+    let sig = other_entry["versions"][0]["signature"].as_str().unwrap();
+    assert_eq!(sig, "other/amd64/1.10/other-1.10-amd64.bin.minisig");
+    assert!(repo.join(sig).is_file());
+    assert!(other_entry["versions"][1].get("signature").is_none());
 
     // The same file again changes nothing; another file under the same version is refused.
     let before = fs::read(repo.join("index.json")).unwrap();
