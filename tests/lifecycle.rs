@@ -556,6 +556,16 @@ fn v1_then_v2_upgrades_v1_again_is_refused_and_the_same_version_is_nothing_to_do
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("1.0 is installed already") && stdout(&out).contains("--force reinstalls"), "{}", stdout(&out));
     assert!(take_marks(&mark).is_empty());
+    // Another build of 1.0 (its index differs): nothing to do either, and it says why.
+    let rebuilt = life(&dir.path().join("rebuild"), "1.0", &format!("{V1}parameters:\n  - {{name: extra, type: string, default: x}}\n"));
+    let out = run(Shell::Dash, &rebuilt, &["install", "--yes", "--config", c], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1.0 is installed already") && stdout(&out).contains("from another build of it: nothing to do"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(take_marks(&mark).is_empty());
 
     // plan on the upgrade: the kind, the diff against the installed record, the steps.
     let out = run(Shell::Bash, &v2, &["plan", "--config", c], dir.path());

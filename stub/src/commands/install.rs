@@ -229,12 +229,17 @@ fn summarize(ctx: &Context, bundle: &crate::format::Bundle, report: &Report, err
     }
     let count = |state: StepState| report.steps.iter().filter(|s| s.state == state).count();
     let headline = match error {
-        None if matches!(report.change, install::upgrade::Change::Same { .. }) => report.change.describe(meta),
-        None if report.nothing_to_do => format!("nothing to do: all {} steps were done already", report.steps.len()),
+        None if matches!(report.change, install::upgrade::Change::Same { this_build: false, .. }) => report.change.describe(meta),
+        None if report.nothing_to_do => match &report.change {
+            install::upgrade::Change::Same { .. } => {
+                format!("nothing to do: all {} steps were done already; {}", report.steps.len(), report.change.describe(meta))
+            }
+            _ => format!("nothing to do: all {} steps were done already", report.steps.len()),
+        },
         None if ctx.global.noexec => "staged; no step ran (--noexec)".to_string(),
         None => format!(
             "{} finished: {} step(s) done, {} done already",
-            report.change.as_str(),
+            if matches!(report.change, install::upgrade::Change::Same { .. }) { "install" } else { report.change.as_str() },
             count(StepState::Done),
             count(StepState::AlreadyDone)
         ),

@@ -137,7 +137,8 @@ pub fn prepare<'a>(bundle: &'a Bundle, options: &Options) -> Result<Prepared<'a>
                 options.sets[0].0
             )))
         }
-        (Some(config), false) => {
+        // --noexec runs no step: nothing takes a value.
+        (Some(config), false) if !options.noexec => {
             let terminal = params::Terminal;
             let prompter = options.interactive.then_some(&terminal as &dyn params::Prompter);
             params::resolve(&bundle.index.parameters, config, &options.sets, prompter, &bundle.path.display().to_string())?
@@ -241,7 +242,7 @@ fn load_config(bundle: &Bundle, options: &Options, steps: &[steps::Step]) -> Res
         match config::locate(options.config.as_deref(), &bundle.path) {
             Some((path, source)) => Some(config::load(&path, source)?),
             // The parameters are the answers: --set, defaults and prompts give them.
-            None if !bundle.index.parameters.is_empty() => Some(config::empty(&bundle.path)),
+            None if !bundle.index.parameters.is_empty() && !options.noexec => Some(config::empty(&bundle.path)),
             None if needs_config(bundle, steps, &options.overrides) && !options.noexec => return Err(no_config(bundle, sample)),
             None => None,
         }
@@ -315,7 +316,9 @@ fn refuse_over_unfinished(bundle: &Bundle, history: &History, options: &Options)
 /// `began` hears when the run has begun for real: its state directory locked, its start
 /// journaled (never for a run refused before that, nor for `--noexec`).
 pub fn run(prepared: Prepared, options: &Options, ui: &Ui, began: &(dyn Fn() + Sync)) -> std::result::Result<Report, Stopped> {
-    if let upgrade::Change::Same { .. } = &prepared.change {
+    // Another build of the installed version: nothing to do. (This very bundle: the
+    // journal says what is done, and redoes a step whose values changed.)
+    if let (upgrade::Change::Same { this_build: false, .. }, None) = (&prepared.change, &options.redo.from) {
         let meta = &prepared.bundle.index.bundle;
         ui.status(format!("{} {}: {}", meta.name, meta.version, prepared.change.describe(meta)));
         return Ok(Report {

@@ -16,10 +16,14 @@ use crate::format::{rules::compare_versions, BundleMeta, Phase};
 pub enum Change {
     /// Nothing of this name is installed.
     Install,
-    /// This version is installed already: nothing to do.
+    /// This version is installed already. From this very bundle (`this_build`), the
+    /// journal decides (a step whose values changed is redone); from another build of
+    /// the version, nothing is done. `phase`: which steps the installed run had.
     Same {
         installed: String,
         since: String,
+        this_build: bool,
+        phase: Phase,
     },
     /// `--force` over the same version.
     Reinstall {
@@ -53,7 +57,8 @@ impl Change {
     /// Which steps run: a first install's, or an upgrade's (downgrades and hotfixes too).
     pub fn phase(&self) -> Phase {
         match self {
-            Change::Install | Change::Reinstall { .. } | Change::Same { .. } => Phase::Install,
+            Change::Same { phase, .. } => *phase,
+            Change::Install | Change::Reinstall { .. } => Phase::Install,
             Change::Upgrade { .. } | Change::Downgrade { .. } | Change::Hotfix { .. } => Phase::Upgrade,
         }
     }
@@ -73,8 +78,11 @@ impl Change {
         let this = &meta.version;
         match self {
             Change::Install => format!("first install of {this}: the steps for an install run"),
-            Change::Same { installed, since } => {
-                format!("{installed} is installed already (since {since}): nothing to do (--force reinstalls)")
+            Change::Same { installed, since, this_build: true, .. } => {
+                format!("{installed} is installed already (since {since}), from this bundle (--force reinstalls)")
+            }
+            Change::Same { installed, since, this_build: false, .. } => {
+                format!("{installed} is installed already (since {since}), from another build of it: nothing to do (--force reinstalls)")
             }
             Change::Reinstall { installed } => format!("{installed} again, on purpose (--force): the steps for an install run"),
             Change::Upgrade { from } => format!("upgrade from {from} to {this}: the steps for an upgrade run"),
@@ -104,14 +112,19 @@ pub fn decide(meta: &BundleMeta, sha256: &str, installed: Option<&Installed>, fo
             )));
         }
         if let Some(done) = installed.hotfixes.iter().find(|h| h.sha256 == sha256).filter(|_| !force) {
-            return Ok(Change::Same { installed: installed.describe(), since: done.at.clone() });
+            return Ok(Change::Same { installed: installed.describe(), since: done.at.clone(), this_build: true, phase: Phase::Upgrade });
         }
         return Ok(Change::Hotfix { on: installed.version.clone() });
     }
     let Some(installed) = installed else { return Ok(Change::Install) };
     match compare_versions(&meta.version, &installed.version) {
         Ordering::Equal if force => Ok(Change::Reinstall { installed: installed.version.clone() }),
-        Ordering::Equal => Ok(Change::Same { installed: installed.describe(), since: installed.installed_at.clone() }),
+        Ordering::Equal => Ok(Change::Same {
+            installed: installed.describe(),
+            since: installed.installed_at.clone(),
+            this_build: installed.sha256 == sha256,
+            phase: if matches!(installed.how.as_str(), "upgrade" | "downgrade") { Phase::Upgrade } else { Phase::Install },
+        }),
         Ordering::Greater => Ok(Change::Upgrade { from: installed.version.clone() }),
         Ordering::Less if allow_downgrade => Ok(Change::Downgrade { from: installed.version.clone() }),
         Ordering::Less => Err(Error::host(format!(
@@ -153,7 +166,14 @@ mod tests {
     #[test]
     fn each_version_against_the_record() {
         assert_eq!(decide(&meta("1.0", None), "s", None, false, false).unwrap(), Change::Install);
-        assert!(matches!(decide(&meta("1.0", None), "s", Some(&installed("1.0")), false, false).unwrap(), Change::Same { .. }));
+        assert!(matches!(
+            decide(&meta("1.0", None), "s", Some(&installed("1.0")), false, false).unwrap(),
+            Change::Same { this_build: false, .. }
+        ));
+        assert!(matches!(
+            decide(&meta("1.0", None), "aa", Some(&installed("1.0")), false, false).unwrap(),
+            Change::Same { this_build: true, .. }
+        ));
         assert!(matches!(decide(&meta("1.0", None), "s", Some(&installed("1.0")), true, false).unwrap(), Change::Reinstall { .. }));
         assert_eq!(decide(&meta("2.0", None), "s", Some(&installed("1.0")), false, false).unwrap(), Change::Upgrade { from: "1.0".into() });
         let refused = decide(&meta("1.0", None), "s", Some(&installed("2.0")), false, false).unwrap_err();
