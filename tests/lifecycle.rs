@@ -526,6 +526,17 @@ const V2: &str = "steps:
   - {name: start, kind: command, run: [sh, -c, 'echo \"start $AIRBIN_BUNDLE_VERSION\" >> \"$MARK\"'], env: {MARK: '${config.mark}'}}
 ";
 
+/// 1.0 and 2.0 of `life` (V1, V2), the file their steps note what ran in, and a config naming it.
+fn two_versions() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf, PathBuf) {
+    let dir = scratch();
+    let v1 = life(dir.path(), "1.0", V1);
+    let v2 = life(dir.path(), "2.0", V2);
+    let mark = dir.path().join("mark");
+    let config = dir.path().join("config.yaml");
+    fs::write(&config, format!("mark: {}\n", mark.display())).unwrap();
+    (dir, v1, v2, mark, config)
+}
+
 fn record(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&fs::read(dir.join("airbin-state/life/installed.json")).unwrap()).unwrap()
 }
@@ -538,12 +549,7 @@ fn take_marks(mark: &Path) -> Vec<String> {
 
 #[test]
 fn v1_then_v2_upgrades_v1_again_is_refused_and_the_same_version_is_nothing_to_do() {
-    let dir = scratch();
-    let v1 = life(dir.path(), "1.0", V1);
-    let v2 = life(dir.path(), "2.0", V2);
-    let mark = dir.path().join("mark");
-    let config = dir.path().join("config.yaml");
-    fs::write(&config, format!("mark: {}\n", mark.display())).unwrap();
+    let (dir, v1, v2, mark, config) = two_versions();
     let c = config.to_str().unwrap();
 
     let out = run(Shell::Dash, &v1, &["install", "--yes", "--config", c], dir.path());
@@ -610,12 +616,7 @@ fn v1_then_v2_upgrades_v1_again_is_refused_and_the_same_version_is_nothing_to_do
 
 #[test]
 fn a_failed_upgrade_keeps_the_old_record_runs_on_failure_and_resumes() {
-    let dir = scratch();
-    let v1 = life(dir.path(), "1.0", V1);
-    let v2 = life(dir.path(), "2.0", V2);
-    let mark = dir.path().join("mark");
-    let config = dir.path().join("config.yaml");
-    fs::write(&config, format!("mark: {}\n", mark.display())).unwrap();
+    let (dir, v1, v2, mark, config) = two_versions();
     let c = config.to_str().unwrap();
     assert!(run(Shell::Dash, &v1, &["install", "--yes", "--config", c], dir.path()).status.success());
     take_marks(&mark);

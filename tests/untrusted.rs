@@ -120,23 +120,8 @@ fn parameters_hotfix_and_push_fields_of_a_forged_index_are_checked() {
     let tmp = dir.path().join("tmp");
     fs::create_dir(&tmp).unwrap();
     let param = |json: serde_json::Value| -> airbin_stub::format::Parameter { serde_json::from_value(json).unwrap() };
-    let push = |registry: &str| Step {
-        name: "push".into(),
-        action: Action::PushImages {
-            member: "hello".into(),
-            registry: registry.into(),
-            prefix: None,
-            username: None,
-            password: None,
-            track_tags: false,
-        },
-        timeout: None,
-        retries: 0,
-        retry_delay: None,
-        env: Default::default(),
-        on_failure: vec![],
-        roles: vec![],
-        when: Default::default(),
+    let push = |registry: &str| -> Step {
+        serde_json::from_value(serde_json::json!({"name": "push", "kind": "push-images", "member": "hello", "registry": registry})).unwrap()
     };
     type Forge = Box<dyn Fn(&mut Index)>;
     let cases: Vec<(&str, Forge, &str)> = vec![

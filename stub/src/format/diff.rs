@@ -133,8 +133,11 @@ pub fn diff(old: &Index, new: &Index) -> Diff {
     );
     let blobs = |index: &Index| -> u64 { index.members.iter().filter_map(|m| m.registry.as_ref()).map(|r| r.blobs).sum() };
     let (old_blobs, new_blobs) = (blobs(old), blobs(new));
-    if old_blobs != new_blobs {
-        registry.changed.push(format!("blobs: {old_blobs} -> {new_blobs}"));
+    let omitted = |index: &Index| -> usize { index.members.iter().filter_map(|m| m.registry.as_ref()).map(|r| r.omitted.len()).sum() };
+    let (old_omitted, new_omitted) = (omitted(old), omitted(new));
+    if old_blobs != new_blobs || old_omitted != new_omitted {
+        let left_out = |n: usize| if n > 0 { format!(" (+{n} left out: the base carries them)") } else { String::new() };
+        registry.changed.push(format!("blobs: {old_blobs}{} -> {new_blobs}{}", left_out(old_omitted), left_out(new_omitted)));
     }
 
     let params =
