@@ -266,6 +266,7 @@ steps:
             assert!(!String::from_utf8_lossy(&bytes).contains(secret), "{} holds the secret", entry.display());
         }
     }
+    assert!(unpacked.read_dir().unwrap().flatten().any(|d| d.path().join("installed.json").is_file()), "support carries the record");
     let record = fs::read_to_string(state.join("installed.json")).unwrap();
     assert!(record.contains("\"db_password\"") && record.contains("********"), "{record}");
 }

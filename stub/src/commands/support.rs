@@ -66,6 +66,11 @@ pub fn support(ctx: &Context, output: Option<&Path>) -> Result<()> {
     }
     add("index.json", &serde_json::to_vec_pretty(&bundle.index).expect("the index serializes"))?;
     contents.push("index.json".into());
+    // What is installed (parameters masked when it was written).
+    if let Some(installed) = crate::install::record::read(&state) {
+        add("installed.json", &serde_json::to_vec_pretty(&installed).expect("a record serializes"))?;
+        contents.push("installed.json".into());
+    }
     if let Some(masked) = masked_config(&bundle, ctx, &state) {
         add("config.masked", masked.as_bytes())?;
         contents.push("config.masked".into());
