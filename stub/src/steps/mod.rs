@@ -134,16 +134,9 @@ pub fn prepare(step: &Step, inputs: &Inputs) -> Result<Prepared> {
         Action::WaitFor { tcp, http } => {
             Prepared::WaitFor(wait_for::prepare(inputs, tcp.as_deref(), http.as_deref(), step.timeout, &name)?)
         }
-        Action::PushImages { member: m, registry, prefix, username, password, track_tags } => Prepared::PushImages(push_images::prepare(
-            inputs,
-            &member(m, Some(MemberKind::Image))?,
-            registry,
-            prefix.as_deref(),
-            username.as_deref(),
-            password.as_deref(),
-            *track_tags,
-            &name,
-        )?),
+        Action::PushImages { member: m, .. } => {
+            Prepared::PushImages(push_images::prepare(inputs, &member(m, Some(MemberKind::Image))?, &step.action, &name)?)
+        }
         Action::Command { run } => Prepared::Command(command::prepare(inputs, run, &name)?),
     })
 }

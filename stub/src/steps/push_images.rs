@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use super::{Inputs, Needs, RunContext};
 use crate::error::{Error, Result};
 use crate::format::rules::{self, track_of};
+use crate::format::Action;
 use crate::http::{self, Body};
 use crate::install::config;
 
@@ -55,17 +56,12 @@ struct Target {
     names: Vec<(String, String)>,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn prepare(
-    inputs: &Inputs,
-    member: &str,
-    registry: &str,
-    prefix: Option<&str>,
-    username: Option<&str>,
-    password: Option<&str>,
-    track_tags: bool,
-    step: &str,
-) -> Result<PushImages> {
+/// `action` is the step's `PushImages`; `member` its member, checked to be an image one.
+pub fn prepare(inputs: &Inputs, member: &str, action: &Action, step: &str) -> Result<PushImages> {
+    let Action::PushImages { registry, prefix, username, password, track_tags, .. } = action else {
+        return Err(Error::internal("push_images::prepare takes a push-images step"));
+    };
+    let (prefix, username, password, track_tags) = (prefix.as_deref(), username.as_deref(), password.as_deref(), *track_tags);
     let needed_by = format!("step '{step}'");
     let expand = |text: &str| config::expand(text, inputs.config, &needed_by);
     let registry = expand(registry)?;
@@ -180,45 +176,56 @@ impl PushImages {
         let archive = read_archive(ctx.bundle.content_reader(member)?, &self.member)?;
         let client = Client { address: &self.registry, auth: self.auth.as_deref() };
         client.check_access()?;
+        let mut tally = Tally::default();
+        let (manifests, to_send) = self.send_what_is_small(&client, &archive, &mut tally)?;
+        if !to_send.is_empty() {
+            let stream = ctx.bundle.content_reader(member)?;
+            self.send_layers(ctx, &client, stream, &archive, &to_send, &mut tally)?;
+        }
+        let tags = self.tag(&client, &manifests)?;
+        let Tally { sent, sent_bytes, mounted, already } = tally;
+        Ok(format!(
+            "{} tag(s) on {} ({}), each fetched back with its digest; {sent} blob(s) sent ({}), {mounted} mounted, {already} there already",
+            tags.len(),
+            self.registry,
+            tags.join(", "),
+            indicatif::HumanBytes(sent_bytes),
+        ))
+    }
 
-        // Which blobs each repository lacks; a blob one repository has can be mounted
-        // into another without sending it.
+    /// The first pass's decisions, per image and repository: a blob there already is
+    /// left; one this push or another of the bundle put elsewhere is mounted; a config is
+    /// sent now (it is in memory); a layer is queued for the second pass. Returns each
+    /// image's manifest, and the queue: archive path → the repositories that need it.
+    fn send_what_is_small<'t>(&'t self, client: &Client, archive: &Archive, tally: &mut Tally) -> Result<(Vec<Tagged<'t>>, Queue)> {
         let mut have: HashMap<String, String> = HashMap::new(); // digest -> a repo holding it
-        let mut to_send: BTreeMap<String, Vec<String>> = BTreeMap::new(); // archive path -> repos
+        let mut to_send = Queue::new();
         let mut manifests = Vec::new();
-        let mut mounted = 0;
-        let mut already = 0;
-        let mut sent = 0usize;
-        let mut sent_bytes = 0u64;
         for target in &self.targets {
             let image = archive.images.iter().find(|i| i.id == target.id).ok_or_else(|| {
                 Error::integrity(format!("{}: image {} is in the index and not in the archive's manifest.json", self.member, target.id))
             })?;
-            let manifest = image.manifest();
-            let repos: Vec<&str> = {
-                let mut r: Vec<&str> = target.names.iter().map(|(r, _)| r.as_str()).collect();
-                r.dedup();
-                r
-            };
+            let mut repos: Vec<&str> = target.names.iter().map(|(r, _)| r.as_str()).collect();
+            repos.dedup();
             for repo in &repos {
                 for blob in image.blobs() {
                     if client.has_blob(repo, &blob.digest)? {
-                        already += 1;
+                        tally.already += 1;
                         have.entry(blob.digest.clone()).or_insert_with(|| repo.to_string());
                         continue;
                     }
-                    // Sent to another repository by this step: mounted from there once sent.
-                    if let Some(path) = blob.path.as_ref().filter(|p| to_send.contains_key(*p)) {
-                        to_send.get_mut(path).expect("checked").push(repo.to_string());
+                    // Queued for another repository: mounted from there once sent.
+                    if let Some(repos) = blob.path.as_ref().and_then(|p| to_send.get_mut(p)) {
+                        repos.push(repo.to_string());
                         continue;
                     }
                     let from = match have.get(&blob.digest) {
                         Some(from) => Some(from.clone()),
-                        None => self.neighbour_with(&client, &blob.digest)?,
+                        None => self.neighbour_with(client, &blob.digest)?,
                     };
                     if let Some(from) = from.filter(|from| from.as_str() != *repo) {
                         if client.mount(repo, &blob.digest, &from)? {
-                            mounted += 1;
+                            tally.mounted += 1;
                             have.entry(blob.digest.clone()).or_insert(from);
                             continue;
                         }
@@ -227,48 +234,59 @@ impl PushImages {
                         Some(path) => to_send.entry(path.clone()).or_default().push(repo.to_string()),
                         None => {
                             client.upload(repo, &blob.digest, blob.size, &mut image.config.as_slice())?;
-                            sent += 1;
-                            sent_bytes += blob.size;
+                            tally.sent += 1;
+                            tally.sent_bytes += blob.size;
                             have.entry(blob.digest.clone()).or_insert_with(|| repo.to_string());
                         }
                     }
                 }
             }
-            manifests.push((target, manifest));
+            manifests.push((target, image.manifest()));
         }
+        Ok((manifests, to_send))
+    }
 
-        // The second pass: the layers no repository had, each sent as it streams by.
-        if !to_send.is_empty() {
-            let layer_digest: HashMap<&str, (&str, u64)> =
-                archive.layers.iter().map(|(path, (digest, size))| (path.as_str(), (digest.as_str(), *size))).collect();
-            let mut tar = tar::Archive::new(ctx.bundle.content_reader(member)?);
-            let entries = tar.entries().map_err(|e| bad_archive(&self.member, e))?;
-            for entry in entries {
-                crate::interrupt::check()?;
-                let mut entry = entry.map_err(|e| bad_archive(&self.member, e))?;
-                let path = entry_path(&entry);
-                let Some(repos) = to_send.get(&path) else { continue };
-                let (digest, size) = layer_digest[path.as_str()];
-                let (first, others) = repos.split_first().expect("a blob to send is for a repository");
-                ctx.ui.status(format!("sending {} ({}) to {}/{first}", short(digest), indicatif::HumanBytes(size), self.registry));
-                client.upload(first, digest, size, &mut entry)?;
-                sent += 1;
-                sent_bytes += size;
-                for repo in others {
-                    if !client.mount(repo, digest, first)? {
-                        return Err(Error::host(format!(
-                            "{} did not mount {} from {first} into {repo}; check the registry's log",
-                            self.registry,
-                            short(digest)
-                        )));
-                    }
-                    mounted += 1;
+    /// The second pass: each queued layer sent as the member's stream goes by, to its
+    /// first repository, then mounted into the others.
+    fn send_layers(
+        &self,
+        ctx: &RunContext,
+        client: &Client,
+        stream: impl Read,
+        archive: &Archive,
+        to_send: &Queue,
+        tally: &mut Tally,
+    ) -> Result<()> {
+        let mut tar = tar::Archive::new(stream);
+        for entry in tar.entries().map_err(|e| bad_archive(&self.member, e))? {
+            crate::interrupt::check()?;
+            let mut entry = entry.map_err(|e| bad_archive(&self.member, e))?;
+            let path = entry_path(&entry);
+            let (Some(repos), Some((digest, size))) = (to_send.get(&path), archive.layers.get(&path)) else { continue };
+            let (first, others) = repos.split_first().expect("a queued blob is for a repository");
+            ctx.ui.status(format!("sending {} ({}) to {}/{first}", short(digest), indicatif::HumanBytes(*size), self.registry));
+            client.upload(first, digest, *size, &mut entry)?;
+            tally.sent += 1;
+            tally.sent_bytes += size;
+            for repo in others {
+                if !client.mount(repo, digest, first)? {
+                    return Err(Error::host(format!(
+                        "{} did not mount {} from {first} into {repo}; check the registry's log",
+                        self.registry,
+                        short(digest)
+                    )));
                 }
+                tally.mounted += 1;
             }
         }
+        Ok(())
+    }
 
+    /// Puts each image's manifest under each of its tags, and fetches each tag back to
+    /// compare its digest with what was put.
+    fn tag(&self, client: &Client, manifests: &[Tagged]) -> Result<Vec<String>> {
         let mut tags = Vec::new();
-        for (target, manifest) in &manifests {
+        for (target, manifest) in manifests {
             let digest = format!("sha256:{}", hex::encode(Sha256::digest(manifest)));
             for (repo, tag) in &target.names {
                 client.put_manifest(repo, tag, manifest)?;
@@ -282,14 +300,23 @@ impl PushImages {
                 tags.push(format!("{repo}:{tag}"));
             }
         }
-        Ok(format!(
-            "{} tag(s) on {} ({}), each fetched back with its digest; {sent} blob(s) sent ({}), {mounted} mounted, {already} there already",
-            tags.len(),
-            self.registry,
-            tags.join(", "),
-            indicatif::HumanBytes(sent_bytes),
-        ))
+        Ok(tags)
     }
+}
+
+/// An image's manifest, and where it goes.
+type Tagged<'t> = (&'t Target, Vec<u8>);
+
+/// The layers the second pass sends: archive path → the repositories that need it.
+type Queue = BTreeMap<String, Vec<String>>;
+
+/// What a push did, for its summary.
+#[derive(Default)]
+struct Tally {
+    sent: usize,
+    sent_bytes: u64,
+    mounted: usize,
+    already: usize,
 }
 
 fn short(digest: &str) -> &str {
