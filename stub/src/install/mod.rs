@@ -27,6 +27,7 @@ pub mod preflight;
 pub mod record;
 pub mod roles;
 pub mod runner;
+mod show;
 pub mod state;
 pub mod upgrade;
 pub mod verified;
@@ -48,6 +49,7 @@ use journal::{Event, History, Journal, Outcome};
 use plan::{Plan, PlanState, Redo};
 use roles::NodeRole;
 use runner::{StepReport, StepState};
+pub use show::{plan_json, print_plan};
 use state::StateDir;
 
 /// The install's options, typed once at the command line's edge.
@@ -690,108 +692,4 @@ fn environment(bundle: &Bundle, config: Option<&ProductConfig>, run: &Run, stagi
         env.push((format!("AIRBIN_PARAM_{name}"), param.actual.clone()));
     }
     env
-}
-
-/// The plan as the engineer reads it, and as `--json` gives it.
-pub fn plan_json(prepared: &Prepared) -> serde_json::Value {
-    let steps: Vec<serde_json::Value> = prepared
-        .plan
-        .steps
-        .iter()
-        .map(|s| {
-            serde_json::json!({
-                "name": s.name, "kind": s.step.action.kind(), "state": s.state, "does": runlog::mask(&s.prepared.describe()), "done_at": s.done_at,
-            })
-        })
-        .collect();
-    let other_roles: Vec<serde_json::Value> =
-        prepared.other_roles.iter().map(|s| serde_json::json!({"name": s.name(), "kind": s.action.kind(), "roles": s.roles})).collect();
-    serde_json::json!({
-        "role": prepared.role.role,
-        "role_from": prepared.role.why,
-        "role_why": prepared.role.explain(),
-        "other_roles_steps": other_roles,
-        "config": prepared.config.as_ref().map(|c| serde_json::json!({
-            "path": c.path, "source": c.source.as_str(),
-            "values": prepared.config_values.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
-        })),
-        "parameters": prepared.parameters,
-        "installed": prepared.installed,
-        "change": prepared.change,
-        "change_why": prepared.change.describe(&prepared.bundle.index.bundle),
-        "other_phase_steps": prepared.other_phase.iter().map(|s| serde_json::json!({"name": s.name(), "kind": s.action.kind(), "when": s.when})).collect::<Vec<_>>(),
-        "changes": installed_diff(prepared).map(|d| d.to_json()),
-        "staging": prepared.plan.staging,
-        "state_dir": prepared.state.root,
-        "steps": steps,
-    })
-}
-
-/// What changes from the installed bundle to this one, on an upgrade, downgrade or
-/// hotfix (from the index the record keeps).
-fn installed_diff(prepared: &Prepared) -> Option<crate::format::diff::Diff> {
-    if !matches!(prepared.change.phase(), crate::format::Phase::Upgrade) {
-        return None;
-    }
-    let old = record::read_index(&prepared.state)?;
-    Some(crate::format::diff::diff(&old, &prepared.bundle.index))
-}
-
-pub fn print_plan(prepared: &Prepared) {
-    use crate::progress::out_line;
-    let meta = &prepared.bundle.index.bundle;
-    let role = &prepared.role;
-    out_line(&format!("plan for {} {} on this host (role: {}, {})", meta.name, meta.version, role.role, role.explain()));
-    out_line(&format!("  this is: {}", prepared.change.describe(meta)));
-    if let Some(diff) = installed_diff(prepared) {
-        out_line(&format!("  what changes from the installed {}:", prepared.installed.as_ref().map_or("", |i| i.version.as_str())));
-        for line in diff.lines() {
-            out_line(&format!("    {line}"));
-        }
-    }
-    match &prepared.config {
-        Some(c) if c.source == Source::Parameters => out_line("  config:  no file: the parameters alone (--set, defaults, prompts)"),
-        Some(c) => out_line(&format!("  config:  {} ({})", c.path.display(), c.source.as_str())),
-        None => out_line("  config:  none needed"),
-    }
-    for (key, value) in &prepared.config_values {
-        out_line(&format!("           {key} = {value}"));
-    }
-    if !prepared.parameters.is_empty() {
-        out_line("  parameters:");
-        let width = prepared.parameters.iter().map(|p| p.name.len()).max().unwrap_or(0);
-        for p in &prepared.parameters {
-            let key = if p.key != p.name { format!(", config key {}", p.key) } else { String::new() };
-            out_line(&format!("           {:width$} = {}  ({}, {}{key})", p.name, p.value, p.from.as_str(), p.kind));
-        }
-    }
-    out_line(&format!("  staging: {}", prepared.plan.staging.display()));
-    out_line(&format!("  journal: {}", prepared.state.journal().display()));
-    if prepared.plan.steps.is_empty() {
-        out_line("  no install steps: install stages the members and stops");
-    }
-    let width = prepared.plan.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
-    for (n, s) in prepared.plan.steps.iter().enumerate() {
-        let state = match s.state {
-            PlanState::Pending => "to do".to_string(),
-            PlanState::Done => format!("done {}", s.done_at.as_deref().unwrap_or("")),
-            PlanState::Redo => "redo".to_string(),
-        };
-        out_line(&format!("  {}. {:width$}  [{state}]  {}", n + 1, s.name, runlog::mask(&s.prepared.describe())));
-    }
-    for s in &prepared.other_roles {
-        let roles: Vec<&str> = s.roles.iter().map(|r| r.as_str()).collect();
-        out_line(&format!("  -. {:width$}  [not on a {} node: runs on {}]", s.name(), role.role, roles.join(", ")));
-    }
-    for s in &prepared.other_phase {
-        out_line(&format!(
-            "  -. {:width$}  [not in this {}: the step is for {} only]",
-            s.name(),
-            prepared.change.as_str(),
-            s.when.as_str()
-        ));
-    }
-    if prepared.plan.steps.iter().any(|s| s.state == PlanState::Done) && !prepared.plan.runs_any() {
-        out_line("every step is done: install does nothing (--from STEP or --force redoes on purpose)");
-    }
 }
