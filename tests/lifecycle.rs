@@ -381,6 +381,10 @@ config:
     assert!(shown.contains("'not-an-ip' is not an IP address; try again"), "{shown}");
     assert!(!shown.contains("pa55-Word"), "the secret was echoed:\n{shown}");
     assert_eq!(fs::read_to_string(&out_file).unwrap().trim(), "10.0.0.9 pa55-Word");
+    let record = fs::read_to_string(dir.path().join("airbin-state/life/installed.json")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["parameters"][0], serde_json::json!({"name": "addr", "value": "10.0.0.9", "from": "prompt"}));
+    assert_eq!(record["parameters"][1]["value"], "********");
     // --yes: never asked, named instead.
     fs::remove_file(&out_file).unwrap();
     let (code, shown) = on_a_terminal(&bin, &["install", "--yes", "--force", "--config", c], dir.path(), &[]);

@@ -12,7 +12,8 @@ use crate::steps::Overrides;
 /// The command line's values, typed once for the install.
 fn options(global: &Global) -> Result<Options> {
     let sets = global.set.iter().map(|s| install::params::parse_set(s)).collect::<Result<Vec<_>>>()?;
-    let terminal = nix::unistd::isatty(std::io::stdin()).unwrap_or(false) && nix::unistd::isatty(std::io::stderr()).unwrap_or(false);
+    // Someone at a terminal: stdin is one (stderr may go to a file).
+    let terminal = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
     Ok(Options {
         target: global.target.clone(),
         keep: global.keep,
@@ -29,6 +30,7 @@ fn options(global: &Global) -> Result<Options> {
         skip_preflight: global.skip_preflight.clone(),
         role: global.role,
         sets,
+        answers: Vec::new(),
         interactive: terminal && !global.yes && !global.json,
         allow_downgrade: global.allow_downgrade,
     })
@@ -139,6 +141,7 @@ pub fn install(ctx: &Context) -> Result<()> {
     }
     let bundle = open(ctx)?;
     let keys = super::trusted_keys(&ctx.global)?;
+    let answers = ask_first(ctx, &bundle)?;
     let state = install::state::StateDir::for_bundle(&bundle.index.bundle.name);
     let identity = bundle.identity()?;
     // A rerun on the very file an earlier run verified hashes only what it reads.
@@ -148,7 +151,7 @@ pub fn install(ctx: &Context) -> Result<()> {
             "{}: verified in full by an earlier run and not written since; members are checked as they are read (--force checks every byte again)",
             bundle.path.display()
         ));
-        let installed = install_verified_as_it_goes(ctx, &bundle, &|| {});
+        let installed = install_verified_as_it_goes(ctx, &bundle, &answers, &|| {});
         if installed.as_ref().is_err_and(|e| e.class == crate::error::ExitClass::Integrity) {
             install::verified::forget(&state);
         }
@@ -175,15 +178,33 @@ pub fn install(ctx: &Context) -> Result<()> {
             let _ = bundle.await_verified();
             mark_if_due(false);
         });
-        let installed = install_verified_as_it_goes(ctx, &bundle, &|| mark_if_due(true));
+        let installed = install_verified_as_it_goes(ctx, &bundle, &answers, &|| mark_if_due(true));
         let _ = verifier.join().expect("the verifier panicked");
         installed
     })
 }
 
-fn install_verified_as_it_goes(ctx: &Context, bundle: &crate::format::Bundle, began: &(dyn Fn() + Sync)) -> Result<()> {
-    let meta = &bundle.index.bundle;
+/// On a terminal, the parameters' missing values are asked for before the bundle's
+/// verification starts drawing its progress: the questions get the terminal to
+/// themselves. Returns the answers, by parameter name.
+fn ask_first(ctx: &Context, bundle: &crate::format::Bundle) -> Result<Vec<(String, String)>> {
     let options = options(&ctx.global)?;
+    if !options.interactive || bundle.index.parameters.is_empty() || ctx.global.dry_run {
+        return Ok(Vec::new());
+    }
+    let prepared = install::prepare(bundle, &options)?;
+    let asked = prepared.parameters.iter().filter(|p| p.from == install::params::From::Prompt);
+    Ok(asked.map(|p| (p.name.clone(), p.actual.clone())).collect())
+}
+
+fn install_verified_as_it_goes(
+    ctx: &Context,
+    bundle: &crate::format::Bundle,
+    answers: &[(String, String)],
+    began: &(dyn Fn() + Sync),
+) -> Result<()> {
+    let meta = &bundle.index.bundle;
+    let options = Options { answers: answers.to_vec(), ..options(&ctx.global)? };
     let prepared = install::prepare(bundle, &options).map_err(|e| damage_first(bundle, e))?;
     // A dropped SSH session must not end the install: it goes on, logging to its file.
     crate::interrupt::ignore_hangup();

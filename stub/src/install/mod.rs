@@ -72,6 +72,8 @@ pub struct Options {
     pub sets: Vec<(String, String)>,
     /// A terminal to ask for missing required values on (not with `--yes` or `--json`).
     pub interactive: bool,
+    /// Values asked for on the terminal already, by parameter name.
+    pub answers: Vec<(String, String)>,
     /// Install over a newer version on purpose.
     pub allow_downgrade: bool,
 }
@@ -143,7 +145,14 @@ pub fn prepare<'a>(bundle: &'a Bundle, options: &Options) -> Result<Prepared<'a>
         (Some(config), false) if !options.noexec => {
             let terminal = params::Terminal;
             let prompter = options.interactive.then_some(&terminal as &dyn params::Prompter);
-            params::resolve(&bundle.index.parameters, config, &options.sets, prompter, &bundle.path.display().to_string())?
+            params::resolve(
+                &bundle.index.parameters,
+                config,
+                &options.sets,
+                &options.answers,
+                prompter,
+                &bundle.path.display().to_string(),
+            )?
         }
         _ => Vec::new(),
     };

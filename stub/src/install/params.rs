@@ -73,6 +73,7 @@ pub fn resolve(
     params: &[Parameter],
     config: &mut ProductConfig,
     sets: &[(String, String)],
+    answered: &[(String, String)],
     prompter: Option<&dyn Prompter>,
     bin: &str,
 ) -> Result<Vec<Resolved>> {
@@ -98,7 +99,12 @@ pub fn resolve(
                     continue;
                 }
             },
-            None if param.required => match prompter.and_then(|p| ask_until_valid(p, param)) {
+            None if param.required => match answered
+                .iter()
+                .find(|(n, _)| *n == param.name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| prompter.and_then(|p| ask_until_valid(p, param)))
+            {
                 Some(value) => (value, From::Prompt),
                 None => {
                     problems.push(format!("{} ({}) is required and not set", param.name, param.kind.as_str()));
@@ -228,7 +234,7 @@ mod tests {
     fn set_beats_config_beats_default_and_each_is_named() {
         let p = params("- {name: port, type: int, key: registry.port, default: 5000}\n- {name: host, type: string, default: a}\n- {name: mode, type: enum, values: [x, y], default: x}\n");
         let mut c = config("registry:\n  port: 6000\nhost: b\n");
-        let r = resolve(&p, &mut c, &[("mode".into(), "y".into())], None, "x.bin").unwrap();
+        let r = resolve(&p, &mut c, &[("mode".into(), "y".into())], &[], None, "x.bin").unwrap();
         let got: Vec<(&str, &str, From)> = r.iter().map(|r| (r.name.as_str(), r.value.as_str(), r.from)).collect();
         assert_eq!(got, [("port", "6000", From::Config), ("host", "b", From::Config), ("mode", "y", From::Set)]);
         assert_eq!(c.text("mode", "x").unwrap(), "y");
@@ -238,7 +244,7 @@ mod tests {
     fn every_bad_or_missing_value_and_unknown_set_is_in_one_message() {
         let p = params("- {name: port, type: int}\n- {name: pw, type: string, secret: true, required: true, pattern: '.{8,}'}\n- {name: ip, type: ip, required: true}\n");
         let mut c = config("port: five\npw: short\n");
-        let e = resolve(&p, &mut c, &[("nope".into(), "1".into())], None, "x.bin").unwrap_err();
+        let e = resolve(&p, &mut c, &[("nope".into(), "1".into())], &[], None, "x.bin").unwrap_err();
         for part in [
             "--set nope",
             "port = 'five' (from config) is not an integer",
@@ -256,7 +262,7 @@ mod tests {
         let p = params("- {name: ip, type: ip, required: true}\n");
         let mut c = config("");
         let answers = Answers(std::cell::RefCell::new(vec!["10.0.0.5", "not-an-ip"]));
-        let r = resolve(&p, &mut c, &[], Some(&answers), "x.bin").unwrap();
+        let r = resolve(&p, &mut c, &[], &[], Some(&answers), "x.bin").unwrap();
         assert_eq!((r[0].value.as_str(), r[0].from), ("10.0.0.5", From::Prompt));
     }
 
@@ -264,7 +270,7 @@ mod tests {
     fn secrets_are_masked_and_marked() {
         let p = params("- {name: pw, type: string, secret: true, key: db.pass}\n");
         let mut c = config("db:\n  pass: hunter2\n");
-        let r = resolve(&p, &mut c, &[], None, "x.bin").unwrap();
+        let r = resolve(&p, &mut c, &[], &[], None, "x.bin").unwrap();
         assert_eq!(r[0].value, MASK);
         assert!(!c.masked_text().contains("hunter2"));
     }
