@@ -31,6 +31,9 @@ const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 /// A config or a manifest.json larger than this is not one.
 const MAX_JSON: u64 = 4 << 20;
+/// At most this much of the archive is held in memory as candidate configs: the JSON
+/// files (`<id>.json`, or `blobs/sha256/...` of Docker's newer layout) up to `MAX_JSON`.
+const MAX_KEPT: u64 = 64 << 20;
 
 #[derive(Clone, Debug)]
 pub struct PushImages {
@@ -396,6 +399,7 @@ fn read_archive(reader: impl Read, member: &str) -> Result<Archive> {
     let mut manifest: Option<Vec<SavedImage>> = None;
     let mut small: HashMap<String, Vec<u8>> = HashMap::new();
     let mut digests: HashMap<String, (String, u64, &'static str)> = HashMap::new();
+    let mut kept_total = 0u64;
     for entry in tar.entries().map_err(|e| bad_archive(member, e))? {
         crate::interrupt::check()?;
         let mut entry = entry.map_err(|e| bad_archive(member, e))?;
@@ -412,6 +416,8 @@ fn read_archive(reader: impl Read, member: &str) -> Result<Archive> {
         }
         let mut hasher = Sha256::new();
         let mut head = [0u8; 4];
+        // Only what may be a config is kept: a layer is hashed and let go.
+        let keep = size <= MAX_JSON && kept_total + size <= MAX_KEPT && (path.ends_with(".json") || path.starts_with("blobs/"));
         let mut kept = Vec::new();
         let mut buf = vec![0u8; 1 << 20];
         let mut first = true;
@@ -425,7 +431,7 @@ fn read_archive(reader: impl Read, member: &str) -> Result<Archive> {
                 first = false;
             }
             hasher.update(&buf[..n]);
-            if size <= MAX_JSON {
+            if keep {
                 kept.extend_from_slice(&buf[..n]);
             }
         }
@@ -435,7 +441,8 @@ fn read_archive(reader: impl Read, member: &str) -> Result<Archive> {
             _ => LAYER_TAR,
         };
         digests.insert(path.clone(), (format!("sha256:{}", hex::encode(hasher.finalize())), size, media_type));
-        if size <= MAX_JSON {
+        if keep {
+            kept_total += size;
             small.insert(path, kept);
         }
     }
@@ -612,6 +619,61 @@ impl Client<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            tar.append_data(&mut header, name, *data).unwrap();
+        }
+        tar.into_inner().unwrap()
+    }
+
+    fn hex(data: &[u8]) -> String {
+        hex::encode(Sha256::digest(data))
+    }
+
+    #[test]
+    fn both_docker_save_layouts_give_configs_and_layer_digests() {
+        let layer = tar_of(&[("a", b"layer bytes")]);
+        let gz = [&[0x1f, 0x8b][..], b"not really gzip"].concat();
+        let config = br#"{"rootfs":{"diff_ids":[]}}"#;
+        // Docker before 25: <id>.json and <id>/layer.tar.
+        let legacy = tar_of(&[
+            (
+                "manifest.json",
+                format!(r#"[{{"Config":"{}.json","RepoTags":["a:1"],"Layers":["l/layer.tar","g/layer.tar"]}}]"#, hex(config)).as_bytes(),
+            ),
+            (&format!("{}.json", hex(config)), config),
+            ("l/layer.tar", &layer),
+            ("g/layer.tar", &gz),
+        ]);
+        // Docker 25 and later: an OCI layout, with manifest.json naming its blobs.
+        let (c, l) = (hex(config), hex(&layer));
+        let oci = tar_of(&[
+            (&format!("blobs/sha256/{l}"), &layer),
+            (&format!("blobs/sha256/{c}"), config),
+            ("manifest.json", format!(r#"[{{"Config":"blobs/sha256/{c}","RepoTags":["a:1"],"Layers":["blobs/sha256/{l}"]}}]"#).as_bytes()),
+        ]);
+        for (what, archive, layers) in [("legacy", legacy, 2), ("oci", oci, 1)] {
+            let read = read_archive(&archive[..], "m").unwrap();
+            let image = &read.images[0];
+            assert_eq!(image.id, format!("sha256:{c}"), "{what}");
+            assert_eq!(image.layers.len(), layers, "{what}");
+            assert_eq!(image.layers[0].digest, format!("sha256:{l}"), "{what}");
+            assert_eq!(image.layers[0].media_type, LAYER_TAR, "{what}");
+            if layers == 2 {
+                assert_eq!(image.layers[1].media_type, LAYER_GZIP);
+            }
+            let manifest: serde_json::Value = serde_json::from_slice(&image.manifest()).unwrap();
+            assert_eq!(manifest["config"]["digest"], format!("sha256:{c}"), "{what}");
+        }
+        let no_manifest = tar_of(&[("index.json", b"{}")]);
+        let err = read_archive(&no_manifest[..], "m").err().unwrap();
+        assert!(err.message.contains("push-images reads docker save archives (with manifest.json)"), "{}", err.message);
+    }
 
     #[test]
     fn the_archives_registry_host_gives_way_to_the_sites() {
