@@ -77,8 +77,8 @@ fn check_push_steps(
     loaded: &spec::LoadedSpec,
     images: &std::collections::HashMap<&str, &[airbin_stub::format::ImageRecord]>,
 ) -> Result<()> {
-    let steps = loaded.spec.steps.iter().enumerate().flat_map(|(i, s)| std::iter::once((format!("steps[{i}]"), s)));
-    for (at, step) in steps {
+    for (i, step) in loaded.spec.steps.iter().enumerate() {
+        let at = format!("steps[{i}]");
         let airbin_stub::format::Action::PushImages { member, track_tags, .. } = &step.action else { continue };
         for image in images.get(member.as_str()).copied().unwrap_or(&[]) {
             let field = format!("{at}.member");
@@ -155,7 +155,7 @@ pub fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: &Ui) ->
         if let (Some(base), Some(record)) = (&base_blobs, details.registry.as_mut()) {
             match &mut source {
                 Source::Dir { root, omit, .. } => {
-                    *omit = delta::omit(root, base);
+                    *omit = delta::omit(root, base)?;
                     record.omitted = omit.iter().map(|hex| format!("sha256:{hex}")).collect();
                     record.blobs -= omit.len() as u64;
                     ui.status(format!("{}: {} blob(s) the base carries left out, {} kept", member.name, omit.len(), record.blobs));

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use airbin_stub::error::{Error, Result};
-use airbin_stub::format::registry_pack::TarStorage;
+use airbin_stub::format::registry_pack::{DirStorage, Storage, TarStorage};
 use airbin_stub::format::{Bundle, BundleMeta, MemberKind};
 use airbin_stub::progress::Ui;
 
@@ -41,25 +41,13 @@ pub fn base_blobs(base: &Path, meta: &BundleMeta, ui: &Ui) -> Result<BTreeSet<St
 }
 
 /// Of the blobs in the registry root `root`, those `base` carries, less the manifests.
-pub fn omit(root: &Path, base: &BTreeSet<String>) -> BTreeSet<String> {
-    let v2 = root.join("docker/registry/v2");
-    let names = |dir: &Path| -> Vec<String> {
-        std::fs::read_dir(dir).map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
-    };
-    let mut manifests = BTreeSet::new();
-    for repo in walkdir::WalkDir::new(v2.join("repositories")).into_iter().flatten() {
-        if repo.file_name() == "_manifests" {
-            manifests.extend(names(&repo.path().join("revisions/sha256")));
-        }
-    }
-    let blobs_dir = v2.join("blobs/sha256");
-    let mut omit = BTreeSet::new();
-    for prefix in names(&blobs_dir) {
-        for hex in names(&blobs_dir.join(&prefix)) {
-            if base.contains(&hex) && !manifests.contains(&hex) {
-                omit.insert(hex);
-            }
-        }
-    }
-    omit
+pub fn omit(root: &Path, base: &BTreeSet<String>) -> Result<BTreeSet<String>> {
+    let storage = DirStorage::new(root);
+    let manifests: BTreeSet<String> = storage
+        .link_paths()?
+        .iter()
+        .filter_map(|link| link.split_once("/_manifests/revisions/sha256/").and_then(|(_, rest)| rest.split('/').next()))
+        .map(str::to_string)
+        .collect();
+    Ok(storage.all_blobs()?.into_iter().filter(|hex| base.contains(hex) && !manifests.contains(hex)).collect())
 }

@@ -5,13 +5,12 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use airbin_stub::error::{Error, IoContext, Result};
+use airbin_stub::format::digest::HashingWriter;
 use airbin_stub::format::{rules, Bundle};
 use airbin_stub::fsx;
 use airbin_stub::progress::Ui;
@@ -72,18 +71,10 @@ fn read_index(repo: &Path) -> Result<RepoIndex> {
 
 fn file_sha256(path: &Path) -> Result<(String, u64)> {
     let mut file = fs::File::open(path).ctx("opening", path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf).ctx("reading", path)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), size))
+    let mut hashing = HashingWriter::new(std::io::sink());
+    std::io::copy(&mut file, &mut hashing).ctx("reading", path)?;
+    let (_, size, sha256) = hashing.finish();
+    Ok((sha256, size))
 }
 
 /// Copies `from` to `to` whole or not at all.

@@ -189,10 +189,6 @@ fn describe_parameter(p: &super::Parameter) -> String {
 }
 
 impl Diff {
-    pub fn is_empty(&self) -> bool {
-        [&self.members, &self.images, &self.registry, &self.parameters, &self.steps].iter().all(|c| c.is_empty())
-    }
-
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("a diff serializes")
     }

@@ -40,7 +40,8 @@ pub trait Storage {
     fn all_blobs(&self) -> Result<Vec<String>>;
 }
 
-fn blob_path(hex: &str) -> String {
+/// A blob's data file, relative to `docker/registry/v2/`.
+pub(crate) fn blob_path(hex: &str) -> String {
     format!("blobs/sha256/{}/{hex}/data", hex.get(..2).unwrap_or(hex))
 }
 

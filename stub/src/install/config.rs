@@ -172,11 +172,6 @@ impl ProductConfig {
         Some(value)
     }
 
-    /// The text of a single value, or None when the key is missing or not a scalar.
-    pub fn scalar_text(&self, key: &str) -> Option<String> {
-        self.scalar(key)
-    }
-
     /// Sets `key` (dotted: nested mappings are made as needed) to `value`.
     pub fn set(&mut self, key: &str, value: serde_yaml::Value) {
         let mut at = &mut self.values;
@@ -193,7 +188,7 @@ impl ProductConfig {
 
     /// Sets `key` to the checked spelling of a value the file holds, when it differs.
     pub fn set_if_changed(&mut self, key: &str, value: serde_yaml::Value) {
-        if self.lookup(key) != Some(&value) && self.scalar(key) != scalar_of_value(&value) {
+        if self.scalar(key) != scalar_of_value(&value) {
             self.set(key, value);
         }
     }
@@ -231,13 +226,9 @@ impl ProductConfig {
         }
     }
 
-    fn scalar(&self, key: &str) -> Option<String> {
-        match self.lookup(key)? {
-            serde_yaml::Value::String(text) => Some(text.clone()),
-            serde_yaml::Value::Number(number) => Some(number.to_string()),
-            serde_yaml::Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }
+    /// The text of a single value, or None when the key is missing or not a scalar.
+    pub fn scalar(&self, key: &str) -> Option<String> {
+        scalar_of_value(self.lookup(key)?)
     }
 
     /// The text value at `key` (dotted for nested mappings: `registry.root`).
@@ -352,12 +343,7 @@ fn scalar_of_value(v: &serde_yaml::Value) -> Option<String> {
 }
 
 fn flatten(prefix: &str, value: &serde_yaml::Value, out: &mut Vec<(String, String)>) {
-    let scalar = |v: &serde_yaml::Value| match v {
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    };
+    let scalar = scalar_of_value;
     match value {
         serde_yaml::Value::Mapping(map) => {
             for (key, child) in map {
@@ -381,9 +367,9 @@ pub fn is_secret_key(key: &str) -> bool {
     ["password", "passwd", "token", "secret", "key", "credential"].iter().any(|word| key.contains(word))
 }
 
-/// `registry.address` → `AIRBIN_CONFIG_REGISTRY_ADDRESS`.
-pub fn env_name(key: &str) -> String {
-    let mut name = String::from("AIRBIN_CONFIG_");
+/// `AIRBIN_CONFIG_` and `registry.address` → `AIRBIN_CONFIG_REGISTRY_ADDRESS`.
+pub fn env_name(prefix: &str, key: &str) -> String {
+    let mut name = String::from(prefix);
     name.extend(key.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }));
     name
 }
@@ -468,7 +454,7 @@ mod tests {
         assert_eq!(expand("http://${config.registry.address}/v2/", Some(&c), "x").unwrap(), "http://127.0.0.1:5000/v2/");
         assert!(expand("${config.nope}", Some(&c), "step x").unwrap_err().message.contains("no key `nope`"));
         assert_eq!(referenced_keys("${config.a}-${config.b.c}"), ["a", "b.c"]);
-        assert_eq!(env_name("registry.address"), "AIRBIN_CONFIG_REGISTRY_ADDRESS");
+        assert_eq!(env_name("AIRBIN_CONFIG_", "registry.address"), "AIRBIN_CONFIG_REGISTRY_ADDRESS");
         assert!(c.flat().contains(&("nodes".to_string(), "a b".to_string())));
     }
 }

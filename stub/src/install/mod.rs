@@ -156,7 +156,6 @@ pub fn prepare<'a>(bundle: &'a Bundle, options: &Options) -> Result<Prepared<'a>
         }
         _ => Vec::new(),
     };
-    let config = config;
     let role = match options.role {
         Some(role) => NodeRole { role, why: roles::Why::Flag },
         // --noexec runs no step, and may have no config to find the role in.
@@ -363,8 +362,9 @@ pub fn run(prepared: Prepared, options: &Options, ui: &Ui, began: &(dyn Fn() + S
             })?;
         }
         let steps = plan.steps.iter().map(already_done).collect();
-        // Killed after its last step, before the record: the record says it now.
-        if record::read(&state).is_none_or(|r| r.sha256 != sha && !r.hotfixes.iter().any(|h| h.sha256 == sha)) {
+        // Killed after its last step, before the record: the record says it now. (`Same`
+        // is the record naming this very bundle.)
+        if !matches!(change, upgrade::Change::Same { .. }) {
             let _lock = state.lock()?;
             record::write(&state, &record::Finished { index: &bundle.index, sha256: &sha, how: change.clone(), parameters: &parameters })?;
         }
@@ -651,14 +651,8 @@ fn stage(bundle: &Bundle, state: &StateDir, members: &[&Member], config: Option<
         ui.status(format!("staged {} member(s) into {}", written.len(), staging.display()));
     }
     if let Some(config) = config {
-        let path = staging.join("config");
-        let temp = staging.join(fsx::temp_name(".config", ".airbin-partial-"));
-        let mut file = fsx::create_new_file(&temp).ctx("creating", &temp)?;
-        let guard = fsx::RemoveOnDrop::new(temp.clone());
         // The answers file holds the secrets: for root's eyes only.
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)).ctx("setting the mode of", &temp)?;
-        std::io::Write::write_all(&mut file, config.staged_text().as_bytes()).ctx("writing", &temp)?;
-        fs::rename(guard.disarm(), &path).ctx("writing", &path)?;
+        fsx::write_atomic(&staging.join("config"), config.staged_text().as_bytes(), 0o600)?;
     }
     if own {
         fs::write(state.staged_for(), bundle.sha256()).ctx("writing", &state.staged_for())?;
@@ -666,7 +660,6 @@ fn stage(bundle: &Bundle, state: &StateDir, members: &[&Member], config: Option<
     Ok(())
 }
 
-/// The environment of every command step.
 /// What this run is, for its steps' environment.
 struct Run<'a> {
     parameters: &'a [params::Resolved],
@@ -674,6 +667,7 @@ struct Run<'a> {
     role: Role,
 }
 
+/// The environment of every command step.
 fn environment(bundle: &Bundle, config: Option<&ProductConfig>, run: &Run, staging: &Path) -> Vec<(String, String)> {
     let (role, parameters) = (run.role, run.parameters);
     let meta = &bundle.index.bundle;
@@ -693,12 +687,11 @@ fn environment(bundle: &Bundle, config: Option<&ProductConfig>, run: &Run, stagi
     if let Some(config) = config {
         env.push(("AIRBIN_CONFIG".to_string(), staging.join("config").display().to_string()));
         for (key, value) in config.flat() {
-            env.push((config::env_name(&key), value));
+            env.push((config::env_name("AIRBIN_CONFIG_", &key), value));
         }
     }
     for param in parameters {
-        let name: String = param.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
-        env.push((format!("AIRBIN_PARAM_{name}"), param.actual.clone()));
+        env.push((config::env_name("AIRBIN_PARAM_", &param.name), param.actual.clone()));
     }
     env
 }

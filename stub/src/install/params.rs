@@ -89,7 +89,7 @@ pub fn resolve(
     let mut resolved = Vec::new();
     for param in params {
         let given = sets.iter().rev().find(|(k, _)| *k == param.name || k == param.key()).map(|(_, v)| (v.clone(), From::Set));
-        let from_config = || config.scalar_text(param.key()).filter(|v| !v.trim().is_empty()).map(|v| (v, From::Config));
+        let from_config = || config.scalar(param.key()).filter(|v| !v.trim().is_empty()).map(|v| (v, From::Config));
         let candidate = given.or_else(from_config).or_else(|| param.default.clone().map(|v| (v, From::Default)));
         let (value, from) = match candidate {
             Some((value, from)) => match param.check(&value) {

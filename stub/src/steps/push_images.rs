@@ -87,6 +87,8 @@ pub fn prepare(inputs: &Inputs, member: &str, action: &Action, step: &str) -> Re
     if user.as_deref().is_some_and(|u| u.contains(':')) {
         return Err(Error::usage(format!("{needed_by}: a registry user name cannot have ':' in it")));
     }
+    // Where an archive's repository goes on the site's registry.
+    let under = |repo: &str| prefix.as_ref().map_or_else(|| repo.to_string(), |p| format!("{p}/{repo}"));
     let record = inputs.bundle.index.member(member).expect("prepare checked the member");
     let mut targets = Vec::new();
     for image in &record.images {
@@ -95,10 +97,7 @@ pub fn prepare(inputs: &Inputs, member: &str, action: &Action, step: &str) -> Re
             let (repo, version) = split_reference(tag).ok_or_else(|| {
                 Error::integrity(format!("image {} of member {member} has a tag that is not repo:tag", rules::printable(tag, 200)))
             })?;
-            let repo = match &prefix {
-                Some(prefix) => format!("{prefix}/{repo}"),
-                None => repo.to_string(),
-            };
+            let repo = under(repo);
             if !rules::is_repository_name(&repo) {
                 return Err(Error::usage(format!("{needed_by}: '{repo}' is not a repository name a registry takes")));
             }
@@ -120,10 +119,10 @@ pub fn prepare(inputs: &Inputs, member: &str, action: &Action, step: &str) -> Re
     let own: Vec<&String> = targets.iter().flat_map(|t| t.names.iter().map(|(r, _)| r)).collect();
     let mut neighbours: Vec<String> = Vec::new();
     for step in &inputs.bundle.index.steps {
-        let crate::format::Action::PushImages { member: other, .. } = &step.action else { continue };
+        let Action::PushImages { member: other, .. } = &step.action else { continue };
         let images = inputs.bundle.index.member(other).map(|m| &m.images[..]).unwrap_or(&[]);
         for (repo, _) in images.iter().flat_map(|i| &i.tags).filter_map(|t| split_reference(t)) {
-            let repo = prefix.as_ref().map_or_else(|| repo.to_string(), |p| format!("{p}/{repo}"));
+            let repo = under(repo);
             if !own.contains(&&repo) && !neighbours.contains(&repo) {
                 neighbours.push(repo);
             }

@@ -86,14 +86,12 @@ impl RestoreRegistry {
     /// A delta pack leaves out blobs its base carried: the root must hold them already
     /// (the base's install put them there). Checked before anything is placed.
     fn check_delta(&self, record: &crate::format::RegistryPackRecord) -> Result<()> {
-        let v2 = self.root.join(crate::format::registry_pack::V2);
+        use crate::format::registry_pack::{blob_path, V2};
+        let v2 = self.root.join(V2);
         let missing: Vec<&str> = record
             .omitted
             .iter()
-            .filter(|digest| {
-                let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-                !v2.join(format!("blobs/sha256/{}/{hex}/data", &hex[..2])).is_file()
-            })
+            .filter(|digest| !v2.join(blob_path(digest.strip_prefix("sha256:").unwrap_or(digest))).is_file())
             .map(String::as_str)
             .collect();
         if missing.is_empty() {
