@@ -2,8 +2,9 @@
 # The main job, end to end: builds `airbin` (with its static stub) and the compass sample
 # bundle, starts an isolated Docker Engine and a docker-registry on loopback, writes the
 # product's config, installs the bundle for real (images loaded, registry pack restored
-# and served, cadm installed and run), shows `status`, runs the bundle again (nothing is
-# redone), and stops what it started.
+# and served, cadm installed and run), shows `status` and `status --verify` (the host
+# checked against the install), runs the bundle again (nothing is redone), shows what
+# `uninstall` would remove, and stops what it started.
 #
 #   bash hack/demo.sh            # as root on Debian 12; everything lands under demo/
 #
@@ -49,10 +50,14 @@ echo "== sh $bin   (install)"
 sh "$bin"
 echo "== sh $bin status"
 sh "$bin" status
+echo "== sh $bin status --verify   (images, registry blobs and files against the install)"
+sh "$bin" status --verify
 echo "== docker pull $REGISTRY_ADDRESS/compass/agent:2.7.3 (from the restored pack)"
 docker pull -q "$REGISTRY_ADDRESS/compass/agent:2.7.3"
 docker images --format '{{.Repository}}:{{.Tag}} {{.ID}}'
 echo "== sh $bin   (again: nothing is redone)"
 sh "$bin"
 cat demo/compass-installed
+echo "== sh $bin uninstall --dry-run   (what an uninstall would run and remove)"
+sh "$bin" uninstall --dry-run
 echo "demo: done. Logs and journal: $AIRBIN_STATE_DIR/compass-component/"

@@ -880,6 +880,7 @@ fn a_missing_config_or_key_stops_before_anything_lands() {
     let out = Command::new("sh").arg(&bin).env("AIRBIN_STATE_DIR", &state).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
+    assert!(err.contains(&format!("there is no config at {}", dir.path().join("site/config").display())), "{err}");
     assert!(err.contains(&format!("put it at {} or give --config FILE", dir.path().join("site/config").display())), "{err}");
 
     fs::write(dir.path().join("site/config"), "registry:\n  address: 127.0.0.1:1\n").unwrap();

@@ -219,8 +219,10 @@ fn the_config_is_required_checked_at_once_copied_and_given_to_steps() {
     let out = site.run(&bin, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains(&format!("there is none at {}", bin_dir.join("config").display())), "{err}");
-    assert!(err.contains(&format!("{} extract config.sample --target .", bin.display())) && err.contains("--use-sample"), "{err}");
+    assert!(err.contains(&format!("there is no config at {}", bin_dir.join("config").display())), "{err}");
+    let extract = format!("{} extract config.sample --target {}", bin.display(), bin_dir.display());
+    assert!(err.contains(&extract) && err.contains("--use-sample"), "{err}");
+    assert!(err.contains("--set cluster=...") && err.contains("--set nodes=..."), "{err}");
     assert!(!site.state().exists(), "nothing landed");
 
     // Every missing or empty key in one message, with the file.
@@ -472,7 +474,7 @@ fn support_writes_one_small_tarball_with_no_secret_in_it() {
     let top = fs::read_dir(&unpacked).unwrap().next().unwrap().unwrap().path();
     let mut names = entries(&top);
     names.retain(|n| n != "engines");
-    assert_eq!(names, ["config.masked", "host.txt", "index.json", "journal.jsonl", "logs"]);
+    assert_eq!(names, ["answers.json", "config.masked", "host.txt", "index.json", "journal.jsonl", "logs"]);
     let all = Command::new("grep").args(["-r", "-l", "-e", "hunter2", "-e", "s3cr3t"]).arg(&top).output().unwrap();
     assert!(stdout(&all).is_empty(), "secrets in {}", stdout(&all));
     let masked = fs::read_to_string(top.join("config.masked")).unwrap();

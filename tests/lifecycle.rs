@@ -258,7 +258,8 @@ steps:
     assert!(Command::new("tar").arg("-xzf").arg(&support).arg("-C").arg(&unpacked).status().unwrap().success());
     for root in [&state, &unpacked] {
         for entry in walk(root) {
-            if entry.ends_with("staging/config") {
+            // The remembered secrets: a file of their own, for root's eyes only.
+            if entry.ends_with("staging/config") || entry.ends_with("secrets.json") {
                 assert_eq!(fs::metadata(&entry).unwrap().permissions().mode() & 0o777, 0o600);
                 continue;
             }
@@ -385,11 +386,15 @@ config:
     let record: serde_json::Value = serde_json::from_str(&record).unwrap();
     assert_eq!(record["parameters"][0], serde_json::json!({"name": "addr", "value": "10.0.0.9", "from": "prompt"}));
     assert_eq!(record["parameters"][1]["value"], "********");
-    // --yes: never asked, named instead.
+    // Remembered: a rerun asks for nothing.
     fs::remove_file(&out_file).unwrap();
     let (code, shown) = on_a_terminal(&bin, &["install", "--yes", "--force", "--config", c], dir.path(), &[]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert_eq!(fs::read_to_string(&out_file).unwrap().trim(), "10.0.0.9 pa55-Word");
+    // --yes with the secret forgotten: never asked, named instead.
+    let (code, shown) = on_a_terminal(&bin, &["install", "--yes", "--force", "--forget-secrets", "--config", c], dir.path(), &[]);
     assert_eq!(code, Some(2), "{shown}");
-    assert!(shown.contains("addr (ip) is required and not set"), "{shown}");
+    assert!(shown.contains("admin_password (string) is required and not set"), "{shown}");
 }
 
 fn docker_ready(test: &str) -> bool {
@@ -499,8 +504,10 @@ fn push_images_publishes_under_version_and_track_tags_and_docker_pulls_them() {
     // Credentials are the config's: a bad config, exit 2.
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("refused the user name and password given (401)") && !stderr(&out).contains("wrong"), "{}", stderr(&out));
+    // No credentials (the remembered ones cleared: the user set empty, the secret forgotten).
     fs::write(&config, format!("site_registry: {}\n", guarded.address)).unwrap();
-    let out = run(Shell::Bash, &bin, &["install", "--yes", "--force", "--config", config.to_str().unwrap()], dir.path());
+    let args = ["install", "--yes", "--force", "--forget-secrets", "--set", "site_user=", "--config", config.to_str().unwrap()];
+    let out = run(Shell::Bash, &bin, &args, dir.path());
     assert!(stderr(&out).contains("asks for credentials (401)"), "{}", stderr(&out));
 }
 
@@ -707,8 +714,9 @@ fn airbin_diff_names_members_images_parameters_and_steps_that_changed() {
     }
     let out = airbin().args(["--json", "diff"]).arg(&v1).arg(&v2).output().unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["steps"]["added"], serde_json::json!(["migrate (command)"]));
-    assert_eq!(doc["parameters"]["removed"], serde_json::json!(["gone (string)"]));
+    assert_eq!(doc["command"], "diff");
+    assert_eq!(doc["diff"]["steps"]["added"], serde_json::json!(["migrate (command)"]));
+    assert_eq!(doc["diff"]["parameters"]["removed"], serde_json::json!(["gone (string)"]));
     // Images: a tag added, one removed, one retagged to another image.
     let spec = |name: &str, tags: &[(&str, u64)]| {
         let d = dir.path().join(name);
@@ -725,7 +733,7 @@ fn airbin_diff_names_members_images_parameters_and_steps_that_changed() {
     let b = spec("2", &[("app/api:1", 3), ("app/new:1", 4)]);
     let doc: serde_json::Value =
         serde_json::from_slice(&airbin().args(["--json", "diff"]).arg(&a).arg(&b).output().unwrap().stdout).unwrap();
-    let images = &doc["images"];
+    let images = &doc["diff"]["images"];
     assert!(images["added"][0].as_str().unwrap().starts_with("app/new:1"), "{images}");
     assert!(images["removed"][0].as_str().unwrap().starts_with("app/old:1"), "{images}");
     assert!(images["changed"][0].as_str().unwrap().starts_with("app/api:1: retagged"), "{images}");

@@ -494,3 +494,42 @@ fn roles_and_the_fan_out_refuse_what_cannot_work_before_anything_lands() {
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     assert!(stderr(&out).contains("management_nodes lists 192.0.2.10"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_dropped_ssh_connection_is_followed_to_the_nodes_real_result() {
+    let Some(c) = Cluster::up(36, 2, "a_dropped_ssh_connection") else { return };
+    let dir = scratch();
+    let blocker = blocking_bundle(dir.path());
+    c.put(2, &blocker, "/srv/b/blocker-1.0-amd64.bin");
+    c.put_text(2, &format!("nodes: [{}, {}]\n", c.addr(1), c.addr(2)), "/srv/b/config");
+    let run = c.spawn(2, "sh /srv/b/blocker-1.0-amd64.bin install --all-nodes --json");
+    let started = Instant::now();
+    while !c.ssh(1, "test -f /srv/blocking").status.success() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the block step never started on the primary");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The coordinator's connection to the primary drops (its sshd session killed); the
+    // primary's run goes on, and finishes once released.
+    // Only node1's sessions: the nodes share this host's processes, not its network
+    // namespaces.
+    let script = format!(
+        "n=0; for p in $(ip netns pids airbin-qa{}-n1); do case $(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null) in 'sshd: root'*) kill $p && n=$((n+1));; esac; done; [ $n -gt 0 ]",
+        c.id
+    );
+    let killed = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert!(killed.status.success(), "no SSH session to kill on node1: {}", stderr(&killed));
+    std::thread::sleep(Duration::from_secs(1));
+    for k in [1, 2] {
+        assert!(c.qa(&["exec", &k.to_string(), "touch", "/srv/go"]).status.success());
+    }
+    let out = run.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}\n{}", stdout(&out));
+    assert!(err.contains("the SSH connection dropped during its run") && err.contains("reconnecting"), "{err}");
+    let doc = json(&stdout(&out));
+    let primary = &doc["nodes"][0];
+    assert_eq!(primary["status"], "ok", "{doc}");
+    assert!(primary["summary"].as_str().unwrap().contains("reconnected and followed it: finished ok"), "{doc}");
+    assert!(!primary["summary"].as_str().unwrap().contains("authorized_keys"), "{doc}");
+    assert_eq!(c.ssh_ok(1, "cat /srv/ran"), "one\nblock\nthree\n", "the primary's run went on, each step once");
+}

@@ -16,10 +16,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use airbin_stub::cli::Global;
-use airbin_stub::commands::{self, Context};
-use airbin_stub::error::Result;
-use airbin_stub::progress::Ui;
+use airbin_stub::cli::TrustArgs;
+use airbin_stub::commands::{self, envelope, print_json, Context};
+use airbin_stub::error::{Error, Result};
+use airbin_stub::progress::{out_line, Ui};
 
 #[derive(Parser)]
 #[command(name = "airbin", about = "Builds self-extracting offline installer bundles (.bin) and inspects finished ones.", version = long_version())]
@@ -130,13 +130,74 @@ fn long_version() -> String {
     )
 }
 
+/// The command's name in the one JSON document every run prints with --json.
+fn name_of(command: &Cmd) -> &'static str {
+    match command {
+        Cmd::Build { .. } => "build",
+        Cmd::Inspect { .. } => "inspect",
+        Cmd::Diff { .. } => "diff",
+        Cmd::Repo { command: RepoCmd::Add { .. } } => "repo add",
+        Cmd::Repo { command: RepoCmd::Verify { .. } } => "repo verify",
+        Cmd::Verify { .. } => "verify",
+        Cmd::Keygen { .. } => "keygen",
+    }
+}
+
+/// The command a raw command line asks for, for the document of one that did not parse.
+fn name_in(args: &[std::ffi::OsString]) -> &'static str {
+    let words: Vec<String> = args.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).filter(|a| !a.starts_with('-')).collect();
+    match (words.first().map(String::as_str), words.get(1).map(String::as_str)) {
+        (Some("repo"), Some("add")) => "repo add",
+        (Some("repo"), Some("verify")) => "repo verify",
+        (Some("build"), _) => "build",
+        (Some("inspect"), _) => "inspect",
+        (Some("diff"), _) => "diff",
+        (Some("verify"), _) => "verify",
+        (Some("keygen"), _) => "keygen",
+        (Some("repo"), _) => "repo",
+        _ => "airbin",
+    }
+}
+
 fn main() -> ExitCode {
+    use clap::{CommandFactory, FromArgMatches};
     airbin_stub::interrupt::install_handler();
-    let cli = Cli::parse();
-    match try_main(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let json = args.iter().any(|a| a == "--json");
+    commands::set_command(name_in(&args));
+    let parsed = Cli::command().try_get_matches_from(&args).and_then(|m| Cli::from_arg_matches(&m));
+    let result = match parsed {
+        Ok(cli) => {
+            commands::set_command(name_of(&cli.command));
+            try_main(cli)
+        }
+        // --help and --version: the text, or inside the one document with --json.
+        Err(e) if !e.use_stderr() => {
+            match json {
+                true => print_json(&envelope(commands::command(), None, serde_json::json!({"help": e.render().to_string()}))),
+                false => drop(e.print()),
+            }
+            Ok(())
+        }
         Err(e) => {
-            eprintln!("airbin: error: {}", e.message);
+            let first = e.to_string();
+            let line = first.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ").to_string();
+            Err(Error::usage(format!("{line}; see airbin --help")))
+        }
+    };
+    match result {
+        Ok(()) => {
+            // Every command prints its document; one with nothing more to say, the bare one.
+            if json && !commands::json_printed() {
+                print_json(&envelope(commands::command(), None, serde_json::json!({})));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if json && !commands::json_printed() {
+                print_json(&envelope(commands::command(), Some(&e), serde_json::json!({})));
+            }
+            airbin_stub::progress::err_line(&format!("airbin: error: {}", e.message));
             ExitCode::from(e.class.code() as u8)
         }
     }
@@ -144,26 +205,30 @@ fn main() -> ExitCode {
 
 fn try_main(cli: Cli) -> Result<()> {
     let ui = Ui::detect(cli.quiet, cli.json);
-    let global = Global { quiet: cli.quiet, json: cli.json, ..Global::default() };
     match cli.command {
         Cmd::Build { spec, outdir, sign, record_host, arch, base } => {
             build(&spec, &outdir, &assemble::BuildOptions { sign, record_host, arch, base }, &ui)
         }
-        Cmd::Inspect { bundle, schema: false } => commands::info(&Context { bundle_path: bundle, global, ui }),
-        Cmd::Inspect { bundle, schema: true } => schema(&bundle),
+        Cmd::Inspect { bundle, schema: false } => commands::info(&Context { bundle_path: bundle, ui }),
+        Cmd::Inspect { bundle, schema: true } => schema(&bundle, &ui),
         Cmd::Diff { old, new } => diff(&old, &new, &ui),
         Cmd::Repo { command: RepoCmd::Add { repo, bundles, replace } } => repo::add(&repo, &bundles, replace, &ui),
         Cmd::Repo { command: RepoCmd::Verify { repo } } => repo::verify(&repo, &ui),
-        Cmd::Verify { bundle, key } => commands::check(&Context { bundle_path: bundle, global: Global { trusted_key: key, ..global }, ui }),
+        Cmd::Verify { bundle, key } => commands::check(&Context { bundle_path: bundle, ui }, &TrustArgs { trusted_key: key }),
         Cmd::Keygen { out, no_password, force } => keygen(&out, no_password, force, &ui),
     }
 }
 
-/// `airbin inspect --schema`: the parameters as JSON Schema, from the index alone.
-fn schema(path: &std::path::Path) -> Result<()> {
+/// `airbin inspect --schema`: the parameters as JSON Schema, from the index alone
+/// (the schema itself is the document: what a portal reads).
+fn schema(path: &std::path::Path, ui: &Ui) -> Result<()> {
     let bundle = airbin_stub::format::Bundle::open(path)?;
     let meta = &bundle.index.bundle;
-    commands::print_json(&airbin_stub::format::params::json_schema(&meta.name, &meta.version, &bundle.index.parameters));
+    let schema = airbin_stub::format::params::json_schema(&meta.name, &meta.version, &bundle.index.parameters);
+    match ui.json {
+        true => print_json(&envelope("inspect", None, serde_json::json!({"schema": schema}))),
+        false => print_json(&schema),
+    }
     Ok(())
 }
 
@@ -172,11 +237,11 @@ fn diff(old: &std::path::Path, new: &std::path::Path, ui: &Ui) -> Result<()> {
     let (a, b) = (airbin_stub::format::Bundle::open(old)?, airbin_stub::format::Bundle::open(new)?);
     let diff = airbin_stub::format::diff::diff(&a.index, &b.index);
     if ui.json {
-        commands::print_json(&diff.to_json());
+        print_json(&envelope("diff", None, serde_json::json!({"diff": diff.to_json()})));
     } else if !ui.quiet {
-        println!("{} -> {}", diff.from, diff.to);
+        out_line(&format!("{} -> {}", diff.from, diff.to));
         for line in diff.lines() {
-            println!("{line}");
+            out_line(&line);
         }
     }
     Ok(())
@@ -186,11 +251,18 @@ fn diff(old: &std::path::Path, new: &std::path::Path, ui: &Ui) -> Result<()> {
 fn keygen(out: &std::path::Path, no_password: bool, force: bool, ui: &Ui) -> Result<()> {
     let files = signing::keygen(out, no_password, force)?;
     if ui.json {
-        commands::print_json(&serde_json::json!({"secret_key": files.secret, "public_key": files.public, "key_id": files.id.to_string()}));
+        print_json(&envelope(
+            "keygen",
+            None,
+            serde_json::json!({"secret_key": files.secret, "public_key": files.public, "key_id": files.id.to_string()}),
+        ));
     } else if !ui.quiet {
-        println!("secret key: {} (keep it secret)", files.secret.display());
-        println!("public key: {} (copy it to /etc/airbin/trusted-keys/ on the sites that install your bundles)", files.public.display());
-        println!("key ID:     {}", files.id);
+        out_line(&format!("secret key: {} (keep it secret)", files.secret.display()));
+        out_line(&format!(
+            "public key: {} (copy it to /etc/airbin/trusted-keys/ on the sites that install your bundles)",
+            files.public.display()
+        ));
+        out_line(&format!("key ID:     {}", files.id));
     }
     Ok(())
 }
@@ -200,12 +272,16 @@ fn keygen(out: &std::path::Path, no_password: bool, force: bool, ui: &Ui) -> Res
 fn build(spec: &std::path::Path, outdir: &std::path::Path, options: &assemble::BuildOptions, ui: &Ui) -> Result<()> {
     let built = assemble::build(spec, outdir, options, ui)?;
     if ui.json {
-        commands::print_json(&serde_json::json!({
-            "bundle": built.bin, "sha256_file": built.sha256_file, "sha256": built.sha256, "bytes": built.total_len, "members": built.members,
-            "minisig": built.minisig, "key_id": built.key_id,
-        }));
+        print_json(&envelope(
+            "build",
+            None,
+            serde_json::json!({
+                "bundle": built.bin, "sha256_file": built.sha256_file, "sha256": built.sha256, "bytes": built.total_len, "members": built.members,
+                "minisig": built.minisig, "key_id": built.key_id,
+            }),
+        ));
     } else if !ui.quiet {
-        println!("{}", built.bin.display());
+        out_line(&built.bin.display().to_string());
     }
     Ok(())
 }

@@ -237,28 +237,27 @@ pub fn verify(repo: &Path, ui: &Ui) -> Result<()> {
         }
     }
     let bad = found.missing.len() + found.altered.len() + found.extra.len();
-    if ui.json {
-        airbin_stub::commands::print_json(
-            &serde_json::json!({"repository": repo, "files_checked": checked, "ok": bad == 0, "findings": found}),
-        );
-    } else if !ui.quiet {
-        for (what, list) in [("missing", &found.missing), ("altered", &found.altered), ("extra", &found.extra)] {
-            for item in list {
-                println!("{what}: {item}");
-            }
-        }
-        if bad == 0 {
-            println!("{}: {checked} bundle(s), every file as the index says", repo.display());
-        }
-    }
-    if bad > 0 {
-        return Err(Error::integrity(format!(
+    let error = (bad > 0).then(|| {
+        Error::integrity(format!(
             "{}: {} missing, {} altered, {} extra; restore those files from the release (or airbin repo add --replace), and remove the extra ones",
             repo.display(),
             found.missing.len(),
             found.altered.len(),
             found.extra.len()
-        )));
+        ))
+    });
+    if ui.json {
+        let facts = serde_json::json!({"repository": repo, "files_checked": checked, "ok": bad == 0, "findings": found});
+        airbin_stub::commands::print_json(&airbin_stub::commands::envelope("repo verify", error.as_ref(), facts));
+    } else if !ui.quiet {
+        for (what, list) in [("missing", &found.missing), ("altered", &found.altered), ("extra", &found.extra)] {
+            for item in list {
+                airbin_stub::progress::out_line(&format!("{what}: {item}"));
+            }
+        }
+        if bad == 0 {
+            airbin_stub::progress::out_line(&format!("{}: {checked} bundle(s), every file as the index says", repo.display()));
+        }
     }
-    Ok(())
+    error.map_or(Ok(()), Err)
 }

@@ -11,6 +11,8 @@ use std::path::Path;
 pub enum ExitClass {
     /// Something no other class covers (a bug, an unexpected I/O error): 1.
     Internal,
+    /// `status --verify` found the host no longer matching the install record: 1.
+    Drift,
     /// Bad command line, bad spec, bad config: 2.
     Usage,
     /// The bundle is truncated, altered, of an unknown format, or carries unsafe content: 3.
@@ -28,9 +30,14 @@ pub enum ExitClass {
 }
 
 impl ExitClass {
+    /// Space and permission problems, which choosing another place can solve.
+    pub fn is_about_a_place(self) -> bool {
+        matches!(self, ExitClass::Space | ExitClass::Permission)
+    }
+
     pub fn code(self) -> i32 {
         match self {
-            ExitClass::Internal => 1,
+            ExitClass::Internal | ExitClass::Drift => 1,
             ExitClass::Usage => 2,
             ExitClass::Integrity => 3,
             ExitClass::Space => 4,
@@ -60,6 +67,7 @@ impl ExitClass {
     pub fn name(self) -> &'static str {
         match self {
             ExitClass::Internal => "internal",
+            ExitClass::Drift => "drift",
             ExitClass::Usage => "usage",
             ExitClass::Integrity => "integrity",
             ExitClass::Space => "disk-space",
@@ -104,8 +112,18 @@ impl Error {
     pub fn internal(message: impl Into<String>) -> Error {
         Error::new(ExitClass::Internal, message)
     }
+    pub fn drift(message: impl Into<String>) -> Error {
+        Error::new(ExitClass::Drift, message)
+    }
+    /// Ctrl-C or SIGTERM; what was half-done is gone (the install says what it keeps).
     pub fn interrupted() -> Error {
-        Error::new(ExitClass::Interrupted, "interrupted; nothing half-done was kept, run the same command again to start over")
+        Error::new(ExitClass::Interrupted, "interrupted; nothing half-done was kept: run the same command again")
+    }
+
+    /// This error with `hint` (what applies where it happened) added to its message.
+    pub fn hint(mut self, hint: &str) -> Error {
+        self.message.push_str(hint);
+        self
     }
 
     /// Classifies an I/O error on `path` while doing `what` ("writing", "reading", ...):
@@ -118,15 +136,15 @@ impl Error {
         }
         let path = path.display();
         match root_os_error(&err) {
+            // The advice that is true everywhere; where another place can be chosen, the
+            // caller adds how (`hint`).
             Some(libc_enospc) if libc_enospc == nix::libc::ENOSPC || libc_enospc == nix::libc::EDQUOT => {
-                Error::space(format!("no space left while {what} {path}; free space there or choose another place with --target DIR"))
+                Error::space(format!("no space left while {what} {path}; free space there"))
             }
-            Some(code) if code == nix::libc::EACCES || code == nix::libc::EPERM => Error::permission(format!(
-                "permission denied while {what} {path}; run as a user who may write there (root?) or choose another place with --target DIR"
-            )),
-            Some(code) if code == nix::libc::EROFS => {
-                Error::permission(format!("{path} is on a read-only file system ({what}); choose another place with --target DIR"))
+            Some(code) if code == nix::libc::EACCES || code == nix::libc::EPERM => {
+                Error::permission(format!("permission denied while {what} {path}; run as a user who may write there (root?)"))
             }
+            Some(code) if code == nix::libc::EROFS => Error::permission(format!("{path} is on a read-only file system ({what})")),
             _ if err.kind() == io::ErrorKind::Interrupted && crate::interrupt::requested() => Error::interrupted(),
             _ => Error::internal(format!("{what} {path}: {err}")),
         }

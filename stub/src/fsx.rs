@@ -57,19 +57,24 @@ pub fn available_bytes(path: &Path) -> Result<u64> {
     Ok(stat.blocks_available() as u64 * stat.fragment_size() as u64)
 }
 
-/// Fails with the needed and available bytes unless `needed` bytes fit under `path`.
+/// Fails with the needed and available bytes unless `needed` bytes, and the margin kept
+/// for the file system's own overhead, fit under `path`.
 pub fn check_space(path: &Path, needed: u64) -> Result<()> {
     let available = available_bytes(path)?;
     if needed.saturating_add(MARGIN) > available {
         return Err(Error::space(format!(
-            "not enough free space in {}: {} ({needed} bytes) needed, {} ({available} bytes) available; free space there or use --target DIR on a larger file system",
+            "not enough free space in {}: {} ({needed} bytes) needed plus a {} margin for the file system, {} ({available} bytes) available; free space there",
             existing_ancestor(path).display(),
             HumanBytes(needed),
+            HumanBytes(MARGIN),
             HumanBytes(available),
         )));
     }
     Ok(())
 }
+
+/// The slack kept free on top of what lands (file system overhead), for messages.
+pub const SPACE_MARGIN: u64 = MARGIN;
 
 /// Removes a path on drop unless disarmed: the cleanup of every temporary.
 pub struct RemoveOnDrop {
@@ -124,6 +129,11 @@ pub fn temp_name(prefix: &str, mark: &str) -> String {
     format!("{prefix}{mark}{}-{:016x}", std::process::id(), random_u64())
 }
 
+/// 64 random bits as 16 hex digits.
+pub fn random_hex() -> String {
+    format!("{:016x}", random_u64())
+}
+
 /// 64 bits no other user can guess: std's hasher keys come from the OS's randomness.
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -160,6 +170,37 @@ pub fn tree_bytes(path: &Path) -> u64 {
         return meta.len();
     }
     fs::read_dir(path).map(|entries| entries.flatten().map(|e| tree_bytes(&e.path())).sum()).unwrap_or(0)
+}
+
+/// Every entry below `dir` (not `dir` itself), parents before children, without
+/// following links: (path, is a directory). Links and other non-files count as files.
+pub fn walk(dir: &Path) -> Vec<(PathBuf, bool)> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else { return out };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        out.push((entry.path(), is_dir));
+        if is_dir {
+            out.extend(walk(&entry.path()));
+        }
+    }
+    out
+}
+
+/// The SHA-256 (hex) of a file's content, read without following a link at its path.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(path)
+        .ctx("reading", path)?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher).ctx("reading", path)?;
+    Ok(crate::format::digest::to_hex(&hasher.finalize()))
 }
 
 /// Removes the temporaries that runs no longer alive left directly in `dir`; returns
@@ -212,8 +253,68 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     file.set_permissions(fs::Permissions::from_mode(mode)).ctx("setting the mode of", &temp)?;
     file.write_all(bytes).ctx("writing", &temp)?;
     file.sync_all().ctx("writing", &temp)?;
+    crash_point(&format!("write:{name}"));
     fs::rename(guard.disarm(), path).ctx("writing", path)?;
+    // The rename is on disk only once its directory is: a power cut must not bring the
+    // old file back after a later record relied on the new one.
+    sync_dir(dir);
+    crash_point(&format!("written:{name}"));
     Ok(())
+}
+
+/// Flushes a directory's entries (a rename, a create) to disk; failures are ignored: a
+/// file system that cannot sync a directory has nothing more to do.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(handle) = fs::File::open(dir) {
+        let _ = handle.sync_all();
+    }
+}
+
+/// Reads a small regular file without following a link at its path, at most `cap`
+/// bytes: what the runtime reads back of its own state (a planted link or FIFO there is
+/// refused, not followed or waited on).
+pub fn read_small_nofollow(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file =
+        fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut out = Vec::new();
+    file.take(cap).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// A test hook: `AIRBIN_TEST_CRASH_AT=NAME` (or `NAME#N`, the Nth time) kills this
+/// process outright (SIGKILL) when it reaches the point named NAME, so that the tests
+/// can stop a run at every write of its state and check what a rerun makes of it.
+pub fn crash_point(name: &str) {
+    static WANTED: std::sync::OnceLock<Option<(String, u32)>> = std::sync::OnceLock::new();
+    static SEEN: std::sync::Mutex<Vec<(String, u32)>> = std::sync::Mutex::new(Vec::new());
+    let wanted = WANTED.get_or_init(|| {
+        let text = std::env::var("AIRBIN_TEST_CRASH_AT").ok()?;
+        let (point, nth) = text.split_once('#').map_or((text.as_str(), 1), |(p, n)| (p, n.parse().unwrap_or(1)));
+        Some((point.to_string(), nth))
+    });
+    let Some((point, nth)) = wanted else { return };
+    if point != name {
+        return;
+    }
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let count = match seen.iter_mut().find(|(n, _)| n == name) {
+        Some((_, count)) => {
+            *count += 1;
+            *count
+        }
+        None => {
+            seen.push((name.to_string(), 1));
+            1
+        }
+    };
+    if count == *nth {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+    }
 }
 
 #[cfg(test)]

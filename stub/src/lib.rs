@@ -23,6 +23,7 @@ pub mod progress;
 pub mod readahead;
 pub mod registry;
 pub mod runlog;
+pub mod shell;
 pub mod steps;
 
 /// Hashing helpers live with the format (the builder writes digests, the stub checks them).

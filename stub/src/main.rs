@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
-use airbin_stub::cli::{Cli, Command};
+use airbin_stub::cli::{self, Cli, Command};
 use airbin_stub::commands::{self, Context};
 use airbin_stub::error::{Error, Result};
 use airbin_stub::interrupt;
@@ -29,8 +29,17 @@ fn main() -> ExitCode {
     interrupt::install_handler();
 
     let json = args.iter().any(|a| a == "--json");
+    // The command's name, for the one JSON document a failure prints too (the line
+    // may not parse: it is found in the raw words first).
+    commands::set_command(cli::command_named_in(&args));
     match try_main(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => {
+            // Every command prints its document; one with nothing more to say, the bare one.
+            if json && !commands::json_printed() {
+                commands::print_json(&commands::envelope(commands::command(), None, serde_json::json!({})));
+            }
+            code
+        }
         Err(mut e) => {
             e.message = airbin_stub::runlog::mask(&e.message);
             // Every error names the run's log, when there is one.
@@ -41,7 +50,7 @@ fn main() -> ExitCode {
                 airbin_stub::runlog::sync();
             }
             if json && !commands::json_printed() {
-                commands::print_json(&commands::envelope("", Some(&e), serde_json::json!({})));
+                commands::print_json(&commands::envelope(commands::command(), Some(&e), serde_json::json!({})));
             }
             airbin_stub::progress::err_line(&format!("airbin: error: {}", e.message));
             ExitCode::from(e.class.code() as u8)
@@ -55,39 +64,43 @@ fn launcher_tmp(args: &[OsString]) -> Option<PathBuf> {
     args.get(at + 1).map(PathBuf::from)
 }
 
-fn try_main(args: Vec<OsString>) -> Result<()> {
+fn try_main(args: Vec<OsString>) -> Result<ExitCode> {
     let bundle_arg = args.iter().position(|a| a == "--bundle").and_then(|i| args.get(i + 1)).cloned();
-    let shown_name = match &bundle_arg {
-        Some(path) => format!("sh {}", path.to_string_lossy()),
-        None => "airbin-stub".to_string(),
-    };
-    let matches = match Cli::command().bin_name(shown_name).try_get_matches_from(&args) {
+    if let Some(path) = &bundle_arg {
+        airbin_stub::shell::set_bundle(std::path::Path::new(path));
+    }
+    let json = args.iter().any(|a| a == "--json");
+    let matches = match Cli::command().bin_name(airbin_stub::shell::bundle()).try_get_matches_from(&args) {
         Ok(m) => m,
         Err(e) if !e.use_stderr() => {
-            // --help: clap prints it on stdout.
-            let _ = e.print();
-            return Ok(());
+            // --help: the text on stdout, or inside the one document with --json.
+            if json {
+                let help = e.render().to_string();
+                commands::print_json(&commands::envelope(commands::command(), None, serde_json::json!({"help": help})));
+            } else {
+                let _ = e.print();
+            }
+            return Ok(ExitCode::SUCCESS);
         }
-        Err(e) => {
-            let first = e.to_string();
-            let line = first.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ").to_string();
-            return Err(Error::usage(format!("{line}; see --help")));
-        }
+        Err(e) => return Err(commands::usage_error(&e)),
     };
     let cli = Cli::from_arg_matches(&matches).map_err(|e| Error::usage(e.to_string()))?;
     let bundle_path =
         cli.bundle.clone().ok_or_else(|| Error::usage("this is the airbin runtime; it runs from inside a bundle: sh BUNDLE.bin --help"))?;
-    let command = cli.resolved_command().map_err(|m| Error::usage(format!("{m}; see --help")))?;
-    let ctx = Context { bundle_path, ui: Ui::detect(cli.global.quiet, cli.global.json), global: cli.global };
+    let command = cli.resolved_command(&matches).map_err(|m| Error::usage(format!("{m}; see {} --help", airbin_stub::shell::bundle())))?;
+    commands::set_command(command.name());
+    let ctx = Context { bundle_path, ui: Ui::detect(cli.output.quiet, cli.output.json) };
     match command {
-        Command::Install => commands::install(&ctx),
+        Command::Install(args) => commands::install(&ctx, &args),
         Command::Info => commands::info(&ctx),
         Command::List => commands::list(&ctx),
-        Command::Check => commands::check(&ctx),
-        Command::Extract { members } => commands::extract(&ctx, &members),
-        Command::Plan => commands::plan(&ctx),
-        Command::Preflight => commands::preflight(&ctx),
-        Command::Status { follow } => commands::status(&ctx, follow),
-        Command::Support { output } => commands::support(&ctx, output.as_deref()),
-    }
+        Command::Check(args) => commands::check(&ctx, &args.trust),
+        Command::Extract(args) => commands::extract(&ctx, &args),
+        Command::Plan(args) => commands::plan(&ctx, &args),
+        Command::Preflight(args) => commands::preflight(&ctx, &args),
+        Command::Status(args) => commands::status(&ctx, &args),
+        Command::Support(args) => commands::support(&ctx, &args),
+        Command::Uninstall(args) => commands::uninstall(&ctx, &args),
+    }?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,47 +1,92 @@
-//! `install` (the default) and `plan`.
+//! `install` (the default), `plan` and `preflight`.
 
 use serde_json::json;
 
-use super::{damage_first, envelope, open, print_json, verify, Context};
-use crate::cli::Global;
+use super::{damage_first, envelope, open, print_json, trusted_keys, verify, Context};
+use crate::cli::{AnswersArgs, EngineArgs, InstallArgs, PlanArgs, PreflightArgs};
 use crate::error::{Error, Result};
-use crate::install::{self, runner::StepState, Options, Report, Stopped};
+use crate::install::upgrade::{Change, Same};
+use crate::install::{self, answers::Given, Options, Report, StepState, Stopped};
 use crate::progress::out_line;
 use crate::steps::Overrides;
 
-/// The command line's values, typed once for the install.
-fn options(global: &Global) -> Result<Options> {
-    let sets = global.set.iter().map(|s| install::params::parse_set(s)).collect::<Result<Vec<_>>>()?;
+/// Where the values come from, typed once. The registry flags are `--set`s of the keys
+/// the restore steps read them from (so every step using the key sees them), and stand
+/// in for a root or an address the spec fixes.
+fn given(bundle: &crate::format::Bundle, answers: &AnswersArgs, json: bool, noexec: bool) -> Result<(Given, Overrides)> {
+    let mut sets = answers.set.iter().map(|s| install::params::parse_set(s)).collect::<Result<Vec<_>>>()?;
+    for step in &bundle.index.steps {
+        if let crate::format::Action::RestoreRegistry { root_from_config, address_from_config, .. } = &step.action {
+            if let (Some(key), Some(root)) = (root_from_config, &answers.registry_root) {
+                sets.push((key.clone(), crate::fsx::absolute(root).display().to_string()));
+            }
+            if let (Some(key), Some(address)) = (address_from_config, &answers.registry_address) {
+                sets.push((key.clone(), address.clone()));
+            }
+        }
+    }
     // Someone at a terminal: stdin is one (stderr may go to a file).
     let terminal = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
-    Ok(Options {
-        target: global.target.clone(),
-        keep: global.keep,
-        noexec: global.noexec,
-        redo: install::plan::Redo { force: global.force, from: global.from.clone() },
-        overrides: Overrides {
-            engine: global.engine.clone(),
-            registry_root: global.registry_root.clone(),
-            registry_address: global.registry_address.clone(),
-        },
-        containerd_namespace: global.containerd_namespace.clone(),
-        config: global.config.clone(),
-        use_sample: global.use_sample,
-        skip_preflight: global.skip_preflight.clone(),
-        role: global.role,
+    let given = Given {
+        config: answers.config.clone(),
+        use_sample: answers.use_sample,
         sets,
-        answers: Vec::new(),
-        interactive: terminal && !global.yes && !global.json,
-        allow_downgrade: global.allow_downgrade,
+        interactive: terminal && !answers.yes && !json,
+        answered: Vec::new(),
+        forget_secrets: answers.forget_secrets,
+        noexec,
+    };
+    let overrides =
+        Overrides { engine: None, registry_root: answers.registry_root.clone(), registry_address: answers.registry_address.clone() };
+    Ok((given, overrides))
+}
+
+/// The install's options from its arguments (`plan`'s and `preflight`'s are a part of them).
+pub(super) fn install_options(bundle: &crate::format::Bundle, args: &InstallArgs, json: bool) -> Result<Options> {
+    let (given, mut overrides) = given(bundle, &args.answers, json, args.noexec)?;
+    overrides.engine = args.engine.engine.clone();
+    Ok(Options {
+        target: args.target.clone(),
+        keep: args.keep,
+        noexec: args.noexec,
+        redo: install::plan::Redo { force: args.redo.force, from: args.redo.from.clone() },
+        overrides,
+        containerd_namespace: args.engine.containerd_namespace.clone(),
+        given,
+        skip_preflight: args.skip_preflight.clone(),
+        role: args.role.role,
+        allow_downgrade: args.redo.allow_downgrade,
+        fan_out: std::env::var("AIRBIN_FAN_OUT").ok().filter(|t| !t.is_empty() && t.len() < 100),
     })
 }
 
+/// `plan`'s arguments, as the install they describe.
+fn planned_install(args: &PlanArgs) -> InstallArgs {
+    InstallArgs {
+        target: args.target.clone(),
+        answers: args.answers.clone(),
+        role: args.role.clone(),
+        engine: EngineArgs { engine: args.engine.clone(), ..EngineArgs::default() },
+        redo: args.redo.clone(),
+        trust: args.trust.clone(),
+        ..InstallArgs::default()
+    }
+}
+
 /// `plan` (and `install --dry-run`): this host's steps, what each does with which
-/// values from the config, and which are done already. Changes nothing.
-pub fn plan(ctx: &Context) -> Result<()> {
+/// values, and which are done already. Changes nothing.
+pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<()> {
     let bundle = open(ctx)?;
-    verify(ctx, &bundle)?;
-    let prepared = install::prepare(&bundle, &options(&ctx.global)?)?;
+    verify(ctx, &bundle, &args.trust)?;
+    let options = install_options(&bundle, &planned_install(args), ctx.ui.json)?;
+    if args.uninstall {
+        return super::uninstall::show_plan(ctx, &bundle, &options);
+    }
+    show_plan(ctx, &bundle, &options)
+}
+
+fn show_plan(ctx: &Context, bundle: &crate::format::Bundle, options: &Options) -> Result<()> {
+    let prepared = install::prepare(bundle, options)?;
     if ctx.ui.json {
         print_json(&envelope("plan", None, json!({"bundle": bundle.index.bundle, "plan": install::plan_json(&prepared)})));
     } else {
@@ -53,13 +98,23 @@ pub fn plan(ctx: &Context) -> Result<()> {
 /// `preflight`: whether this host is ready for its part (its role's steps not done
 /// yet): every problem at once, exit 7 if any. Reads the index only (it is checked on
 /// open); `install` verifies every byte before anything lands.
-pub fn preflight(ctx: &Context) -> Result<()> {
+pub fn preflight(ctx: &Context, args: &PreflightArgs) -> Result<()> {
     let bundle = open(ctx)?;
-    let options = options(&ctx.global)?;
+    let preflight_of = InstallArgs {
+        target: args.target.clone(),
+        skip_preflight: args.skip_preflight.clone(),
+        answers: args.answers.clone(),
+        role: args.role.clone(),
+        engine: args.engine.clone(),
+        redo: args.redo.clone(),
+        trust: args.trust.clone(),
+        ..InstallArgs::default()
+    };
+    let options = install_options(&bundle, &preflight_of, ctx.ui.json)?;
     let prepared = install::prepare(&bundle, &options)?;
     let ready = install::check_host(&prepared, &options)?;
     let role = &prepared.role;
-    let to_run = prepared.plan.to_run().count();
+    let to_run = if prepared.change.nothing_to_do() && options.redo.from.is_none() { 0 } else { prepared.plan.to_run().count() };
     if ctx.ui.json {
         print_json(&envelope(
             "preflight",
@@ -67,7 +122,7 @@ pub fn preflight(ctx: &Context) -> Result<()> {
             json!({"bundle": bundle.index.bundle, "role": role.role, "role_why": role.explain(), "steps_to_run": to_run,
                    "engine": ready.engine.as_ref().map(|e| e.name())}),
         ));
-    } else if !ctx.global.quiet {
+    } else if !ctx.ui.quiet {
         let engine = ready.engine.as_ref().map(|e| format!("; images load into {}", e.name())).unwrap_or_default();
         out_line(&format!(
             "{} {}: this host is ready for its part (role {}, {}): {to_run} step(s) to run{engine}",
@@ -81,77 +136,101 @@ pub fn preflight(ctx: &Context) -> Result<()> {
 }
 
 /// The command line's values for the fan-out, and the flags every node's run is given.
-pub fn fan_out(global: &Global) -> install::nodes::FanOut {
+pub fn fan_out(args: &InstallArgs) -> install::nodes::FanOut {
     let mut pass = Vec::new();
     let mut flag = |name: &str, value: Option<&str>| {
         pass.push(name.to_string());
         pass.extend(value.map(str::to_string));
     };
-    if let Some(engine) = &global.engine {
+    if let Some(engine) = &args.engine.engine {
         flag("--engine", Some(engine));
     }
-    if global.containerd_namespace != "k8s.io" {
-        flag("--containerd-namespace", Some(&global.containerd_namespace));
+    if args.engine.containerd_namespace != EngineArgs::default().containerd_namespace {
+        flag("--containerd-namespace", Some(&args.engine.containerd_namespace));
     }
-    if global.force {
+    if args.redo.force {
         flag("--force", None);
     }
-    if let Some(from) = &global.from {
+    if let Some(from) = &args.redo.from {
         flag("--from", Some(from));
     }
-    for skip in &global.skip_preflight {
+    for skip in &args.skip_preflight {
         flag("--skip-preflight", Some(skip));
     }
-    if let Some(root) = &global.registry_root {
+    if let Some(root) = &args.answers.registry_root {
         flag("--registry-root", Some(&root.display().to_string()));
     }
-    if let Some(address) = &global.registry_address {
+    if let Some(address) = &args.answers.registry_address {
         flag("--registry-address", Some(address));
     }
-    if global.keep {
+    if args.keep {
         flag("--keep", None);
     }
-    if global.allow_downgrade {
+    if args.redo.allow_downgrade {
         flag("--allow-downgrade", None);
     }
-    for set in &global.set {
+    for set in &args.answers.set {
         flag("--set", Some(set));
     }
-    if global.noexec {
+    if args.noexec {
         flag("--noexec", None);
     }
+    if args.answers.forget_secrets {
+        flag("--forget-secrets", None);
+    }
+    for key in &args.trust.trusted_key {
+        flag("--trusted-key", Some(&key.display().to_string()));
+    }
     install::nodes::FanOut {
-        parallel: global.parallel,
-        ssh_options: global.ssh_option.clone(),
-        remote_dir: global.remote_dir.clone(),
+        parallel: args.fan_out.parallel,
+        ssh_options: args.fan_out.ssh_option.clone(),
+        remote_dir: args.fan_out.remote_dir.clone(),
         pass,
         control_dir: None,
+        tag: format!("{}-{}", crate::progress::timestamp().replace(':', ""), crate::fsx::random_hex()),
     }
 }
 
-/// `install`: verifies the bundle, reads and checks the config, plans, checks the
-/// host, stages what the steps read from disk and runs every step not done yet; says
-/// what was done, where the log is and what to do next. A rerun resumes.
-pub fn install(ctx: &Context) -> Result<()> {
-    if ctx.global.dry_run {
-        return plan(ctx);
+/// Flags that mean something only with --all-nodes.
+fn check_fan_out_flags(args: &InstallArgs) -> Result<()> {
+    let f = &args.fan_out;
+    if !f.all_nodes && (f.parallel != 0 || !f.ssh_option.is_empty() || f.remote_dir.is_some()) {
+        return Err(Error::usage("--parallel, --ssh-option and --remote-dir go with --all-nodes; add it, or leave them out"));
     }
-    if ctx.global.all_nodes {
-        return super::nodes::install(ctx);
+    Ok(())
+}
+
+/// `install`: verifies the bundle, resolves the values, plans, checks the host, stages
+/// what the steps read from disk and runs every step not done yet; says what was done,
+/// where the log is and what to do next. A rerun resumes.
+pub fn install(ctx: &Context, args: &InstallArgs) -> Result<()> {
+    check_fan_out_flags(args)?;
+    if args.dry_run {
+        let bundle = open(ctx)?;
+        verify(ctx, &bundle, &args.trust)?;
+        return show_plan(ctx, &bundle, &install_options(&bundle, args, ctx.ui.json)?);
+    }
+    if args.fan_out.all_nodes {
+        return super::nodes::install(ctx, args);
     }
     let bundle = open(ctx)?;
-    let keys = super::trusted_keys(&ctx.global)?;
-    let answers = ask_first(ctx, &bundle)?;
+    let keys = trusted_keys(&args.trust)?;
+    if args.answers.forget_secrets {
+        // Asked for on purpose: gone now, whatever becomes of this run.
+        install::remembered::forget_secrets(&install::state::StateDir::for_bundle(&bundle.index.bundle.name));
+    }
+    let options = install_options(&bundle, args, ctx.ui.json)?;
+    let options = ask_first(&bundle, options)?;
     let state = install::state::StateDir::for_bundle(&bundle.index.bundle.name);
     let identity = bundle.identity()?;
     // A rerun on the very file an earlier run verified hashes only what it reads.
-    if !ctx.global.force && install::verified::recall(&state, &bundle) {
+    if !args.redo.force && install::verified::recall(&state, &bundle) {
         bundle.recall_verified(&keys)?;
         ctx.ui.status(format!(
             "{}: verified in full by an earlier run and not written since; members are checked as they are read (--force checks every byte again)",
             bundle.path.display()
         ));
-        let installed = install_verified_as_it_goes(ctx, &bundle, &answers, &|| {});
+        let installed = install_verified_as_it_goes(ctx, &bundle, &options, &|| {});
         if installed.as_ref().is_err_and(|e| e.class == crate::error::ExitClass::Integrity) {
             install::verified::forget(&state);
         }
@@ -178,43 +257,36 @@ pub fn install(ctx: &Context) -> Result<()> {
             let _ = bundle.await_verified();
             mark_if_due(false);
         });
-        let installed = install_verified_as_it_goes(ctx, &bundle, &answers, &|| mark_if_due(true));
+        let installed = install_verified_as_it_goes(ctx, &bundle, &options, &|| mark_if_due(true));
         let _ = verifier.join().expect("the verifier panicked");
         installed
     })
 }
 
-/// On a terminal, the parameters' missing values are asked for before the bundle's
-/// verification starts drawing its progress: the questions get the terminal to
-/// themselves. Returns the answers, by parameter name.
-fn ask_first(ctx: &Context, bundle: &crate::format::Bundle) -> Result<Vec<(String, String)>> {
-    let options = options(&ctx.global)?;
-    if !options.interactive || bundle.index.parameters.is_empty() || ctx.global.dry_run {
-        return Ok(Vec::new());
+/// On a terminal, the missing values are asked for before the bundle's verification
+/// starts drawing its progress: the questions get the terminal to themselves.
+fn ask_first(bundle: &crate::format::Bundle, mut options: Options) -> Result<Options> {
+    if !options.given.interactive || options.noexec {
+        return Ok(options);
     }
-    let prepared = install::prepare(bundle, &options)?;
-    let asked = prepared.parameters.iter().filter(|p| p.from == install::params::From::Prompt);
-    Ok(asked.map(|p| (p.name.clone(), p.actual.clone())).collect())
+    let state = install::state::StateDir::for_bundle(&bundle.index.bundle.name);
+    let answers = install::answers::resolve(bundle, &options.given, &state)?;
+    let asked = answers.parameters.iter().filter(|p| p.from == install::params::From::Prompt);
+    options.given.answered = asked.map(|p| (p.name.clone(), p.actual.clone())).chain(answers.asked).collect();
+    Ok(options)
 }
 
-fn install_verified_as_it_goes(
-    ctx: &Context,
-    bundle: &crate::format::Bundle,
-    answers: &[(String, String)],
-    began: &(dyn Fn() + Sync),
-) -> Result<()> {
+fn install_verified_as_it_goes(ctx: &Context, bundle: &crate::format::Bundle, options: &Options, began: &(dyn Fn() + Sync)) -> Result<()> {
     let meta = &bundle.index.bundle;
-    let options = Options { answers: answers.to_vec(), ..options(&ctx.global)? };
-    let prepared = install::prepare(bundle, &options).map_err(|e| damage_first(bundle, e))?;
+    let prepared = install::prepare(bundle, options).map_err(|e| damage_first(bundle, e))?;
     // A dropped SSH session must not end the install: it goes on, logging to its file.
     crate::interrupt::ignore_hangup();
-    let bin = bundle.path.display().to_string();
-    match install::run(prepared, &options, &ctx.ui, began) {
+    match install::run(prepared, options, &ctx.ui, began) {
         // Every step but a load waits for the verdict; a run of loads only (or of none)
         // is not finished before it either.
         Ok(report) => match bundle.await_verified() {
             Ok(()) => {
-                summarize(ctx, bundle, &report, None, &bin);
+                summarize(ctx, bundle, &report, None, options);
                 Ok(())
             }
             Err(damage) => Err(damage),
@@ -222,7 +294,7 @@ fn install_verified_as_it_goes(
         Err(Stopped { error, report }) => {
             let error = damage_first(bundle, error);
             match report {
-                Some(report) => summarize(ctx, bundle, &report, Some(&error), &bin),
+                Some(report) => summarize(ctx, bundle, &report, Some(&error), options),
                 None if ctx.ui.json => print_json(&envelope("install", Some(&error), json!({"bundle": meta}))),
                 None => {}
             }
@@ -231,7 +303,7 @@ fn install_verified_as_it_goes(
     }
 }
 
-fn summarize(ctx: &Context, bundle: &crate::format::Bundle, report: &Report, error: Option<&Error>, bin: &str) {
+fn summarize(ctx: &Context, bundle: &crate::format::Bundle, report: &Report, error: Option<&Error>, options: &Options) {
     let meta = &bundle.index.bundle;
     if ctx.ui.json {
         print_json(&envelope(
@@ -245,22 +317,23 @@ fn summarize(ctx: &Context, bundle: &crate::format::Bundle, report: &Report, err
         ));
         return;
     }
-    if ctx.global.quiet {
+    if ctx.ui.quiet {
         return;
     }
+    let bin = crate::shell::bundle();
     let count = |state: StepState| report.steps.iter().filter(|s| s.state == state).count();
     let headline = match error {
-        None if matches!(report.change, install::upgrade::Change::Same { this_build: false, .. }) => report.change.describe(meta),
         None if report.nothing_to_do => match &report.change {
-            install::upgrade::Change::Same { .. } => {
-                format!("nothing to do: all {} steps were done already; {}", report.steps.len(), report.change.describe(meta))
+            change @ Change::Same { is: Same::ThisBuild | Same::Recorded, .. } => {
+                format!("nothing to do: all {} steps were done already; {}", report.steps.len(), change.describe(meta))
             }
+            change @ Change::Same { .. } => change.describe(meta),
             _ => format!("nothing to do: all {} steps were done already", report.steps.len()),
         },
-        None if ctx.global.noexec => "staged; no step ran (--noexec)".to_string(),
+        None if options.noexec => "staged; no step ran (--noexec)".to_string(),
         None => format!(
             "{} finished: {} step(s) done, {} done already",
-            if matches!(report.change, install::upgrade::Change::Same { .. }) { "install" } else { report.change.as_str() },
+            if matches!(report.change, Change::Same { .. }) { "install" } else { report.change.as_str() },
             count(StepState::Done),
             count(StepState::AlreadyDone)
         ),
@@ -268,10 +341,10 @@ fn summarize(ctx: &Context, bundle: &crate::format::Bundle, report: &Report, err
         Some(_) => {
             let failed = report.steps.iter().find(|s| s.state == StepState::Failed).map_or("?", |s| s.name.as_str());
             match &report.change {
-                install::upgrade::Change::Upgrade { from } | install::upgrade::Change::Downgrade { from } => {
+                Change::Upgrade { from, .. } | Change::Downgrade { from, .. } => {
                     format!("{} from {from} FAILED at step '{failed}'; {from} is still recorded as installed", report.change.as_str())
                 }
-                install::upgrade::Change::Hotfix { on } => format!("hotfix FAILED at step '{failed}'; {on} is still recorded without it"),
+                Change::Hotfix { on } => format!("hotfix FAILED at step '{failed}'; {on} is still recorded without it"),
                 _ => format!("install FAILED at step '{failed}'"),
             }
         }
@@ -291,10 +364,11 @@ fn summarize(ctx: &Context, bundle: &crate::format::Bundle, report: &Report, err
         out_line(&format!("  log: {}", log.display()));
     }
     let next = match error {
-        None if report.nothing_to_do => format!("next: sh {bin} status shows the last run; --force or --from STEP redoes steps on purpose"),
-        None if ctx.global.noexec => format!("next: sh {bin} (without --noexec) runs the steps"),
-        None => format!("next: sh {bin} status shows this run again; running the bundle again redoes nothing"),
-        Some(_) => format!("next: fix what the error says, then run sh {bin} again: the steps done are not redone (sh {bin} support collects the logs for the vendor)"),
+        None if report.nothing_to_do => format!("next: {bin} status shows the last run; --from STEP or --force redoes steps on purpose"),
+        None if options.noexec => format!("next: {bin} (without --noexec) runs the steps"),
+        None => format!("next: {bin} status --verify checks the host against this install; running the bundle again redoes nothing"),
+        Some(e) if e.class == crate::error::ExitClass::Interrupted => format!("next: run {bin} again: the steps done are not redone"),
+        Some(_) => format!("next: fix what the error says, then run {bin} again: the steps done are not redone ({bin} support collects the logs for the vendor)"),
     };
     out_line(&next);
 }

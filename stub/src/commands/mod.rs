@@ -5,6 +5,7 @@ mod install;
 mod nodes;
 mod status;
 mod support;
+mod uninstall;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,25 +14,51 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use indicatif::HumanBytes;
 use serde_json::json;
 
-use crate::cli::Global;
+use crate::cli::{ExtractArgs, TrustArgs};
 use crate::error::{Error, Result};
 use crate::extract::{self, select_members};
 use crate::format::rules::printable;
 use crate::format::signature::{self, Signer, TrustedKey, TRUSTED_KEYS_DIR};
 use crate::format::{Bundle, Member};
-use crate::progress::Ui;
+use crate::progress::{out_line, Ui};
 
 pub use install::{install, plan, preflight};
 pub use status::status;
 pub use support::support;
+pub use uninstall::uninstall;
 
 pub struct Context {
     pub bundle_path: PathBuf,
-    pub global: Global,
     pub ui: Ui,
 }
 
 static PRINTED: AtomicBool = AtomicBool::new(false);
+static COMMAND: std::sync::Mutex<&'static str> = std::sync::Mutex::new("install");
+
+/// Names the command being run, for its JSON document (failures included).
+pub fn set_command(name: &'static str) {
+    *COMMAND.lock().unwrap_or_else(|e| e.into_inner()) = name;
+}
+
+/// The command being run.
+pub fn command() -> &'static str {
+    *COMMAND.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A command line clap refused, as one usage line that says what to do.
+pub fn usage_error(e: &clap::Error) -> Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let bin = crate::shell::bundle();
+    let command = command();
+    if e.kind() == ErrorKind::UnknownArgument {
+        if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) {
+            return Error::usage(format!("{arg} is not an option of `{command}`; see {bin} {command} --help"));
+        }
+    }
+    let first = e.to_string();
+    let line = first.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ").to_string();
+    Error::usage(format!("{line}; see {bin} --help"))
+}
 
 /// Prints a JSON value on stdout, the one thing `--json` puts there.
 pub fn print_json(value: &serde_json::Value) {
@@ -75,23 +102,23 @@ fn open(ctx: &Context) -> Result<Bundle> {
 
 /// `check`: the length, then the SHA-256 of every byte; says the bundle is intact or
 /// exactly what is wrong with it.
-pub fn check(ctx: &Context) -> Result<()> {
+pub fn check(ctx: &Context, trust: &TrustArgs) -> Result<()> {
     let bundle = open(ctx)?;
-    let signer = verify(ctx, &bundle)?;
+    let signer = verify(ctx, &bundle, trust)?;
     if ctx.ui.json {
         print_json(&envelope(
-            "check",
+            command(),
             None,
             json!({"bundle": bundle.path, "sha256": bundle.sha256(), "bytes": bundle.trailer.total_len, "signature": signer_json(&signer)}),
         ));
-    } else if !ctx.global.quiet {
-        println!(
+    } else if !ctx.ui.quiet {
+        out_line(&format!(
             "{}: OK ({} {}, {} bytes, all checksums match; {signer})",
             bundle.path.display(),
             bundle.index.bundle.name,
             bundle.index.bundle.version,
             bundle.trailer.total_len
-        );
+        ));
     }
     Ok(())
 }
@@ -107,15 +134,15 @@ fn damage_first(bundle: &Bundle, error: Error) -> Error {
 
 /// The keys this host pins: `--trusted-key` files and `/etc/airbin/trusted-keys/*.pub`
 /// (`AIRBIN_TRUSTED_KEYS_DIR` stands in for that directory).
-pub fn trusted_keys(global: &Global) -> Result<Vec<TrustedKey>> {
+pub fn trusted_keys(trust: &TrustArgs) -> Result<Vec<TrustedKey>> {
     let dir = std::env::var_os("AIRBIN_TRUSTED_KEYS_DIR").map_or_else(|| PathBuf::from(TRUSTED_KEYS_DIR), PathBuf::from);
-    signature::trusted_keys(&global.trusted_key, &dir)
+    signature::trusted_keys(&trust.trusted_key, &dir)
 }
 
 /// The digest of every byte, then the signature against the pinned keys: nothing on
 /// the host changes before both pass.
-fn verify(ctx: &Context, bundle: &Bundle) -> Result<Signer> {
-    let keys = trusted_keys(&ctx.global)?;
+fn verify(ctx: &Context, bundle: &Bundle, trust: &TrustArgs) -> Result<Signer> {
+    let keys = trusted_keys(trust)?;
     let progress = ctx.ui.progress("check", bundle.digested_len());
     let signer = bundle.verify(&keys, &|n| progress.inc(n))?;
     progress.finish();
@@ -129,7 +156,7 @@ pub fn info(ctx: &Context) -> Result<()> {
     let index = &bundle.index;
     if ctx.ui.json {
         print_json(&envelope(
-            "info",
+            command(),
             None,
             json!({
                 "bundle": index.bundle,
@@ -148,32 +175,35 @@ pub fn info(ctx: &Context) -> Result<()> {
         return Ok(());
     }
     let b = &index.bundle;
-    println!("name:        {}", b.name);
-    println!("version:     {}", b.version);
-    println!("arch:        {}", b.arch);
+    let mut lines = vec![format!("name:        {}", b.name), format!("version:     {}", b.version), format!("arch:        {}", b.arch)];
     if !b.description.is_empty() {
-        println!("description: {}", printable(&b.description, 4096));
+        lines.push(format!("description: {}", printable(&b.description, 4096)));
+    }
+    if let Some(base) = &b.hotfix_of {
+        lines.push(format!("hotfix of:   {base}"));
     }
     let build = &index.build;
     let when = if build.built_at.is_empty() { "(time not recorded)".to_string() } else { build.built_at.clone() };
     let host = if build.build_host.is_empty() { String::new() } else { format!(" on {}", build.build_host) };
-    println!("built:       {when} by airbin {}{host}", build.builder_version);
-    match bundle.signer_key() {
-        Some(id) => println!("signed by:   key {id} (check and install verify it against the keys this host pins)"),
-        None => println!("signed by:   nobody (unsigned)"),
-    }
-    println!("format:      {}", index.format_version);
-    println!("size:        {} ({} bytes)", HumanBytes(bundle.trailer.total_len), bundle.trailer.total_len);
-    println!("members:");
-    print_members(&index.members);
+    lines.push(format!("built:       {when} by airbin {}{host}", build.builder_version));
+    lines.push(match bundle.signer_key() {
+        Some(id) => format!("signed by:   key {id} (check and install verify it against the keys this host pins)"),
+        None => "signed by:   nobody (unsigned)".to_string(),
+    });
+    lines.push(format!("format:      {}", index.format_version));
+    lines.push(format!("size:        {} ({} bytes)", HumanBytes(bundle.trailer.total_len), bundle.trailer.total_len));
+    lines.push("members:".to_string());
+    lines.extend(member_lines(&index.members));
     if !index.steps.is_empty() {
-        println!("install steps:");
+        lines.push("steps:".to_string());
         for (n, step) in index.steps.iter().enumerate() {
             let roles: Vec<&str> = step.roles.iter().map(|r| r.as_str()).collect();
             let on = if roles.is_empty() { String::new() } else { format!("; on {}", roles.join(", ")) };
-            println!("  {}. {} ({}{on})", n + 1, step.name(), step.action.kind());
+            let when = if step.when == crate::format::Phase::Both { String::new() } else { format!("; {} only", step.when.as_str()) };
+            lines.push(format!("  {}. {} ({}{on}{when})", n + 1, step.name(), step.action.kind()));
         }
     }
+    lines.iter().for_each(|l| out_line(l));
     Ok(())
 }
 
@@ -185,29 +215,30 @@ fn signer_json(signer: &Signer) -> serde_json::Value {
     }
 }
 
-fn print_members(members: &[Member]) {
+fn member_lines(members: &[Member]) -> Vec<String> {
     let width = members.iter().map(|m| m.name.len()).max().unwrap_or(4).max(4);
-    println!("  {:width$}  {:13}  {:5}  {:>10}  {:>10}", "NAME", "KIND", "CODEC", "SIZE", "STORED");
+    let mut lines = vec![format!("  {:width$}  {:13}  {:5}  {:>10}  {:>10}", "NAME", "KIND", "CODEC", "SIZE", "STORED")];
     for m in members {
-        println!(
+        lines.push(format!(
             "  {:width$}  {:13}  {:5}  {:>10}  {:>10}",
             m.name,
             m.kind.as_str(),
             m.codec.as_str(),
             HumanBytes(m.size).to_string(),
             HumanBytes(m.stored_size).to_string()
-        );
+        ));
         for image in &m.images {
             let tags = if image.tags.is_empty() { "<untagged>".to_string() } else { image.tags.join(", ") };
-            println!("  {:width$}    image {tags} ({})", "", short_id(&image.id));
+            lines.push(format!("  {:width$}    image {tags} ({})", "", short_id(&image.id)));
         }
         if let Some(pack) = &m.registry {
             for repo in &pack.repositories {
                 let tags: Vec<&str> = repo.tags.iter().map(|t| t.tag.as_str()).collect();
-                println!("  {:width$}    repository {}: {}", "", repo.name, tags.join(", "));
+                lines.push(format!("  {:width$}    repository {}: {}", "", repo.name, tags.join(", ")));
             }
         }
     }
+    lines
 }
 
 /// The first 12 hex digits of an image ID, as docker shows it; the index was checked
@@ -224,7 +255,7 @@ pub fn list(ctx: &Context) -> Result<()> {
     if ctx.ui.json {
         print_json(&envelope("list", None, json!({"members": bundle.index.members})));
     } else {
-        print_members(&bundle.index.members);
+        member_lines(&bundle.index.members).iter().for_each(|l| out_line(l));
     }
     Ok(())
 }
@@ -232,18 +263,22 @@ pub fn list(ctx: &Context) -> Result<()> {
 /// `extract`: writes the members (all, or those named) into the target, with their mode
 /// bits, while every byte is verified on another thread; nothing is left in the target
 /// if verification fails (members go into place only after it passed).
-pub fn extract(ctx: &Context, names: &[String]) -> Result<()> {
+pub fn extract(ctx: &Context, args: &ExtractArgs) -> Result<()> {
     let bundle = open(ctx)?;
-    let members = select_members(&bundle, names)?;
-    let keys = trusted_keys(&ctx.global)?;
+    let members = select_members(&bundle, &args.members)?;
+    let keys = trusted_keys(&args.trust)?;
     let target =
-        ctx.global.target.clone().unwrap_or_else(|| PathBuf::from(format!("{}-{}", bundle.index.bundle.name, bundle.index.bundle.version)));
+        args.target.clone().unwrap_or_else(|| PathBuf::from(format!("{}-{}", bundle.index.bundle.name, bundle.index.bundle.version)));
     let written = std::thread::scope(|scope| {
         let verifier = bundle.verify_in_background(scope, &keys);
         // Members go into place only after the verdict: an Ok is a verified one.
         let written = extract::extract_members(&bundle, &members, &target, &ctx.ui).map_err(|e| damage_first(&bundle, e));
         let _ = verifier.join().expect("the verifier panicked");
         written
+    })
+    .map_err(|e| match e.class.is_about_a_place() {
+        true => e.hint(" (or extract elsewhere: --target DIR)"),
+        false => e,
     })?;
     if ctx.ui.json {
         print_json(&envelope("extract", None, json!({"target": target, "extracted": written})));

@@ -13,15 +13,15 @@ use crate::install::nodes::{self, NodeOutcome, Target};
 use crate::progress::out_line;
 
 /// The product's config, which holds the node list: `--config`, or `config` beside the bundle.
-fn node_config(ctx: &Context, bundle: &Bundle) -> Result<ProductConfig> {
+fn node_config(bundle: &Bundle, explicit: Option<&Path>, use_sample: bool) -> Result<ProductConfig> {
     if bundle.index.config.management_nodes_key.is_none() {
         return Err(nodes::no_node_list());
     }
-    if ctx.global.use_sample {
+    if use_sample {
         let sample = bundle.index.config_sample().ok_or_else(|| Error::usage("--use-sample: this bundle carries no config sample"))?;
         return crate::install::sample_config(bundle, sample);
     }
-    match config::locate(ctx.global.config.as_deref(), &bundle.path) {
+    match config::locate(explicit, &bundle.path) {
         Some((path, source)) => config::load(&path, source),
         None => Err(Error::usage(format!(
             "--all-nodes: the product's config lists the nodes, and there is none; put it beside the bundle as `{}` or give --config FILE",
@@ -30,9 +30,19 @@ fn node_config(ctx: &Context, bundle: &Bundle) -> Result<ProductConfig> {
     }
 }
 
+/// The fan-out of `status` and `support`: how the nodes are reached.
+fn gathering(args: &crate::cli::FanOutArgs) -> nodes::FanOut {
+    nodes::FanOut {
+        parallel: args.parallel,
+        ssh_options: args.ssh_option.clone(),
+        remote_dir: args.remote_dir.clone(),
+        ..nodes::FanOut::default()
+    }
+}
+
 /// Every node, and shared SSH connections to the others (closed when dropped).
-fn targets(ctx: &Context, bundle: &Bundle, fan: &mut nodes::FanOut) -> Result<(Vec<Target>, nodes::Connections)> {
-    let config = node_config(ctx, bundle)?;
+fn targets(bundle: &Bundle, config: Option<&Path>, fan: &mut nodes::FanOut) -> Result<(Vec<Target>, nodes::Connections)> {
+    let config = node_config(bundle, config, false)?;
     let targets = nodes::targets(bundle, &config, fan)?;
     let connections = nodes::Connections::open(&targets, fan)?;
     Ok((targets, connections))
@@ -74,8 +84,8 @@ fn print_outcomes(outcomes: &[NodeOutcome]) {
 }
 
 /// `install --all-nodes`: reach, copy, preflight, then every node's part.
-pub fn install(ctx: &Context) -> Result<()> {
-    if ctx.global.role.is_some() {
+pub fn install(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<()> {
+    if args.role.role.is_some() {
         return Err(Error::usage(
             "--all-nodes and --role: with --all-nodes every node's role comes from the config's node list; leave out --role",
         ));
@@ -83,7 +93,7 @@ pub fn install(ctx: &Context) -> Result<()> {
     let bundle = open(ctx)?;
     let meta = &bundle.index.bundle;
     // Every node's run is an ssh command line, which the nodes' users can read.
-    for set in &ctx.global.set {
+    for set in &args.answers.set {
         let (key, _) = crate::install::params::parse_set(set)?;
         if bundle.index.parameters.iter().any(|p| p.secret && (p.name == key || p.key() == key)) {
             return Err(Error::usage(format!(
@@ -91,8 +101,8 @@ pub fn install(ctx: &Context) -> Result<()> {
             )));
         }
     }
-    let mut fan = super::install::fan_out(&ctx.global);
-    let config = node_config(ctx, &bundle)?;
+    let mut fan = super::install::fan_out(args);
+    let config = node_config(&bundle, args.answers.config.as_deref(), args.answers.use_sample)?;
     let targets = nodes::targets(&bundle, &config, &fan)?;
     let _connections = nodes::Connections::open(&targets, &mut fan)?;
     let names: Vec<String> = targets.iter().map(|t| format!("{}{}", t.label(), if t.local { " (this host)" } else { "" })).collect();
@@ -112,7 +122,7 @@ pub fn install(ctx: &Context) -> Result<()> {
     let error = worst_error(&outcomes, "the install").err();
     if ctx.ui.json {
         print_json(&envelope("install", error.as_ref(), json!({"bundle": meta, "all_nodes": true, "nodes": outcomes})));
-    } else if !ctx.global.quiet {
+    } else if !ctx.ui.quiet {
         let ok = outcomes.iter().filter(|o| o.exit_code == 0).count();
         let headline = if error.is_none() {
             "install finished on every node".to_string()
@@ -121,21 +131,25 @@ pub fn install(ctx: &Context) -> Result<()> {
         };
         out_line(&format!("{} {}: {headline}", meta.name, meta.version));
         print_outcomes(&outcomes);
-        let bin = bundle.path.display();
+        let bin = crate::shell::bundle();
         out_line(&match &error {
-            None => format!("next: sh {bin} status --all-nodes shows every node's last run"),
-            Some(_) => format!("next: fix what each node says, then run sh {bin} install --all-nodes again: each node resumes (sh {bin} support --all-nodes collects every node's logs)"),
+            None => format!("next: {bin} status --all-nodes shows every node's last run"),
+            Some(_) => format!("next: fix what each node says, then run {bin} install --all-nodes again: each node resumes ({bin} support --all-nodes collects every node's logs)"),
         });
     }
     error.map_or(Ok(()), Err)
 }
 
 /// `status --all-nodes`: every node's last run, side by side.
-pub fn status(ctx: &Context) -> Result<()> {
+pub fn status(ctx: &Context, args: &crate::cli::StatusArgs) -> Result<()> {
     let bundle = open(ctx)?;
-    let mut fan = super::install::fan_out(&ctx.global);
-    let (targets, _connections) = targets(ctx, &bundle, &mut fan)?;
-    let outcomes = nodes::gather(&targets, &fan, |_| vec!["status".into()]);
+    let mut fan = gathering(&args.fan_out);
+    let (targets, _connections) = targets(&bundle, args.config.as_deref(), &mut fan)?;
+    let mut command = vec!["status".to_string()];
+    if args.verify {
+        command.push("--verify".into());
+    }
+    let outcomes = nodes::gather(&targets, &fan, |_| command.clone());
     let unreachable: Vec<&NodeOutcome> = outcomes.iter().filter(|o| o.status == "unreachable").collect();
     if ctx.ui.json {
         print_json(&envelope("status", None, json!({"all_nodes": true, "nodes": outcomes})));
@@ -178,11 +192,12 @@ pub fn status(ctx: &Context) -> Result<()> {
 }
 
 /// `support --all-nodes`: each node writes its own tarball; this one gathers them into one.
-pub fn support(ctx: &Context, output: Option<&Path>) -> Result<()> {
+pub fn support(ctx: &Context, args: &crate::cli::SupportArgs) -> Result<()> {
+    let output = args.output.as_deref();
     let bundle = open(ctx)?;
     let meta = &bundle.index.bundle;
-    let mut fan = super::install::fan_out(&ctx.global);
-    let (targets, _connections) = targets(ctx, &bundle, &mut fan)?;
+    let mut fan = gathering(&args.fan_out);
+    let (targets, _connections) = targets(&bundle, args.config.as_deref(), &mut fan)?;
     let stamp = crate::progress::timestamp().replace(':', "");
     let work = std::env::temp_dir().join(crate::fsx::temp_name(".airbin-support", ".airbin-partial-"));
     std::fs::create_dir(&work).ctx("creating", &work)?;

@@ -9,7 +9,8 @@ use serde_json::json;
 use serde::Serialize;
 
 use super::{envelope, open, print_json, Context};
-use crate::error::Result;
+use crate::cli::StatusArgs;
+use crate::error::{Error, Result};
 use crate::install::journal::{self, Event, History, Outcome, Record};
 use crate::install::state::StateDir;
 use crate::progress::out_line;
@@ -56,23 +57,38 @@ enum RunState {
 /// `status`: the last run of this bundle's product on this host: which bundle, when,
 /// each step's result and time, how it ended (or that it is running), and its log.
 /// `--follow` shows a running install's log as it grows, until it ends.
-pub fn status(ctx: &Context, follow: bool) -> Result<()> {
-    if ctx.global.all_nodes {
-        return super::nodes::status(ctx);
+pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
+    if args.fan_out.all_nodes {
+        return super::nodes::status(ctx, args);
+    }
+    let f = &args.fan_out;
+    if args.config.is_some() || f.parallel != 0 || !f.ssh_option.is_empty() || f.remote_dir.is_some() {
+        return Err(Error::usage(
+            "--config, --parallel, --ssh-option and --remote-dir go with status --all-nodes; add it, or leave them out",
+        ));
+    }
+    if args.engine.is_some() && !args.verify {
+        return Err(Error::usage("--engine goes with status --verify (the engine to look for the images in)"));
     }
     let bundle = open(ctx)?;
     let meta = &bundle.index.bundle;
     let state = StateDir::for_bundle(&meta.name);
-    if follow {
-        follow_run(&state);
+    if args.follow {
+        // With --json, stdout holds the one document: the log goes to stderr.
+        follow_run(&state, ctx.ui.json);
     }
     let records = journal::read(&state.journal());
     let last = journal::last_run(&records);
     let holder = state.holder();
     let history = History::of(&records);
     let installed = crate::install::record::read(&state);
-    let Some(Record { at: started, event: Event::RunStarted { bundle_sha256, version, pid, log, role, phase, .. }, .. }) = last.first()
+    let remembered = crate::install::remembered::read(&state);
+    let Some(Record { at: started, event: Event::RunStarted { bundle_sha256, version, pid, log, role, phase, fan_out, .. }, .. }) =
+        last.first()
     else {
+        if args.verify {
+            return Err(nothing_to_verify(meta));
+        }
         if ctx.ui.json {
             print_json(&envelope("status", None, json!({"runs": 0, "state_dir": state.root})));
         } else {
@@ -80,6 +96,7 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
         }
         return Ok(());
     };
+    let answers = remembered_json(&bundle, &remembered);
     let ended = last.iter().rev().find_map(|r| match &r.event {
         Event::RunFinished { outcome, exit_code, .. } => Some((r.at.clone(), *outcome, *exit_code)),
         _ => None,
@@ -113,7 +130,7 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
             let mut attempts = 0;
             for record in last {
                 match &record.event {
-                    Event::StepStarted { step, attempt } if *step == name => {
+                    Event::StepStarted { step, attempt, .. } if *step == name => {
                         state = Seen::Running;
                         attempts = *attempt;
                     }
@@ -137,19 +154,33 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
         })
         .collect();
 
+    let drift = match (args.verify, &installed) {
+        (false, _) => None,
+        (true, None) => return Err(nothing_to_verify(meta)),
+        (true, Some(installed)) => {
+            let engine = args.engine.as_deref().map(|e| crate::engines::detect(Some(e), "k8s.io")).transpose()?;
+            Some(crate::install::drift::check(&bundle, &state, installed, engine.as_ref()))
+        }
+    };
+    let drift_error = drift.as_ref().filter(|d| !d.drift.is_empty()).map(|d| {
+        let named: Vec<String> = d.drift.iter().map(|x| format!("{} {}: {} (repair: {})", x.kind, x.what, x.found, x.repair)).collect();
+        Error::drift(format!("the host no longer matches the install: {} drift(s): {}", d.drift.len(), named.join("; ")))
+    });
     if ctx.ui.json {
         print_json(&envelope(
             "status",
-            None,
+            drift_error.as_ref(),
             json!({
                 "runs": records.iter().filter(|r| matches!(r.event, Event::RunStarted { .. })).count(),
                 "last_run": {"started": started, "pid": pid, "version": version, "bundle_sha256": bundle_sha256, "result": result, "outcome": outcome,
-                             "ended": ended.as_ref().map(|e| &e.0), "log": log},
+                             "ended": ended.as_ref().map(|e| &e.0), "exit_code": ended.as_ref().map(|e| e.2), "log": log, "fan_out": fan_out,
+                             "phase": phase},
                 "this_bundle": this_bundle, "complete": history.complete && this_bundle, "role": role,
-                "state_dir": state.root, "steps": steps, "installed": installed,
+                "state_dir": state.root, "steps": steps, "installed": installed, "answers": answers,
+                "verify": drift,
             }),
         ));
-        return Ok(());
+        return drift_error.map_or(Ok(()), Err);
     }
     let role = role.map(|r| format!(", role {r}")).unwrap_or_default();
     out_line(&format!("{} {}: last run started {started} (pid {pid}{role}): {result}", meta.name, version));
@@ -177,11 +208,50 @@ pub fn status(ctx: &Context, follow: bool) -> Result<()> {
     if let Some(installed) = &installed {
         out_line(&format!("  installed: {} {} ({} at {})", installed.name, installed.describe(), installed.how, installed.installed_at));
     }
-    Ok(())
+    if !remembered.is_empty() {
+        out_line(&format!("  answers remembered from the run of {} at {}:", remembered.version, remembered.at));
+        for (key, value) in answers.as_object().into_iter().flatten() {
+            out_line(&format!("      {key} = {} ({})", value["value"].as_str().unwrap_or(""), value["from"].as_str().unwrap_or("")));
+        }
+    }
+    if let Some(report) = &drift {
+        out_line(&format!(
+            "  verify: {} image(s), {} registry blob(s), {} file(s) checked: {}",
+            report.images,
+            report.blobs,
+            report.files,
+            if report.drift.is_empty() { "all match the install".to_string() } else { format!("{} DRIFT(S)", report.drift.len()) }
+        ));
+        for d in &report.drift {
+            out_line(&format!("    DRIFT {} {}: {}; repair: {}", d.kind, d.what, d.found, d.repair));
+        }
+    }
+    drift_error.map_or(Ok(()), Err)
 }
 
-/// Shows the log of the running install as it grows, until the run lets go of its lock.
-fn follow_run(state: &StateDir) {
+fn nothing_to_verify(meta: &crate::format::BundleMeta) -> Error {
+    Error::host(format!("nothing of {} is recorded as installed on this host: there is nothing to verify; install it first", meta.name))
+}
+
+/// The remembered answers as `status` shows them: each value (masked where secret) and
+/// where it came from.
+fn remembered_json(bundle: &crate::format::Bundle, remembered: &crate::install::remembered::Remembered) -> serde_json::Value {
+    let secret =
+        |key: &str| crate::install::config::is_secret_key(key) || bundle.index.parameters.iter().any(|p| p.secret && p.key() == key);
+    let map: serde_json::Map<String, serde_json::Value> = remembered
+        .values
+        .iter()
+        .map(|(key, value)| {
+            let shown = if secret(key) { crate::format::params::MASK.to_string() } else { crate::install::remembered::text_of(value) };
+            (key.clone(), json!({"value": shown, "from": remembered.from.get(key)}))
+        })
+        .collect();
+    serde_json::Value::Object(map)
+}
+
+/// Shows the log of the running install as it grows, until the run lets go of its lock
+/// (on stderr when stdout is for the JSON document).
+fn follow_run(state: &StateDir, to_stderr: bool) {
     if state.holder().is_none() {
         return;
     }
@@ -203,7 +273,10 @@ fn follow_run(state: &StateDir) {
                     shown += fresh.len() as u64;
                     let text = String::from_utf8_lossy(&fresh);
                     use std::io::Write;
-                    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                    let _ = match to_stderr {
+                        true => std::io::stderr().lock().write_all(text.as_bytes()),
+                        false => std::io::stdout().lock().write_all(text.as_bytes()),
+                    };
                 }
             }
         }

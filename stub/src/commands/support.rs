@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{envelope, open, print_json, Context};
+use crate::cli::SupportArgs;
 use crate::error::{IoContext, Result};
 use crate::fsx::RemoveOnDrop;
 use crate::install::config;
@@ -33,10 +34,17 @@ pub(super) fn append_bytes<W: std::io::Write>(tar: &mut tar::Builder<W>, path: &
 }
 
 /// `support`: writes the vendor's tarball and prints its path.
-pub fn support(ctx: &Context, output: Option<&Path>) -> Result<()> {
-    if ctx.global.all_nodes {
-        return super::nodes::support(ctx, output);
+pub fn support(ctx: &Context, args: &SupportArgs) -> Result<()> {
+    if args.fan_out.all_nodes {
+        return super::nodes::support(ctx, args);
     }
+    let f = &args.fan_out;
+    if f.parallel != 0 || !f.ssh_option.is_empty() || f.remote_dir.is_some() {
+        return Err(crate::error::Error::usage(
+            "--parallel, --ssh-option and --remote-dir go with support --all-nodes; add it, or leave them out",
+        ));
+    }
+    let output = args.output.as_deref();
     let bundle = open(ctx)?;
     let meta = &bundle.index.bundle;
     let state = StateDir::for_bundle(&meta.name);
@@ -46,7 +54,11 @@ pub fn support(ctx: &Context, output: Option<&Path>) -> Result<()> {
 
     let temp = out
         .with_file_name(crate::fsx::temp_name(&format!(".{}", out.file_name().unwrap_or_default().to_string_lossy()), ".airbin-partial-"));
-    let file = crate::fsx::create_new_file(&temp).ctx("creating", &temp)?;
+    let elsewhere = |e: crate::error::Error| match e.class.is_about_a_place() {
+        true => e.hint(" (or write it elsewhere: support -o FILE)"),
+        false => e,
+    };
+    let file = crate::fsx::create_new_file(&temp).ctx("creating", &temp).map_err(elsewhere)?;
     let guard = RemoveOnDrop::new(temp.clone());
     let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
@@ -71,7 +83,12 @@ pub fn support(ctx: &Context, output: Option<&Path>) -> Result<()> {
         add("installed.json", &serde_json::to_vec_pretty(&installed).expect("a record serializes"))?;
         contents.push("installed.json".into());
     }
-    if let Some(masked) = masked_config(&bundle, ctx, &state) {
+    // The answers the last run used (secret ones are in a file of their own, left out).
+    if let Ok(raw) = crate::fsx::read_small_nofollow(&state.root.join("answers.json"), 1 << 20) {
+        add("answers.json", &raw)?;
+        contents.push("answers.json".into());
+    }
+    if let Some(masked) = masked_config(&bundle, args.config.as_deref(), &state) {
         add("config.masked", masked.as_bytes())?;
         contents.push("config.masked".into());
     }
@@ -83,8 +100,8 @@ pub fn support(ctx: &Context, output: Option<&Path>) -> Result<()> {
         contents.push(name);
     }
     let gz = tar.into_inner().ctx("writing", &temp)?;
-    gz.finish().ctx("writing", &temp)?.sync_all().ctx("writing", &temp)?;
-    std::fs::rename(guard.disarm(), &out).ctx("writing", &out)?;
+    gz.finish().ctx("writing", &temp).map_err(elsewhere)?.sync_all().ctx("writing", &temp).map_err(elsewhere)?;
+    std::fs::rename(guard.disarm(), &out).ctx("writing", &out).map_err(elsewhere)?;
     let bytes = std::fs::metadata(&out).map_or(0, |m| m.len());
     if ctx.ui.json {
         print_json(&envelope("support", None, json!({"file": out, "bytes": bytes, "contents": contents})));
@@ -120,10 +137,10 @@ fn tail_of(path: &Path, bytes: u64) -> Vec<u8> {
 }
 
 /// The config the install would use, else the one it staged, with secrets masked.
-fn masked_config(bundle: &crate::format::Bundle, ctx: &Context, state: &StateDir) -> Option<String> {
+fn masked_config(bundle: &crate::format::Bundle, explicit: Option<&Path>, state: &StateDir) -> Option<String> {
     let staged = state.staging().join("config");
-    let (path, source) = config::locate(ctx.global.config.as_deref(), &bundle.path)
-        .or_else(|| staged.exists().then_some((staged, config::Source::BesideBundle)))?;
+    let (path, source) =
+        config::locate(explicit, &bundle.path).or_else(|| staged.exists().then_some((staged, config::Source::BesideBundle)))?;
     let mut config = config::load(&path, source).ok()?;
     for param in bundle.index.parameters.iter().filter(|p| p.secret) {
         config.mark_secret(param.key());

@@ -29,6 +29,19 @@ fn collect_garbage(namespace: &str) {
     }
 }
 
+/// `ctr images rm --sync`: the image record, and its content with it (garbage collected
+/// at once). None when it went.
+pub fn remove(namespace: &str, reference: &str) -> Result<Option<String>> {
+    let name = containerd_name(reference);
+    match query("ctr", &["-n", namespace, "images", "rm", "--sync", "--", &name])? {
+        Some(_) => {
+            collect_garbage(namespace);
+            Ok(None)
+        }
+        None => Ok(Some(format!("ctr could not remove {name}"))),
+    }
+}
+
 /// ctr lists the manifest digest; the image ID is the config digest inside it.
 pub fn image_id(namespace: &str, reference: &str) -> Result<Option<String>> {
     let name = containerd_name(reference);

@@ -39,6 +39,21 @@ pub fn image_id(socket: &Path, reference: &str) -> Result<Option<String>> {
     Ok(value.get("Id").and_then(|id| id.as_str()).map(str::to_string))
 }
 
+/// `DELETE /images/REF`: None when it went, else the daemon's complaint (a container uses it).
+pub fn remove(socket: &Path, reference: &str) -> Result<Option<String>> {
+    let response =
+        http::unix_request(socket, "DELETE", &format!("/images/{}", http::encode_path(reference)), None, Duration::from_secs(60))
+            .map_err(|e| Error::host(format!("the Docker Engine API at {} stopped answering: {e}", socket.display())))?;
+    match response.status {
+        200 | 404 => Ok(None),
+        _ => {
+            let value: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
+            let message = value.get("message").and_then(|m| m.as_str()).unwrap_or("no message");
+            Ok(Some(format!("HTTP {}: {message}", response.status)))
+        }
+    }
+}
+
 /// The first `error` of a Docker API JSON message stream, if any.
 fn api_stream_error(text: &str) -> Option<String> {
     serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>().flatten().find_map(|message| {

@@ -106,8 +106,9 @@ pub fn detect(choice: Option<&str>, containerd_namespace: &str) -> Result<Engine
         let docker = matches!(engine, Engine::DockerCli | Engine::DockerApi { .. });
         if !answers(&engine) && docker && socket_forbidden(&socket) {
             return Err(Error::permission(format!(
-                "permission denied on the Docker socket {}: run the bundle as root (sudo sh THIS.bin), or as a user in the docker group",
-                socket.display()
+                "permission denied on the Docker socket {}: run the bundle as root (sudo {}), or as a user in the docker group",
+                socket.display(),
+                crate::shell::bundle()
             )));
         }
         if !answers(&engine) {
@@ -129,8 +130,9 @@ pub fn detect(choice: Option<&str>, containerd_namespace: &str) -> Result<Engine
         // A daemon that runs but whose socket this user may not open is a permission
         // problem, not a stopped daemon.
         true if socket_forbidden(&socket) => Error::permission(format!(
-            "permission denied on the Docker socket {}: run the bundle as root (sudo sh THIS.bin), or as a user in the docker group",
-            socket.display()
+            "permission denied on the Docker socket {}: run the bundle as root (sudo {}), or as a user in the docker group",
+            socket.display(),
+            crate::shell::bundle()
         )),
         true => Error::host(format!(
             "docker is installed but its daemon does not answer at {}: start it (systemctl start docker) and run the bundle again, or choose another engine with --engine",
@@ -145,7 +147,7 @@ fn socket_forbidden(socket: &Path) -> bool {
 }
 
 /// Whether `engine` is installed and its daemon (if it has one) answers.
-fn answers(engine: &Engine) -> bool {
+pub fn answers(engine: &Engine) -> bool {
     match engine {
         Engine::DockerCli => docker_cli::answers(),
         Engine::DockerApi { socket } => docker_api::answers(socket),
@@ -284,13 +286,56 @@ fn strip_sha(id: &str) -> &str {
 }
 
 /// The image ID of `reference` in the engine, `None` when it is not there.
-fn image_id(engine: &Engine, reference: &str) -> Result<Option<String>> {
+pub fn image_id(engine: &Engine, reference: &str) -> Result<Option<String>> {
     match engine {
         Engine::DockerCli => docker_cli::image_id(reference),
         Engine::Podman => podman::image_id(reference),
         Engine::DockerApi { socket } => docker_api::image_id(socket, reference),
         Engine::Containerd { namespace } => containerd::image_id(namespace, reference),
     }
+}
+
+/// What became of an image reference an uninstall removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Removed {
+    /// Gone (the image with it, unless another reference keeps it).
+    Yes,
+    /// It was not there.
+    NotThere,
+    /// The engine refused: a container uses it (its words).
+    InUse(String),
+}
+
+/// Removes `reference` from the engine: the reference goes, and the image with it when
+/// no other reference or container holds it (the engine's own rule).
+pub fn remove_image(engine: &Engine, reference: &str) -> Result<Removed> {
+    if image_id(engine, reference)?.is_none() {
+        return Ok(Removed::NotThere);
+    }
+    let refused = match engine {
+        Engine::DockerCli => cli_remove("docker", reference)?,
+        Engine::Podman => cli_remove("podman", reference)?,
+        Engine::DockerApi { socket } => docker_api::remove(socket, reference)?,
+        Engine::Containerd { namespace } => containerd::remove(namespace, reference)?,
+    };
+    Ok(match refused {
+        None => Removed::Yes,
+        Some(why) => Removed::InUse(why),
+    })
+}
+
+/// `PROGRAM rmi -- REF`: None when it went, else the engine's complaint.
+fn cli_remove(program: &str, reference: &str) -> Result<Option<String>> {
+    let output = Command::new(program)
+        .args(["rmi", "--", reference])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::host(format!("cannot run {program}: {e}")))?;
+    if output.status.success() {
+        return Ok(None);
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Ok(Some(stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim().to_string()))
 }
 
 /// The trimmed stdout of a query command, `None` when it fails (the image is not there).

@@ -46,68 +46,70 @@ pub struct LauncherFields {
 /// It has no redirection on the path a good bundle takes: a damaged byte in this one
 /// line, which cannot check itself, must not turn `>/dev/null` into a new file.
 /// Hosts without `cksum` or `head` skip the check (the stub's digest still runs).
-const CHECK_LINE: &str = r#"[ -n "$(command -v cksum)" ] && [ -n "$(command -v head)" ] && [ -r "$0" ] && case $(head -c 4096 "$0" | tail -c +@START@ | cksum) in "@SUM@") ;; *) echo "airbin: $0 is damaged: its launcher fails its checksum; copy the bundle again and compare it with its .sha256 file" >&2; case " $* " in *" --json "*) echo '{"command":"","status":"failed","exit_code":3,"steps":[],"error":{"class":"integrity","message":"the bundle is damaged: its launcher fails its checksum"},"log":null}';; esac; exit 3;; esac"#;
+const CHECK_LINE: &str = r#"[ -n "$(command -v cksum)" ] && [ -n "$(command -v head)" ] && [ -r "$0" ] && case $(head -c 4096 "$0" | tail -c +@START@ | cksum) in "@SUM@") ;; *) echo "airbin: $0 is damaged: its launcher fails its checksum; copy the bundle again and compare it with its .sha256 file" >&2; case " $* " in *" --json "*) c=install;for a;do case $a in info|list|check|extract|plan|preflight|status|support|uninstall) c=$a;break;;esac;done;echo '{"command":"'$c'","status":"failed","exit_code":3,"steps":[],"error":{"class":"integrity","message":"the bundle is damaged: its launcher fails its checksum"},"log":null}';; esac; exit 3;; esac"#;
 const SHEBANG: &str = "#!/bin/sh\n";
-const CHECK_LINE_LEN: usize = 512;
+const CHECK_LINE_LEN: usize = 632;
 
-const TEMPLATE: &str = r#"# This file is an airbin offline installer bundle: this short POSIX sh launcher, a static
-# runtime and the payload. Run it as:  sh THIS_FILE --help   (or bash, or ./THIS_FILE)
+const TEMPLATE: &str = r#"# airbin offline installer bundle (POSIX sh launcher, static runtime, payload).
+# Run: sh THIS_FILE --help
 # Bundle: @NAME@ @VERSION@, made by airbin @BUILDER@, format @FORMAT@.
 AIRBIN_FORMAT=@FORMAT@
 AIRBIN_STUB_BLOCKS=@STUB_BLOCKS@
 AIRBIN_STUB_CKSUM=@STUB_CKSUM@
 AIRBIN_TOTAL_LEN=@TOTAL_LEN@
 AIRBIN_ARCH=@ARCH@
-airbin_json=
-for airbin_arg in "$@"; do [ "$airbin_arg" = --json ] && airbin_json=1; done
+airbin_json= airbin_cmd=
+for airbin_arg; do case $airbin_arg in
+--json) airbin_json=1;;
+install|info|list|check|extract|plan|preflight|status|support|uninstall) : "${airbin_cmd:=$airbin_arg}";;
+--info|--list|--check) : "${airbin_cmd:=${airbin_arg#--}}";;
+esac; done
 airbin_fail() {
-    echo "airbin: $3" >&2
-    [ -z "$airbin_json" ] || echo "{\"command\":\"\",\"status\":\"failed\",\"exit_code\":$1,\"steps\":[],\"error\":{\"class\":\"$2\",\"message\":\"$4\"},\"log\":null}"
-    exit "$1"
+ echo "airbin: $3" >&2
+ [ -z "$airbin_json" ] || echo "{\"command\":\"${airbin_cmd:-install}\",\"status\":\"failed\",\"exit_code\":$1,\"steps\":[],\"error\":{\"class\":\"$2\",\"message\":\"$4\"},\"log\":null}"
+ exit "$1"
 }
 [ -c /dev/null ] || airbin_fail 7 host-not-ready "this host has no /dev/null (a chroot without /dev?): mount /dev, or create it: mknod -m 666 /dev/null c 1 3" "this host has no /dev/null"
 airbin_m=$(uname -m 2>/dev/null)
 case $AIRBIN_ARCH:$airbin_m in *:|@ARCH_PAIRS@) ;; *) airbin_fail 7 host-not-ready "this bundle is for $AIRBIN_ARCH; this host is $airbin_m: run it on an $AIRBIN_ARCH host, or get this bundle's build for $airbin_m" "this bundle is for $AIRBIN_ARCH; this host is $airbin_m";; esac
 airbin_missing=
-for airbin_tool in dd chmod mkdir rm; do
-    command -v "$airbin_tool" >/dev/null 2>&1 || airbin_missing="$airbin_missing $airbin_tool"
-done
-[ -z "$airbin_missing" ] || airbin_fail 7 host-not-ready "this host lacks$airbin_missing: the launcher needs sh, dd, chmod, mkdir and rm (busybox has them all); install them or put them on PATH" "this host lacks$airbin_missing"
+for airbin_tool in dd chmod mkdir rm; do command -v "$airbin_tool" >/dev/null 2>&1 || airbin_missing="$airbin_missing $airbin_tool"; done
+[ -z "$airbin_missing" ] || airbin_fail 7 host-not-ready "this host lacks$airbin_missing: the launcher needs sh, dd, chmod, mkdir and rm; install them" "this host lacks$airbin_missing"
 self=$0
 case $self in */*) ;; *) [ -f "$self" ] || self=$(command -v -- "$self") ;; esac
 [ -r "$self" ] || airbin_fail 5 permission "cannot read the bundle file '$self'; run it as: sh /path/to/the.bin" "cannot read the bundle file"
 case $self in */*) self_dir=${self%/*} ;; *) self_dir=. ;; esac
 airbin_damaged=
 airbin_try() {
-    [ -n "$1" ] && [ -d "$1" ] && [ -w "$1" ] || return 1
-    airbin_dir=$(mktemp -d "$1/airbin.XXXXXX" 2>/dev/null) || {
-        airbin_dir="$1/airbin.$$"
-        mkdir -m 700 "$airbin_dir" 2>/dev/null || return 1
-    }
-    airbin_stub="$airbin_dir/airbin-stub"
-    if dd if="$self" of="$airbin_stub" bs=4096 skip=1 count="$AIRBIN_STUB_BLOCKS" 2>/dev/null; then
-        if command -v cksum >/dev/null 2>&1; then
-            set -- $(cksum < "$airbin_stub")
-            if [ "$1" != "$AIRBIN_STUB_CKSUM" ]; then
-                airbin_damaged=1
-                rm -rf "$airbin_dir"
-                return 1
-            fi
-        fi
-        if chmod 700 "$airbin_stub" 2>/dev/null && "$airbin_stub" --launcher-probe >/dev/null 2>&1; then
-            return 0
-        fi
-    fi
+ [ -n "$1" ] && [ -d "$1" ] && [ -w "$1" ] || return 1
+ airbin_dir=$(mktemp -d "$1/airbin.XXXXXX" 2>/dev/null) || {
+  airbin_dir="$1/airbin.$$"
+  mkdir -m 700 "$airbin_dir" 2>/dev/null || return 1
+ }
+ airbin_stub="$airbin_dir/airbin-stub"
+ if dd if="$self" of="$airbin_stub" bs=4096 skip=1 count="$AIRBIN_STUB_BLOCKS" 2>/dev/null; then
+  if command -v cksum >/dev/null 2>&1; then
+   set -- $(cksum < "$airbin_stub")
+   if [ "$1" != "$AIRBIN_STUB_CKSUM" ]; then
+    airbin_damaged=1
     rm -rf "$airbin_dir"
     return 1
+   fi
+  fi
+  if chmod 700 "$airbin_stub" 2>/dev/null && "$airbin_stub" --launcher-probe >/dev/null 2>&1; then
+   return 0
+  fi
+ fi
+ rm -rf "$airbin_dir"
+ return 1
 }
 for airbin_base in "${TMPDIR:-}" /tmp /var/tmp /dev/shm "${HOME:-}" "$self_dir" "$(pwd)"; do
-    if airbin_try "$airbin_base"; then
-        exec "$airbin_stub" --bundle "$self" --launcher-tmp "$airbin_dir" "$@"
-    fi
-    [ -z "$airbin_damaged" ] || airbin_fail 3 integrity "$self is damaged: its runtime fails its checksum (truncated or altered copy?); copy the bundle again and compare it with its .sha256 file" "the bundle is damaged: its runtime fails its checksum"
+ if airbin_try "$airbin_base"; then
+  exec "$airbin_stub" --bundle "$self" --launcher-tmp "$airbin_dir" "$@"
+ fi
+ [ -z "$airbin_damaged" ] || airbin_fail 3 integrity "$self is damaged: its runtime fails its checksum; copy the bundle again and compare it with its .sha256 file" "the bundle is damaged: its runtime fails its checksum"
 done
-airbin_fail 7 host-not-ready "found no writable directory where programs may run (tried \$TMPDIR, /tmp, /var/tmp, /dev/shm, \$HOME, the bundle's directory, the working directory); point TMPDIR at one, e.g.: TMPDIR=/root sh $self" "found no writable directory where programs may run; point TMPDIR at one"
+airbin_fail 7 host-not-ready "found no writable directory where programs may run (tried \$TMPDIR, /tmp, /var/tmp, /dev/shm, \$HOME, the bundle's and the working directory); point TMPDIR at one, e.g.: TMPDIR=/root sh $self" "found no writable directory where programs may run; point TMPDIR at one"
 "#;
 
 /// The `bundle:machine` patterns of a host that runs the bundle's stub (`uname -m` on
@@ -120,9 +122,11 @@ fn padded(value: impl ToString) -> String {
     format!("{:<width$}", value.to_string(), width = FIELD_WIDTH)
 }
 
-/// Keeps what goes into the launcher's comment line to plain printable ASCII.
+/// Keeps what goes into the launcher's comment line to plain printable ASCII, and short:
+/// the block has room for the longest names and versions (100 bytes) only cut to 20
+/// characters (the index holds them whole).
 fn comment_safe(text: &str) -> String {
-    text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
+    text.chars().take(20).map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
 }
 
 /// Renders the launcher, exactly `LAUNCHER_LEN` bytes.
@@ -218,6 +222,15 @@ mod tests {
             assert_eq!(text.len() as u64, LAUNCHER_LEN);
             assert_eq!(parse(&text), Some(fields(total)));
         }
+    }
+
+    #[test]
+    fn the_longest_names_fit_the_block() {
+        let long =
+            LauncherFields { name: "n".repeat(100), version: "v".repeat(100), builder_version: "10.20.30-rc.1".into(), ..fields(u64::MAX) };
+        let text = render(&long);
+        assert_eq!(text.len() as u64, LAUNCHER_LEN);
+        assert_eq!(parse(&text).map(|f| f.total_len), Some(u64::MAX));
     }
 
     #[test]

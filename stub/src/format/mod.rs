@@ -47,6 +47,7 @@ pub use writer::{BundleWriter, Finished, InstallRules, Sign, StoredFacts};
 /// `extract` and `wait-for` kinds, `config` and `requires`; format 3 the signature
 /// block, `special_bits`, and build facts that may be left out; format 4 the steps'
 /// `roles` and the config's node-list keys; format 5 parameters, the steps' `when`
-/// (install, upgrade), `hotfix_of`, `push-images` and delta registry packs).
-pub const FORMAT_VERSION: u32 = 5;
+/// (install, upgrade), `hotfix_of`, `push-images` and delta registry packs; format 6
+/// the steps' `when: uninstall`).
+pub const FORMAT_VERSION: u32 = 6;
 pub const OLDEST_FORMAT: u32 = 1;

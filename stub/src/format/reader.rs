@@ -116,7 +116,7 @@ impl Bundle {
                 )))
             }
             (None, Some(_)) => return Err(damaged(path, "its launcher header is altered")),
-            (None, None) if head.starts_with(b"#!/bin/sh\n# This file is an airbin") => {
+            (None, None) if head.starts_with(b"#!/bin/sh\n") && String::from_utf8_lossy(&head).contains("airbin offline installer bundle") => {
                 return Err(damaged(path, "its launcher header is altered and its trailer is missing"))
             }
             (None, None) => {

@@ -51,13 +51,15 @@ pub struct Step {
     pub when: Phase,
 }
 
-/// Which installs a step is part of: a first install (or a `--force` reinstall), an
-/// upgrade from an older version (downgrades and hotfixes included), or both.
+/// Which runs a step is part of: a first install (or a `--force` reinstall), an
+/// upgrade from an older version (downgrades and hotfixes included), both of those (the
+/// default), or an uninstall (format 6), which runs only the steps marked for it.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     Install,
     Upgrade,
+    Uninstall,
     #[default]
     Both,
 }
@@ -67,15 +69,17 @@ impl Phase {
         *self == Phase::Both
     }
 
-    /// Whether a step marked `self` runs in an install of kind `now` (`Install` or `Upgrade`).
+    /// Whether a step marked `self` runs in a run of kind `now` (`Install`, `Upgrade` or
+    /// `Uninstall`).
     pub fn includes(self, now: Phase) -> bool {
-        self == Phase::Both || self == now
+        self == now || (self == Phase::Both && now != Phase::Uninstall)
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Install => "install",
             Phase::Upgrade => "upgrade",
+            Phase::Uninstall => "uninstall",
             Phase::Both => "install and upgrade",
         }
     }

@@ -16,8 +16,9 @@ pub enum Source {
     BesideBundle,
     /// The bundle's own sample, taken as it is with `--use-sample`.
     Sample,
-    /// None: the parameters' values alone (`--set`, defaults, prompts).
-    Parameters,
+    /// No file: the values given with `--set`, defaults, prompts and the answers
+    /// remembered from the last run.
+    NoFile,
 }
 
 impl Source {
@@ -26,7 +27,7 @@ impl Source {
             Source::Flag => "--config",
             Source::BesideBundle => "beside the bundle",
             Source::Sample => "the bundle's sample (--use-sample)",
-            Source::Parameters => "no file: the parameters alone",
+            Source::NoFile => "no file: --set, defaults, prompts and remembered answers",
         }
     }
 }
@@ -89,14 +90,14 @@ pub fn parse(path: PathBuf, source: Source, base: PathBuf, text: String) -> Resu
     Ok(ProductConfig { path, source, base, text, values, changed: false, secret_keys: Vec::new() })
 }
 
-/// No config file, for a bundle whose parameters take their values from `--set`,
-/// defaults and prompts: staged as `config` like any other.
+/// No config file: the values come from `--set`, defaults, prompts and remembered
+/// answers, and are staged as `config` like any other.
 pub fn empty(bundle: &Path) -> ProductConfig {
     let path = beside_bundle(bundle);
     let base = crate::fsx::absolute(&path).parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
     ProductConfig {
         path,
-        source: Source::Parameters,
+        source: Source::NoFile,
         base,
         text: String::new(),
         values: serde_yaml::Value::Mapping(Default::default()),
@@ -164,7 +165,8 @@ fn parse_shell_value(raw: &str) -> std::result::Result<String, String> {
 }
 
 impl ProductConfig {
-    fn lookup(&self, key: &str) -> Option<&serde_yaml::Value> {
+    /// The value at a dotted key, as parsed.
+    pub fn lookup(&self, key: &str) -> Option<&serde_yaml::Value> {
         let mut value = &self.values;
         for part in key.split('.') {
             value = value.get(part)?;
@@ -288,15 +290,18 @@ impl ProductConfig {
 
     /// Of `keys`, those missing or empty.
     pub fn missing<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
-        keys.into_iter()
-            .filter(|key| match self.lookup(key) {
-                None | Some(serde_yaml::Value::Null) => true,
-                Some(serde_yaml::Value::String(s)) => s.trim().is_empty(),
-                Some(serde_yaml::Value::Sequence(s)) => s.is_empty(),
-                Some(serde_yaml::Value::Mapping(m)) => m.is_empty(),
-                Some(_) => false,
-            })
-            .collect()
+        keys.into_iter().filter(|key| !self.has(key)).collect()
+    }
+
+    /// Whether `key` holds a value (not missing, not empty).
+    pub fn has(&self, key: &str) -> bool {
+        match self.lookup(key) {
+            None | Some(serde_yaml::Value::Null) => false,
+            Some(serde_yaml::Value::String(s)) => !s.trim().is_empty(),
+            Some(serde_yaml::Value::Sequence(s)) => !s.is_empty(),
+            Some(serde_yaml::Value::Mapping(m)) => !m.is_empty(),
+            Some(_) => true,
+        }
     }
 
     /// Every value as (dotted key, text): scalars as they are, lists joined by spaces.

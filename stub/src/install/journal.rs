@@ -43,13 +43,22 @@ pub enum Event {
         /// The node's role in this run (absent in journals of runtimes before roles).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         role: Option<crate::format::Role>,
-        /// Whether it ran the steps of an install or of an upgrade (absent before format 5).
+        /// Whether it ran the steps of an install, an upgrade or an uninstall (absent
+        /// before format 5).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         phase: Option<crate::format::Phase>,
+        /// The tag of the `--all-nodes` run that started it, if one did: how the
+        /// coordinator finds this run again after its SSH connection dropped.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fan_out: Option<String>,
     },
     StepStarted {
         step: String,
         attempt: u32,
+        /// What every process of this attempt carries in its environment
+        /// (`AIRBIN_STEP_TOKEN`): how a later run finds what a killed one left running.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     StepDone {
         step: String,
@@ -136,8 +145,15 @@ impl Journal {
         let record = Record { at: crate::progress::timestamp(), run: self.run.clone(), bundle: self.bundle.clone(), event };
         let mut line = serde_json::to_vec(&record).expect("records serialize");
         line.push(b'\n');
+        crate::fsx::crash_point("journal-append");
         self.file.write_all(&line).ctx("writing the journal", &self.path)?;
-        self.file.sync_data().ctx("writing the journal", &self.path)
+        self.file.sync_data().ctx("writing the journal", &self.path)?;
+        crate::fsx::crash_point("journal-appended");
+        Ok(())
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run
     }
 }
 
@@ -145,6 +161,23 @@ impl Journal {
 pub struct Done {
     pub at: String,
     pub does: String,
+}
+
+/// A step whose last attempt did not end well (killed or failed): its processes may
+/// still run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Unfinished {
+    pub token: String,
+    pub attempt: u32,
+}
+
+/// The latest run, gone without a word (kill -9, a crash, a power cut).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Killed {
+    pub pid: u32,
+    pub run: String,
+    /// The step it was in, if any.
+    pub step: Option<String>,
 }
 
 /// A step whose run ended (killed) after it had handed its whole stream to the engine.
@@ -170,6 +203,12 @@ pub struct History {
     pub complete: bool,
     /// Every directory runs said they write temporaries in.
     pub places: Vec<PathBuf>,
+    /// Steps whose last attempt was killed or failed, with the token its processes carry.
+    pub unfinished: BTreeMap<String, Unfinished>,
+    /// The latest run, when it ended without `run-finished`.
+    pub killed: Option<Killed>,
+    /// The phase of the latest run.
+    pub phase: Option<crate::format::Phase>,
 }
 
 impl History {
@@ -177,11 +216,13 @@ impl History {
         let mut history = History::default();
         for record in records {
             match &record.event {
-                Event::RunStarted { bundle_sha256, version, reset, redo, places, .. } => {
-                    if *reset || history.bundle_sha256.as_ref() != Some(bundle_sha256) {
+                Event::RunStarted { bundle_sha256, version, reset, redo, places, pid, phase, .. } => {
+                    if *reset || history.bundle_sha256.as_ref() != Some(bundle_sha256) || *phase != history.phase {
                         history.done.clear();
                         history.handed_over.clear();
                     }
+                    history.killed = Some(Killed { pid: *pid, run: record.run.clone(), step: None });
+                    history.phase = *phase;
                     for step in redo {
                         history.done.remove(step);
                     }
@@ -194,21 +235,37 @@ impl History {
                         }
                     }
                 }
-                Event::StepStarted { step, .. } => {
+                Event::StepStarted { step, token, attempt } => {
                     history.done.remove(step);
                     history.handed_over.remove(step);
+                    if let Some(token) = token {
+                        history.unfinished.insert(step.clone(), Unfinished { token: token.clone(), attempt: *attempt });
+                    }
+                    if let Some(killed) = &mut history.killed {
+                        killed.step = Some(step.clone());
+                    }
                 }
                 Event::StepDone { step, does, .. } => {
                     history.done.insert(step.clone(), Done { at: record.at.clone(), does: does.clone() });
                     history.handed_over.remove(step);
+                    history.unfinished.remove(step);
+                    if let Some(killed) = &mut history.killed {
+                        killed.step = None;
+                    }
                 }
                 Event::StepFailed { step, .. } => {
                     history.handed_over.remove(step);
+                    if let Some(killed) = &mut history.killed {
+                        killed.step = None;
+                    }
                 }
                 Event::StepHandedOver { step, seconds, .. } => {
                     history.handed_over.insert(step.clone(), HandedOver { at: record.at.clone(), seconds: *seconds });
                 }
-                Event::RunFinished { complete, .. } => history.complete = *complete,
+                Event::RunFinished { complete, .. } => {
+                    history.complete = *complete;
+                    history.killed = None;
+                }
             }
         }
         history
@@ -241,6 +298,7 @@ mod tests {
             places: vec![],
             role: None,
             phase: None,
+            fan_out: None,
         }
     }
     fn done(step: &str) -> Event {
@@ -275,7 +333,7 @@ mod tests {
         assert!(!h.complete && h.unfinished_other("b") && !h.unfinished_other("a"));
         records.push(rec(started("a", false, &["two"])));
         assert_eq!(History::of(&records).done.keys().collect::<Vec<_>>(), ["one"]);
-        records.push(rec(Event::StepStarted { step: "one".into(), attempt: 1 }));
+        records.push(rec(Event::StepStarted { step: "one".into(), attempt: 1, token: None }));
         assert!(History::of(&records).done.is_empty());
         records.push(rec(done("one")));
         records.push(rec(Event::RunFinished { outcome: Outcome::Ok, exit_code: 0, complete: true }));
@@ -287,11 +345,15 @@ mod tests {
         assert!(History::of(&records).done.is_empty());
 
         // A hand-over is remembered until the step's next record.
-        records.push(rec(Event::StepStarted { step: "load".into(), attempt: 1 }));
+        records.push(rec(Event::StepStarted { step: "load".into(), attempt: 1, token: None }));
         records.push(rec(Event::StepHandedOver { step: "load".into(), attempt: 1, seconds: 2.5 }));
         records.push(rec(started("b", false, &[])));
         assert_eq!(History::of(&records).handed_over.get("load").map(|h| h.seconds), Some(2.5));
-        records.push(rec(Event::StepStarted { step: "load".into(), attempt: 1 }));
-        assert!(History::of(&records).handed_over.is_empty());
+        records.push(rec(Event::StepStarted { step: "load".into(), attempt: 1, token: Some("t1".into()) }));
+        let h = History::of(&records);
+        assert!(h.handed_over.is_empty());
+        // Killed in the step: said, with the token its processes carry.
+        assert_eq!(h.killed.as_ref().and_then(|k| k.step.as_deref()), Some("load"));
+        assert_eq!(h.unfinished.get("load").map(|u| u.token.as_str()), Some("t1"));
     }
 }

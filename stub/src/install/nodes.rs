@@ -47,6 +47,9 @@ pub struct FanOut {
     pub pass: Vec<String>,
     /// Where the SSH connections to the nodes are shared (`Connections`), when they are.
     pub control_dir: Option<std::path::PathBuf>,
+    /// This fan-out's tag, which each node's run records in its journal: how a node's
+    /// run is found again after its SSH connection dropped.
+    pub tag: String,
 }
 
 /// One SSH connection a node, opened once and shared by every command the fan-out runs
@@ -114,12 +117,21 @@ impl Target {
 
     /// The command that runs `sh BIN ARGS` on the node.
     fn command(&self, fan: &FanOut, args: &[String]) -> Command {
+        self.tagged(fan, args, None)
+    }
+
+    /// The same, with the fan-out's tag in the run's environment (`AIRBIN_FAN_OUT`).
+    fn tagged(&self, fan: &FanOut, args: &[String], tag: Option<&str>) -> Command {
         if self.local {
             let mut command = Command::new("sh");
             command.arg(&self.bin).args(args);
+            if let Some(tag) = tag {
+                command.env("AIRBIN_FAN_OUT", tag);
+            }
             command
         } else {
-            self.shell(fan, &self.script(args))
+            let prefix = tag.map(|t| format!("AIRBIN_FAN_OUT={} ", quote(t))).unwrap_or_default();
+            self.shell(fan, &format!("{prefix}{}", self.script(args)))
         }
     }
 
@@ -150,14 +162,7 @@ impl Target {
     }
 }
 
-/// A word for a POSIX shell, quoted unless plainly safe.
-pub fn quote(word: &str) -> String {
-    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c)) {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
-}
+pub use crate::shell::quote;
 
 /// `--all-nodes` on a bundle whose spec names no node list.
 pub fn no_node_list() -> Error {
@@ -193,7 +198,7 @@ pub struct NodeOutcome {
     pub node: String,
     pub role: Role,
     pub exit_code: i32,
-    /// ok, failed, interrupted, not-run, unreachable.
+    /// ok, failed, interrupted, not-run, unreachable, connection-lost.
     pub status: &'static str,
     /// One line: what it did or why it stopped.
     pub summary: String,
@@ -490,12 +495,12 @@ pub fn run(targets: &[Target], fan: &FanOut, command: &str, extra: &[&str], ui: 
             let pattern = format!("--bundle {}", target.bin);
             target.shell(fan, &format!("pkill -INT -f -- {}", quote(&pattern)))
         });
-        let finished = run_child(target.command(fan, &node_args(command, target, fan, extra)), &label, true, stop);
+        let finished = run_child(target.tagged(fan, &node_args(command, target, fan, extra), Some(&fan.tag)), &label, true, stop);
         let result = match finished {
             Err(e) => outcome(target, e.class.code(), "failed", e.message, None),
-            Ok(f) if f.code == 255 && !target.local => {
-                outcome(target, ExitClass::Host.code(), "unreachable", unreachable(target, &f), None)
-            }
+            // SSH's own exit, during the run: the connection dropped (the node's run goes
+            // on: it ignores the hangup). Reconnect and follow that run to its end.
+            Ok(f) if f.code == 255 && !target.local => follow_after_drop(target, fan, ui, &f),
             Ok(f) => {
                 let doc = document(&f.stdout);
                 let status = match f.code {
@@ -513,6 +518,67 @@ pub fn run(targets: &[Target], fan: &FanOut, command: &str, extra: &[&str], ui: 
         ui.status(format!("[{label}] {}", result.summary));
         result
     })
+}
+
+/// How long the coordinator tries to reach a node again after its connection dropped.
+const RECONNECT_FOR: Duration = Duration::from_secs(120);
+
+/// The connection to a node dropped while its run went on there: reconnect, follow the
+/// node's journal until that run (found by the fan-out's tag) ends, and report its
+/// real result.
+fn follow_after_drop(target: &Target, fan: &FanOut, ui: &Ui, dropped: &Finished) -> NodeOutcome {
+    let label = target.label();
+    let why = dropped.last_lines.iter().rev().find(|l| !l.trim().is_empty()).cloned().unwrap_or_else(|| "no answer".into());
+    ui.status(format!("[{label}] the SSH connection dropped during its run ({why}); reconnecting to follow that run"));
+    let deadline = std::time::Instant::now() + RECONNECT_FOR;
+    loop {
+        let follow = target.shell(fan, &target.script(&["status".into(), "--follow".into(), "--json".into()]));
+        match run_child(follow, &label, false, None) {
+            Ok(f) if f.code != 255 => {
+                let doc = document(&f.stdout);
+                let last = doc.as_ref().and_then(|d| d.get("last_run"));
+                let ours = last.and_then(|l| l.get("fan_out")).and_then(|t| t.as_str()) == Some(fan.tag.as_str());
+                if !ours {
+                    return outcome(
+                        target,
+                        ExitClass::Host.code(),
+                        "failed",
+                        "the SSH connection dropped before the node's run began there: run install --all-nodes again".into(),
+                        doc,
+                    );
+                }
+                let last = last.expect("checked");
+                let code = last.get("exit_code").and_then(|c| c.as_i64()).map_or(ExitClass::Host.code(), |c| c as i32);
+                let state = last.get("outcome").and_then(|o| o.as_str()).unwrap_or("?").to_string();
+                let status = match state.as_str() {
+                    "ok" => "ok",
+                    "interrupted" => "interrupted",
+                    _ => "failed",
+                };
+                let code = if state == "killed" { ExitClass::Host.code() } else { code };
+                let summary = format!(
+                    "the SSH connection dropped during the run; reconnected and followed it: {}",
+                    last.get("result").and_then(|r| r.as_str()).unwrap_or(&state)
+                );
+                return outcome(target, code, status, summary, doc);
+            }
+            _ if std::time::Instant::now() >= deadline || interrupt::requested() => {
+                return outcome(
+                    target,
+                    ExitClass::Host.code(),
+                    "connection-lost",
+                    format!(
+                        "the SSH connection to {} dropped during its run ({why}) and the node could not be reached again within {}: its run goes on there; {} status --all-nodes shows it once the node answers",
+                        target.node.ssh_target(),
+                        humantime::format_duration(RECONNECT_FOR),
+                        crate::shell::bundle()
+                    ),
+                    None,
+                );
+            }
+            _ => std::thread::sleep(Duration::from_secs(2)),
+        }
+    }
 }
 
 fn outcome(target: &Target, exit_code: i32, status: &'static str, summary: String, report: Option<serde_json::Value>) -> NodeOutcome {
@@ -601,15 +667,6 @@ pub fn fetch(target: &Target, fan: &FanOut, from: &str, to: &Path) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn words_are_quoted_for_the_remote_shell() {
-        assert_eq!(quote("/var/tmp/airbin/x.bin"), "/var/tmp/airbin/x.bin");
-        assert_eq!(quote("a b"), "'a b'");
-        assert_eq!(quote("it's"), "'it'\\''s'");
-        assert_eq!(quote("$(reboot)"), "'$(reboot)'");
-        assert_eq!(quote(""), "''");
-    }
 
     #[test]
     fn work_runs_in_lanes_and_keeps_its_order() {

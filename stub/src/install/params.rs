@@ -20,6 +20,8 @@ pub enum From {
     Config,
     Default,
     Prompt,
+    /// The value an earlier run used (given then with `--set`, at a prompt or by a config).
+    Remembered,
     /// Optional, with no default, and not given.
     Unset,
 }
@@ -31,6 +33,7 @@ impl From {
             From::Config => "config",
             From::Default => "default",
             From::Prompt => "prompt",
+            From::Remembered => "remembered",
             From::Unset => "not set",
         }
     }
@@ -47,6 +50,9 @@ pub struct Resolved {
     pub value: String,
     pub from: From,
     pub secret: bool,
+    /// The last install's value when this one differs from it (masked for a secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub was: Option<String>,
     #[serde(skip)]
     pub actual: String,
 }
@@ -67,30 +73,38 @@ pub trait Prompter {
     fn ask(&self, param: &Parameter, problem: Option<&str>) -> Option<String>;
 }
 
-/// Resolves every parameter into `config`; `sets` are the `--set` pairs (by parameter
-/// name or by its config key).
-pub fn resolve(
-    params: &[Parameter],
-    config: &mut ProductConfig,
-    sets: &[(String, String)],
-    answered: &[(String, String)],
-    prompter: Option<&dyn Prompter>,
-    bin: &str,
-) -> Result<Vec<Resolved>> {
-    let mut problems = Vec::new();
-    let find = |key: &str| params.iter().find(|p| p.name == key || p.key() == key);
-    for (key, _) in sets {
-        if find(key).is_none() {
-            let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
-            let known = if names.is_empty() { "it declares none".to_string() } else { format!("its parameters are {}", names.join(", ")) };
-            problems.push(format!("--set {}: the bundle declares no such parameter ({known})", crate::format::rules::printable(key, 80)));
-        }
-    }
+/// Where a parameter's value may come from besides the config, and what to say when
+/// one is wrong.
+pub struct Sources<'a> {
+    /// The `--set` pairs (by parameter name or by its config key).
+    pub sets: &'a [(String, String)],
+    /// Values asked for on the terminal already, by parameter name.
+    pub answered: &'a [(String, String)],
+    /// The value an earlier run used, by config key.
+    pub remembered: &'a dyn Fn(&str) -> Option<String>,
+    pub prompter: Option<&'a dyn Prompter>,
+    /// Where the values go, as the message names it ("/etc/p/config").
+    pub config_shown: String,
+    /// Problems found before (a `--set` that names nothing): one message says them all.
+    pub problems: Vec<String>,
+}
+
+/// Whether a `--set` key names a parameter (by its name or config key).
+pub fn declares<'a>(params: &'a [Parameter], key: &str) -> Option<&'a Parameter> {
+    params.iter().find(|p| p.name == key || p.key() == key)
+}
+
+/// Resolves every parameter into `config`: `--set`, else the config, else the value an
+/// earlier run used, else the default, else (on a terminal) asked for. Every bad or
+/// missing value in one message (`--set` keys that name no parameter are the caller's).
+pub fn resolve(params: &[Parameter], config: &mut ProductConfig, sources: &Sources) -> Result<Vec<Resolved>> {
+    let mut problems = sources.problems.clone();
     let mut resolved = Vec::new();
     for param in params {
-        let given = sets.iter().rev().find(|(k, _)| *k == param.name || k == param.key()).map(|(_, v)| (v.clone(), From::Set));
+        let given = sources.sets.iter().rev().find(|(k, _)| *k == param.name || k == param.key()).map(|(_, v)| (v.clone(), From::Set));
         let from_config = || config.scalar(param.key()).filter(|v| !v.trim().is_empty()).map(|v| (v, From::Config));
-        let candidate = given.or_else(from_config).or_else(|| param.default.clone().map(|v| (v, From::Default)));
+        let remembered = || (sources.remembered)(param.key()).filter(|v| !v.trim().is_empty()).map(|v| (v, From::Remembered));
+        let candidate = given.or_else(from_config).or_else(remembered).or_else(|| param.default.clone().map(|v| (v, From::Default)));
         let (value, from) = match candidate {
             Some((value, from)) => match param.check(&value) {
                 Ok(value) => (value, from),
@@ -99,11 +113,12 @@ pub fn resolve(
                     continue;
                 }
             },
-            None if param.required => match answered
+            None if param.required => match sources
+                .answered
                 .iter()
                 .find(|(n, _)| *n == param.name)
                 .map(|(_, v)| v.clone())
-                .or_else(|| prompter.and_then(|p| ask_until_valid(p, param)))
+                .or_else(|| sources.prompter.and_then(|p| ask_until_valid(p, param)))
             {
                 Some(value) => (value, From::Prompt),
                 None => {
@@ -120,16 +135,18 @@ pub fn resolve(
             value: if param.secret && !value.is_empty() { MASK.to_string() } else { value.clone() },
             from,
             secret: param.secret,
+            was: None,
             actual: value,
         });
     }
     if !problems.is_empty() {
         return Err(Error::usage(format!(
-            "{}: {}; set {} in {} or with --set NAME=VALUE, and run again (sh {bin} plan lists the parameters)",
+            "{}: {}; set {} in {} or with --set NAME=VALUE, and run again ({} plan lists the parameters)",
             if problems.len() == 1 { "a parameter is wrong" } else { "parameters are wrong" },
             problems.join("; "),
             if problems.len() == 1 { "it" } else { "them" },
-            config.path.display(),
+            sources.config_shown,
+            crate::shell::bundle(),
         )));
     }
     for (param, value) in params.iter().zip(&resolved) {
@@ -163,7 +180,7 @@ fn typed(kind: ParamType, value: &str) -> serde_yaml::Value {
     }
 }
 
-fn ask_until_valid(prompter: &dyn Prompter, param: &Parameter) -> Option<String> {
+pub fn ask_until_valid(prompter: &dyn Prompter, param: &Parameter) -> Option<String> {
     let mut problem = None;
     for _ in 0..3 {
         let answer = prompter.ask(param, problem.as_deref())?;
@@ -230,23 +247,31 @@ mod tests {
         }
     }
 
+    fn sources<'a>(sets: &'a [(String, String)], prompter: Option<&'a dyn Prompter>) -> Sources<'a> {
+        Sources { sets, answered: &[], remembered: &|_| None, prompter, config_shown: "/etc/p/config".into(), problems: Vec::new() }
+    }
+
     #[test]
-    fn set_beats_config_beats_default_and_each_is_named() {
+    fn set_beats_config_beats_remembered_beats_default_and_each_is_named() {
         let p = params("- {name: port, type: int, key: registry.port, default: 5000}\n- {name: host, type: string, default: a}\n- {name: mode, type: enum, values: [x, y], default: x}\n");
         let mut c = config("registry:\n  port: 6000\nhost: b\n");
-        let r = resolve(&p, &mut c, &[("mode".into(), "y".into())], &[], None, "x.bin").unwrap();
+        let r = resolve(&p, &mut c, &sources(&[("mode".into(), "y".into())], None)).unwrap();
         let got: Vec<(&str, &str, From)> = r.iter().map(|r| (r.name.as_str(), r.value.as_str(), r.from)).collect();
         assert_eq!(got, [("port", "6000", From::Config), ("host", "b", From::Config), ("mode", "y", From::Set)]);
         assert_eq!(c.text("mode", "x").unwrap(), "y");
+        let mut c = config("");
+        let remembered = |k: &str| (k == "registry.port").then(|| "7000".to_string());
+        let from_earlier = Sources { remembered: &remembered, ..sources(&[], None) };
+        let r = resolve(&p, &mut c, &from_earlier).unwrap();
+        assert_eq!((r[0].value.as_str(), r[0].from, r[1].from), ("7000", From::Remembered, From::Default));
     }
 
     #[test]
     fn every_bad_or_missing_value_and_unknown_set_is_in_one_message() {
         let p = params("- {name: port, type: int}\n- {name: pw, type: string, secret: true, required: true, pattern: '.{8,}'}\n- {name: ip, type: ip, required: true}\n");
         let mut c = config("port: five\npw: short\n");
-        let e = resolve(&p, &mut c, &[("nope".into(), "1".into())], &[], None, "x.bin").unwrap_err();
+        let e = resolve(&p, &mut c, &sources(&[], None)).unwrap_err();
         for part in [
-            "--set nope",
             "port = 'five' (from config) is not an integer",
             "pw = ******** (from config) does not match",
             "ip (ip) is required and not set",
@@ -262,7 +287,7 @@ mod tests {
         let p = params("- {name: ip, type: ip, required: true}\n");
         let mut c = config("");
         let answers = Answers(std::cell::RefCell::new(vec!["10.0.0.5", "not-an-ip"]));
-        let r = resolve(&p, &mut c, &[], &[], Some(&answers), "x.bin").unwrap();
+        let r = resolve(&p, &mut c, &sources(&[], Some(&answers))).unwrap();
         assert_eq!((r[0].value.as_str(), r[0].from), ("10.0.0.5", From::Prompt));
     }
 
@@ -270,7 +295,7 @@ mod tests {
     fn secrets_are_masked_and_marked() {
         let p = params("- {name: pw, type: string, secret: true, key: db.pass}\n");
         let mut c = config("db:\n  pass: hunter2\n");
-        let r = resolve(&p, &mut c, &[], &[], None, "x.bin").unwrap();
+        let r = resolve(&p, &mut c, &sources(&[], None)).unwrap();
         assert_eq!(r[0].value, MASK);
         assert!(!c.masked_text().contains("hunter2"));
     }

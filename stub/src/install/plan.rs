@@ -53,9 +53,20 @@ pub struct Redo {
     pub from: Option<String>,
 }
 
+/// What counts as done before this run.
+#[derive(Clone, Copy, Debug)]
+pub enum DoneBy<'a> {
+    /// The journal of this very bundle: each step done with the same values.
+    Journal(&'a History),
+    /// The install record: the version is installed, every step done (at that time).
+    Record(&'a str),
+    /// Nothing: a first install, an upgrade, a reinstall.
+    Nothing,
+}
+
 impl Plan {
-    /// Marks each prepared step with what `history` says of it (for this bundle).
-    pub fn new(prepared: Vec<(Step, Prepared)>, history: &History, this_bundle: bool, redo: &Redo, staging: PathBuf) -> Result<Plan> {
+    /// Marks each prepared step with what is done (`done`) and what is redone on purpose.
+    pub fn new(prepared: Vec<(Step, Prepared)>, done: DoneBy, redo: &Redo, staging: PathBuf) -> Result<Plan> {
         let names: Vec<String> = prepared.iter().map(|(s, _)| s.name()).collect();
         let from_index = match &redo.from {
             None => None,
@@ -69,19 +80,28 @@ impl Plan {
             .map(|(i, (step, prepared))| {
                 let name = step.name();
                 // Done for this bundle, with the same values (a changed config redoes it).
-                let done_at = match history.done.get(&name) {
-                    Some(done) if this_bundle && (done.does.is_empty() || done.does == crate::runlog::mask(&prepared.describe())) => {
-                        Some(done.at.clone())
-                    }
-                    _ => None,
+                let done_at = match done {
+                    DoneBy::Journal(history) => match history.done.get(&name) {
+                        Some(done) if done.does.is_empty() || done.does == crate::runlog::mask(&prepared.describe()) => {
+                            Some(done.at.clone())
+                        }
+                        _ => None,
+                    },
+                    DoneBy::Record(at) => Some(at.to_string()),
+                    DoneBy::Nothing => None,
                 };
                 let forced = redo.force || from_index.is_some_and(|from| i >= from);
                 let state = match (&done_at, forced) {
+                    // --force: every step again, and no step takes a shortcut.
+                    (None, true) if redo.force => PlanState::Redo,
                     (None, _) => PlanState::Pending,
                     (Some(_), true) => PlanState::Redo,
                     (Some(_), false) => PlanState::Done,
                 };
-                let handed_over = history.handed_over.get(&name).filter(|_| this_bundle).cloned();
+                let handed_over = match done {
+                    DoneBy::Journal(history) => history.handed_over.get(&name).cloned(),
+                    _ => None,
+                };
                 PlannedStep { step, name, prepared, state, done_at, handed_over }
             })
             .collect();

@@ -14,10 +14,10 @@ use crate::engines::{self, Engine};
 use crate::error::{Error, ExitClass, Result};
 use crate::format::{BundleMeta, Requires};
 use crate::fsx;
-use crate::steps::Needs;
+use crate::steps::{Needs, Place};
 
 /// The checks, by the names `--skip-preflight` takes.
-pub const CHECKS: [&str; 8] = ["root", "arch", "space", "engine", "registry", "commands", "ports", "delta"];
+pub const CHECKS: [&str; 9] = ["root", "arch", "space", "writable", "engine", "registry", "commands", "ports", "delta"];
 
 struct Problem {
     check: &'static str,
@@ -54,7 +54,11 @@ pub fn check(host: &Host, needs: &[Needs]) -> Result<Ready> {
     };
 
     if host.requires.root && !nix::unistd::geteuid().is_root() {
-        add("root", ExitClass::Permission, "the bundle must be installed as root: run it with sudo (sudo sh THIS.bin)".into());
+        add(
+            "root",
+            ExitClass::Permission,
+            format!("the bundle must be installed as root: run it with sudo ({} {})", "sudo", crate::shell::bundle()),
+        );
     }
     // The launcher checks `uname -m` before it copies the stub; this catches a runtime
     // started some other way (`--bundle` by hand, an emulator).
@@ -72,6 +76,9 @@ pub fn check(host: &Host, needs: &[Needs]) -> Result<Ready> {
     }
     for message in space_problems(needs) {
         add("space", ExitClass::Space, message);
+    }
+    for message in write_problems(needs) {
+        add("writable", ExitClass::Permission, message);
     }
     for message in needs.iter().flat_map(|n| &n.missing) {
         add("delta", ExitClass::Host, message.clone());
@@ -148,28 +155,73 @@ pub fn check(host: &Host, needs: &[Needs]) -> Result<Ready> {
 }
 
 /// Free space, per file system: everything that lands on one file system must fit there
-/// together.
+/// together, with the margin kept for the file system's own overhead.
 fn space_problems(needs: &[Needs]) -> Vec<String> {
-    let mut by_fs: BTreeMap<u64, (PathBuf, u64, Vec<String>)> = BTreeMap::new();
-    for (path, bytes) in needs.iter().flat_map(|n| &n.space) {
-        let at = fsx::existing_ancestor(path);
+    let mut by_fs: BTreeMap<u64, (PathBuf, u64, Vec<&Place>)> = BTreeMap::new();
+    for place in needs.iter().flat_map(|n| &n.space).filter(|p| p.bytes > 0) {
+        let at = fsx::existing_ancestor(&place.path);
         let device = std::fs::metadata(&at).map_or(0, |m| m.dev());
         let entry = by_fs.entry(device).or_insert_with(|| (at.clone(), 0, Vec::new()));
-        entry.1 += bytes;
-        entry.2.push(format!("{} {}", path.display(), HumanBytes(*bytes)));
+        entry.1 += place.bytes;
+        entry.2.push(place);
     }
     let mut problems = Vec::new();
-    for (at, needed, parts) in by_fs.into_values() {
+    for (at, needed, places) in by_fs.into_values() {
         let available = fsx::available_bytes(&at).unwrap_or(u64::MAX);
-        if needed.saturating_add(1 << 20) > available {
+        if needed.saturating_add(fsx::SPACE_MARGIN) > available {
+            let parts: Vec<String> =
+                places.iter().map(|p| format!("{} {} for {}", p.path.display(), HumanBytes(p.bytes), p.what)).collect();
             problems.push(format!(
-                "not enough free space on the file system of {}: {} ({needed} bytes) needed ({}), {} ({available} bytes) available; free space there, or choose other places (--target, the config)",
+                "not enough free space on the file system of {}: {} ({needed} bytes) needed ({}) plus a {} margin for the file system, {} ({available} bytes) available; free space there{}",
                 at.display(),
                 HumanBytes(needed),
                 parts.join(", "),
-                HumanBytes(available)
+                HumanBytes(fsx::SPACE_MARGIN),
+                HumanBytes(available),
+                elsewhere(&places),
             ));
         }
+    }
+    problems
+}
+
+/// ", or choose another place: --target DIR (staging), --set tools_dir=DIR (step 'x')".
+fn elsewhere(places: &[&Place]) -> String {
+    let ways: Vec<String> = places.iter().filter_map(|p| p.moved_by.as_ref().map(|m| format!("{m} ({})", p.what))).collect();
+    match ways.is_empty() {
+        true => String::new(),
+        false => format!(", or choose another place: {}", ways.join(", ")),
+    }
+}
+
+/// Every place a step writes must be writable by this user: the place itself when it
+/// exists, else the directory it would be made in.
+fn write_problems(needs: &[Needs]) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut problems = Vec::new();
+    for place in needs.iter().flat_map(|n| &n.space) {
+        let at = fsx::existing_ancestor(&place.path);
+        if !seen.insert((at.clone(), place.what.clone())) {
+            continue;
+        }
+        let flags = nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK;
+        let why = match nix::unistd::access(&at, flags) {
+            Ok(()) => continue,
+            Err(nix::errno::Errno::EROFS) => "is on a read-only file system",
+            Err(_) => "is not writable by this user",
+        };
+        let shown = if at == place.path {
+            format!("{}", place.path.display())
+        } else {
+            format!("{} (to be made in {})", place.path.display(), at.display())
+        };
+        let user = if nix::unistd::geteuid().is_root() {
+            String::new()
+        } else {
+            format!("; run as a user who may write there (root: sudo {})", crate::shell::bundle())
+        };
+        let other = place.moved_by.as_ref().map(|m| format!(", or choose another place: {m}")).unwrap_or_default();
+        problems.push(format!("{shown}, where {} writes, {why}{user}{other}", place.what));
     }
     problems
 }

@@ -69,7 +69,7 @@ fn index_path(state: &StateDir) -> PathBuf {
 
 /// The record, if this host has one (an unreadable one reads as none, and is said so).
 pub fn read(state: &StateDir) -> Option<Installed> {
-    let text = std::fs::read(record_path(state)).ok()?;
+    let text = crate::fsx::read_small_nofollow(&record_path(state), 16 << 20).ok()?;
     match serde_json::from_slice(&text) {
         Ok(record) => Some(record),
         Err(e) => {
@@ -84,7 +84,13 @@ pub fn read(state: &StateDir) -> Option<Installed> {
 
 /// The index of the bundle the record names, for `plan`'s diff.
 pub fn read_index(state: &StateDir) -> Option<Index> {
-    serde_json::from_slice(&std::fs::read(index_path(state)).ok()?).ok()
+    serde_json::from_slice(&crate::fsx::read_small_nofollow(&index_path(state), 64 << 20).ok()?).ok()
+}
+
+/// Forgets what is installed (after an uninstall).
+pub fn remove(state: &StateDir) {
+    let _ = std::fs::remove_file(record_path(state));
+    let _ = std::fs::remove_file(index_path(state));
 }
 
 /// What a finished run writes.
@@ -110,6 +116,8 @@ pub fn write(state: &StateDir, finished: &Finished) -> Result<Installed> {
     let record = match (earlier, meta.hotfix_of.is_some()) {
         // A hotfix goes on top of the record of its version.
         (Some(mut record), true) => {
+            // Applied again (--force): once in the list, at its latest.
+            record.hotfixes.retain(|h| h.version != applied.version);
             record.hotfixes.push(applied.clone());
             record.history.push(applied);
             record

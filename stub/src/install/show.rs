@@ -25,11 +25,13 @@ pub fn plan_json(prepared: &Prepared) -> serde_json::Value {
         "role_from": prepared.role.why,
         "role_why": prepared.role.explain(),
         "other_roles_steps": other_roles,
-        "config": prepared.config.as_ref().map(|c| serde_json::json!({
+        "config": prepared.config().map(|c| serde_json::json!({
             "path": c.path, "source": c.source.as_str(),
-            "values": prepared.config_values.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+            "values": prepared.config_values.iter().map(|(k, v, _)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+            "was": prepared.config_values.iter().filter_map(|(k, _, was)| Some((k.clone(), serde_json::Value::String(was.clone()?)))).collect::<serde_json::Map<_, _>>(),
         })),
-        "parameters": prepared.parameters,
+        "parameters": prepared.answers.parameters,
+        "remembered_at": (!prepared.answers.last.is_empty()).then_some(&prepared.answers.last.at),
         "installed": prepared.installed,
         "change": prepared.change,
         "change_why": prepared.change.describe(&prepared.bundle.index.bundle),
@@ -63,20 +65,25 @@ pub fn print_plan(prepared: &Prepared) {
             out_line(&format!("    {line}"));
         }
     }
-    match &prepared.config {
-        Some(c) if c.source == Source::Parameters => out_line("  config:  no file: the parameters alone (--set, defaults, prompts)"),
+    match prepared.config() {
+        Some(c) if c.source == Source::NoFile => out_line("  config:  no file: --set, defaults, prompts and remembered answers"),
         Some(c) => out_line(&format!("  config:  {} ({})", c.path.display(), c.source.as_str())),
         None => out_line("  config:  none needed"),
     }
-    for (key, value) in &prepared.config_values {
-        out_line(&format!("           {key} = {value}"));
+    if !prepared.answers.last.is_empty() {
+        out_line(&format!("  remembered: the answers of the run of {} at {}", prepared.answers.last.version, prepared.answers.last.at));
     }
-    if !prepared.parameters.is_empty() {
+    let was = |was: &Option<String>| was.as_ref().map(|w| format!("  [CHANGED: was {w}]")).unwrap_or_default();
+    for (key, value, before) in &prepared.config_values {
+        out_line(&format!("           {key} = {value}{}", was(before)));
+    }
+    let parameters = &prepared.answers.parameters;
+    if !parameters.is_empty() {
         out_line("  parameters:");
-        let width = prepared.parameters.iter().map(|p| p.name.len()).max().unwrap_or(0);
-        for p in &prepared.parameters {
+        let width = parameters.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        for p in parameters {
             let key = if p.key != p.name { format!(", config key {}", p.key) } else { String::new() };
-            out_line(&format!("           {:width$} = {}  ({}, {}{key})", p.name, p.value, p.from.as_str(), p.kind));
+            out_line(&format!("           {:width$} = {}  ({}, {}{key}){}", p.name, p.value, p.from.as_str(), p.kind, was(&p.was)));
         }
     }
     out_line(&format!("  staging: {}", prepared.plan.staging.display()));
@@ -105,7 +112,7 @@ pub fn print_plan(prepared: &Prepared) {
             s.when.as_str()
         ));
     }
-    if prepared.plan.steps.iter().any(|s| s.state == PlanState::Done) && !prepared.plan.runs_any() {
+    if prepared.change.nothing_to_do() || (prepared.plan.steps.iter().any(|s| s.state == PlanState::Done) && !prepared.plan.runs_any()) {
         out_line("every step is done: install does nothing (--from STEP or --force redoes on purpose)");
     }
 }

@@ -57,8 +57,9 @@ impl StateDir {
             Err(fs::TryLockError::WouldBlock) => {
                 let holder = self.holder().unwrap_or_else(|| "another process".to_string());
                 Err(Error::host(format!(
-                    "another run of this bundle is going on ({holder}; lock {}); wait for it to finish (sh THIS.bin status --follow), then run this one again",
-                    path.display()
+                    "another run of this bundle is going on ({holder}; lock {}); wait for it to finish ({} status --follow), then run this one again",
+                    path.display(),
+                    crate::shell::bundle()
                 )))
             }
             Err(fs::TryLockError::Error(e)) => Err(Error::io(e, "locking", &path)),

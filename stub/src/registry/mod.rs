@@ -8,7 +8,7 @@ mod restore;
 pub use crate::format::registry_pack::{check_pack, DirStorage, Storage, TarStorage};
 pub use crate::format::{RegistryPackRecord, RepositoryRecord, TagRecord};
 pub use online::verify_online;
-pub use restore::{restore, Restored};
+pub use restore::{restore, Intent, Restored};
 
 use crate::error::{Error, Result};
 

@@ -189,12 +189,30 @@ fn nix_error(e: Errno, what: &str, path: &Path) -> Error {
     Error::io(io::Error::from(e), what, path)
 }
 
+/// What a restore is about to place where nothing is yet (paths below the root): told
+/// before the first file goes in, so that a run killed half-way leaves them recorded.
+pub struct Intent {
+    pub files: Vec<String>,
+    pub dirs: Vec<String>,
+    pub created_root: bool,
+    /// Every file of the pack, new or not.
+    pub all: Vec<String>,
+}
+
 /// Restores a registry-pack member into `root`: unpacked beside it first (same file
 /// system; only the registry's own files and directories are accepted), then each file
 /// renamed into place in go-live order. Blobs already there are kept when their
 /// content matches their digest (they are content-addressed) and replaced when it does
-/// not; links are replaced by the pack's when they differ.
-pub fn restore(bundle: &Bundle, member: &Member, root: &Path, ownership: &Ownership, ui: &Ui) -> Result<Placement> {
+/// not; links are replaced by the pack's when they differ. `intent` hears what will be
+/// new in the root before anything goes in.
+pub fn restore(
+    bundle: &Bundle,
+    member: &Member,
+    root: &Path,
+    ownership: &Ownership,
+    ui: &Ui,
+    intent: &dyn Fn(Intent) -> Result<()>,
+) -> Result<Placement> {
     fsx::check_space(root, member.unpacked_bytes)?;
     // A root this restore creates goes again if it is rolled back.
     let created_root = fsx::create_dir_guarded(root)?;
@@ -223,6 +241,7 @@ pub fn restore(bundle: &Bundle, member: &Member, root: &Path, ownership: &Owners
     let mut files = Vec::new();
     collect_files(&staging_path, Path::new(""), &mut files)?;
     files.sort_by_key(|rel| (go_live_rank(&rel.to_string_lossy()), rel.clone()));
+    intent(what_is_new(root, &files, created_root.is_some()))?;
     fs::create_dir(staging_path.join(".aside")).ctx("creating", &staging_path)?;
 
     let mut placement = Placement {
@@ -242,6 +261,26 @@ pub fn restore(bundle: &Bundle, member: &Member, root: &Path, ownership: &Owners
         place_all(&mut placement, &staging_path, &files, &hashed, ownership)?;
     }
     Ok(placement)
+}
+
+/// Of the files to place, those the root lacks, and the directories they need made.
+fn what_is_new(root: &Path, files: &[PathBuf], created_root: bool) -> Intent {
+    let absent = |rel: &Path| fs::symlink_metadata(root.join(rel)).is_err();
+    let mut dirs = std::collections::BTreeSet::new();
+    let mut new = Vec::new();
+    for rel in files.iter().filter(|rel| absent(rel)) {
+        new.push(rel.to_string_lossy().into_owned());
+        let mut dir = rel.parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            if !absent(d) {
+                break;
+            }
+            dirs.insert(d.to_string_lossy().into_owned());
+            dir = d.parent();
+        }
+    }
+    let all = files.iter().map(|rel| rel.to_string_lossy().into_owned()).collect();
+    Intent { files: new, dirs: dirs.into_iter().collect(), created_root, all }
 }
 
 /// The top of the registry's tree, below the root.

@@ -91,6 +91,7 @@ impl Command {
         command.args(&self.args).current_dir(ctx.staging).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         command.envs(ctx.env.iter().map(|(k, v)| (k, v)));
         command.env("AIRBIN_STEP", ctx.step_name);
+        command.env("AIRBIN_STEP_TOKEN", ctx.token);
         command.env("PATH", path_with(ctx.staging));
         command.envs(ctx.step_env);
         // Its own process group: a timeout or Ctrl-C stops everything it started, and a

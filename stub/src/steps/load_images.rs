@@ -9,6 +9,11 @@ use super::{Inputs, Needs, RunContext};
 use crate::engines;
 use crate::error::{Error, Result};
 use crate::install::journal::HandedOver;
+use crate::install::placed::{Change, EngineRecord, PlacedImage};
+
+fn strip_sha(id: &str) -> &str {
+    id.strip_prefix("sha256:").unwrap_or(id)
+}
 
 /// How often the engine is asked while an earlier load may still be committing.
 const POLL: Duration = Duration::from_millis(200);
@@ -84,9 +89,32 @@ impl LoadImages {
         }
     }
 
+    /// Records, before anything is loaded, each reference this step needs, and whether
+    /// it creates it (absent, or naming another image) or the host had it with the
+    /// bundle's ID already (the host's, unless an earlier run of this product put it there).
+    fn record_what_it_places(&self, ctx: &RunContext, engine: &engines::Engine, member: &crate::format::Member) -> Result<()> {
+        let store = EngineRecord::of(engine);
+        let before = ctx.placed.snapshot();
+        for image in &member.images {
+            for reference in image.references() {
+                let there = engines::image_id(engine, reference)?;
+                let present = there.as_deref().map(strip_sha) == Some(strip_sha(&image.id));
+                let placed = match before.image(&store, reference) {
+                    Some(earlier) => earlier.placed || !present,
+                    None => !present,
+                };
+                let step = ctx.step_name.to_string();
+                let record = PlacedImage { engine: store.clone(), reference: reference.to_string(), id: image.id.clone(), step, placed };
+                ctx.placed.add(Change::Image(record))?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn run(&self, ctx: &RunContext) -> Result<String> {
         let member = ctx.bundle.member(&self.member)?;
         let engine = ctx.engine.ok_or_else(|| Error::internal("preflight found no engine for a load-images step"))?;
+        self.record_what_it_places(ctx, engine, member)?;
         // Every tag there with the recorded image ID (which digests the layers): the load
         // would change nothing. So a rerun after a kill that came once the engine had
         // committed does not stream the images again. Still, no step is done before the

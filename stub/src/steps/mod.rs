@@ -44,11 +44,29 @@ pub struct Inputs<'a> {
     pub staging: &'a Path,
 }
 
+/// A place a run writes to: how much lands there, for what, and how to choose
+/// another place when it is full or not writable (None: only another user can).
+#[derive(Clone, Debug)]
+pub struct Place {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// "staging", "step 'install cadm'"...
+    pub what: String,
+    /// "--target DIR", "--set tools_dir=DIR"...
+    pub moved_by: Option<String>,
+}
+
+impl Place {
+    pub fn new(path: &Path, bytes: u64, what: &str, moved_by: Option<&str>) -> Place {
+        Place { path: path.to_path_buf(), bytes, what: what.to_string(), moved_by: moved_by.map(str::to_string) }
+    }
+}
+
 /// What a step needs of the host before anything lands; preflight checks it all.
 #[derive(Clone, Debug, Default)]
 pub struct Needs {
-    /// Bytes that will land under each path.
-    pub space: Vec<(PathBuf, u64)>,
+    /// Where bytes will land (each place must be writable by this user).
+    pub space: Vec<Place>,
     /// An engine to load images into: the spec's choice, if any.
     pub engine: Option<Option<String>>,
     /// What would be loaded into it ("release-images (compass/api:2.7.3, ...)").
@@ -94,6 +112,11 @@ pub struct RunContext<'a> {
     pub handed_over_before: Option<&'a crate::install::journal::HandedOver>,
     /// Records (in the journal) that this run has handed the whole stream over.
     pub hand_over: &'a (dyn Fn() + Sync),
+    /// What every process this attempt starts carries as `AIRBIN_STEP_TOKEN`: how a
+    /// later run finds what a killed one left running.
+    pub token: &'a str,
+    /// Where a step records what it places on the host, before it places it.
+    pub placed: &'a crate::install::placed::Recorder,
 }
 
 /// How a step failed: the message, and for a command the last lines of its output.
@@ -153,11 +176,11 @@ impl Prepared {
         }
     }
 
-    pub fn needs(&self, bundle: &Bundle) -> Needs {
+    pub fn needs(&self, bundle: &Bundle, step: &str) -> Needs {
         match self {
             Prepared::LoadImages(s) => s.needs(),
-            Prepared::RestoreRegistry(s) => s.needs(bundle),
-            Prepared::Extract(s) => s.needs(bundle),
+            Prepared::RestoreRegistry(s) => s.needs(bundle, step),
+            Prepared::Extract(s) => s.needs(bundle, step),
             Prepared::WaitFor(_) => Needs::default(),
             Prepared::PushImages(s) => s.needs(),
             Prepared::Command(s) => s.needs(),

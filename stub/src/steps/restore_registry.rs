@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 
-use super::{parse_mode, parse_owner, Inputs, Needs, RunContext};
+use super::{parse_mode, parse_owner, Inputs, Needs, Place, RunContext};
 use crate::error::{Error, Result};
 use crate::format::{validate, Action, Bundle};
+use crate::install::placed::{Change, PlacedRegistry};
 use crate::registry::{self, Ownership};
 
 #[derive(Clone, Debug)]
@@ -26,10 +27,12 @@ pub fn prepare(inputs: &Inputs, member: &str, action: &Action, step: &str) -> Re
     let needed_by = format!("step '{step}'");
     let config =
         || inputs.config.ok_or_else(|| Error::usage(format!("{needed_by} takes values from the product's config, and there is none")));
-    let (root, root_from) = match (&inputs.overrides.registry_root, root, root_from_config) {
-        (Some(overridden), _, _) => (crate::fsx::absolute(overridden), "--registry-root".to_string()),
-        (None, Some(root), _) => (PathBuf::from(root), "the spec".to_string()),
-        (None, None, Some(key)) => (config()?.path_value(key, &needed_by)?, format!("config {key}")),
+    // The command line's --registry-root is a --set of the key a root comes from (so
+    // every step that reads the key sees it); it stands in for a root the spec fixes.
+    let (root, root_from) = match (root_from_config, &inputs.overrides.registry_root, root) {
+        (Some(key), _, _) => (config()?.path_value(key, &needed_by)?, format!("config {key}")),
+        (None, Some(overridden), _) => (crate::fsx::absolute(overridden), "--registry-root".to_string()),
+        (None, None, Some(root)) => (PathBuf::from(root), "the spec".to_string()),
         (None, None, None) => return Err(Error::integrity(format!("{needed_by} names no registry root"))),
     };
     if let Some(why) = validate::unsafe_root(&root.to_string_lossy()) {
@@ -38,10 +41,10 @@ pub fn prepare(inputs: &Inputs, member: &str, action: &Action, step: &str) -> Re
             root.display()
         )));
     }
-    let (address, address_from) = match (&inputs.overrides.registry_address, address, address_from_config) {
-        (Some(overridden), _, _) => (Some(overridden.clone()), "--registry-address".to_string()),
-        (None, Some(address), _) => (Some(address.clone()), "the spec".to_string()),
-        (None, None, Some(key)) => (Some(config()?.text(key, &needed_by)?), format!("config {key}")),
+    let (address, address_from) = match (address_from_config, &inputs.overrides.registry_address, address) {
+        (Some(key), _, _) => (Some(config()?.text(key, &needed_by)?), format!("config {key}")),
+        (None, Some(overridden), _) => (Some(overridden.clone()), "--registry-address".to_string()),
+        (None, None, Some(address)) => (Some(address.clone()), "the spec".to_string()),
         (None, None, None) => (None, String::new()),
     };
     let (uid, gid) = match owner {
@@ -65,10 +68,14 @@ impl RestoreRegistry {
         text
     }
 
-    pub fn needs(&self, bundle: &Bundle) -> Needs {
+    pub fn needs(&self, bundle: &Bundle, step: &str) -> Needs {
         let bytes = bundle.index.member(&self.member).map_or(0, |m| m.unpacked_bytes);
+        let moved_by = match self.root_from.strip_prefix("config ") {
+            Some(key) => Some(format!("--set {key}=DIR")),
+            None => Some("--registry-root DIR".to_string()),
+        };
         Needs {
-            space: vec![(self.root.clone(), bytes)],
+            space: vec![Place::new(&self.root, bytes, &format!("step '{step}'"), moved_by.as_deref())],
             registry: self.address.clone(),
             writes: vec![self.root.clone()],
             missing: bundle
@@ -114,7 +121,23 @@ impl RestoreRegistry {
         let record =
             member.registry.as_ref().ok_or_else(|| Error::integrity(format!("member {} carries no registry pack record", member.name)))?;
         self.check_delta(record)?;
-        let mut placement = registry::restore(ctx.bundle, member, &self.root, &self.ownership, ctx.ui)?;
+        let placed = |files: Vec<String>, dirs: Vec<String>, created_root: bool, blobs: Vec<String>, uses: Vec<String>| PlacedRegistry {
+            root: self.root.clone(),
+            member: member.name.clone(),
+            step: ctx.step_name.to_string(),
+            created_root,
+            files,
+            dirs,
+            blobs,
+            uses,
+        };
+        let intent =
+            |new: registry::Intent| ctx.placed.add(Change::Registry(placed(new.files, new.dirs, new.created_root, Vec::new(), new.all)));
+        let mut placement = registry::restore(ctx.bundle, member, &self.root, &self.ownership, ctx.ui, &intent)?;
+        // Every blob the root holds for the pack, placed or found there (and a delta's
+        // from its base): what `status --verify` checks.
+        let mut blobs: Vec<String> = placement.blob_digests.keys().cloned().collect();
+        blobs.extend(record.omitted.iter().filter_map(|d| d.strip_prefix("sha256:")).map(str::to_string));
         let restored = placement.restored;
         if restored.replaced_symlinks > 0 {
             ctx.ui.status(format!(
@@ -140,6 +163,7 @@ impl RestoreRegistry {
             ))
         })?;
         placement.commit();
+        ctx.placed.add(Change::Registry(placed(Vec::new(), Vec::new(), false, blobs, Vec::new())))?;
         let tags: usize = record.repositories.iter().map(|r| r.tags.len()).sum();
         let mut detail = format!("{} files placed in {}", restored.placed, self.root.display());
         if restored.repaired > 0 {
