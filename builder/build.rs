@@ -87,6 +87,10 @@ fn main() {
         let (packed, runtime_len) = pack_runtime(&runtime, &loader_dir);
         let stub = build_loader(&workspace, &loader_dir, &packed, target);
         let arch = target.arch.to_uppercase();
+        // Where the packed runtime lies in the stub: `airbin runtime` unpacks it from there.
+        let (at, len) = packed_at(&stub, &packed);
+        println!("cargo:rustc-env=AIRBIN_RUNTIME_{arch}_AT={at}");
+        println!("cargo:rustc-env=AIRBIN_RUNTIME_{arch}_PACKED_LEN={len}");
         println!("cargo:rustc-env=AIRBIN_STUB_{arch}_PATH={}", stub.display());
         println!("cargo:rustc-env=AIRBIN_STUB_{arch}_TARGET={}", target.triple);
         println!("cargo:rustc-env=AIRBIN_RUNTIME_{arch}_LEN={runtime_len}");
@@ -121,6 +125,14 @@ fn pack_runtime(runtime: &Path, loader_dir: &Path) -> (PathBuf, usize) {
         std::fs::write(&packed, &packed_bytes).unwrap_or_else(|e| panic!("writing {}: {e}", packed.display()));
     }
     (packed, bytes.len())
+}
+
+/// The offset and length of the packed runtime inside the loader that includes it.
+fn packed_at(stub: &Path, packed: &Path) -> (usize, usize) {
+    let stub = std::fs::read(stub).expect("reading the stub");
+    let packed = std::fs::read(packed).expect("reading the packed runtime");
+    let at = stub.windows(packed.len()).position(|w| w == packed.as_slice()).expect("the loader holds the packed runtime whole");
+    (at, packed.len())
 }
 
 fn build_loader(workspace: &Path, target_dir: &Path, packed: &Path, target: &StubTarget) -> PathBuf {

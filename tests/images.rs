@@ -1030,7 +1030,7 @@ fn a_user_who_may_not_open_the_docker_socket_gets_a_permission_error() {
     let dir = scratch();
     let tmp = dir.path().join("tmp");
     fs::create_dir(&tmp).unwrap();
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777)).unwrap();
     let bin = dir.path().join("compass.bin");
     fs::copy(compass(), &bin).unwrap();
     let config = compass_config_at(dir.path(), "127.0.0.1:1", &dir.path().join("root"));

@@ -479,7 +479,7 @@ fn support_writes_one_small_tarball_with_no_secret_in_it() {
     assert!(stdout(&all).is_empty(), "secrets in {}", stdout(&all));
     let masked = fs::read_to_string(top.join("config.masked")).unwrap();
     assert!(
-        masked.contains("cluster: site-one") && masked.contains("admin_password: ********") && masked.contains("token: ********"),
+        masked.contains("cluster: site-one") && masked.contains("admin_password: '********'") && masked.contains("token: '********'"),
         "{masked}"
     );
     let host = fs::read_to_string(top.join("host.txt")).unwrap();
@@ -777,7 +777,7 @@ fn a_bundle_that_must_be_installed_as_root_says_so_to_anyone_else() {
     let bin = bundle(site.path(), "rooted", "1", "requires:\n  root: true\n", "  - {name: a, kind: command, run: [tool, ok, a]}\n");
     let tmp = site.path().join("tmp");
     fs::create_dir(&tmp).unwrap();
-    fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
     let config = site.config(CONFIG);
     let out = Command::new("setpriv")
         .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "sh"])

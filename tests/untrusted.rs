@@ -815,3 +815,545 @@ fn a_first_restore_gives_the_files_the_owner_and_modes_a_restore_file_by_file_gi
         assert_eq!((mode, uid), (if is_dir { 0o750 } else { 0o640 }, 65534), "{path}");
     }
 }
+
+// ---- Trust, round two: a pinned key holds before any of the bundle's code runs. ----
+
+#[test]
+fn a_pinned_key_holds_before_any_of_the_bundles_code_runs() {
+    let dir = scratch();
+    let (signed, key) = signed_minimal(dir.path());
+    let runner = airbin_run(dir.path());
+    let state = dir.path().join("state");
+    // A forger rewrites the launcher (and every checksum it can): under `sh`, its code
+    // runs before anything checks the signature.
+    let to = format!("{:<25}#", "touch \"$0.pwn\"");
+    let forged = forge_launcher(&signed, &dir.path().join("forged.bin"), "# Run: sh THIS_FILE --help", &to);
+    let marker = dir.path().join("forged.bin.pwn");
+    let out = Command::new("sh").arg(&forged).args(["info", "--trusted-key"]).arg(&key).output().unwrap();
+    assert!(marker.exists(), "under sh the forged launcher ran (what a pinned key alone cannot stop): {}", stderr(&out));
+    fs::remove_file(&marker).unwrap();
+    // airbin-run reads it as data: refused, and not one byte of it ran.
+    for args in [&["info"][..], &["install", "--yes"], &["plan"], &["preflight"], &["check"], &["extract", "--target", "x"]] {
+        let out = Command::new(&runner)
+            .arg(&forged)
+            .args(args)
+            .arg("--trusted-key")
+            .arg(&key)
+            .env("AIRBIN_STATE_DIR", &state)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "airbin-run {args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("does not match its content") || stderr(&out).contains("damaged"), "{}", stderr(&out));
+        assert!(!marker.exists(), "airbin-run {args:?} ran the bundle's launcher");
+        assert!(!state.exists() && !dir.path().join("x").exists(), "airbin-run {args:?} wrote before the verdict");
+    }
+    // The genuine bundle installs through it, with the same commands, flags and JSON.
+    let out = Command::new(&runner)
+        .arg(&signed)
+        .args(["--yes", "--json", "--trusted-key"])
+        .arg(&key)
+        .env("AIRBIN_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((doc["command"].as_str(), doc["status"].as_str()), (Some("install"), Some("ok")));
+    // An unsigned bundle, and no key pinned at all: refused.
+    let out = Command::new(&runner).arg(minimal()).arg("info").arg("--trusted-key").arg(&key).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = Command::new(&runner).arg(&signed).arg("info").env("AIRBIN_TRUSTED_KEYS_DIR", dir.path().join("none")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("none is pinned"), "{}", stderr(&out));
+    // A newer format than it reads: refused, naming the version it needs.
+    let mut newer = fs::read(&signed).unwrap();
+    let at = newer.len() - 160 + 148;
+    newer[at..at + 4].copy_from_slice(&99u32.to_le_bytes());
+    fs::write(dir.path().join("newer.bin"), &newer).unwrap();
+    let out = Command::new(&runner).arg(dir.path().join("newer.bin")).arg("info").arg("--trusted-key").arg(&key).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("format 99") && stderr(&out).contains("or newer"), "{}", stderr(&out));
+}
+
+#[test]
+fn runtime_install_puts_the_trusted_runner_on_the_host_and_says_how_far_it_is_trusted() {
+    let dir = scratch();
+    let (signed, key) = signed_minimal(dir.path());
+    let to = dir.path().join("bin");
+    let out = Command::new("sh").arg(&signed).args(["runtime", "install", "--to"]).arg(&to).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("TRUSTED ON FIRST USE"), "no key pinned: said so: {}", stdout(&out));
+    let out =
+        Command::new("sh").arg(&signed).args(["runtime", "install", "--to"]).arg(&to).arg("--trusted-key").arg(&key).output().unwrap();
+    assert!(out.status.success() && stdout(&out).contains("verified against the pinned key"), "{}", stdout(&out));
+    let run = Command::new(to.join("airbin-run")).arg(&signed).arg("check").arg("--trusted-key").arg(&key).output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+}
+
+/// A TCP listener that records whether anything connected to it.
+fn watched_port() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    (listener, address)
+}
+
+#[test]
+fn with_a_key_pinned_no_registry_node_or_disk_is_touched_before_the_verdict() {
+    let dir = scratch();
+    let (_, key) = signed_minimal(dir.path());
+    let (listener, address) = watched_port();
+    let spec = dir.path().join("spec");
+    fs::create_dir_all(&spec).unwrap();
+    fs::copy(repo_root().join("samples/compass/registry/registry-pack.tar"), spec.join("pack.tar")).unwrap();
+    let root = dir.path().join("root");
+    fs::write(
+        spec.join("bundle.yaml"),
+        format!(
+            "name: probe\nversion: '1'\nmembers:\n  - {{name: pack, kind: registry-pack, path: pack.tar}}\nconfig:\n  management_nodes_key: nodes\nsteps:\n  - {{name: restore, kind: restore-registry, member: pack, root: {}, address: '{address}'}}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    // Unsigned (as a forger's bundle is): every command refuses it before anything.
+    let bin = build(&spec.join("bundle.yaml"), &dir.path().join("dist"));
+    let config = dir.path().join("config");
+    fs::write(&config, "nodes: [10.9.8.1, 10.9.8.2]\n").unwrap();
+    let fake_ssh = dir.path().join("fake-bin");
+    fs::create_dir_all(&fake_ssh).unwrap();
+    let calls = dir.path().join("ssh-calls");
+    fs::write(fake_ssh.join("ssh"), format!("#!/bin/sh\necho \"$@\" >> {}\nexit 255\n", calls.display())).unwrap();
+    fs::set_permissions(fake_ssh.join("ssh"), fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", fake_ssh.display(), std::env::var("PATH").unwrap());
+    let state = dir.path().join("state");
+    for args in [
+        &["preflight", "--role", "single"][..],
+        &["install", "--yes", "--role", "single"],
+        &["install", "--all-nodes", "--yes"],
+        &["status", "--verify"],
+    ] {
+        let out = Command::new("sh")
+            .arg(&bin)
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .arg("--trusted-key")
+            .arg(&key)
+            .env("PATH", &path)
+            .env("AIRBIN_STATE_DIR", &state)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        if args[0] == "status" {
+            assert!(out.status.code() == Some(2) || out.status.code() == Some(3), "{args:?}: {err}");
+        } else {
+            assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+            assert!(err.contains("is not signed"), "{args:?}: {err}");
+        }
+        assert!(listener.accept().is_err(), "{args:?}: the registry was asked before the verdict");
+        assert!(!calls.exists(), "{args:?}: a node was reached before the verdict: {}", fs::read_to_string(&calls).unwrap_or_default());
+        assert!(!root.exists() && !state.exists(), "{args:?}: the disk was written before the verdict");
+    }
+}
+
+/// A server that answers every connection one byte at a time, every 300 ms, forever:
+/// what no per-read timeout ever stops.
+fn trickle() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                while std::io::Write::write_all(&mut stream, b"H").is_ok() {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
+            });
+        }
+    });
+    address
+}
+
+/// Starts `command`, sends SIGTERM after `after`, and returns the exit code and how long
+/// the run took from the signal.
+fn stopped_by_sigterm(mut command: Command, after: std::time::Duration) -> (Option<i32>, std::time::Duration, String) {
+    let child = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(after);
+    // The runtime, not the launcher's shell: the newest process carrying the bundle.
+    let pid = child.id();
+    let signalled = std::time::Instant::now();
+    let _ = Command::new("pkill").args(["-TERM", "-P", &pid.to_string()]).status();
+    send(pid, nix::sys::signal::Signal::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), signalled.elapsed(), stderr(&out))
+}
+
+#[test]
+fn a_peer_that_trickles_never_holds_a_request_past_its_deadline_nor_past_a_sigterm() {
+    let dir = scratch();
+    let slow = trickle();
+    let spec = dir.path().join("spec");
+    fs::create_dir_all(&spec).unwrap();
+    fs::copy(repo_root().join("samples/compass/images/release-images.tar"), spec.join("images.tar")).unwrap();
+    fs::copy(repo_root().join("samples/compass/registry/registry-pack.tar"), spec.join("pack.tar")).unwrap();
+    let bundle = |name: &str, steps: &str| {
+        fs::write(
+            spec.join(format!("{name}.yaml")),
+            format!("name: {name}\nversion: '1'\nmembers:\n  - {{name: images, kind: image, path: images.tar}}\n  - {{name: pack, kind: registry-pack, path: pack.tar}}\nsteps:\n{steps}"),
+        )
+        .unwrap();
+        build(&spec.join(format!("{name}.yaml")), &dir.path().join(format!("dist-{name}")))
+    };
+    let root = dir.path().join("root");
+    let wait = bundle("wait", &format!("  - {{name: wait, kind: wait-for, http: 'http://{slow}/v2/', timeout: 2s}}\n"));
+    let wait_long = bundle("waitlong", &format!("  - {{name: wait, kind: wait-for, http: 'http://{slow}/v2/', timeout: 10m}}\n"));
+    let probe = bundle(
+        "probe",
+        &format!("  - {{name: restore, kind: restore-registry, member: pack, root: {}, address: '{slow}'}}\n", root.display()),
+    );
+    let push = bundle("push", &format!("  - {{name: push, kind: push-images, member: images, registry: '{slow}'}}\n"));
+    let run = |bin: &Path, args: &[&str]| {
+        let mut c = Command::new("sh");
+        c.arg(bin).args(args).env("AIRBIN_STATE_DIR", dir.path().join("state")).env("TMPDIR", dir.path());
+        c
+    };
+    // Its own deadline: a wait of 2 s ends, though the peer keeps sending.
+    let started = std::time::Instant::now();
+    let out = run(&wait, &["--yes"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "the wait took {:?}", started.elapsed());
+    // SIGTERM is heard within a second or two, whatever the run is blocked on.
+    let unix = dir.path().join("api.sock");
+    let unix_listener = std::os::unix::net::UnixListener::bind(&unix).unwrap();
+    std::thread::spawn(move || {
+        for stream in unix_listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                while std::io::Write::write_all(&mut stream, b"H").is_ok() {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
+            });
+        }
+    });
+    let cases: Vec<(&str, Command)> = vec![
+        ("wait-for", run(&wait_long, &["--yes"])),
+        ("preflight's registry probe", run(&probe, &["preflight"])),
+        ("push-images", run(&push, &["--yes", "--skip-preflight", "registry"])),
+        ("the registry's online check", run(&probe, &["--yes", "--skip-preflight", "registry"])),
+        ("the Docker Engine API", {
+            let mut c = run(&push, &["--yes", "--skip-preflight", "registry"]);
+            c.env("DOCKER_HOST", format!("unix://{}", unix.display()));
+            let _ = c;
+            let mut c = Command::new("sh");
+            let images = bundle("images", "  - {kind: load-images, member: images, engine: docker-api}\n");
+            c.arg(images)
+                .arg("--yes")
+                .env("DOCKER_HOST", format!("unix://{}", unix.display()))
+                .env("AIRBIN_STATE_DIR", dir.path().join("state2"));
+            c
+        }),
+    ];
+    for (what, command) in cases {
+        let (code, took, err) = stopped_by_sigterm(command, std::time::Duration::from_millis(2500));
+        assert!(took < std::time::Duration::from_secs(4), "{what}: SIGTERM took {took:?} to stop the run: {err}");
+        assert!(matches!(code, Some(130) | Some(7) | Some(6)), "{what}: exit {code:?}: {err}");
+    }
+}
+
+#[test]
+fn a_state_directory_others_can_write_or_links_planted_in_it_are_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(!in_ci(), "planting files as another user needs root");
+        eprintln!("\n*** SKIPPED a_state_directory_others_can_write: needs root ***\n");
+        return;
+    }
+    let dir = scratch();
+    let spec = dir.path().join("spec");
+    fs::create_dir_all(&spec).unwrap();
+    fs::write(spec.join("tool.sh"), "#!/bin/sh\ntrue\n").unwrap();
+    fs::write(
+        spec.join("bundle.yaml"),
+        "name: planted\nversion: '1'\nmembers:\n  - {name: tool.sh, kind: tool, path: tool.sh}\nparameters:\n  - {name: site, type: string, required: true}\n  - {name: pw, type: string, secret: true, required: true}\nsteps:\n  - {name: run, kind: command, run: [sh, tool.sh], env: {PW: '${config.pw}'}}\n",
+    )
+    .unwrap();
+    let bin = build(&spec.join("bundle.yaml"), &dir.path().join("dist"));
+    let install = |base: &Path| {
+        Command::new("sh")
+            .arg(&bin)
+            .args(["--yes", "--set", "site=a", "--set", "pw=secret-1"])
+            .env("AIRBIN_STATE_DIR", base)
+            .output()
+            .unwrap()
+    };
+    // A base any user may write to (no sticky bit): refused, nothing made.
+    let open = dir.path().join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = install(&open);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("any user may write to without the sticky bit"), "{}", stderr(&out));
+    assert!(!open.join("planted").exists());
+    // A state directory of another user's: refused.
+    let theirs = dir.path().join("theirs");
+    fs::create_dir_all(theirs.join("planted")).unwrap();
+    Command::new("chown").args(["nobody"]).arg(theirs.join("planted")).status().unwrap();
+    let out = install(&theirs);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("belongs to user"), "{}", stderr(&out));
+    // A link planted where each of its files belongs: never followed.
+    for name in [
+        "journal.jsonl",
+        "lock",
+        "logs",
+        "staging",
+        "answers.json",
+        "secrets.json",
+        "placed.json",
+        "installed.json",
+        "installed-index.json",
+        "verified",
+    ] {
+        let base = dir.path().join(format!("s-{name}"));
+        let root = base.join("planted");
+        fs::create_dir_all(&root).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).unwrap();
+        let victim = dir.path().join(format!("victim-{name}"));
+        fs::create_dir_all(&victim).unwrap();
+        fs::write(victim.join("keep"), "keep").unwrap();
+        let target = if matches!(name, "logs" | "staging") { victim.clone() } else { victim.join("keep") };
+        std::os::unix::fs::symlink(&target, root.join(name)).unwrap();
+        let out = install(&base);
+        assert_eq!(fs::read_to_string(victim.join("keep")).unwrap(), "keep", "{name}: the link was followed: {}", stderr(&out));
+        assert_eq!(entries(&victim), ["keep"], "{name}: the link was followed: {}", stderr(&out));
+        if !out.status.success() {
+            assert_eq!(stderr(&out).lines().filter(|l| l.contains("error")).count(), 1, "{name}: {}", stderr(&out));
+        }
+    }
+}
+
+#[test]
+fn secrets_reach_no_stored_or_printed_text_errors_included() {
+    let dir = scratch();
+    let spec = dir.path().join("spec");
+    fs::create_dir_all(&spec).unwrap();
+    fs::write(spec.join("notes"), "n\n").unwrap();
+    fs::write(
+        spec.join("bundle.yaml"),
+        "name: leak\nversion: '1'\nmembers:\n  - {name: notes, kind: file, path: notes}\nparameters:\n  - {name: pw, type: string, secret: true, key: db.password, required: true}\nsteps:\n  - {name: wait, kind: wait-for, http: 'http://admin:${config.db.password}@127.0.0.1:1/v2/', timeout: 1s}\n",
+    )
+    .unwrap();
+    let bin = build(&spec.join("bundle.yaml"), &dir.path().join("dist"));
+    let secret = "s3cr3t-Pa55";
+    let config = dir.path().join("config");
+    // A flow mapping and a block scalar: however it is written, the value is the secret.
+    fs::write(&config, format!("db: {{password: {secret}, host: a}}\nnote: |\n  kept\n")).unwrap();
+    let state = dir.path().join("state");
+    let run = |args: &[&str]| {
+        Command::new("sh").arg(&bin).args(args).arg("--config").arg(&config).env("AIRBIN_STATE_DIR", &state).output().unwrap()
+    };
+    let out = run(&["--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let mut shown = vec![stdout(&out), stderr(&out)];
+    for args in [&["status"][..], &["status", "--json"], &["plan"], &["plan", "--json"]] {
+        let out = Command::new("sh").arg(&bin).args(args).env("AIRBIN_STATE_DIR", &state).output().unwrap();
+        shown.push(stdout(&out));
+        shown.push(stderr(&out));
+    }
+    let support = dir.path().join("s.tar.gz");
+    let out = run(&["support", "-o", support.to_str().unwrap()].iter().copied().filter(|a| *a != "--config").collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let unpacked = dir.path().join("unpacked");
+    fs::create_dir(&unpacked).unwrap();
+    assert!(Command::new("tar").arg("-xzf").arg(&support).arg("-C").arg(&unpacked).status().unwrap().success());
+    for text in &shown {
+        assert!(!text.contains(secret), "printed: {text}");
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![state.clone(), unpacked.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    for file in files {
+        let text = String::from_utf8_lossy(&fs::read(&file).unwrap()).into_owned();
+        if file.ends_with("secrets.json") {
+            assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+            continue;
+        }
+        assert!(!text.contains(secret), "{} holds the secret", file.display());
+        if file.ends_with("journal.jsonl") && file.starts_with(&state) {
+            assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "the journal is 0600");
+        }
+        if file.ends_with("config.masked") {
+            assert!(text.contains("host: a") && text.contains("kept"), "the masked config keeps the rest: {text}");
+        }
+    }
+    // A forged node-list key that names a secret: refused before any ssh.
+    let forged = forge(
+        &bin,
+        &dir.path().join("nodes.bin"),
+        |index, _| {
+            index.config.management_nodes_key = Some("db.password".into());
+        },
+        |_| {},
+    );
+    let out = Command::new("sh").arg(&forged).args(["plan", "--config"]).arg(&config).env("AIRBIN_STATE_DIR", &state).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(secret), "{}", stderr(&out));
+}
+
+#[test]
+fn the_builder_takes_a_detached_signature_and_a_base_only_when_they_check_out() {
+    let dir = scratch();
+    let (signed, key) = signed_minimal(dir.path());
+    let sig = signed.with_file_name(format!("{}.minisig", signed.file_name().unwrap().to_string_lossy()));
+    let genuine = fs::read(&sig).unwrap();
+    let repo = dir.path().join("repo");
+    let add = |extra: &[&str]| airbin().args(["repo", "add"]).arg(&repo).arg(&signed).args(extra).output().unwrap();
+    // A link to a host file where the signature belongs: refused, nothing published.
+    fs::remove_file(&sig).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", &sig).unwrap();
+    let out = add(&[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(!repo.join("index.json").exists());
+    // A FIFO: refused at once (never waited on).
+    fs::remove_file(&sig).unwrap();
+    nix::unistd::mkfifo(&sig, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let started = std::time::Instant::now();
+    let out = add(&[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // Another key's signature: refused; the genuine one, checked with --key: taken.
+    fs::remove_file(&sig).unwrap();
+    let other = scratch();
+    let (other_signed, _) = signed_minimal(other.path());
+    fs::copy(other_signed.with_file_name(format!("{}.minisig", other_signed.file_name().unwrap().to_string_lossy())), &sig).unwrap();
+    let out = add(&[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is signed by key"), "{}", stderr(&out));
+    fs::write(&sig, &genuine).unwrap();
+    let out = add(&["--key", key.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A delta's base must check out, and what it leaves out is what the base carries.
+    let pack_dir = dir.path().join("pack");
+    fs::create_dir_all(&pack_dir).unwrap();
+    assert!(Command::new("tar")
+        .arg("-xf")
+        .arg(repo_root().join("samples/compass/registry/registry-pack.tar"))
+        .arg("-C")
+        .arg(&pack_dir)
+        .status()
+        .unwrap()
+        .success());
+    let spec = |version: &str| {
+        let d = dir.path().join(format!("delta-{version}"));
+        fs::create_dir_all(&d).unwrap();
+        fs::write(
+            d.join("bundle.yaml"),
+            format!(
+                "name: deltas\nversion: '{version}'\nmembers:\n  - {{name: pack, kind: registry-pack, path: {}}}\n",
+                pack_dir.display()
+            ),
+        )
+        .unwrap();
+        d
+    };
+    let base = build(&spec("1"), &dir.path().join("delta-dist-1"));
+    let v2 = spec("2");
+    let out = airbin().arg("build").arg(&v2).args(["-o"]).arg(dir.path().join("d2")).arg("--base").arg(&base).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a base nobody vouched for: {}", stderr(&out));
+    assert!(stderr(&out).contains("--base-key") && stderr(&out).contains("--base-sha256"), "{}", stderr(&out));
+    let out = airbin()
+        .arg("build")
+        .arg(&v2)
+        .args(["-o"])
+        .arg(dir.path().join("d2"))
+        .arg("--base")
+        .arg(&base)
+        .args(["--base-sha256", &"0".repeat(64)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // A hostile base lacks a layer and claims (in its index) to have left it out: the new
+    // delta leaves out what the base really carries, and so keeps that layer.
+    let hostile = forge(
+        &base,
+        &dir.path().join("hostile.bin"),
+        |index, contents| {
+            let at = index.members.iter().position(|m| m.name == "pack").unwrap();
+            let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+            let mut archive = tar::Archive::new(&contents[at][..]);
+            for entry in archive.entries().unwrap() {
+                let mut entry = entry.unwrap();
+                if entry.header().entry_type().is_file() {
+                    let mut data = Vec::new();
+                    std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+                    files.push((entry.path().unwrap().display().to_string(), data));
+                }
+            }
+            let (biggest, _) =
+                files.iter().enumerate().filter(|(_, (p, _))| p.contains("/blobs/")).max_by_key(|(_, (_, d))| d.len()).unwrap();
+            let (path, _) = files.remove(biggest);
+            let hex = path.rsplit('/').nth(1).unwrap().to_string();
+            let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), d.as_slice())).collect();
+            contents[at] = files_tar(Vec::new(), &refs);
+            index.members[at].registry.as_mut().unwrap().omitted = vec![format!("sha256:{hex}")];
+            fs::write(dir.path().join("lacked"), &hex).unwrap();
+        },
+        |_| {},
+    );
+    let lacked = format!("sha256:{}", fs::read_to_string(dir.path().join("lacked")).unwrap());
+    let sum = airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(fs::read(&hostile).unwrap()));
+    let out = airbin()
+        .arg("build")
+        .arg(&v2)
+        .args(["-o"])
+        .arg(dir.path().join("d3"))
+        .arg("--base")
+        .arg(&hostile)
+        .args(["--base-sha256", &sum])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let delta = airbin_stub::format::Bundle::open(Path::new(stdout(&out).trim())).unwrap();
+    let omitted = &delta.index.members[0].registry.as_ref().unwrap().omitted;
+    assert!(!omitted.contains(&lacked), "the layer the base only claimed is carried: {omitted:?}");
+    assert!(!omitted.is_empty(), "what the base really carries is left out");
+}
+
+#[test]
+fn escape_sequences_from_an_index_never_reach_the_terminal() {
+    let dir = scratch();
+    let spec = dir.path().join("spec");
+    fs::create_dir_all(&spec).unwrap();
+    fs::write(spec.join("notes"), "n\n").unwrap();
+    let members = "members:\n  - {name: notes, kind: file, path: notes}\n";
+    fs::write(spec.join("bundle.yaml"), format!("name: esc\nversion: '1'\n{members}parameters:\n  - {{name: mode, type: enum, values: [a, b], default: a}}\n  - {{name: name, type: string, pattern: '[a-z]+', default: x}}\n")).unwrap();
+    let bin = build(&spec.join("bundle.yaml"), &dir.path().join("dist"));
+    let esc = "\u{1b}]0;owned\u{7}\u{1b}[2J";
+    for (what, edit) in [
+        ("a default", Box::new(|index: &mut Index| index.parameters[1].default = Some(format!("x{esc}"))) as Box<dyn Fn(&mut Index)>),
+        ("an enum value", Box::new(|index: &mut Index| index.parameters[0].values.push(format!("c{esc}")))),
+        ("a pattern", Box::new(|index: &mut Index| index.parameters[1].pattern = Some(format!("[a-z]+{esc}")))),
+    ] {
+        let forged = forge(&bin, &dir.path().join("forged.bin"), |index, _| edit(index), |_| {});
+        let out = Command::new("sh").arg(&forged).arg("plan").env("AIRBIN_STATE_DIR", dir.path().join("s")).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{what}: {}", stderr(&out));
+        assert!(!stderr(&out).contains('\u{1b}') && !stdout(&out).contains('\u{1b}'), "{what}: an escape reached the terminal");
+    }
+    // The builder refuses them too.
+    fs::write(
+        spec.join("bundle.yaml"),
+        format!("name: esc\nversion: '1'\n{members}parameters:\n  - {{name: mode, type: enum, values: [\"a\\u001b[2J\"]}}\n"),
+    )
+    .unwrap();
+    let out = airbin().arg("build").arg(spec.join("bundle.yaml")).arg("-o").arg(dir.path().join("d")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!stderr(&out).contains('\u{1b}'), "{}", stderr(&out));
+}

@@ -53,6 +53,10 @@ pub struct BuildOptions {
     pub arch: Option<String>,
     /// A delta against this earlier bundle (`--base`).
     pub base: Option<PathBuf>,
+    /// The public key the base is signed with (`--base-key`).
+    pub base_key: Option<PathBuf>,
+    /// The base file's SHA-256, as its `.sha256` says (`--base-sha256`).
+    pub base_sha256: Option<String>,
 }
 
 /// The build time to record: `SOURCE_DATE_EPOCH` (seconds since 1970), or none at all,
@@ -140,7 +144,20 @@ pub fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: &Ui) ->
     };
     ui.status(format!("building {} {} from {}", meta.name, meta.version, loaded.file.display()));
 
-    let base_blobs = options.base.as_deref().map(|base| delta::base_blobs(base, &meta, ui)).transpose()?;
+    let base_blobs = match options.base.as_deref() {
+        None => None,
+        Some(base) => {
+            let mut keys = Vec::new();
+            if let Some(key) = &options.base_key {
+                keys.push(airbin_stub::format::signature::TrustedKey::load(key)?);
+            }
+            if let (Some(signer), Some(path)) = (&signer, &options.sign) {
+                keys.push(signer.trusted_key(path)?);
+            }
+            let trust = delta::BaseTrust { keys, sha256: options.base_sha256.clone() };
+            Some(delta::base_blobs(base, &meta, &trust, ui)?)
+        }
+    };
     // Inspect every input before writing anything: a bad input fails in seconds, not
     // after minutes of compression.
     let mut planned = Vec::new();

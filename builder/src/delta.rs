@@ -9,12 +9,27 @@ use std::path::Path;
 
 use airbin_stub::error::{Error, Result};
 use airbin_stub::format::registry_pack::{DirStorage, Storage, TarStorage};
+use airbin_stub::format::signature::TrustedKey;
 use airbin_stub::format::{Bundle, BundleMeta, MemberKind};
 use airbin_stub::progress::Ui;
 
-/// The blobs (hex digests) the base bundle's registry packs carry or themselves leave
-/// out (a delta on a delta): what a host with the base installed holds.
-pub fn base_blobs(base: &Path, meta: &BundleMeta, ui: &Ui) -> Result<BTreeSet<String>> {
+/// How the base is known to be the release engineer's own: a key it is signed with,
+/// or the SHA-256 of its file (as its `.sha256` says).
+pub struct BaseTrust {
+    pub keys: Vec<TrustedKey>,
+    pub sha256: Option<String>,
+}
+
+/// The blobs (hex digests) the base bundle's registry packs really carry (read and
+/// hashed, never taken from its index): what a host with the base installed holds. The
+/// base must verify first: a hostile one would have the delta leave out what no host has.
+pub fn base_blobs(base: &Path, meta: &BundleMeta, trust: &BaseTrust, ui: &Ui) -> Result<BTreeSet<String>> {
+    if trust.keys.is_empty() && trust.sha256.is_none() {
+        return Err(Error::usage(format!(
+            "--base {}: a delta leaves out what the base carries, so the base must be checked first: give --base-key PUB (its signer's public key; --sign KEY's own is taken too) or --base-sha256 HEX (the SHA-256 its .sha256 file names)",
+            base.display()
+        )));
+    }
     let bundle = Bundle::open(base)?;
     let b = &bundle.index.bundle;
     if b.name != meta.name || b.arch != meta.arch {
@@ -28,14 +43,27 @@ pub fn base_blobs(base: &Path, meta: &BundleMeta, ui: &Ui) -> Result<BTreeSet<St
             meta.arch
         )));
     }
-    ui.status(format!("reading the blobs of the base bundle {} {}", b.name, b.version));
-    bundle.verify(&[], &|_| {})?;
+    ui.status(format!("checking the base bundle {} {}, then reading its blobs", b.name, b.version));
+    if let Some(want) = &trust.sha256 {
+        let (got, _) = crate::repo::file_sha256(base)?;
+        if !got.eq_ignore_ascii_case(want.trim()) {
+            return Err(Error::integrity(format!(
+                "--base {}: its SHA-256 is {got}, not the {} given with --base-sha256; get the base from the release it belongs to",
+                base.display(),
+                want.trim()
+            )));
+        }
+        bundle.verify(&[], &|_| {})?;
+    }
+    if !trust.keys.is_empty() {
+        bundle.verify(&trust.keys, &|_| {}).map_err(|e| Error::new(e.class, format!("--base: {}", e.message)))?;
+    }
+    // What the base carries, hashed: a blob its index says it left out (a delta on a
+    // delta) is not taken on its word.
     let mut blobs = BTreeSet::new();
     for member in bundle.index.members.iter().filter(|m| m.kind == MemberKind::RegistryPack) {
         let digests = TarStorage::blob_digests(&member.name, bundle.content_reader(member)?)?;
         blobs.extend(digests.into_iter().filter(|(name, digest)| name == digest).map(|(name, _)| name));
-        let omitted = member.registry.iter().flat_map(|r| &r.omitted);
-        blobs.extend(omitted.filter_map(|d| d.strip_prefix("sha256:")).map(str::to_string));
     }
     Ok(blobs)
 }

@@ -56,9 +56,17 @@ enum Cmd {
         #[arg(long, value_name = "ARCH")]
         arch: Option<String>,
         /// Build a delta: registry packs leave out the blobs this earlier bundle of the
-        /// product carries (the site must have it installed).
+        /// product carries (the site must have it installed). The base is checked first:
+        /// with --base-key, --sign's own key, or --base-sha256.
         #[arg(long, value_name = "PREVIOUS.bin")]
         base: Option<PathBuf>,
+        /// The public key the base bundle is signed with.
+        #[arg(long, value_name = "PUBKEY", requires = "base")]
+        base_key: Option<PathBuf>,
+        /// The SHA-256 of the base bundle's file, as its .sha256 names it (for an
+        /// unsigned base).
+        #[arg(long, value_name = "HEX", requires = "base")]
+        base_sha256: Option<String>,
     },
     /// Show what a finished bundle is and carries.
     Inspect {
@@ -83,6 +91,17 @@ enum Cmd {
         /// Require a signature by this minisign public key; repeatable.
         #[arg(long, value_name = "PUBKEY")]
         key: Vec<PathBuf>,
+    },
+    /// Write the trusted runner, `airbin-run`: the runtime every bundle carries, taken
+    /// from this airbin (a channel a site trusts), to run bundles as data after checking
+    /// them against the keys it pins.
+    Runtime {
+        /// Where to write it.
+        #[arg(long, short = 'o', default_value = "airbin-run")]
+        out: PathBuf,
+        /// For which hosts: amd64 (x86_64) or arm64 (aarch64).
+        #[arg(long, default_value = "amd64")]
+        arch: String,
     },
     /// Make a signing key pair in minisign's format: OUT.key (secret, 0600) and OUT.pub.
     Keygen {
@@ -109,6 +128,9 @@ enum RepoCmd {
         /// Replace a different file already at that name, arch and version.
         #[arg(long)]
         replace: bool,
+        /// Check each bundle's detached .minisig against this public key too.
+        #[arg(long, value_name = "PUBKEY")]
+        key: Option<PathBuf>,
     },
     /// Check every file against index.json: missing, extra or altered.
     Verify { repo: PathBuf },
@@ -140,6 +162,7 @@ fn name_of(command: &Cmd) -> &'static str {
         Cmd::Repo { command: RepoCmd::Verify { .. } } => "repo verify",
         Cmd::Verify { .. } => "verify",
         Cmd::Keygen { .. } => "keygen",
+        Cmd::Runtime { .. } => "runtime",
     }
 }
 
@@ -154,6 +177,7 @@ fn name_in(args: &[std::ffi::OsString]) -> &'static str {
         (Some("diff"), _) => "diff",
         (Some("verify"), _) => "verify",
         (Some("keygen"), _) => "keygen",
+        (Some("runtime"), _) => "runtime",
         (Some("repo"), _) => "repo",
         _ => "airbin",
     }
@@ -206,17 +230,37 @@ fn main() -> ExitCode {
 fn try_main(cli: Cli) -> Result<()> {
     let ui = Ui::detect(cli.quiet, cli.json);
     match cli.command {
-        Cmd::Build { spec, outdir, sign, record_host, arch, base } => {
-            build(&spec, &outdir, &assemble::BuildOptions { sign, record_host, arch, base }, &ui)
+        Cmd::Build { spec, outdir, sign, record_host, arch, base, base_key, base_sha256 } => {
+            build(&spec, &outdir, &assemble::BuildOptions { sign, record_host, arch, base, base_key, base_sha256 }, &ui)
         }
-        Cmd::Inspect { bundle, schema: false } => commands::info(&Context { bundle_path: bundle, ui }),
+        Cmd::Inspect { bundle, schema: false } => commands::info(&Context { bundle_path: bundle, ui }, &TrustArgs::default()),
         Cmd::Inspect { bundle, schema: true } => schema(&bundle, &ui),
         Cmd::Diff { old, new } => diff(&old, &new, &ui),
-        Cmd::Repo { command: RepoCmd::Add { repo, bundles, replace } } => repo::add(&repo, &bundles, replace, &ui),
+        Cmd::Repo { command: RepoCmd::Add { repo, bundles, replace, key } } => repo::add(&repo, &bundles, replace, key.as_deref(), &ui),
         Cmd::Repo { command: RepoCmd::Verify { repo } } => repo::verify(&repo, &ui),
         Cmd::Verify { bundle, key } => commands::check(&Context { bundle_path: bundle, ui }, &TrustArgs { trusted_key: key }),
         Cmd::Keygen { out, no_password, force } => keygen(&out, no_password, force, &ui),
+        Cmd::Runtime { out, arch } => runtime(&out, &arch, &ui),
     }
+}
+
+/// `airbin runtime`: the trusted runner for a site, from the builder it trusts.
+fn runtime(out: &std::path::Path, arch: &str, ui: &Ui) -> Result<()> {
+    let canonical = airbin_stub::format::arch::canonical(arch)
+        .ok_or_else(|| Error::usage(format!("--arch {arch}: give amd64 (x86_64) or arm64 (aarch64)")))?;
+    let runtime = stubs::for_arch(canonical).runtime().map_err(|e| Error::internal(format!("unpacking the runtime: {e}")))?;
+    airbin_stub::fsx::write_atomic(out, &runtime, 0o755)?;
+    let sha = airbin_stub::format::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(&runtime));
+    if ui.json {
+        print_json(&envelope(
+            "runtime",
+            None,
+            serde_json::json!({"written": out, "arch": canonical, "sha256": sha, "bytes": runtime.len()}),
+        ));
+    } else if !ui.quiet {
+        out_line(&format!("{} (airbin-run {} for {canonical}, SHA-256 {sha})", out.display(), assemble::VERSION));
+    }
+    Ok(())
 }
 
 /// `airbin inspect --schema`: the parameters as JSON Schema, from the index alone

@@ -69,7 +69,7 @@ fn read_index(repo: &Path) -> Result<RepoIndex> {
     }
 }
 
-fn file_sha256(path: &Path) -> Result<(String, u64)> {
+pub fn file_sha256(path: &Path) -> Result<(String, u64)> {
     let mut file = fs::File::open(path).ctx("opening", path)?;
     let mut hashing = HashingWriter::new(std::io::sink());
     std::io::copy(&mut file, &mut hashing).ctx("reading", path)?;
@@ -88,8 +88,45 @@ fn place(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The largest detached signature taken: minisign's are about 300 bytes.
+const MAX_SIGNATURE: u64 = 4096;
+
+/// The bundle's detached signature beside it, if there is one: a small regular file
+/// (never read through a link, never waited on as a FIFO), a minisign signature by the
+/// key that signed the bundle inside, and with `key` checked against the whole file.
+fn detached_signature(source: &Path, bundle: &Bundle, path: &Path, key: Option<&Path>) -> Result<Option<Vec<u8>>> {
+    let Ok(meta) = fs::symlink_metadata(source) else { return Ok(None) };
+    let refuse = |why: String| Error::integrity(format!("{} {why}; remove it, or put the bundle's own signature there", source.display()));
+    if !meta.is_file() {
+        return Err(refuse("is not a regular file (a link, a FIFO, a directory)".into()));
+    }
+    let text = fsx::read_small_nofollow(source, MAX_SIGNATURE + 1).map_err(|e| refuse(format!("cannot be read ({e})")))?;
+    if text.len() as u64 > MAX_SIGNATURE {
+        return Err(refuse("is larger than a minisign signature".into()));
+    }
+    let signature =
+        airbin_stub::format::signature::Embedded::parse(&text).map_err(|why| refuse(why.replace("its signature block", "it")))?;
+    match bundle.signer_key() {
+        Some(id) if id == signature.key_id => {}
+        Some(id) => return Err(refuse(format!("is signed by key {}, and the bundle inside by key {id}", signature.key_id))),
+        None => return Err(refuse(format!("is signed by key {}, and the bundle is not signed", signature.key_id))),
+    }
+    if let Some(key) = key {
+        let text_key = fs::read_to_string(key).ctx("reading", key)?;
+        let public = minisign::PublicKeyBox::from_string(&text_key)
+            .and_then(|b| b.into_public_key())
+            .map_err(|e| Error::usage(format!("--key {} is not a minisign public key ({e})", key.display())))?;
+        let boxed = minisign::SignatureBox::from_string(&String::from_utf8_lossy(&text))
+            .map_err(|e| refuse(format!("is not a minisign signature ({e})")))?;
+        let file = fs::File::open(path).ctx("reading", path)?;
+        minisign::verify(&public, &boxed, std::io::BufReader::new(file), true, false, false)
+            .map_err(|_| refuse(format!("does not match the bundle {} under the key {}", path.display(), key.display())))?;
+    }
+    Ok(Some(text))
+}
+
 /// `airbin repo add`.
-pub fn add(repo: &Path, bundles: &[PathBuf], replace: bool, ui: &Ui) -> Result<()> {
+pub fn add(repo: &Path, bundles: &[PathBuf], replace: bool, key: Option<&Path>, ui: &Ui) -> Result<()> {
     fs::create_dir_all(repo).ctx("creating", repo)?;
     let mut index = read_index(repo)?;
     let mut changed = false;
@@ -105,6 +142,7 @@ pub fn add(repo: &Path, bundles: &[PathBuf], replace: bool, ui: &Ui) -> Result<(
         let rel_dir = format!("{}/{}/{}", meta.name, meta.arch, meta.version);
         let rel = format!("{rel_dir}/{file_name}");
         let signature_source = path.with_file_name(format!("{file_name}.minisig"));
+        let detached = detached_signature(&signature_source, &bundle, path, key)?;
         let version = Version {
             version: meta.version.clone(),
             arch: meta.arch.clone(),
@@ -113,7 +151,7 @@ pub fn add(repo: &Path, bundles: &[PathBuf], replace: bool, ui: &Ui) -> Result<(
             sha256: sha256.clone(),
             built_at: bundle.index.build.built_at.clone(),
             hotfix_of: meta.hotfix_of.clone(),
-            signature: signature_source.exists().then(|| format!("{rel}.minisig")),
+            signature: detached.is_some().then(|| format!("{rel}.minisig")),
         };
         let entry = match index.bundles.iter_mut().position(|e| e.name == meta.name) {
             Some(at) => &mut index.bundles[at],
@@ -147,8 +185,8 @@ pub fn add(repo: &Path, bundles: &[PathBuf], replace: bool, ui: &Ui) -> Result<(
         fs::create_dir_all(&dir).ctx("creating", &dir)?;
         place(path, &repo.join(&rel))?;
         fsx::write_atomic(&repo.join(format!("{rel}.sha256")), format!("{sha256}  {file_name}\n").as_bytes(), 0o644)?;
-        if version.signature.is_some() {
-            place(&signature_source, &repo.join(format!("{rel}.minisig")))?;
+        if let Some(text) = &detached {
+            fsx::write_atomic(&repo.join(format!("{rel}.minisig")), text, 0o644)?;
         }
         if !meta.description.is_empty() {
             entry.description = meta.description.clone();

@@ -55,6 +55,11 @@ impl SigningKey {
         Ok(SigningKey { id: key_id(public.keynum()), secret, public })
     }
 
+    /// The public half, as a key a bundle is checked against.
+    pub fn trusted_key(&self, path: &Path) -> Result<airbin_stub::format::signature::TrustedKey> {
+        airbin_stub::format::signature::TrustedKey::parse(&self.public.to_base64(), path)
+    }
+
     fn sign(&self, data: impl io::Read, trusted: &str) -> io::Result<String> {
         let untrusted = format!("signature from airbin key {}", self.id);
         minisign::sign(Some(&self.public), &self.secret, data, Some(trusted), Some(&untrusted))

@@ -10,6 +10,19 @@ pub struct Stub {
     pub bytes: &'static [u8],
     /// How big the runtime the loader unpacks is.
     pub runtime_len: &'static str,
+    /// Where the packed runtime lies in `bytes`, and how long it is.
+    pub packed_at: &'static str,
+    pub packed_len: &'static str,
+}
+
+impl Stub {
+    /// The runtime itself (what `airbin-run` is), unpacked from the stub.
+    pub fn runtime(&self) -> std::io::Result<Vec<u8>> {
+        let at: usize = self.packed_at.parse().expect("build.rs writes a number");
+        let len: usize = self.packed_len.parse().expect("build.rs writes a number");
+        let runtime_len: usize = self.runtime_len.parse().expect("build.rs writes a number");
+        zstd::bulk::decompress(&self.bytes[at..at + len], runtime_len)
+    }
 }
 
 pub static STUBS: [Stub; 2] = [
@@ -18,12 +31,16 @@ pub static STUBS: [Stub; 2] = [
         target: env!("AIRBIN_STUB_AMD64_TARGET"),
         bytes: include_bytes!(env!("AIRBIN_STUB_AMD64_PATH")),
         runtime_len: env!("AIRBIN_RUNTIME_AMD64_LEN"),
+        packed_at: env!("AIRBIN_RUNTIME_AMD64_AT"),
+        packed_len: env!("AIRBIN_RUNTIME_AMD64_PACKED_LEN"),
     },
     Stub {
         arch: "arm64",
         target: env!("AIRBIN_STUB_ARM64_TARGET"),
         bytes: include_bytes!(env!("AIRBIN_STUB_ARM64_PATH")),
         runtime_len: env!("AIRBIN_RUNTIME_ARM64_LEN"),
+        packed_at: env!("AIRBIN_RUNTIME_ARM64_AT"),
+        packed_len: env!("AIRBIN_RUNTIME_ARM64_PACKED_LEN"),
     },
 ];
 
@@ -45,6 +62,10 @@ mod tests {
             assert_eq!(&stub.bytes[..4], b"\x7fELF");
             let e_machine = u16::from_le_bytes([stub.bytes[18], stub.bytes[19]]);
             assert_eq!(e_machine, if arch.name == "amd64" { 62 } else { 183 }, "{}", arch.name);
+            // The runtime unpacks from it, for the same machine.
+            let runtime = stub.runtime().unwrap();
+            assert_eq!(&runtime[..4], b"\x7fELF");
+            assert_eq!(u16::from_le_bytes([runtime[18], runtime[19]]), e_machine, "{}", arch.name);
         }
     }
 }

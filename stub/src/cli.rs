@@ -280,6 +280,8 @@ pub struct StatusArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub fan_out: FanOutArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -292,12 +294,40 @@ pub struct SupportArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub fan_out: FanOutArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub trust: TrustArgs,
+}
+
+/// `info` and `list`: with keys pinned, the bundle is verified first.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RuntimeArgs {
+    #[command(subcommand)]
+    pub command: RuntimeCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum RuntimeCommand {
+    /// Install this bundle's runtime as `airbin-run`, the trusted runner: verified first
+    /// (against the pinned keys, or trusted on first use where none is pinned).
+    Install {
+        /// The directory it goes into.
+        #[arg(long, value_name = "DIR", default_value = "/usr/local/bin")]
+        to: PathBuf,
+        #[command(flatten)]
+        trust: TrustArgs,
+    },
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
@@ -309,9 +339,9 @@ pub enum Command {
     /// Verify, stage the members and run the install steps (the default).
     Install(InstallArgs),
     /// Show what the bundle is: name, version, build facts, members.
-    Info,
+    Info(ShowArgs),
     /// List the members: name, kind, size.
-    List,
+    List(ShowArgs),
     /// Verify the bundle: its length, then the SHA-256 of every byte.
     Check(CheckArgs),
     /// Verify, then extract members (all, or those named) into --target DIR
@@ -332,14 +362,17 @@ pub enum Command {
     /// Run the bundle's uninstall steps, then remove what the install placed (images,
     /// registry files, extracted files) and its record.
     Uninstall(UninstallArgs),
+    /// The trusted runner: `runtime install` puts this bundle's runtime on the host as
+    /// `airbin-run`, which runs bundles as data after checking them against the pinned keys.
+    Runtime(RuntimeArgs),
 }
 
 impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Install(_) => "install",
-            Command::Info => "info",
-            Command::List => "list",
+            Command::Info(_) => "info",
+            Command::List(_) => "list",
             Command::Check(_) => "check",
             Command::Extract(_) => "extract",
             Command::Plan(_) => "plan",
@@ -347,12 +380,14 @@ impl Command {
             Command::Status(_) => "status",
             Command::Support(_) => "support",
             Command::Uninstall(_) => "uninstall",
+            Command::Runtime(_) => "runtime",
         }
     }
 }
 
 /// The command names, for the envelope of a command line that did not parse.
-pub const COMMANDS: [&str; 10] = ["install", "info", "list", "check", "extract", "plan", "preflight", "status", "support", "uninstall"];
+pub const COMMANDS: [&str; 11] =
+    ["install", "info", "list", "check", "extract", "plan", "preflight", "status", "support", "uninstall", "runtime"];
 
 /// The command a raw command line asks for (before, or without, parsing it whole).
 pub fn command_named_in(args: &[std::ffi::OsString]) -> &'static str {
@@ -382,8 +417,8 @@ impl Cli {
         }
         let top_level = given_at_top(matches);
         let command = match (set.first(), &self.command) {
-            (Some(&"--info"), _) => Command::Info,
-            (Some(&"--list"), _) => Command::List,
+            (Some(&"--info"), _) => Command::Info(ShowArgs { trust: self.install.trust.clone() }),
+            (Some(&"--list"), _) => Command::List(ShowArgs { trust: self.install.trust.clone() }),
             (Some(_), _) => Command::Check(CheckArgs { trust: self.install.trust.clone() }),
             (None, Some(command)) => command.clone(),
             (None, None) => Command::Install(self.install.clone()),
@@ -434,8 +469,8 @@ mod tests {
         assert!(matches!(parse(&[]).unwrap(), Command::Install(_)));
         assert!(matches!(parse(&["--noexec", "--target", "/t"]).unwrap(), Command::Install(a) if a.noexec));
         assert!(matches!(parse(&["install", "--set", "a=1", "--json"]).unwrap(), Command::Install(a) if a.answers.set == ["a=1"]));
-        assert!(matches!(parse(&["--info"]).unwrap(), Command::Info));
-        assert!(matches!(parse(&["info", "--json", "-q"]).unwrap(), Command::Info));
+        assert!(matches!(parse(&["--info"]).unwrap(), Command::Info(_)));
+        assert!(matches!(parse(&["info", "--json", "-q"]).unwrap(), Command::Info(_)));
         assert!(matches!(parse(&["--check", "--trusted-key", "k.pub"]).unwrap(), Command::Check(a) if a.trust.trusted_key.len() == 1));
         // Flags a command would do nothing with.
         assert!(parse(&["info", "--engine", "podman"]).is_err());

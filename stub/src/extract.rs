@@ -44,6 +44,12 @@ pub fn member_path(target: &Path, member: &Member) -> PathBuf {
 /// being verified (on another thread): members are written under temporary names, and
 /// renamed into place only once the verdict has passed. Returns the paths written.
 pub fn extract_members(bundle: &Bundle, members: &[&Member], target: &Path, ui: &Ui) -> Result<Vec<PathBuf>> {
+    if let Some(why) = fsx::unsafe_place(target) {
+        return Err(crate::error::Error::permission(format!(
+            "refusing to write into {}: {why}, so another user could steer what is written there; choose a directory of your own",
+            target.display()
+        )));
+    }
     let needed: u64 = members.iter().map(|m| m.unpacked_bytes).sum();
     fsx::check_space(target, needed)?;
     let created = create_dir_guarded(target)?;

@@ -49,6 +49,42 @@ pub fn first_missing_ancestor(path: &Path) -> Option<PathBuf> {
     missing
 }
 
+/// Why writing at `path` could be steered by another user, if it could: a link on the
+/// way that belongs to someone else (the kernel's own rule for links in sticky
+/// directories), or a directory on the way that any user may write to without the
+/// sticky bit (anyone could put a link or a directory of theirs there).
+pub fn unsafe_place(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let mut at = PathBuf::from("/");
+    for part in absolute(path).components().skip(1) {
+        let parent = at.clone();
+        at.push(part);
+        let Ok(meta) = fs::symlink_metadata(&at) else {
+            // Not there yet: what makes it is the directory above.
+            return fs::metadata(&parent)
+                .ok()
+                .filter(|m| m.mode() & 0o002 != 0 && m.mode() & 0o1000 == 0)
+                .map(|_| format!("{} would be made in {}, which any user may write to", at.display(), parent.display()));
+        };
+        if meta.file_type().is_symlink() {
+            if meta.uid() != 0 && meta.uid() != me {
+                return Some(format!("{} is a link that belongs to user {}", at.display(), meta.uid()));
+            }
+            // Follow it (ours or root's) and go on from where it leads.
+            match fs::canonicalize(&at) {
+                Ok(real) => at = real,
+                Err(_) => return None,
+            }
+            continue;
+        }
+        if meta.is_dir() && meta.mode() & 0o002 != 0 && meta.mode() & 0o1000 == 0 {
+            return Some(format!("{} may be written by any user (mode {:04o})", at.display(), meta.mode() & 0o7777));
+        }
+    }
+    None
+}
+
 /// Bytes available to this user on the file system that holds `path`.
 pub fn available_bytes(path: &Path) -> Result<u64> {
     let dir = existing_ancestor(path);

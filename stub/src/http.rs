@@ -8,7 +8,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct Response {
@@ -36,6 +36,92 @@ pub const MAX_BODY: u64 = 16 << 20;
 const MAX_LINE: u64 = 8 << 10;
 const MAX_HEADERS: usize = 100;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request body's bytes count against its deadline at this rate at least: a 1 GiB
+/// layer gets about 17 minutes on top of the request's own limit.
+const MIN_RATE: u64 = 1 << 20;
+/// How long one read or write waits before the deadline and Ctrl-C are looked at again.
+const TICK: Duration = Duration::from_secs(1);
+
+/// A socket the deadline can bound, one wait at a time.
+trait Timed {
+    fn set_timeouts(&self, wait: Duration) -> io::Result<()>;
+}
+
+impl Timed for TcpStream {
+    fn set_timeouts(&self, wait: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(wait))?;
+        self.set_write_timeout(Some(wait))
+    }
+}
+
+impl Timed for UnixStream {
+    fn set_timeouts(&self, wait: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(wait))?;
+        self.set_write_timeout(Some(wait))
+    }
+}
+
+/// A connection with an overall deadline: a peer that answers a byte a second never
+/// keeps a request past it, and a Ctrl-C is noticed within a second.
+struct Bounded<S> {
+    inner: S,
+    deadline: Instant,
+    limit: Duration,
+}
+
+impl<S: Timed> Bounded<S> {
+    /// Before each wait: stop on Ctrl-C or past the deadline, else wait at most a tick.
+    fn tick(&self) -> io::Result<()> {
+        if crate::interrupt::requested() {
+            return Err(io::Error::other(crate::error::Error::interrupted()));
+        }
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no whole answer within {} (the peer is too slow, or stuck)", humantime::format_duration(self.limit)),
+            ));
+        }
+        self.inner.set_timeouts(left.min(TICK))
+    }
+}
+
+fn waited(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted)
+}
+
+impl<S: Read + Timed> Read for Bounded<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            self.tick()?;
+            match self.inner.read(buf) {
+                Err(e) if waited(&e) => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+impl<S: Write + Timed> Write for Bounded<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            self.tick()?;
+            match self.inner.write(buf) {
+                Err(e) if waited(&e) => continue,
+                other => return other,
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The deadline of a request: its own limit, and its body's bytes at the least rate.
+fn bounded<S: Timed>(inner: S, limit: Duration, body: Option<&Body<'_>>) -> Bounded<S> {
+    let limit = limit + Duration::from_secs(body.map_or(0, |b| b.length / MIN_RATE));
+    Bounded { inner, deadline: Instant::now() + limit, limit }
+}
 
 /// Percent-encodes one path segment or query value: everything but RFC 3986's
 /// unreserved characters, so that no name from a bundle can add a segment, a query, a
@@ -57,10 +143,11 @@ pub fn encode_path(name: &str) -> String {
     name.split('/').map(encode).collect::<Vec<_>>().join("/")
 }
 
-pub fn unix_request(socket: &Path, method: &str, path: &str, body: Option<Body<'_>>, timeout: Duration) -> io::Result<Response> {
+/// A request to the Docker Engine API on its unix socket, done within `limit` (and a
+/// body's bytes at the least rate), or an error.
+pub fn unix_request(socket: &Path, method: &str, path: &str, body: Option<Body<'_>>, limit: Duration) -> io::Result<Response> {
     let stream = UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
+    let stream = bounded(stream, limit, body.as_ref());
     request(stream, "docker", method, path, &[], body)
 }
 
@@ -68,7 +155,8 @@ pub fn tcp_request(address: &str, method: &str, path: &str, headers: &[(&str, &s
     tcp_request_with_body(address, method, path, headers, None, timeout)
 }
 
-/// A request to `address` (`host:port`) with a streamed body (a blob, a manifest).
+/// A request to `address` (`host:port`) with a streamed body (a blob, a manifest), done
+/// within `timeout` (and the body's bytes at the least rate), or an error.
 pub fn tcp_request_with_body(
     address: &str,
     method: &str,
@@ -81,18 +169,32 @@ pub fn tcp_request_with_body(
     let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{address} resolves to no address"));
     let mut connected = None;
     for addr in address.to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+        match connect(&addr) {
             Ok(stream) => {
                 connected = Some(stream);
                 break;
             }
+            Err(e) if e.get_ref().is_some_and(|inner| inner.is::<crate::error::Error>()) => return Err(e),
             Err(e) => last = e,
         }
     }
-    let stream = connected.ok_or(last)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
+    let stream = bounded(connected.ok_or(last)?, timeout, body.as_ref());
     request(stream, address, method, path, headers, body)
+}
+
+/// Connects within `CONNECT_TIMEOUT`, a second at a time: a Ctrl-C is noticed meanwhile.
+fn connect(addr: &std::net::SocketAddr) -> io::Result<TcpStream> {
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    loop {
+        if crate::interrupt::requested() {
+            return Err(io::Error::other(crate::error::Error::interrupted()));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match TcpStream::connect_timeout(addr, left.min(TICK).max(Duration::from_millis(1))) {
+            Err(e) if waited(&e) && !left.is_zero() => continue,
+            other => return other,
+        }
+    }
 }
 
 /// Whether a request-line or header part is one token of visible characters.

@@ -9,9 +9,11 @@
 //! `progress`, `http`, `readahead` and `interrupt` are small helpers; `cli` and `commands` are the
 //! `.bin`'s command line.
 
+pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod engines;
+pub mod entry;
 pub mod error;
 pub mod extract;
 pub mod format;

@@ -139,15 +139,16 @@ impl Drop for Progress {
     }
 }
 
-/// One line on stderr. A write error is ignored: the terminal of a dropped SSH session
-/// is gone, and the install goes on logging to its file (`eprintln!` would panic).
+/// One line on stderr, secrets masked. A write error is ignored: the terminal of a
+/// dropped SSH session is gone, and the install goes on logging to its file
+/// (`eprintln!` would panic), and a closed pipe ends nothing (`| head`).
 pub fn err_line(text: &str) {
-    let _ = writeln!(io::stderr().lock(), "{text}");
+    let _ = writeln!(io::stderr().lock(), "{}", crate::runlog::mask(text));
 }
 
-/// One line on stdout, ignoring write errors for the same reason.
+/// One line on stdout, secrets masked, ignoring write errors for the same reasons.
 pub fn out_line(text: &str) {
-    let _ = writeln!(io::stdout().lock(), "{text}");
+    let _ = writeln!(io::stdout().lock(), "{}", crate::runlog::mask(text));
 }
 
 pub fn timestamp() -> String {

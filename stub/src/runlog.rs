@@ -14,10 +14,18 @@ static LOG: Mutex<Option<(File, PathBuf)>> = Mutex::new(None);
 /// secret-looking keys.
 static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// From now on, `mask` replaces each of `values` (of 3 characters or more).
+/// From now on, `mask` replaces each of `values` (of 3 characters or more), as it is
+/// and as JSON writes it inside a string (a quote or a backslash escaped).
 pub fn add_secrets(values: impl IntoIterator<Item = String>) {
     let mut secrets = SECRETS.lock().unwrap_or_else(|e| e.into_inner());
-    secrets.extend(values.into_iter().filter(|v| v.chars().count() >= 3));
+    for value in values.into_iter().filter(|v| v.chars().count() >= 3) {
+        let escaped = serde_json::to_string(&value).unwrap_or_default();
+        let escaped = escaped.trim_matches('"').to_string();
+        if escaped != value {
+            secrets.push(escaped);
+        }
+        secrets.push(value);
+    }
     // Longest first, so that a secret holding another is masked whole.
     secrets.sort_by_key(|v| std::cmp::Reverse(v.len()));
     secrets.dedup();
@@ -31,7 +39,14 @@ pub fn mask(text: &str) -> String {
 
 /// Starts logging to `path` (created, appended to if it exists).
 pub fn open(path: &Path) -> Result<()> {
-    let file = OpenOptions::new().create(true).append(true).open(path).ctx("creating the log", path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+        .ctx("creating the log", path)?;
     *LOG.lock().unwrap_or_else(|e| e.into_inner()) = Some((file, path.to_path_buf()));
     Ok(())
 }

@@ -21,10 +21,11 @@ pub fn quote_path(path: &Path) -> String {
     quote(&path.to_string_lossy())
 }
 
-/// Remembers how this bundle is run (`sh PATH`), for every message that says what to
-/// run next. Set once, by `main`.
-pub fn set_bundle(path: &Path) {
-    let _ = BUNDLE.set(format!("sh {}", quote_path(path)));
+/// Remembers how this bundle is run (`sh PATH`, or `airbin-run PATH` by the trusted
+/// runner), for every message that says what to run next. Set once, by `entry`.
+pub fn set_bundle(path: &Path, trusted_runner: bool) {
+    let runner = if trusted_runner { "airbin-run" } else { "sh" };
+    let _ = BUNDLE.set(format!("{runner} {}", quote_path(path)));
 }
 
 /// `sh '/path/to/x.bin'`: the command that runs this bundle, as a message shows it.

@@ -374,3 +374,65 @@ pub fn image_archive(path: &Path, tag: &str, layers: &[&[u8]]) -> PathBuf {
     files_tar(fs::File::create(path).unwrap(), &files);
     path.to_path_buf()
 }
+
+/// A forged launcher: `from` replaced by `to` (of the same length) in the bundle's
+/// launcher, then its own checksum (line 2) and the trailer's digest computed again, as
+/// whoever rewrote the file would. The signature block is kept as it was: no forger can
+/// sign. Under `sh` the forged launcher runs before anything checks the signature.
+pub fn forge_launcher(source: &Path, out: &Path, from: &str, to: &str) -> PathBuf {
+    use sha2::Digest;
+    assert_eq!(from.len(), to.len(), "a forged launcher keeps its length");
+    let mut bytes = fs::read(source).unwrap();
+    let launcher = String::from_utf8(bytes[..4096].to_vec()).unwrap();
+    let at = launcher.find(from).expect("the text to replace is in the launcher");
+    bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
+    // Line 2: `tail -c +N` of the block, whose cksum it names as "SUM LEN".
+    let line2_start = launcher.find('\n').unwrap() + 1;
+    let line2_end = line2_start + launcher[line2_start..].find('\n').unwrap();
+    let line2 = &launcher[line2_start..line2_end];
+    let start: usize = line2.split("tail -c +").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let sum = airbin_stub::format::launcher::posix_cksum(&bytes[start - 1..4096]);
+    let old_sum = line2.split(" in \"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let new_line2 = line2.replacen(&format!("\"{old_sum}\""), &format!("\"{sum} {}\"", 4096 - (start - 1)), 1);
+    let padded = format!("{:<width$}", new_line2.trim_end(), width = line2.len());
+    assert_eq!(padded.len(), line2.len(), "the check line keeps its width");
+    bytes[line2_start..line2_end].copy_from_slice(padded.as_bytes());
+    // The trailer's digest of every byte before the signature block.
+    let len = bytes.len();
+    let mut raw = [0u8; 160];
+    raw.copy_from_slice(&bytes[len - 160..]);
+    let mut trailer = airbin_stub::format::Trailer::decode(&raw).unwrap();
+    let digested = (trailer.index_offset + trailer.index_len) as usize;
+    trailer.file_sha256 = sha2::Sha256::digest(&bytes[..digested]).into();
+    bytes[len - 160..].copy_from_slice(&trailer.encode());
+    fs::write(out, &bytes).unwrap();
+    fs::set_permissions(out, fs::Permissions::from_mode(0o755)).unwrap();
+    out.to_path_buf()
+}
+
+/// The trusted runner, as a site gets it from the builder it trusts (`airbin runtime`).
+pub fn airbin_run(dir: &Path) -> PathBuf {
+    let out = dir.join("airbin-run");
+    let written = airbin().args(["runtime", "-o"]).arg(&out).output().unwrap();
+    assert!(written.status.success(), "airbin runtime: {}", stderr(&written));
+    out
+}
+
+/// A signing key pair under `dir` (`k.key`, `k.pub`) and the minimal sample built
+/// signed with it into `dir/signed`.
+pub fn signed_minimal(dir: &Path) -> (PathBuf, PathBuf) {
+    let keygen = airbin().args(["keygen", "--no-password", "-o"]).arg(dir.join("k")).output().unwrap();
+    assert!(keygen.status.success(), "{}", stderr(&keygen));
+    let out = airbin()
+        .arg("build")
+        .arg(repo_root().join("samples/minimal"))
+        .arg("-o")
+        .arg(dir.join("signed"))
+        .arg("--sign")
+        .arg(dir.join("k.key"))
+        .env("AIRBIN_KEY_PASSWORD", "")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    (PathBuf::from(stdout(&out).trim()), dir.join("k.pub"))
+}

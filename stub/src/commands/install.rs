@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{damage_first, envelope, open, print_json, trusted_keys, verify, Context};
+use super::{damage_first, envelope, open, print_json, verify, Context};
 use crate::cli::{AnswersArgs, EngineArgs, InstallArgs, PlanArgs, PreflightArgs};
 use crate::error::{Error, Result};
 use crate::install::upgrade::{Change, Same};
@@ -100,6 +100,9 @@ fn show_plan(ctx: &Context, bundle: &crate::format::Bundle, options: &Options) -
 /// open); `install` verifies every byte before anything lands.
 pub fn preflight(ctx: &Context, args: &PreflightArgs) -> Result<()> {
     let bundle = open(ctx)?;
+    // Where keys are pinned, nothing (the registry a step names, the engine) is asked
+    // before the bundle's digest and signature pass.
+    super::verified_first_where_pinned(ctx, &bundle, &args.trust)?;
     let preflight_of = InstallArgs {
         target: args.target.clone(),
         skip_preflight: args.skip_preflight.clone(),
@@ -178,15 +181,13 @@ pub fn fan_out(args: &InstallArgs) -> install::nodes::FanOut {
     if args.answers.forget_secrets {
         flag("--forget-secrets", None);
     }
-    for key in &args.trust.trusted_key {
-        flag("--trusted-key", Some(&key.display().to_string()));
-    }
     install::nodes::FanOut {
         parallel: args.fan_out.parallel,
         ssh_options: args.fan_out.ssh_option.clone(),
         remote_dir: args.fan_out.remote_dir.clone(),
         pass,
         control_dir: None,
+        keys: Vec::new(),
         tag: format!("{}-{}", crate::progress::timestamp().replace(':', ""), crate::fsx::random_hex()),
     }
 }
@@ -214,7 +215,7 @@ pub fn install(ctx: &Context, args: &InstallArgs) -> Result<()> {
         return super::nodes::install(ctx, args);
     }
     let bundle = open(ctx)?;
-    let keys = trusted_keys(&args.trust)?;
+    let keys = super::verified_first_where_pinned(ctx, &bundle, &args.trust)?;
     if args.answers.forget_secrets {
         // Asked for on purpose: gone now, whatever becomes of this run.
         install::remembered::forget_secrets(&install::state::StateDir::for_bundle(&bundle.index.bundle.name));
@@ -224,7 +225,7 @@ pub fn install(ctx: &Context, args: &InstallArgs) -> Result<()> {
     let state = install::state::StateDir::for_bundle(&bundle.index.bundle.name);
     let identity = bundle.identity()?;
     // A rerun on the very file an earlier run verified hashes only what it reads.
-    if !args.redo.force && install::verified::recall(&state, &bundle) {
+    if !args.redo.force && !bundle.verified_whole() && install::verified::recall(&state, &bundle) {
         bundle.recall_verified(&keys)?;
         ctx.ui.status(format!(
             "{}: verified in full by an earlier run and not written since; members are checked as they are read (--force checks every byte again)",

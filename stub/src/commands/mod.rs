@@ -3,6 +3,7 @@
 
 mod install;
 mod nodes;
+mod runtime;
 mod status;
 mod support;
 mod uninstall;
@@ -23,6 +24,7 @@ use crate::format::{Bundle, Member};
 use crate::progress::{out_line, Ui};
 
 pub use install::{install, plan, preflight};
+pub use runtime::runtime;
 pub use status::status;
 pub use support::support;
 pub use uninstall::uninstall;
@@ -33,6 +35,16 @@ pub struct Context {
 }
 
 static PRINTED: AtomicBool = AtomicBool::new(false);
+static TRUSTED_RUNNER: AtomicBool = AtomicBool::new(false);
+
+/// This is `airbin-run`: every command verifies the bundle against the pinned keys first.
+pub fn set_trusted_runner() {
+    TRUSTED_RUNNER.store(true, Ordering::SeqCst);
+}
+
+pub fn is_trusted_runner() -> bool {
+    TRUSTED_RUNNER.load(Ordering::SeqCst)
+}
 static COMMAND: std::sync::Mutex<&'static str> = std::sync::Mutex::new("install");
 
 /// Names the command being run, for its JSON document (failures included).
@@ -63,9 +75,9 @@ pub fn usage_error(e: &clap::Error) -> Error {
 /// Prints a JSON value on stdout, the one thing `--json` puts there.
 pub fn print_json(value: &serde_json::Value) {
     PRINTED.store(true, Ordering::SeqCst);
-    let mut out = std::io::stdout().lock();
-    let _ = serde_json::to_writer_pretty(&mut out, value);
-    let _ = writeln!(out);
+    let text = serde_json::to_string_pretty(value).expect("a document serializes");
+    // Every text that leaves the process goes through the masker, errors included.
+    let _ = writeln!(std::io::stdout().lock(), "{}", crate::runlog::mask(&text));
 }
 
 /// Whether a command printed its JSON document already (so `main` prints none).
@@ -133,16 +145,40 @@ fn damage_first(bundle: &Bundle, error: Error) -> Error {
 }
 
 /// The keys this host pins: `--trusted-key` files and `/etc/airbin/trusted-keys/*.pub`
-/// (`AIRBIN_TRUSTED_KEYS_DIR` stands in for that directory).
+/// (`AIRBIN_TRUSTED_KEYS_DIR` stands in for that directory). The trusted runner runs
+/// only bundles signed by one of them: it refuses to run without any.
 pub fn trusted_keys(trust: &TrustArgs) -> Result<Vec<TrustedKey>> {
     let dir = std::env::var_os("AIRBIN_TRUSTED_KEYS_DIR").map_or_else(|| PathBuf::from(TRUSTED_KEYS_DIR), PathBuf::from);
-    signature::trusted_keys(&trust.trusted_key, &dir)
+    let keys = signature::trusted_keys(&trust.trusted_key, &dir)?;
+    if keys.is_empty() && is_trusted_runner() {
+        return Err(Error::usage(format!(
+            "airbin-run runs only bundles signed by a key this host pins, and none is pinned: copy the maker's public key into {} (or give --trusted-key FILE)",
+            dir.display()
+        )));
+    }
+    Ok(keys)
+}
+
+/// Where keys are pinned, the bundle is verified (every byte, then the signature)
+/// before anything else: before a node, the engine, the network or the disk is touched.
+/// Returns the keys, for what verifies again as it goes (it takes this verdict).
+pub fn verified_first_where_pinned(ctx: &Context, bundle: &Bundle, trust: &TrustArgs) -> Result<Vec<TrustedKey>> {
+    let keys = trusted_keys(trust)?;
+    if !keys.is_empty() && !bundle.verified_whole() {
+        let progress = ctx.ui.progress("check", bundle.digested_len());
+        bundle.verify(&keys, &|n| progress.inc(n))?;
+        progress.finish();
+    }
+    Ok(keys)
 }
 
 /// The digest of every byte, then the signature against the pinned keys: nothing on
 /// the host changes before both pass.
 fn verify(ctx: &Context, bundle: &Bundle, trust: &TrustArgs) -> Result<Signer> {
     let keys = trusted_keys(trust)?;
+    if bundle.verified_whole() {
+        return bundle.signer(&keys);
+    }
     let progress = ctx.ui.progress("check", bundle.digested_len());
     let signer = bundle.verify(&keys, &|n| progress.inc(n))?;
     progress.finish();
@@ -151,8 +187,9 @@ fn verify(ctx: &Context, bundle: &Bundle, trust: &TrustArgs) -> Result<Signer> {
 
 /// `info`: what the bundle is (name, version, arch, who built it when) and what it
 /// carries, members with kinds and sizes, images and registry repositories.
-pub fn info(ctx: &Context) -> Result<()> {
+pub fn info(ctx: &Context, trust: &TrustArgs) -> Result<()> {
     let bundle = open(ctx)?;
+    verified_first_where_pinned(ctx, &bundle, trust)?;
     let index = &bundle.index;
     if ctx.ui.json {
         print_json(&envelope(
@@ -250,8 +287,9 @@ fn short_id(id: &str) -> &str {
 
 /// `list`: the members, one a line: name, kind, size; the images and registry
 /// repositories they carry.
-pub fn list(ctx: &Context) -> Result<()> {
+pub fn list(ctx: &Context, trust: &TrustArgs) -> Result<()> {
     let bundle = open(ctx)?;
+    verified_first_where_pinned(ctx, &bundle, trust)?;
     if ctx.ui.json {
         print_json(&envelope("list", None, json!({"members": bundle.index.members})));
     } else {
@@ -266,7 +304,7 @@ pub fn list(ctx: &Context) -> Result<()> {
 pub fn extract(ctx: &Context, args: &ExtractArgs) -> Result<()> {
     let bundle = open(ctx)?;
     let members = select_members(&bundle, &args.members)?;
-    let keys = trusted_keys(&args.trust)?;
+    let keys = verified_first_where_pinned(ctx, &bundle, &args.trust)?;
     let target =
         args.target.clone().unwrap_or_else(|| PathBuf::from(format!("{}-{}", bundle.index.bundle.name, bundle.index.bundle.version)));
     let written = std::thread::scope(|scope| {

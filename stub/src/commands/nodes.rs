@@ -91,6 +91,9 @@ pub fn install(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<()> {
         ));
     }
     let bundle = open(ctx)?;
+    // Where keys are pinned, the bundle is verified here before any node is reached, and
+    // the keys go with it to every node, whose own run checks its copy against them.
+    let keys = super::verified_first_where_pinned(ctx, &bundle, &args.trust)?;
     let meta = &bundle.index.bundle;
     // Every node's run is an ssh command line, which the nodes' users can read.
     for set in &args.answers.set {
@@ -102,6 +105,7 @@ pub fn install(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<()> {
         }
     }
     let mut fan = super::install::fan_out(args);
+    fan.keys = keys.iter().map(|k| k.file.clone()).collect();
     let config = node_config(&bundle, args.answers.config.as_deref(), args.answers.use_sample)?;
     let targets = nodes::targets(&bundle, &config, &fan)?;
     let _connections = nodes::Connections::open(&targets, &mut fan)?;

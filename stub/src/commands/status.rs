@@ -71,8 +71,10 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
         return Err(Error::usage("--engine goes with status --verify (the engine to look for the images in)"));
     }
     let bundle = open(ctx)?;
+    super::verified_first_where_pinned(ctx, &bundle, &args.trust)?;
     let meta = &bundle.index.bundle;
     let state = StateDir::for_bundle(&meta.name);
+    state.check()?;
     if args.follow {
         // With --json, stdout holds the one document: the log goes to stderr.
         follow_run(&state, ctx.ui.json);

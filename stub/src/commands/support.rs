@@ -46,8 +46,10 @@ pub fn support(ctx: &Context, args: &SupportArgs) -> Result<()> {
     }
     let output = args.output.as_deref();
     let bundle = open(ctx)?;
+    super::verified_first_where_pinned(ctx, &bundle, &args.trust)?;
     let meta = &bundle.index.bundle;
     let state = StateDir::for_bundle(&meta.name);
+    state.check()?;
     let stamp = crate::progress::timestamp().replace(':', "");
     let out = output.map_or_else(|| PathBuf::from(format!("airbin-support-{}-{stamp}.tar.gz", meta.name)), Path::to_path_buf);
     let prefix = format!("airbin-support-{}-{stamp}", meta.name);

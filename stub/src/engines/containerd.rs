@@ -10,8 +10,8 @@ pub fn answers() -> bool {
     super::on_path("ctr") && super::runs_ok("ctr", &["version"])
 }
 
-pub fn load(namespace: &str, content: &mut (dyn Read + Send)) -> std::result::Result<(), String> {
-    let imported = pipe_into(Command::new("ctr").args(["-n", namespace, "images", "import", "--all-platforms", "-"]), content);
+pub fn load(namespace: &str, content: &mut (dyn Read + Send), size: u64) -> std::result::Result<(), String> {
+    let imported = pipe_into(Command::new("ctr").args(["-n", namespace, "images", "import", "--all-platforms", "-"]), content, size);
     if imported.is_err() {
         collect_garbage(namespace);
     }

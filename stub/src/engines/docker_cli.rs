@@ -8,8 +8,8 @@ pub fn answers() -> bool {
     super::on_path("docker") && super::runs_ok("docker", &["version", "--format", "{{.Server.Version}}"])
 }
 
-pub fn load(content: &mut (dyn Read + Send)) -> std::result::Result<(), String> {
-    super::cli_load("docker", content)
+pub fn load(content: &mut (dyn Read + Send), size: u64) -> std::result::Result<(), String> {
+    super::cli_load("docker", content, size)
 }
 
 pub fn image_id(reference: &str) -> Result<Option<String>> {

@@ -12,6 +12,7 @@ mod withheld;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 pub use crate::format::ImageRecord;
@@ -56,8 +57,14 @@ fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
+/// How long a question to an engine's CLI may take (a daemon that hangs is named).
+const QUERY_LIMIT: Duration = Duration::from_secs(60);
+/// A load may take this long, and its bytes at the least rate on top.
+const LOAD_LIMIT: Duration = Duration::from_secs(3600);
+const LOAD_RATE: u64 = 1 << 20;
+
 fn runs_ok(program: &str, args: &[&str]) -> bool {
-    Command::new(program).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    crate::child::output(Command::new(program).args(args), Duration::from_secs(15)).is_ok_and(|o| o.status.success())
 }
 
 /// The Docker daemon's socket: DOCKER_HOST when it names a unix socket, else the default.
@@ -170,9 +177,9 @@ pub fn load(engine: &Engine, bundle: &Bundle, member: &Member, ui: &Ui, handed_o
     let (streamed, ours) = crate::readahead::read_ahead(content, |decoded| {
         let mut content = withheld::WithheldTail::new(decoded, bundle, member.size, handed_over);
         let streamed = match engine {
-            Engine::DockerCli => docker_cli::load(&mut content),
-            Engine::Podman => podman::load(&mut content),
-            Engine::Containerd { namespace } => containerd::load(namespace, &mut content),
+            Engine::DockerCli => docker_cli::load(&mut content, member.size),
+            Engine::Podman => podman::load(&mut content, member.size),
+            Engine::Containerd { namespace } => containerd::load(namespace, &mut content, member.size),
             Engine::DockerApi { socket } => docker_api::load(socket, &mut content, member.size),
         };
         (streamed, content.failure.take())
@@ -220,7 +227,8 @@ fn went_away(e: &io::Error) -> bool {
 
 /// Runs `command` with `content` streamed into its stdin; its stderr's last line is the
 /// error when it fails.
-fn pipe_into(command: &mut Command, content: &mut (dyn Read + Send)) -> std::result::Result<(), String> {
+fn pipe_into(command: &mut Command, content: &mut (dyn Read + Send), size: u64) -> std::result::Result<(), String> {
+    let limit = LOAD_LIMIT + Duration::from_secs(size / LOAD_RATE);
     let program = command.get_program().to_string_lossy().into_owned();
     let mut child = command
         .stdin(Stdio::piped())
@@ -232,17 +240,29 @@ fn pipe_into(command: &mut Command, content: &mut (dyn Read + Send)) -> std::res
     // A larger pipe and large writes: fewer wake-ups of the engine's reader, less CPU
     // taken from the engine on a small host.
     let _ = nix::fcntl::fcntl(&stdin, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+    let (mut out, mut err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
     let fed = std::thread::scope(|scope| {
         let feeder = scope.spawn(move || -> io::Result<u64> {
             let copied = http::copy_in_large_writes(content, &mut stdin);
             drop(stdin); // EOF for the engine, also after an error
             copied
         });
-        let output = child.wait_with_output();
-        (feeder.join().expect("feeder panicked"), output)
+        let drained = scope.spawn(move || {
+            let _ = io::copy(&mut out, &mut io::sink());
+        });
+        let stderr = scope.spawn(move || {
+            let mut text = Vec::new();
+            let _ = err.by_ref().take(1 << 20).read_to_end(&mut text);
+            text
+        });
+        // Bounded, and stopped on Ctrl-C: the engine killed, the feeder's pipe breaks.
+        let status = crate::child::wait(&mut child, limit, &program);
+        let _ = drained.join();
+        (feeder.join().expect("feeder panicked"), status, stderr.join().unwrap_or_default())
     });
-    let (copied, output) = fed;
-    let output = output.map_err(|e| format!("waiting for {program}: {e}"))?;
+    let (copied, status, stderr) = fed;
+    let status = status.map_err(|e| e.message)?;
+    let output = std::process::Output { status, stdout: Vec::new(), stderr };
     // Our own read errors (damage, Ctrl-C) say more than the engine's complaint about a
     // cut-off stream.
     if let Err(e) = &copied {
@@ -326,11 +346,7 @@ pub fn remove_image(engine: &Engine, reference: &str) -> Result<Removed> {
 
 /// `PROGRAM rmi -- REF`: None when it went, else the engine's complaint.
 fn cli_remove(program: &str, reference: &str) -> Result<Option<String>> {
-    let output = Command::new(program)
-        .args(["rmi", "--", reference])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::host(format!("cannot run {program}: {e}")))?;
+    let output = crate::child::output(Command::new(program).args(["rmi", "--", reference]), QUERY_LIMIT)?;
     if output.status.success() {
         return Ok(None);
     }
@@ -340,14 +356,13 @@ fn cli_remove(program: &str, reference: &str) -> Result<Option<String>> {
 
 /// The trimmed stdout of a query command, `None` when it fails (the image is not there).
 fn query(program: &str, args: &[&str]) -> Result<Option<String>> {
-    let output =
-        Command::new(program).args(args).stdin(Stdio::null()).output().map_err(|e| Error::host(format!("cannot run {program}: {e}")))?;
+    let output = crate::child::output(Command::new(program).args(args), QUERY_LIMIT)?;
     Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
 }
 
 /// `docker`-style CLIs (docker, podman): `PROGRAM load` from stdin, `PROGRAM image inspect`.
-fn cli_load(program: &str, content: &mut (dyn Read + Send)) -> std::result::Result<(), String> {
-    pipe_into(Command::new(program).arg("load"), content)
+fn cli_load(program: &str, content: &mut (dyn Read + Send), size: u64) -> std::result::Result<(), String> {
+    pipe_into(Command::new(program).arg("load"), content, size)
 }
 
 fn cli_image_id(program: &str, reference: &str) -> Result<Option<String>> {

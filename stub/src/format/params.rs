@@ -307,12 +307,17 @@ pub fn check_declarations(params: &[Parameter]) -> Result<(), (String, String)> 
         } else if !p.values.is_empty() {
             return Err((at("values"), format!("only an enum parameter has `values`; this one is a {}", p.kind.as_str())));
         }
-        if p.values.iter().any(|v| v.is_empty() || v.len() > 200 || v.contains(['\n', '\0'])) {
-            return Err((at("values"), "a choice is empty, longer than 200 bytes, or has a line break".into()));
+        // What a terminal shows (a prompt, a plan, an error) holds no control character:
+        // an escape sequence from a bundle never reaches the engineer's terminal.
+        if p.values.iter().any(|v| v.is_empty() || v.len() > 200 || v.chars().any(char::is_control)) {
+            return Err((at("values"), "a choice is empty, longer than 200 bytes, or has a control character".into()));
         }
         if let Some(pattern) = &p.pattern {
             if pattern.len() > 1000 {
                 return Err((at("pattern"), "is longer than 1000 bytes".into()));
+            }
+            if pattern.chars().any(char::is_control) {
+                return Err((at("pattern"), "has a control character".into()));
             }
             anchored(pattern).map_err(|e| (at("pattern"), format!("is not a regular expression ({})", e.lines().last().unwrap_or(""))))?;
         }
@@ -320,6 +325,9 @@ pub fn check_declarations(params: &[Parameter]) -> Result<(), (String, String)> 
             return Err((at("default"), "a secret has no default: whoever has the bundle could read it; let the site set it".into()));
         }
         if let Some(default) = &p.default {
+            if default.chars().any(char::is_control) {
+                return Err((at("default"), "has a control character".into()));
+            }
             if default.len() > 4096 {
                 return Err((at("default"), "is longer than 4096 bytes".into()));
             }

@@ -261,6 +261,13 @@ pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
     })
 }
 
+/// Keys whose values are never shown, whatever the bundle declares: passwords, tokens,
+/// secrets, keys, credentials.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "passwd", "token", "secret", "key", "credential"].iter().any(|word| key.contains(word))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

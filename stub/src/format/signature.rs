@@ -80,10 +80,21 @@ impl TrustedKey {
     /// Reads a minisign public key file (`untrusted comment: ...` then the key), or a
     /// file holding the base64 key alone.
     pub fn load(file: &Path) -> Result<TrustedKey> {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            Error::usage(format!(
+                "the trusted key {} cannot be read ({e}); give a public key made by `airbin keygen` or `minisign -G`",
+                file.display()
+            ))
+        })?;
+        TrustedKey::parse(&text, file)
+    }
+
+    /// A public key from its text (a `.pub` file's, or the base64 line alone); `file`
+    /// names where it came from.
+    pub fn parse(text: &str, file: &Path) -> Result<TrustedKey> {
         let bad = |why: String| {
             Error::usage(format!("the trusted key {} {why}; give a public key made by `airbin keygen` or `minisign -G`", file.display()))
         };
-        let text = std::fs::read_to_string(file).map_err(|e| bad(format!("cannot be read ({e})")))?;
         let line = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("untrusted comment:")).unwrap_or("");
         let key = minisign_verify::PublicKey::from_base64(line).map_err(|_| bad("is not a minisign public key".into()))?;
         let id = key_id_of(line, 42).ok_or_else(|| bad("is not a minisign public key".into()))?;

@@ -114,11 +114,15 @@ pub fn check_index(index: &Index) -> Result<(), Invalid> {
             return Err(invalid(format!("config.required[{i}]"), format!("{} is not a config key", quoted(key))));
         }
     }
+    let secrets: Vec<&str> = index.parameters.iter().filter(|p| p.secret).map(|p| p.key()).collect();
     for (field, key) in
         [("config.management_nodes_key", &index.config.management_nodes_key), ("config.worker_nodes_key", &index.config.worker_nodes_key)]
     {
         if let Some(why) = key.as_deref().and_then(unsafe_node_key) {
             return Err(invalid(field, why));
+        }
+        if let Some(key) = key.as_deref().filter(|k| secrets.contains(k)) {
+            return Err(invalid(field, format!("`{key}` holds a secret, and a node list's entries become ssh's arguments")));
         }
     }
     if index.requires.ports.len() > 1024 {
@@ -250,8 +254,38 @@ pub fn check_parameters(params: &[super::Parameter], steps: &[Step]) -> Result<(
                 ));
             }
         }
+        // A secret never becomes a path, a host name or a registry's address.
+        for (field, text) in secret_free_fields(&step.action) {
+            let keys: Vec<String> = match field {
+                "root_from_config" | "address_from_config" => vec![text.to_string()],
+                _ => config_placeholders(text),
+            };
+            if let Some(key) = keys.iter().find(|k| secret_keys.contains(&k.as_str())) {
+                return Err(invalid(
+                    format!("{at}.{field}"),
+                    format!("takes the secret `{key}`, which would become a path, a host name or an address (shown and logged as such)"),
+                ));
+            }
+        }
     }
     Ok(())
+}
+
+/// The fields of a step whose values become paths, host names or addresses.
+fn secret_free_fields(action: &Action) -> Vec<(&'static str, &str)> {
+    match action {
+        Action::RestoreRegistry { root_from_config, address_from_config, .. } => root_from_config
+            .iter()
+            .map(|k| ("root_from_config", k.as_str()))
+            .chain(address_from_config.iter().map(|k| ("address_from_config", k.as_str())))
+            .collect(),
+        Action::Extract { to, .. } => vec![("to", to.as_str())],
+        Action::WaitFor { tcp: Some(tcp), .. } => vec![("tcp", tcp.as_str())],
+        Action::PushImages { registry, prefix, .. } => {
+            std::iter::once(("registry", registry.as_str())).chain(prefix.iter().map(|p| ("prefix", p.as_str()))).collect()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// The keys of the `${config.KEY}` placeholders in `text`.
@@ -275,9 +309,13 @@ fn article(word: &str) -> &'static str {
     }
 }
 
-/// Why a config key naming a node list cannot be one, if it cannot.
+/// Why a config key naming a node list cannot be one, if it cannot (the list's entries
+/// become ssh's arguments: a key that holds a secret never names them).
 pub fn unsafe_node_key(key: &str) -> Option<String> {
-    (!rules::is_config_key(key)).then(|| format!("{} is not a config key (letters, digits, _ and -, dotted for nesting)", quoted(key)))
+    if !rules::is_config_key(key) {
+        return Some(format!("{} is not a config key (letters, digits, _ and -, dotted for nesting)", quoted(key)));
+    }
+    rules::is_secret_key(key).then(|| format!("{} is named like a secret, and a node list's entries become ssh's arguments", quoted(key)))
 }
 
 /// An absolute path without `..`, and not `/` itself: a place the stub may create and fill.

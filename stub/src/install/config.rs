@@ -311,30 +311,45 @@ impl ProductConfig {
         out
     }
 
-    /// The config's text with the values of secret-looking keys masked, for `support`.
+    /// The config with the values of secret keys masked, for `support`: written anew
+    /// from the parsed values (in the file's own style), so that no way of writing a
+    /// value (a flow mapping, a block scalar, a quoted key) keeps it from the mask.
     pub fn masked_text(&self) -> String {
         let (_, style) = parse_text(&self.text).unwrap_or((serde_yaml::Value::Null, Style::Yaml));
-        // A YAML line shows only the last part of a dotted key.
-        let declared = |key: &str| self.secret_keys.iter().any(|k| k == key || k.rsplit('.').next() == Some(key));
-        self.text
-            .lines()
-            .map(|line| {
-                let trimmed = line.trim_start();
-                let key = match style {
-                    Style::Shell => shell_assignment(trimmed).map(|(k, _)| k),
-                    Style::Yaml => trimmed.split_once(':').map(|(k, _)| k.trim().trim_matches(['"', '\''])),
-                };
-                match key {
-                    Some(key) if is_secret_key(key) || declared(key) => {
-                        let separator = if style == Style::Shell { '=' } else { ':' };
-                        let at = line.find(separator).expect("the key was found before it");
-                        format!("{}{separator} ********", &line[..at])
-                    }
-                    _ => line.to_string(),
+        match style {
+            Style::Shell => {
+                let lines: Vec<String> = self
+                    .flat()
+                    .into_iter()
+                    .map(|(key, value)| if self.is_secret(&key) { format!("{key}= ********") } else { format!("{key}=\"{value}\"") })
+                    .collect();
+                lines.join("\n")
+            }
+            Style::Yaml => {
+                let mut masked = self.values.clone();
+                mask_secrets(&mut masked, "", &|key| self.is_secret(key));
+                serde_yaml::to_string(&masked).unwrap_or_default().trim_end().to_string()
+            }
+        }
+    }
+}
+
+/// Replaces the value of every key `secret` names (dotted) in `value` with the mask.
+fn mask_secrets(value: &mut serde_yaml::Value, prefix: &str, secret: &dyn Fn(&str) -> bool) {
+    match value {
+        serde_yaml::Value::Mapping(map) => {
+            for (key, child) in map.iter_mut() {
+                let name = scalar_of_value(key).unwrap_or_default();
+                let dotted = if prefix.is_empty() { name } else { format!("{prefix}.{name}") };
+                if secret(&dotted) || dotted.rsplit('.').next().is_some_and(is_secret_key) {
+                    *child = serde_yaml::Value::String(crate::format::params::MASK.into());
+                } else {
+                    mask_secrets(child, &dotted, secret);
                 }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+            }
+        }
+        serde_yaml::Value::Tagged(tagged) => mask_secrets(&mut tagged.value, prefix, secret),
+        _ => {}
     }
 }
 
@@ -366,11 +381,7 @@ fn flatten(prefix: &str, value: &serde_yaml::Value, out: &mut Vec<(String, Strin
     }
 }
 
-/// Keys whose values are never shown: passwords, tokens, secrets, keys.
-pub fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["password", "passwd", "token", "secret", "key", "credential"].iter().any(|word| key.contains(word))
-}
+pub use crate::format::rules::is_secret_key;
 
 /// `AIRBIN_CONFIG_` and `registry.address` → `AIRBIN_CONFIG_REGISTRY_ADDRESS`.
 pub fn env_name(prefix: &str, key: &str) -> String {
@@ -450,7 +461,12 @@ mod tests {
         let masked = c.masked_text();
         assert!(!masked.contains("hunter2") && !masked.contains("abc") && masked.contains("user: admin"), "{masked}");
         let c = config("DB_PASSWORD=\"hunter2\"\nHOST=db\n");
-        assert_eq!(c.masked_text(), "DB_PASSWORD= ********\nHOST=db");
+        assert_eq!(c.masked_text(), "DB_PASSWORD= ********\nHOST=\"db\"");
+        // However a secret is written: a flow mapping, a block scalar, a declared key.
+        let mut c = config("db: {password: hunter2, host: a}\nnote: |\n  x\nsite:\n  pin: >-\n    4711\n");
+        c.mark_secret("site.pin");
+        let masked = c.masked_text();
+        assert!(!masked.contains("hunter2") && !masked.contains("4711") && masked.contains("host: a"), "{masked}");
     }
 
     #[test]

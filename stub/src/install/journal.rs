@@ -104,7 +104,7 @@ pub struct Record {
 
 /// Reads every whole record; a torn or unreadable line is passed over.
 pub fn read(path: &Path) -> Vec<Record> {
-    let Ok(raw) = fs::read(path) else { return Vec::new() };
+    let Ok(raw) = crate::fsx::read_small_nofollow(path, u64::MAX) else { return Vec::new() };
     raw.split(|b| *b == b'\n').filter_map(|line| serde_json::from_slice(line).ok()).collect()
 }
 
@@ -120,14 +120,30 @@ impl Journal {
     /// Opens the journal for appending records of run `run`, first cutting off a line
     /// torn by a crash so the next record starts on a line of its own.
     pub fn open(path: &Path, run: &str, bundle: &str) -> Result<Journal> {
-        if let Ok(raw) = fs::read(path) {
+        if let Ok(raw) = crate::fsx::read_small_nofollow(path, u64::MAX) {
             if !raw.is_empty() && !raw.ends_with(b"\n") {
                 let keep = raw.iter().rposition(|b| *b == b'\n').map_or(0, |at| at + 1);
-                let file = OpenOptions::new().write(true).open(path).ctx("repairing the journal", path)?;
+                use std::os::unix::fs::OpenOptionsExt;
+                let file = OpenOptions::new()
+                    .write(true)
+                    .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+                    .open(path)
+                    .ctx("repairing the journal", path)?;
                 file.set_len(keep as u64).ctx("repairing the journal", path)?;
             }
         }
-        let file = OpenOptions::new().create(true).append(true).open(path).ctx("opening the journal", path)?;
+        // For this user's eyes (what a step failed with may say more than it should), and
+        // never through a link planted where it belongs.
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(path)
+            .ctx("opening the journal", path)?;
+        // A journal made before it was kept 0600 is made so now.
+        let _ = file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
         Ok(Journal { file, path: path.to_path_buf(), run: run.to_string(), bundle: bundle.to_string(), recording: true })
     }
 
@@ -143,7 +159,8 @@ impl Journal {
             return Ok(());
         }
         let record = Record { at: crate::progress::timestamp(), run: self.run.clone(), bundle: self.bundle.clone(), event };
-        let mut line = serde_json::to_vec(&record).expect("records serialize");
+        // Nothing stored holds a secret: the line is masked whole.
+        let mut line = crate::runlog::mask(&serde_json::to_string(&record).expect("records serialize")).into_bytes();
         line.push(b'\n');
         crate::fsx::crash_point("journal-append");
         self.file.write_all(&line).ctx("writing the journal", &self.path)?;

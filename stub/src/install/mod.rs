@@ -139,6 +139,8 @@ impl Prepared<'_> {
 pub fn prepare<'a>(bundle: &'a Bundle, options: &Options) -> Result<Prepared<'a>> {
     let meta = &bundle.index.bundle;
     let state = StateDir::for_bundle(&meta.name);
+    // Everything read from it steers this run: it must be this user's alone.
+    state.check()?;
     let answers = answers::resolve(bundle, &options.given, &state)?;
     let config = answers.config.as_ref();
     let role = match options.role {

@@ -50,6 +50,9 @@ pub struct FanOut {
     /// This fan-out's tag, which each node's run records in its journal: how a node's
     /// run is found again after its SSH connection dropped.
     pub tag: String,
+    /// The public keys this host pins (the bundle passed them here): copied to every
+    /// node, and given to each node's run, which checks its own copy against them.
+    pub keys: Vec<std::path::PathBuf>,
 }
 
 /// One SSH connection a node, opened once and shared by every command the fan-out runs
@@ -78,7 +81,7 @@ impl Connections {
             // Out of this terminal's process group: Ctrl-C must not cut the connections
             // the stop of every node's run goes through.
             std::os::unix::process::CommandExt::process_group(&mut command, 0);
-            let _ = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
+            let _ = crate::child::output(&mut command, Duration::from_secs(30));
         });
         Ok(shared)
     }
@@ -90,7 +93,7 @@ impl Drop for Connections {
         for target in &self.targets {
             let mut command = target.ssh(&fan);
             command.args(["-O", "exit", "--", target.node.ssh_target()]);
-            let _ = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
+            let _ = crate::child::output(&mut command, Duration::from_secs(10));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -108,6 +111,8 @@ pub struct Target {
     /// Where every other node's fan-out looks for the bundle on this node (the remote
     /// directory): for this host, a link to `bin`.
     pub known_as: String,
+    /// The pinned keys on that node (copied there beside the bundle).
+    pub keys: Vec<String>,
 }
 
 impl Target {
@@ -187,7 +192,13 @@ pub fn targets(bundle: &Bundle, config: &ProductConfig, fan: &FanOut) -> Result<
             } else {
                 (known_as.clone(), format!("{dir}/config"))
             };
-            Target { node, local, bin, config, known_as }
+            let keys = fan
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(i, key)| if local { crate::fsx::absolute(key).display().to_string() } else { format!("{dir}/keys/{i}.pub") })
+                .collect();
+            Target { node, local, bin, config, known_as, keys }
         })
         .collect())
 }
@@ -378,7 +389,12 @@ pub fn copy_and_check(bundle: &Bundle, config: &ProductConfig, targets: &[Target
     let indexed: Vec<(usize, &Target)> = targets.iter().enumerate().collect();
     let results = each(&indexed, fan.parallel, |(i, target)| -> Option<String> {
         if !target.local {
-            let copied = send(target, fan, config.text.as_bytes(), &target.config).and_then(|()| {
+            let keys = fan.keys.iter().zip(&target.keys).try_for_each(|(local, remote)| {
+                let text =
+                    crate::fsx::read_small_nofollow(local, 64 << 10).map_err(|e| format!("cannot read {} ({e})", local.display()))?;
+                send(target, fan, text.as_slice(), remote)
+            });
+            let copied = keys.and_then(|()| send(target, fan, config.text.as_bytes(), &target.config)).and_then(|()| {
                 if has_copy[*i] {
                     return Ok(());
                 }
@@ -422,7 +438,10 @@ fn preflight(target: &Target, fan: &FanOut) -> Option<String> {
 }
 
 /// Streams `data` to the file `to` on the node, through a temporary name renamed into place.
-fn send(target: &Target, fan: &FanOut, mut data: impl Read, to: &str) -> std::result::Result<(), String> {
+/// How long a copy to a node may take.
+const COPY_LIMIT: Duration = Duration::from_secs(6 * 3600);
+
+fn send(target: &Target, fan: &FanOut, mut data: impl Read + Send, to: &str) -> std::result::Result<(), String> {
     let dir = Path::new(to).parent().map_or("/".into(), |d| d.display().to_string());
     let partial = format!("{dir}/.airbin-partial-copy-$$");
     // The config holds the site's secrets: what is copied is for the node's user alone.
@@ -431,11 +450,26 @@ fn send(target: &Target, fan: &FanOut, mut data: impl Read, to: &str) -> std::re
     command.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = command.spawn().map_err(|e| format!("cannot run ssh ({e})"))?;
     let mut stdin = child.stdin.take().expect("piped");
-    let sent = std::io::copy(&mut data, &mut stdin);
-    drop(stdin);
-    let output = child.wait_with_output().map_err(|e| format!("ssh: {e}"))?;
-    if sent.is_err() || !output.status.success() {
-        let why = String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("the copy broke off").to_string();
+    let mut stderr = child.stderr.take().expect("piped");
+    // Fed on a thread, waited for here: a node that stops reading is stopped on Ctrl-C
+    // (killing ssh breaks the feeder's pipe), and within the copy's deadline.
+    let (sent, status, said) = std::thread::scope(|scope| {
+        let feeder = scope.spawn(move || {
+            let sent = std::io::copy(&mut data, &mut stdin);
+            drop(stdin);
+            sent
+        });
+        let said = scope.spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let status = crate::child::wait(&mut child, COPY_LIMIT, "ssh");
+        (feeder.join().expect("the feeder panicked"), status, said.join().unwrap_or_default())
+    });
+    let status = status.map_err(|e| e.message)?;
+    if sent.is_err() || !status.success() {
+        let why = said.lines().last().unwrap_or("the copy broke off").to_string();
         return Err(format!("{}: copying to {to} failed ({why}); check the space and permissions there", target.node.ssh_target()));
     }
     Ok(())
@@ -462,6 +496,9 @@ fn link_here(target: &Target) -> Result<()> {
 /// passed on.
 fn node_args(command: &str, target: &Target, fan: &FanOut, extra: &[&str]) -> Vec<String> {
     let mut args = vec![command.to_string(), "--role".into(), target.node.role.to_string(), "--config".into(), target.config.clone()];
+    for key in &target.keys {
+        args.extend(["--trusted-key".to_string(), key.clone()]);
+    }
     args.extend(fan.pass.iter().cloned());
     args.extend(extra.iter().map(|s| s.to_string()));
     args
@@ -652,14 +689,11 @@ pub fn fetch(target: &Target, fan: &FanOut, from: &str, to: &Path) -> Result<()>
     }
     let mut command = target.shell(fan, &format!("cat {}", quote(from)));
     let file = std::fs::File::create(to).ctx("creating", to)?;
-    command.stdin(Stdio::null()).stdout(file).stderr(Stdio::piped());
-    let output = command.output().map_err(|e| Error::host(format!("cannot run ssh ({e})")))?;
-    if !output.status.success() {
-        return Err(Error::host(format!(
-            "fetching {from} from {} failed ({})",
-            target.node.ssh_target(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
+    command.stdin(Stdio::null()).stdout(file).stderr(Stdio::null());
+    let mut child = command.spawn().map_err(|e| Error::host(format!("cannot run ssh ({e})")))?;
+    let status = crate::child::wait(&mut child, Duration::from_secs(3600), "ssh")?;
+    if !status.success() {
+        return Err(Error::host(format!("fetching {from} from {} failed (ssh exited with {status})", target.node.ssh_target())));
     }
     Ok(())
 }

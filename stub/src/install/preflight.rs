@@ -204,6 +204,14 @@ fn write_problems(needs: &[Needs]) -> Vec<String> {
         if !seen.insert((at.clone(), place.what.clone())) {
             continue;
         }
+        if let Some(why) = fsx::unsafe_place(&place.path) {
+            problems.push(format!(
+                "{}, where {} writes: {why}, so another user could steer what is written there; choose a directory of your own",
+                place.path.display(),
+                place.what
+            ));
+            continue;
+        }
         let flags = nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK;
         let why = match nix::unistd::access(&at, flags) {
             Ok(()) => continue,

@@ -58,6 +58,14 @@ impl NodeList {
 /// The nodes the config lists, or None when the bundle names no node list.
 pub fn node_list(rules: &ConfigRules, config: Option<&ProductConfig>) -> Result<Option<NodeList>> {
     let Some(key) = &rules.management_nodes_key else { return Ok(None) };
+    // The entries become ssh's arguments and host names: never a secret's value.
+    for list_key in std::iter::once(key).chain(&rules.worker_nodes_key) {
+        if config.is_some_and(|c| c.is_secret(list_key)) {
+            return Err(Error::integrity(format!(
+                "the bundle's node list key `{list_key}` holds a secret, whose value would become ssh's arguments: refusing it"
+            )));
+        }
+    }
     let config = config.ok_or_else(|| {
         Error::usage(format!("this bundle finds each node's role in the product's config (`{key}`), and there is none; give --config FILE"))
     })?;

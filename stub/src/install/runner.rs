@@ -238,6 +238,7 @@ fn sweep_leftovers(history: &History, state: &StateDir, staging: &Path, needs: &
         fsx::remove_any(&own);
         total = (total.0 + 1, total.1 + bytes);
     }
+    // (Runs before 0.6 kept staging with a mark of the bundle it was staged for.)
     let _ = fs::remove_file(state.root.join("staged-for"));
     if total.0 > 0 {
         ui.status(format!("swept {} leftover(s) of an interrupted run, {} freed", total.0, indicatif::HumanBytes(total.1)));
@@ -417,7 +418,7 @@ pub fn run_id() -> String {
 
 pub fn open_log(state: &StateDir, run_id: &str) -> Result<PathBuf> {
     let logs = state.logs();
-    fs::create_dir_all(&logs).ctx("creating the log directory", &logs)?;
+    state.subdir(&logs)?;
     let log = logs.join(format!("install-{run_id}.log"));
     runlog::open(&log)?;
     Ok(log)
@@ -431,7 +432,12 @@ fn stage(bundle: &Bundle, members: &[&Member], config: Option<&ProductConfig>, s
         (true, true) => e.hint(" (or give another --target DIR)"),
         _ => e,
     };
-    fs::create_dir_all(staging).ctx("creating the staging directory", staging).map_err(hint)?;
+    if own_target {
+        fs::create_dir_all(staging).ctx("creating the staging directory", staging).map_err(hint)?;
+    } else {
+        // The state directory's own: this user's alone.
+        super::state::StateDir { root: staging.parent().unwrap_or(staging).to_path_buf() }.subdir(staging)?;
+    }
     if !members.is_empty() {
         let written = crate::extract::extract_members(bundle, members, staging, ui).map_err(hint)?;
         ui.status(format!("staged {} member(s) into {}", written.len(), staging.display()));

@@ -2,9 +2,15 @@
 //! `/var/lib/airbin/<name>/`, or `$AIRBIN_STATE_DIR/<name>/`): the journal, the logs,
 //! the lock and the staging directory. One lock per state directory, whatever
 //! `--target` says, so two runs of the same product can never overlap.
+//!
+//! Everything in it steers what a run does (what is done, what is installed, what it
+//! removes), so it must be this user's alone: a state directory another user could
+//! write into (or replace) is refused, it is made 0700, and nothing in it is opened
+//! through a link.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
@@ -33,21 +39,91 @@ impl StateDir {
     pub fn staging(&self) -> PathBuf {
         self.root.join("staging")
     }
-    /// The SHA-256 of the bundle `staging()` holds the members of.
-    pub fn staged_for(&self) -> PathBuf {
-        self.root.join("staged-for")
-    }
     pub fn lock_path(&self) -> PathBuf {
         self.root.join("lock")
+    }
+
+    /// Refuses a state directory that is not this user's alone: a link, owned by someone
+    /// else, or writable by others (itself, or the directory holding it without the
+    /// sticky bit: another user could replace it). Where it does not exist yet, the
+    /// same of where it would be made.
+    pub fn check(&self) -> Result<()> {
+        let me = nix::unistd::geteuid().as_raw();
+        let base = self.root.parent().unwrap_or(Path::new("/"));
+        let places = [(self.root.as_path(), true), (base, false), (base.parent().unwrap_or(Path::new("/")), false)];
+        for (dir, own) in places {
+            let meta = match fs::symlink_metadata(dir) {
+                Ok(meta) => meta,
+                Err(_) => continue,
+            };
+            let mode = meta.mode();
+            let why = if meta.file_type().is_symlink() && own {
+                Some("is a symlink".to_string())
+            } else if !meta.is_dir() && !meta.file_type().is_symlink() {
+                Some("is not a directory".to_string())
+            } else if own && meta.uid() != me {
+                Some(format!("belongs to user {} (this run is user {me})", meta.uid()))
+            } else if own && mode & 0o022 != 0 {
+                Some(format!("is writable by other users (mode {:04o})", mode & 0o7777))
+            } else if !own && meta.is_dir() && mode & 0o002 != 0 && mode & 0o1000 == 0 {
+                Some(format!("lies in {}, which any user may write to without the sticky bit", dir.display()))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::permission(format!(
+                    "the state directory {} {why}: another user could plant there what the install trusts (its journal, its record, its staging); use a directory of your own (AIRBIN_STATE_DIR=DIR) or make it yours alone (chmod 700)",
+                    self.root.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the state directory (0700) after the checks above.
+    pub fn create(&self) -> Result<()> {
+        self.check()?;
+        if let Some(base) = self.root.parent() {
+            fs::create_dir_all(base).ctx("creating the state directory", base)?;
+        }
+        match fs::DirBuilder::new().mode(0o700).create(&self.root) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.check(),
+            Err(e) => Err(Error::io(e, "creating the state directory", &self.root)),
+        }
+    }
+
+    /// A directory in the state directory (`logs`, `staging`), made 0700; one that is a
+    /// link or not a directory is refused.
+    pub fn subdir(&self, path: &Path) -> Result<()> {
+        match fs::DirBuilder::new().mode(0o700).create(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(Error::io(e, "creating", path)),
+            Err(_) => {}
+        }
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            _ => Err(Error::permission(format!(
+                "{} in the state directory is not a directory of this run's (a link?): remove it, then run again",
+                path.display()
+            ))),
+        }
     }
 
     /// Takes the lock, creating the state directory; refused with the holder's PID and
     /// start time while another run holds it.
     pub fn lock(&self) -> Result<Lock> {
-        fs::create_dir_all(&self.root).ctx("creating the state directory", &self.root)?;
+        self.create()?;
         let path = self.lock_path();
-        let mut file =
-            OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).ctx("creating the lock", &path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(&path)
+            .ctx("creating the lock", &path)?;
         match file.try_lock() {
             Ok(()) => {
                 let _ = file.set_len(0);
@@ -69,10 +145,13 @@ impl StateDir {
     /// "pid 123 started 2026-..." of the run holding the lock, if one does.
     pub fn holder(&self) -> Option<String> {
         let path = self.lock_path();
-        let file = File::open(&path).ok()?;
+        let file = OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC).open(&path).ok()?;
         match file.try_lock_shared() {
             Ok(()) => None,
-            Err(_) => fs::read_to_string(&path).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
+            Err(_) => {
+                let text = crate::fsx::read_small_nofollow(&path, 4096).ok()?;
+                Some(String::from_utf8_lossy(&text).trim().to_string()).filter(|t| !t.is_empty())
+            }
         }
     }
 }

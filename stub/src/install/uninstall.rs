@@ -52,6 +52,7 @@ pub struct Prepared<'a> {
 pub fn prepare<'a>(bundle: &'a Bundle, options: &Options) -> Result<Prepared<'a>> {
     let meta = &bundle.index.bundle;
     let state = StateDir::for_bundle(&meta.name);
+    state.check()?;
     let installed = record::read(&state);
     let placed = placed::read(&state);
     let history = History::of(&journal::read(&state.journal()));

@@ -40,7 +40,10 @@ pub fn recall(state: &StateDir, bundle: &Bundle) -> bool {
         return false;
     }
     let Ok(identity) = bundle.identity() else { return false };
-    let Some(mark) = fs::read(&path).ok().and_then(|text| serde_json::from_slice::<Mark>(&text).ok()) else { return false };
+    let Some(mark) = crate::fsx::read_small_nofollow(&path, 64 << 10).ok().and_then(|text| serde_json::from_slice::<Mark>(&text).ok())
+    else {
+        return false;
+    };
     mark == Mark::of(bundle, identity)
 }
 

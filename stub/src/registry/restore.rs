@@ -213,6 +213,12 @@ pub fn restore(
     ui: &Ui,
     intent: &dyn Fn(Intent) -> Result<()>,
 ) -> Result<Placement> {
+    if let Some(why) = fsx::unsafe_place(root) {
+        return Err(Error::permission(format!(
+            "refusing to restore into {}: {why}, so another user could steer what is placed there; fix the registry root",
+            root.display()
+        )));
+    }
     fsx::check_space(root, member.unpacked_bytes)?;
     // A root this restore creates goes again if it is rolled back.
     let created_root = fsx::create_dir_guarded(root)?;
