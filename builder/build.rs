@@ -55,6 +55,8 @@ fn main() {
     let workspace = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).parent().unwrap().to_path_buf();
     let target_root = env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), PathBuf::from);
     for watched in [
+        "format/src",
+        "format/Cargo.toml",
         "stub/src",
         "stub/Cargo.toml",
         "Cargo.toml",

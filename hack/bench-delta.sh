@@ -7,7 +7,7 @@
 #   bash hack/bench-delta.sh            # IMAGES=4 LAYERS=8 LAYER_MIB=4 CHANGED=2
 #
 # Needs docker-registry and skopeo (hack/setup-host.sh), and a built airbin (cargo build --release).
-set -eu
+set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGES=${IMAGES:-4} LAYERS=${LAYERS:-8} LAYER_MIB=${LAYER_MIB:-4} CHANGED=${CHANGED:-2}
 airbin=${AIRBIN:-target/release/airbin}

@@ -12,7 +12,7 @@
 #   IMAGES=oem SIZE_MB=1024 bash hack/bench-load.sh   # the OEM payload's image archive
 #                                      # (hack/make-oem-payload.sh: two images, layers of
 #                                      # text, executables and random data)
-set -eu
+set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mb=${SIZE_MB:-500}
 compression=${COMPRESSION:-auto}

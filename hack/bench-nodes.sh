@@ -12,7 +12,7 @@
 #
 # All three nodes share this machine's cores: the pair's two installs run side by side
 # on them, where real nodes would each have their own.
-set -eu
+set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mb=${SIZE_MB:-300}
 runs=${RUNS:-3}

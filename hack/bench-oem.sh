@@ -23,7 +23,7 @@
 # Runs its own Docker Engine (hack/dockerd.sh) and needs what hack/setup-host.sh installs,
 # plus makeself and zstd (installed here when missing, as root). Not a test: run it on a
 # quiet machine and read the ratios, not the seconds.
-set -eu
+set -euo pipefail
 cd "$(dirname "$0")/.."
 runs_small=${RUNS:-3}
 results=${RESULTS:-$PWD/target/bench-oem}

@@ -7,7 +7,7 @@
 #
 #   bash hack/bench-resume.sh                # as root; needs what hack/setup-host.sh installs
 #   SIZE_MB=1000 RUNS=5 SWEEP=1 bash hack/bench-resume.sh
-set -eu
+set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mb=${SIZE_MB:-1000}
 runs=${RUNS:-3}

@@ -8,7 +8,7 @@
 #   bash hack/bench-rss.sh 16384
 #
 # Runs its own Docker Engine (hack/dockerd.sh) to make the payload's images. Not a test.
-set -eu
+set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mb=${1:?usage: bench-rss.sh SIZE_MB}
 cargo build --release --locked -q -p airbin

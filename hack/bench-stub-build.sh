@@ -7,7 +7,7 @@
 #   bash hack/bench-stub-build.sh            # RUNS=1 BASE=13100fb
 #
 # Each build has its own empty target directory; crates come from cargo's local cache.
-set -eu
+set -euo pipefail
 cd "$(dirname "$0")/.."
 base=${BASE:-13100fb}
 runs=${RUNS:-1}

@@ -10,7 +10,7 @@
 #
 # Not a test: run it on a quiet machine and compare the ratios, not the seconds.
 # Needs makeself and zstd (installed here when missing, as root).
-set -eu
+set -euo pipefail
 if [ "${1:-}" = oem ]; then
     shift
     exec bash "$(dirname "$0")/bench-oem.sh" "$@"

@@ -9,7 +9,7 @@
 #   bash hack/demo.sh            # as root on Debian 12; everything lands under demo/
 #
 # Installs what it needs first (hack/setup-host.sh).
-set -eu
+set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/setup-host.sh
 cargo build --release --locked -p airbin

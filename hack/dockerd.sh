@@ -7,7 +7,7 @@
 #   bash hack/dockerd.sh stop DIR
 #
 # DIR should be short: unix socket paths are limited to 108 bytes.
-set -eu
+set -euo pipefail
 cmd=${1:?usage: dockerd.sh start|stop DIR}
 dir=${2:?usage: dockerd.sh start|stop DIR}
 

@@ -3,7 +3,7 @@
 # check (stub/src/format/fuzz.rs) for many more cases than the suite does.
 #
 #   bash hack/fuzz.sh [CASES]        # default 20000 cases per property
-set -eu
+set -euo pipefail
 cd "$(dirname "$0")/.."
 cases=${1:-20000}
 echo "fuzz: $cases cases per property"

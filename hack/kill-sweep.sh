@@ -14,7 +14,7 @@
 # WORK (default target/kill-sweep). RESET, a shell command, runs before every install
 # that starts from nothing (e.g. remove the bundle's images from the engine and empty
 # the registry root), so that every full run and every killed run pays the full cost.
-set -eu
+set -euo pipefail
 bin=${1:?usage: kill-sweep.sh BUNDLE.bin [INSTALL ARGS...]}
 shift
 work=${WORK:-$PWD/target/kill-sweep}
@@ -81,7 +81,7 @@ for step in report["steps"]:
     if step["name"] in done_before and step["state"] != "already-done":
         sys.exit(f"kill-sweep: {label}: step {step['name']} was done before the kill and ran again")
 PY
-    left=$(find "$AIRBIN_STATE_DIR" -name '.*.airbin-*' -o -name '.airbin-*' | head -3)
+    left=$(find "$AIRBIN_STATE_DIR" -name '.*.airbin-*' -o -name '.airbin-*' | head -3 || true)
     [ -z "$left" ] || { echo "kill-sweep: $label: leftovers after the rerun: $left" >&2; exit 1; }
     secs "$t0" "$t1"
 }

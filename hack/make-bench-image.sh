@@ -4,7 +4,7 @@
 # engine at DOCKER_HOST (or the default socket); leaves no image behind.
 #
 #   bash hack/make-bench-image.sh 500 out.tar [airbin-bench/app:1]
-set -eu
+set -euo pipefail
 size_mb=${1:?usage: make-bench-image.sh SIZE_MB OUT.tar [REF]}
 out=${2:?usage: make-bench-image.sh SIZE_MB OUT.tar [REF]}
 ref=${3:-airbin-bench/app:1}

@@ -12,7 +12,7 @@
 #   bash hack/make-oem-payload.sh SIZE_MB DIR        # needs an engine (DOCKER_HOST honoured)
 #
 # Leaves no image behind in the engine.
-set -eu
+set -euo pipefail
 size_mb=${1:?usage: make-oem-payload.sh SIZE_MB DIR}
 dir=${2:?usage: make-oem-payload.sh SIZE_MB DIR}
 here=$(cd "$(dirname "$0")" && pwd)

@@ -11,7 +11,7 @@
 # Starts a throwaway Debian `docker-registry` on a free loopback port, copies every
 # listed image into it with skopeo, stops it and packs its tree. Needs docker-registry
 # and skopeo (bash hack/setup-host.sh).
-set -eu
+set -euo pipefail
 list=${1:?usage: make-registry-pack.sh LIST OUT.tar [SRC]}
 out=${2:?usage: make-registry-pack.sh LIST OUT.tar [SRC]}
 src=${3:-docker-daemon}

@@ -6,7 +6,7 @@
 # to change them.
 #
 #   bash hack/make-sample-inputs.sh      # needs a Docker engine (DOCKER_HOST honoured)
-set -eu
+set -euo pipefail
 cd "$(dirname "$0")/.."
 sample=samples/compass
 [ -x /bin/busybox ] || { echo "make-sample-inputs: busybox-static is missing: run bash hack/setup-host.sh" >&2; exit 1; }

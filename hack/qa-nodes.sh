@@ -20,7 +20,7 @@
 # default 1) picks the cluster; its nodes are netns airbin-qaC-nK on bridge abrC, subnet
 # 10.201.C.0/24, files under /tmp/airbin-qa-C (short: unix socket paths are limited).
 # Needs root, iproute2, openssh-server and docker.io: bash hack/setup-host.sh.
-set -eu
+set -euo pipefail
 
 cluster=1
 if [ "${1:-}" = -c ]; then
@@ -219,7 +219,7 @@ down() {
             pid=$(cat "$d/dockerd.pid")
             for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
         fi
-        if ip netns list | grep -qw "$ns"; then
+        if ip netns list | grep -w "$ns" >/dev/null; then
             for pid in $(ip netns pids "$ns"); do kill -9 "$pid" 2>/dev/null || true; done
             ip netns del "$ns" 2>/dev/null || true
         fi

@@ -4,7 +4,7 @@
 #
 #   eval "$(bash hack/registry.sh start DIR ROOT [HOST:PORT])"   # prints: export REGISTRY_ADDRESS=HOST:PORT
 #   bash hack/registry.sh stop DIR
-set -eu
+set -euo pipefail
 cmd=${1:?usage: registry.sh start DIR ROOT | stop DIR}
 dir=${2:?usage: registry.sh start DIR ROOT | stop DIR}
 case $cmd in

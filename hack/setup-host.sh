@@ -14,7 +14,7 @@
 #
 # Docker's service is not started by apt (no systemd here): a policy-rc.d blocks it
 # during the install; the tests start their own isolated daemon.
-set -eu
+set -euo pipefail
 
 need_apt=()
 command -v musl-gcc >/dev/null 2>&1 || need_apt+=(musl-tools)
@@ -24,6 +24,8 @@ command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 command -v podman >/dev/null 2>&1 || need_apt+=(podman)
 dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
 command -v dash >/dev/null 2>&1 || need_apt+=(dash)
+# hack/shape.py checks the code's shape (file and function sizes, import cycles).
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # minisign: the signed-bundle tests check that the standard tool accepts airbin's .minisig.
 command -v minisign >/dev/null 2>&1 || need_apt+=(minisign)
 # The multi-node tests: each test node runs Debian's sshd; the fan-out uses OpenSSH's
@@ -46,7 +48,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup-host: installing ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
     # musl-dev:arm64 comes from the arm64 half of the same archive (multiarch).
-    dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+    dpkg --print-foreign-architectures | grep -x arm64 >/dev/null || dpkg --add-architecture arm64
     apt-get update -qq
     created_policy=
     if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -65,7 +67,7 @@ if [ ! -x "$arm64_busybox" ]; then
         exit 1
     fi
     echo "setup-host: unpacking busybox-static:arm64 into ${arm64_busybox%/*}"
-    dpkg --print-foreign-architectures | grep -qx arm64 || { dpkg --add-architecture arm64 && apt-get update -qq; }
+    dpkg --print-foreign-architectures | grep -x arm64 >/dev/null || { dpkg --add-architecture arm64 && apt-get update -qq; }
     download=$(mktemp -d)
     (cd "$download" && apt-get download -qq busybox-static:arm64 2>/dev/null && dpkg-deb -x busybox-static_*_arm64.deb root)
     mkdir -p "${arm64_busybox%/*}"
@@ -74,7 +76,7 @@ if [ ! -x "$arm64_busybox" ]; then
 fi
 
 for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
-    if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    if ! rustup target list --installed 2>/dev/null | grep -x "$target" >/dev/null; then
         echo "setup-host: adding the Rust target $target"
         rustup target add "$target"
     fi

@@ -8,7 +8,7 @@
 # LIST: one repo:tag a line (blank lines and # comments skipped). SRC, DST: host[:port]
 # of the registries; loopback ones are spoken to over plain http, others over TLS
 # (set TLS_VERIFY=false for self-signed certificates).
-set -eu
+set -euo pipefail
 list=${1:?usage: sync-images.sh LIST SRC DST [FAILED]}
 src=${2:?usage: sync-images.sh LIST SRC DST [FAILED]}
 dst=${3:?usage: sync-images.sh LIST SRC DST [FAILED]}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use airbin_stub::format::{BuildFacts, Bundle, BundleMeta, BundleWriter, Codec, InstallRules, Layout, Member, MemberKind, TRAILER_LEN};
+use airbin_format::{BuildFacts, Bundle, BundleMeta, BundleWriter, Codec, InstallRules, Layout, Member, MemberKind, TRAILER_LEN};
 use support::*;
 
 fn all_shells_present(test: &str) -> bool {
@@ -31,7 +31,7 @@ fn build_writes_the_bin_and_a_sha256_that_sha256sum_accepts() {
 fn the_builder_says_which_stubs_and_format_it_carries() {
     let out = airbin().arg("--version").output().unwrap();
     let text = stdout(&out);
-    let (version, format) = (env!("CARGO_PKG_VERSION"), airbin_stub::format::FORMAT_VERSION);
+    let (version, format) = (env!("CARGO_PKG_VERSION"), airbin_format::FORMAT_VERSION);
     assert!(text.starts_with(&format!("airbin {version} (stub {version}; bundle format {format})\n")), "{text}");
     // One line per arch: "arm64 stub for aarch64-unknown-linux-musl, 1049936 bytes: the
     // runtime's 1904944 packed". The stub carries the runtime compressed, and that is
@@ -110,10 +110,9 @@ fn the_runtime_starts_where_the_kernel_forbids_executable_memory_files() {
     if !require("unshare", "the_runtime_starts_where_the_kernel_forbids") {
         return;
     }
-    if !Path::new("/proc/sys/vm/memfd_noexec").exists() {
-        // Kernels before 6.3 cannot forbid it, so there is nothing to fall back from.
-        assert!(!in_ci(), "this CI kernel has no vm.memfd_noexec (Linux 6.3+)");
-        eprintln!("\n*** SKIPPED the_runtime_starts_where_the_kernel_forbids: no vm.memfd_noexec on this kernel ***\n");
+    // Kernels before 6.3 cannot forbid it, so there is nothing to fall back from.
+    let how = "this kernel has no vm.memfd_noexec (Linux 6.3 and later have it)";
+    if !skip::needs("the_runtime_starts_where_the_kernel_forbids", "memfd-noexec", Path::new("/proc/sys/vm/memfd_noexec").exists(), how) {
         return;
     }
     let dir = scratch();
@@ -210,7 +209,9 @@ fn every_shell_runs_info_list_check_and_extract_from_any_directory() {
         assert!(extract.status.success(), "{shell:?} extract: {}", stderr(&extract));
         assert_eq!(entries(&target), ["conf.d", "config.sample", "hello"]);
         let hello = target.join("hello");
-        assert_eq!(fs::metadata(&hello).unwrap().permissions().mode() & 0o777, 0o755, "mode bits kept");
+        // The checkout's own mode (which its umask made): the bundle keeps it.
+        let source_mode = fs::metadata(repo_root().join("samples/minimal/hello.sh")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(fs::metadata(&hello).unwrap().permissions().mode() & 0o777, source_mode, "mode bits kept");
         assert_eq!(fs::read(&hello).unwrap(), fs::read(repo_root().join("samples/minimal/hello.sh")).unwrap());
         assert_eq!(
             fs::read(target.join("conf.d/app.yaml")).unwrap(),
@@ -334,20 +335,6 @@ fn interesting_offsets(bin: &Path) -> Vec<(String, u64)> {
     offsets
 }
 
-/// Asserts that a damaged bundle was refused and left nothing behind.
-fn assert_refused(label: &str, output: &std::process::Output, target: &Path, tmp: &Path) {
-    let err = stderr(output);
-    assert_eq!(output.status.code(), Some(3), "{label}: want exit 3, got {:?}: {err}", output.status.code());
-    let lines: Vec<&str> = err.lines().filter(|l| l.contains("airbin")).collect();
-    assert_eq!(lines.len(), 1, "{label}: one clear line, got: {err}");
-    assert!(
-        ["damaged", "truncated", "unexpected bytes", "format"].iter().any(|w| lines[0].contains(w)),
-        "{label}: says what is wrong: {err}"
-    );
-    assert!(!target.exists(), "{label}: the target was created");
-    assert!(entries(tmp).is_empty(), "{label}: left {:?} in TMPDIR", entries(tmp));
-}
-
 #[test]
 fn a_flipped_byte_anywhere_is_refused_before_anything_is_written() {
     let dir = scratch();
@@ -362,10 +349,10 @@ fn a_flipped_byte_anywhere_is_refused_before_anything_is_written() {
         let target = dir.path().join(format!("target-{i}"));
         let shell = SHELLS[i % 3];
         let output = run(shell, &bin, &["extract", "--target", target.to_str().unwrap()], &tmp);
-        assert_refused(&format!("{label} at {offset} under {shell:?}"), &output, &target, &tmp);
+        assert_damage_refused(&format!("{label} at {offset} under {shell:?}"), &output, &target, &tmp);
         let state = dir.path().join(format!("state-{i}"));
         let install = shell.command(&bin).env("TMPDIR", &tmp).env("AIRBIN_STATE_DIR", &state).output().unwrap();
-        assert_refused(&format!("install, {label}"), &install, &state, &tmp);
+        assert_damage_refused(&format!("install, {label}"), &install, &state, &tmp);
     }
 }
 
@@ -389,7 +376,7 @@ fn truncated_and_extended_bundles_are_refused_at_once() {
         fs::write(&bin, &original[..cut]).unwrap();
         let target = dir.path().join("t");
         let output = run(Shell::Dash, &bin, &["extract", "--target", target.to_str().unwrap()], &tmp);
-        assert_refused(&format!("cut at {cut}"), &output, &target, &tmp);
+        assert_damage_refused(&format!("cut at {cut}"), &output, &target, &tmp);
         assert!(stderr(&output).contains("truncated") || stderr(&output).contains("damaged"), "{}", stderr(&output));
     }
     for extra in [1usize, 4096] {
@@ -399,7 +386,7 @@ fn truncated_and_extended_bundles_are_refused_at_once() {
         fs::write(&bin, &longer).unwrap();
         let target = dir.path().join("t");
         let output = run(Shell::Busybox, &bin, &["check"], &tmp);
-        assert_refused(&format!("{extra} bytes appended"), &output, &target, &tmp);
+        assert_damage_refused(&format!("{extra} bytes appended"), &output, &target, &tmp);
         assert!(stderr(&output).contains(&format!("{extra} unexpected bytes after its end")), "{}", stderr(&output));
     }
 }
@@ -417,7 +404,7 @@ fn an_unknown_format_version_names_the_builder_that_made_it() {
     let want = format!(
         "is a format 77 bundle made by airbin {}; this airbin reads formats 1 to {}",
         env!("CARGO_PKG_VERSION"),
-        airbin_stub::format::FORMAT_VERSION
+        airbin_format::FORMAT_VERSION
     );
     assert!(stderr(&out).contains(&want), "{}", stderr(&out));
 }
@@ -461,9 +448,13 @@ fn runs_when_tmp_is_noexec_or_too_small_and_leaves_nothing_there() {
     ];
     for (i, (label, script)) in cases.iter().enumerate() {
         let target = dir.path().join(format!("out{i}"));
-        let out = in_mount_namespace(dir.path(), &format!("{script} >/dev/null || exit $?; ls -A /tmp"), &[&bin, &target]);
+        // A /var/tmp of the test's own: what others left in the host's cannot steer it.
+        let script = format!("mount -t tmpfs -o size=64m tmpfs /var/tmp || exit 99; {script} >/dev/null || exit $?; ls -A /tmp /var/tmp");
+        let out = in_mount_namespace(dir.path(), &script, &[&bin, &target]);
         assert!(out.status.success(), "{label}: {}", stderr(&out));
-        assert!(stdout(&out).trim().is_empty(), "{label}: left in /tmp: {}", stdout(&out));
+        let listed = stdout(&out);
+        let left: Vec<&str> = listed.lines().map(str::trim).filter(|l| !l.is_empty() && !l.ends_with(':')).collect();
+        assert!(left.is_empty(), "{label}: left in /tmp or /var/tmp: {}", stdout(&out));
         assert_eq!(entries(&target), ["conf.d", "config.sample", "hello"], "{label}");
     }
 }
@@ -583,6 +574,48 @@ fn a_read_only_or_forbidden_target_is_a_permission_error() {
     assert!(entries(&forbidden).is_empty());
 }
 
+#[test]
+fn another_user_extracts_a_tree_holding_read_only_directories() {
+    if !skip::root("another_user_extracts_a_tree") || !require("setpriv", "another_user_extracts_a_tree") {
+        return;
+    }
+    let dir = scratch();
+    let input = dir.path().join("input");
+    fs::create_dir_all(input.join("tree/ro/inner")).unwrap();
+    fs::write(input.join("tree/ro/inner/file"), "in a read-only directory\n").unwrap();
+    fs::write(input.join("tree/ro/later"), "written after its directory's entry\n").unwrap();
+    for (d, mode) in [("tree/ro/inner", 0o555), ("tree/ro", 0o555)] {
+        fs::set_permissions(input.join(d), fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fs::write(input.join("bundle.yaml"), "name: ro\nversion: '1'\nmembers:\n  - {name: tree, kind: file, path: tree}\n").unwrap();
+    let bin = build(&input, &dir.path().join("dist"));
+    // A directory of the other user's own to extract into.
+    let home = dir.path().join("home");
+    fs::create_dir(&home).unwrap();
+    nix::unistd::chown(&home, Some(nix::unistd::Uid::from_raw(65534)), Some(nix::unistd::Gid::from_raw(65534))).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh"])
+        .arg(&bin)
+        .args(["extract", "--target"])
+        .arg(home.join("out"))
+        .env("TMPDIR", &home)
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "a 0555 directory kept its own children out: {}", stderr(&out));
+    let tree = home.join("out/tree");
+    assert_eq!(fs::read_to_string(tree.join("ro/inner/file")).unwrap(), "in a read-only directory\n");
+    assert_eq!(fs::read_to_string(tree.join("ro/later")).unwrap(), "written after its directory's entry\n");
+    for d in ["ro", "ro/inner"] {
+        assert_eq!(fs::metadata(tree.join(d)).unwrap().permissions().mode() & 0o777, 0o555, "{d}: its mode, applied last");
+    }
+    // The scratch directory must be removable.
+    for d in ["ro/inner", "ro"] {
+        fs::set_permissions(tree.join(d), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(input.join("tree").join(d), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
 /// Writes a bundle by hand around one tree member whose tar is `tar`: the builder
 /// refuses to make such bundles, so this is how a malicious one would come about.
 fn bundle_with_tree(dir: &Path, tar: Vec<u8>) -> PathBuf {
@@ -596,7 +629,7 @@ fn bundle_with_tree(dir: &Path, tar: Vec<u8>) -> PathBuf {
     let file = fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).unwrap();
     let mut writer = BundleWriter::new(file, &stub, &meta, "0.1.0").unwrap();
     let stored = writer.write_stored(|sink| sink.write_all(&tar)).unwrap();
-    let sha = airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(&tar));
+    let sha = airbin_format::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(&tar));
     writer.add_member(Member {
         name: "pack".into(),
         kind: MemberKind::RegistryPack,
@@ -801,8 +834,15 @@ fn a_flipped_byte_in_the_launchers_code_never_runs_damaged_code() {
     let last_line = "point TMPDIR at one\"\n";
     let code_end = head.find(last_line).unwrap() + last_line.len();
     let body_start = head.match_indices('\n').nth(1).unwrap().0 + 1;
-    // Every byte of the code, each under one of the shells, on both cores.
-    let offsets: Vec<usize> = (0..code_end).collect();
+    // Every byte of the first two lines (the checksum that guards the rest), and a
+    // sample of the code after them: one byte in SAMPLE_EVERY, from a seed the run
+    // prints (AIRBIN_FLIP_SEED repeats one). `AIRBIN_FLIP_SWEEP=full` (hack/flip-sweep.sh)
+    // takes every byte: some 4,000 shells.
+    const SAMPLE_EVERY: usize = 10;
+    let full = std::env::var("AIRBIN_FLIP_SWEEP").is_ok_and(|v| v == "full");
+    let seed: usize = std::env::var("AIRBIN_FLIP_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(std::process::id() as usize);
+    println!("launcher flips: {} (AIRBIN_FLIP_SEED={seed})", if full { "every byte" } else { "a sample" });
+    let offsets: Vec<usize> = (0..code_end).filter(|&at| full || at < body_start || (at + seed).is_multiple_of(SAMPLE_EVERY)).collect();
     let cwd = dir.path().join("cwd");
     fs::create_dir(&cwd).unwrap();
     let dev_before = entries(Path::new("/dev"));

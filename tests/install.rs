@@ -867,7 +867,7 @@ fn a_rerun_on_the_file_an_earlier_run_verified_hashes_only_what_it_reads() {
     assert!(out.status.success() && !recalled(&out), "{}", stderr(&out));
 
     // Any write to the file brings the full check back, even with its times set back.
-    let data = airbin_stub::format::Bundle::open(&bin).unwrap().index.member("data").unwrap().clone();
+    let data = airbin_format::Bundle::open(&bin).unwrap().index.member("data").unwrap().clone();
     let flip = |at: u64| {
         use std::os::unix::fs::FileExt;
         let file = fs::OpenOptions::new().read(true).write(true).open(&bin).unwrap();

@@ -397,15 +397,6 @@ config:
     assert!(shown.contains("admin_password (string) is required and not set"), "{shown}");
 }
 
-fn docker_ready(test: &str) -> bool {
-    let answers = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output().is_ok_and(|o| o.status.success());
-    if !answers {
-        assert!(!in_ci(), "{test}: no Docker Engine answers; .ci/run starts one through hack/test.sh");
-        eprintln!("\n*** SKIPPED {test}: no Docker Engine answers; run the suite with bash hack/test.sh ***\n");
-    }
-    answers
-}
-
 /// A bundle `pushy` of two images (sharing a layer) and a push-images step whose
 /// registry, user and password are parameters.
 fn push_bundle(dir: &Path) -> PathBuf {
@@ -817,7 +808,7 @@ fn a_delta_bundle_installs_over_its_base_and_refuses_a_root_without_it() {
     let delta = pack_bundle(dir.path(), "2.0", &v2_root, Some(&v1), "dist-delta");
     let size = |p: &Path| fs::metadata(p).unwrap().len();
     assert!(size(&delta) + 1_500_000 < size(&full), "delta {} vs full {}", size(&delta), size(&full));
-    let info = airbin_stub::format::Bundle::open(&delta).unwrap();
+    let info = airbin_format::Bundle::open(&delta).unwrap();
     let record = info.index.members[0].registry.clone().unwrap();
     assert_eq!(record.omitted.len(), 6 + 1, "the six layers and the config of 1.0: {:?}", record.omitted);
 

@@ -29,9 +29,7 @@ impl Cluster {
                 return None;
             }
         }
-        if !nix::unistd::geteuid().is_root() {
-            assert!(!in_ci(), "{test}: test nodes need root (network namespaces) on CI");
-            eprintln!("\n*** SKIPPED {test}: test nodes need root ***\n");
+        if !skip::root(test) {
             return None;
         }
         let cluster = Cluster { id };

@@ -93,7 +93,7 @@ fn a_signed_bundle_proves_its_maker_and_a_pinned_key_refuses_every_other() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("is not signed") && stderr(&out).contains(&id), "{}", stderr(&out));
     // ...and one rewritten after signing (every digest recomputed, the signature kept).
-    let bundle = airbin_stub::format::Bundle::open(&bin).unwrap();
+    let bundle = airbin_format::Bundle::open(&bin).unwrap();
     let raw = fs::read(&bin).unwrap();
     let at = bundle.digested_len() as usize;
     let block = &raw[at..at + 1024];

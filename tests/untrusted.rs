@@ -6,27 +6,18 @@
 
 mod support;
 
+use airbin_format::{CommandAction, ExtractAction, RestoreRegistryAction};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use airbin_stub::format::{Action, Index, Step};
+use airbin_format::{Action, Index, Step};
 use support::*;
 use tar::EntryType;
 
 fn position(index: &Index, name: &str) -> usize {
     index.members.iter().position(|m| m.name == name).unwrap()
-}
-
-/// Asserts exit 3 with a one-line error holding `want`, and that `target` was not made.
-fn assert_refused(what: &str, out: &Output, want: &str, target: &Path) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(3), "{what}: {err}");
-    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
-    assert_eq!(errors.len(), 1, "{what}: one error line: {err}");
-    assert!(errors[0].contains(want), "{what}: want «{want}» in: {err}");
-    assert!(!target.exists(), "{what}: {} was written", target.display());
 }
 
 fn extract(bin: &Path, target: &Path, tmp: &Path) -> Output {
@@ -86,7 +77,7 @@ fn step_names_and_values_are_held_to_the_builders_rules() {
     fs::create_dir(&tmp).unwrap();
     let command = |name: &str| Step {
         name: name.into(),
-        action: Action::Command { run: vec!["hello".into()] },
+        action: Action::Command(CommandAction { run: vec!["hello".into()] }),
         timeout: None,
         retries: 0,
         retry_delay: None,
@@ -98,12 +89,12 @@ fn step_names_and_values_are_held_to_the_builders_rules() {
     let cases: Vec<(&str, Step, &str)> = vec![
         ("a step name with a slash", command("../x"), "steps[0].name"),
         ("a step name with a control character", command("a\u{1b}[2Jb"), "steps[0].name"),
-        ("an empty command", Step { action: Action::Command { run: vec![] }, ..command("empty") }, "steps[0].run"),
+        ("an empty command", Step { action: Action::Command(CommandAction { run: vec![] }), ..command("empty") }, "steps[0].run"),
         ("a relative extract target", Step { action: extract_to("rel/dir", None), ..command("x") }, "steps[0].to"),
         ("the root as extract target", Step { action: extract_to("/", None), ..command("x") }, "steps[0].to"),
         ("a setuid mode on an unmarked member", Step { action: extract_to("/opt/x", Some("4755")), ..command("x") }, "steps[0].mode"),
         ("an owner that is an option", Step { action: extract_owned("--reference=/etc/shadow"), ..command("x") }, "steps[0].owner"),
-        ("a timeout beyond bounds", Step { timeout: Some(airbin_stub::format::Seconds(u64::MAX)), ..command("x") }, "steps[0].timeout"),
+        ("a timeout beyond bounds", Step { timeout: Some(airbin_format::Seconds(u64::MAX)), ..command("x") }, "steps[0].timeout"),
     ];
     for (what, step, field) in cases {
         let bin = forge(minimal(), &dir.path().join("step.bin"), |index, _| index.steps = vec![step.clone()], |_| {});
@@ -119,7 +110,7 @@ fn parameters_hotfix_and_push_fields_of_a_forged_index_are_checked() {
     let dir = scratch();
     let tmp = dir.path().join("tmp");
     fs::create_dir(&tmp).unwrap();
-    let param = |json: serde_json::Value| -> airbin_stub::format::Parameter { serde_json::from_value(json).unwrap() };
+    let param = |json: serde_json::Value| -> airbin_format::Parameter { serde_json::from_value(json).unwrap() };
     let push = |registry: &str| -> Step {
         serde_json::from_value(serde_json::json!({"name": "push", "kind": "push-images", "member": "hello", "registry": registry})).unwrap()
     };
@@ -149,7 +140,10 @@ fn parameters_hotfix_and_push_fields_of_a_forged_index_are_checked() {
             "a secret on a command line",
             Box::new(move |i| {
                 i.parameters = vec![param(serde_json::json!({"name": "pw", "type": "string", "secret": true}))];
-                i.steps = vec![Step { action: Action::Command { run: vec!["echo".into(), "${config.pw}".into()] }, ..push("x:1") }];
+                i.steps = vec![Step {
+                    action: Action::Command(CommandAction { run: vec!["echo".into(), "${config.pw}".into()] }),
+                    ..push("x:1")
+                }];
             }),
             "puts the secret `pw` on a command line",
         ),
@@ -168,11 +162,11 @@ fn parameters_hotfix_and_push_fields_of_a_forged_index_are_checked() {
 }
 
 fn extract_to(to: &str, mode: Option<&str>) -> Action {
-    Action::Extract { member: "hello".into(), to: to.into(), mode: mode.map(str::to_string), owner: None }
+    Action::Extract(ExtractAction { member: "hello".into(), to: to.into(), mode: mode.map(str::to_string), owner: None })
 }
 
 fn extract_owned(owner: &str) -> Action {
-    Action::Extract { member: "hello".into(), to: "/opt/x".into(), mode: None, owner: Some(owner.into()) }
+    Action::Extract(ExtractAction { member: "hello".into(), to: "/opt/x".into(), mode: None, owner: Some(owner.into()) })
 }
 
 /// Forges `minimal` with its `conf.d` tree member's tar replaced.
@@ -341,7 +335,7 @@ fn sizes_that_lie_are_refused() {
             let at = position(index, "hello");
             let member = &mut index.members[at];
             member.size = 4096;
-            member.codec = airbin_stub::format::Codec::Zstd;
+            member.codec = airbin_format::Codec::Zstd;
         },
     );
     let target = dir.path().join("t-long");
@@ -359,7 +353,7 @@ fn image_references_and_ids_follow_the_docker_grammar() {
     fs::create_dir(&image_dir).unwrap();
     // The builder refuses a docker save whose RepoTags would reach the engine's API.
     for (n, tag) in ["evil:1/json?x=1 HTTP/1.1", "--help", "case/UPPER:1", "a:b:c\r\nHost: x"].into_iter().enumerate() {
-        let archive = image_archive(&image_dir, tag);
+        let archive = image_archive_in(&image_dir, tag);
         fs::write(
             image_dir.join("bundle.yaml"),
             format!("name: img\nversion: '1'\nmembers:\n  - {{name: images, kind: image, path: {}}}\n", archive.display()),
@@ -371,7 +365,7 @@ fn image_references_and_ids_follow_the_docker_grammar() {
         assert!(!dir.path().join(format!("d{n}")).exists());
     }
     // A forged index is refused the same way, and an ID that is not sha256:<hex>.
-    let good = image_archive(&image_dir, "airbin/ok:1");
+    let good = image_archive_in(&image_dir, "airbin/ok:1");
     fs::write(
         image_dir.join("bundle.yaml"),
         format!("name: img\nversion: '1'\nmembers:\n  - {{name: images, kind: image, path: {}}}\n", good.display()),
@@ -392,17 +386,6 @@ fn image_references_and_ids_follow_the_docker_grammar() {
         let out = run(Shell::Bash, &forged, &["list"], &tmp);
         assert_eq!(out.status.code(), Some(3), "{what}: list");
     }
-}
-
-/// A docker-archive with one empty-layer image tagged `tag`.
-fn image_archive(dir: &Path, tag: &str) -> PathBuf {
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
-    let config_hex = airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(config));
-    let manifest = serde_json::json!([{"Config": format!("{config_hex}.json"), "RepoTags": [tag], "Layers": []}]).to_string();
-    let tar = files_tar(Vec::new(), &[("manifest.json", manifest.as_bytes()), (&format!("{config_hex}.json"), config)]);
-    let path = dir.join(format!("image-{}.tar", airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(tag.as_bytes()))));
-    fs::write(&path, tar).unwrap();
-    path
 }
 
 #[test]
@@ -682,7 +665,7 @@ fn registry_roots_and_modes_come_from_the_spec_only_within_bounds() {
             &bin,
             &dir.path().join("root.bin"),
             |index, _| {
-                if let Action::RestoreRegistry { root: r, mode: m, .. } = &mut index.steps[0].action {
+                if let Action::RestoreRegistry(RestoreRegistryAction { root: r, mode: m, .. }) = &mut index.steps[0].action {
                     if let Some(root) = root {
                         *r = Some(root.into());
                     }
@@ -759,7 +742,7 @@ fn a_blob_that_does_not_match_its_name_is_refused_into_an_empty_root_and_into_a_
 }
 
 fn sha2_hex(bytes: &[u8]) -> String {
-    airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes))
+    airbin_format::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes))
 }
 
 #[test]
@@ -801,7 +784,7 @@ fn a_first_restore_gives_the_files_the_owner_and_modes_a_restore_file_by_file_gi
         &loose,
         &dir.path().join("owned.bin"),
         |index, _| {
-            if let Action::RestoreRegistry { owner, mode, .. } = &mut index.steps[0].action {
+            if let Action::RestoreRegistry(RestoreRegistryAction { owner, mode, .. }) = &mut index.steps[0].action {
                 *owner = Some("65534:65534".into());
                 *mode = Some("0640".into());
             }
@@ -1062,9 +1045,7 @@ fn a_peer_that_trickles_never_holds_a_request_past_its_deadline_nor_past_a_sigte
 
 #[test]
 fn a_state_directory_others_can_write_or_links_planted_in_it_are_refused() {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(!in_ci(), "planting files as another user needs root");
-        eprintln!("\n*** SKIPPED a_state_directory_others_can_write: needs root ***\n");
+    if !skip::root("a_state_directory_others_can_write") {
         return;
     }
     let dir = scratch();
@@ -1309,7 +1290,7 @@ fn the_builder_takes_a_detached_signature_and_a_base_only_when_they_check_out() 
         |_| {},
     );
     let lacked = format!("sha256:{}", fs::read_to_string(dir.path().join("lacked")).unwrap());
-    let sum = airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(fs::read(&hostile).unwrap()));
+    let sum = airbin_format::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(fs::read(&hostile).unwrap()));
     let out = airbin()
         .arg("build")
         .arg(&v2)
@@ -1321,7 +1302,7 @@ fn the_builder_takes_a_detached_signature_and_a_base_only_when_they_check_out() 
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let delta = airbin_stub::format::Bundle::open(Path::new(stdout(&out).trim())).unwrap();
+    let delta = airbin_format::Bundle::open(Path::new(stdout(&out).trim())).unwrap();
     let omitted = &delta.index.members[0].registry.as_ref().unwrap().omitted;
     assert!(!omitted.contains(&lacked), "the layer the base only claimed is carried: {omitted:?}");
     assert!(!omitted.is_empty(), "what the base really carries is left out");

@@ -9,50 +9,50 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use airbin_stub::error::{Error, IoContext, Result};
-use airbin_stub::format::digest::HashingWriter;
-use airbin_stub::format::{rules, Bundle};
-use airbin_stub::fsx;
-use airbin_stub::progress::Ui;
+use airbin_format::console::{out_line, print_json, Envelope, Ui};
+use airbin_format::digest::HashingWriter;
+use airbin_format::error::{Error, IoContext, Result};
+use airbin_format::files;
+use airbin_format::{rules, Bundle};
 
-pub const INDEX: &str = "index.json";
+pub(crate) const INDEX: &str = "index.json";
 const FORMAT: u32 = 1;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RepoIndex {
-    pub format: u32,
+pub(crate) struct RepoIndex {
+    pub(crate) format: u32,
     /// Sorted by name.
-    pub bundles: Vec<Entry>,
+    pub(crate) bundles: Vec<Entry>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Entry {
-    pub name: String,
+pub(crate) struct Entry {
+    pub(crate) name: String,
     #[serde(default)]
-    pub description: String,
+    pub(crate) description: String,
     /// Newest first, then by arch.
-    pub versions: Vec<Version>,
+    pub(crate) versions: Vec<Version>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct Version {
-    pub version: String,
-    pub arch: String,
+pub(crate) struct Version {
+    pub(crate) version: String,
+    pub(crate) arch: String,
     /// Relative to the repository: `<name>/<arch>/<version>/<file>`.
-    pub path: String,
-    pub size: u64,
+    pub(crate) path: String,
+    pub(crate) size: u64,
     /// Of the whole file, as its `.sha256` says.
-    pub sha256: String,
+    pub(crate) sha256: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub built_at: String,
+    pub(crate) built_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hotfix_of: Option<String>,
+    pub(crate) hotfix_of: Option<String>,
     /// The detached minisign signature beside it, when the bundle is signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<String>,
+    pub(crate) signature: Option<String>,
 }
 
 fn read_index(repo: &Path) -> Result<RepoIndex> {
@@ -69,7 +69,7 @@ fn read_index(repo: &Path) -> Result<RepoIndex> {
     }
 }
 
-pub fn file_sha256(path: &Path) -> Result<(String, u64)> {
+pub(crate) fn file_sha256(path: &Path) -> Result<(String, u64)> {
     let mut file = fs::File::open(path).ctx("opening", path)?;
     let mut hashing = HashingWriter::new(std::io::sink());
     std::io::copy(&mut file, &mut hashing).ctx("reading", path)?;
@@ -80,8 +80,8 @@ pub fn file_sha256(path: &Path) -> Result<(String, u64)> {
 /// Copies `from` to `to` whole or not at all.
 fn place(from: &Path, to: &Path) -> Result<()> {
     let dir = to.parent().expect("a path in the repository");
-    let temp = dir.join(fsx::temp_name(".place", ".airbin-partial-"));
-    let guard = fsx::RemoveOnDrop::new(temp.clone());
+    let temp = dir.join(files::temp_name(".place", ".airbin-partial-"));
+    let guard = files::RemoveOnDrop::new(temp.clone());
     fs::copy(from, &temp).ctx("copying into", dir)?;
     fs::File::open(&temp).and_then(|f| f.sync_all()).ctx("writing", &temp)?;
     fs::rename(guard.disarm(), to).ctx("writing", to)?;
@@ -100,12 +100,11 @@ fn detached_signature(source: &Path, bundle: &Bundle, path: &Path, key: Option<&
     if !meta.is_file() {
         return Err(refuse("is not a regular file (a link, a FIFO, a directory)".into()));
     }
-    let text = fsx::read_small_nofollow(source, MAX_SIGNATURE + 1).map_err(|e| refuse(format!("cannot be read ({e})")))?;
+    let text = files::read_small_nofollow(source, MAX_SIGNATURE + 1).map_err(|e| refuse(format!("cannot be read ({e})")))?;
     if text.len() as u64 > MAX_SIGNATURE {
         return Err(refuse("is larger than a minisign signature".into()));
     }
-    let signature =
-        airbin_stub::format::signature::Embedded::parse(&text).map_err(|why| refuse(why.replace("its signature block", "it")))?;
+    let signature = airbin_format::signature::Embedded::parse(&text).map_err(|why| refuse(why.replace("its signature block", "it")))?;
     match bundle.signer_key() {
         Some(id) if id == signature.key_id => {}
         Some(id) => return Err(refuse(format!("is signed by key {}, and the bundle inside by key {id}", signature.key_id))),
@@ -126,7 +125,7 @@ fn detached_signature(source: &Path, bundle: &Bundle, path: &Path, key: Option<&
 }
 
 /// `airbin repo add`.
-pub fn add(repo: &Path, bundles: &[PathBuf], replace: bool, key: Option<&Path>, ui: &Ui) -> Result<()> {
+pub(crate) fn add(repo: &Path, bundles: &[PathBuf], replace: bool, key: Option<&Path>, ui: &Ui) -> Result<()> {
     fs::create_dir_all(repo).ctx("creating", repo)?;
     let mut index = read_index(repo)?;
     let mut changed = false;
@@ -184,9 +183,9 @@ pub fn add(repo: &Path, bundles: &[PathBuf], replace: bool, key: Option<&Path>, 
         let dir = repo.join(&rel_dir);
         fs::create_dir_all(&dir).ctx("creating", &dir)?;
         place(path, &repo.join(&rel))?;
-        fsx::write_atomic(&repo.join(format!("{rel}.sha256")), format!("{sha256}  {file_name}\n").as_bytes(), 0o644)?;
+        files::write_atomic(&repo.join(format!("{rel}.sha256")), format!("{sha256}  {file_name}\n").as_bytes(), 0o644)?;
         if let Some(text) = &detached {
-            fsx::write_atomic(&repo.join(format!("{rel}.minisig")), text, 0o644)?;
+            files::write_atomic(&repo.join(format!("{rel}.minisig")), text, 0o644)?;
         }
         if !meta.description.is_empty() {
             entry.description = meta.description.clone();
@@ -200,7 +199,7 @@ pub fn add(repo: &Path, bundles: &[PathBuf], replace: bool, key: Option<&Path>, 
         index.bundles.sort_by(|a, b| a.name.cmp(&b.name));
         index.format = FORMAT;
         let text = serde_json::to_vec_pretty(&index).expect("an index serializes");
-        fsx::write_atomic(&repo.join(INDEX), &text, 0o644)?;
+        files::write_atomic(&repo.join(INDEX), &text, 0o644)?;
     }
     Ok(())
 }
@@ -215,54 +214,16 @@ struct Findings {
 
 /// `airbin repo verify`: every file the index names, with its size and SHA-256, its
 /// `.sha256` and signature; and no file the index does not name.
-pub fn verify(repo: &Path, ui: &Ui) -> Result<()> {
+pub(crate) fn verify(repo: &Path, ui: &Ui) -> Result<()> {
     if !repo.join(INDEX).exists() {
         return Err(Error::usage(format!("{} has no {INDEX}: it is not a bundle repository (airbin repo add makes one)", repo.display())));
     }
     let index = read_index(repo)?;
     let mut found = Findings::default();
     let mut known: BTreeSet<String> = BTreeSet::from([INDEX.to_string()]);
-    let mut checked = 0;
     for entry in &index.bundles {
-        for v in &entry.versions {
-            let safe = !v.path.split('/').any(|part| part.is_empty() || part == ".." || part == ".");
-            if !safe {
-                found.altered.push(format!("{}: the index names a path outside the repository", v.path));
-                continue;
-            }
-            let expected_dir = format!("{}/{}/{}/", entry.name, v.arch, v.version);
-            if !v.path.starts_with(&expected_dir) {
-                found.altered.push(format!("{}: not under {expected_dir}", v.path));
-            }
-            known.insert(v.path.clone());
-            known.insert(format!("{}.sha256", v.path));
-            let file = repo.join(&v.path);
-            checked += 1;
-            match file_sha256(&file) {
-                Err(_) => found.missing.push(v.path.clone()),
-                Ok((sha, size)) if sha != v.sha256 || size != v.size => found.altered.push(format!(
-                    "{}: SHA-256 {} and {size} bytes; the index says {} and {} bytes",
-                    v.path,
-                    &sha[..12],
-                    &v.sha256[..12.min(v.sha256.len())],
-                    v.size
-                )),
-                Ok(_) => {}
-            }
-            let sums = repo.join(format!("{}.sha256", v.path));
-            match fs::read_to_string(&sums) {
-                Err(_) => found.missing.push(format!("{}.sha256", v.path)),
-                Ok(text) if text.split_whitespace().next() != Some(v.sha256.as_str()) => {
-                    found.altered.push(format!("{}.sha256: does not say the index's SHA-256", v.path))
-                }
-                Ok(_) => {}
-            }
-            if let Some(sig) = &v.signature {
-                known.insert(sig.clone());
-                if !repo.join(sig).exists() {
-                    found.missing.push(sig.clone());
-                }
-            }
+        for version in &entry.versions {
+            check_listed(repo, entry, version, &mut found, &mut known);
         }
     }
     for item in walkdir::WalkDir::new(repo).min_depth(1).into_iter().filter_map(|e| e.ok()) {
@@ -274,6 +235,58 @@ pub fn verify(repo: &Path, ui: &Ui) -> Result<()> {
             found.extra.push(rel);
         }
     }
+    let checked = index.bundles.iter().map(|e| e.versions.len()).sum();
+    report(repo, checked, found, ui)
+}
+
+/// One version the index lists: its file, its `.sha256` and its signature as the index says.
+fn check_listed(repo: &Path, entry: &Entry, v: &Version, found: &mut Findings, known: &mut BTreeSet<String>) {
+    let safe = !v.path.split('/').any(|part| part.is_empty() || part == ".." || part == ".");
+    if !safe {
+        found.altered.push(format!("{}: the index names a path outside the repository", v.path));
+        return;
+    }
+    let expected_dir = format!("{}/{}/{}/", entry.name, v.arch, v.version);
+    if !v.path.starts_with(&expected_dir) {
+        found.altered.push(format!("{}: not under {expected_dir}", v.path));
+    }
+    known.insert(v.path.clone());
+    known.insert(format!("{}.sha256", v.path));
+    match file_sha256(&repo.join(&v.path)) {
+        Err(_) => found.missing.push(v.path.clone()),
+        Ok((sha, size)) if sha != v.sha256 || size != v.size => found.altered.push(format!(
+            "{}: SHA-256 {} and {size} bytes; the index says {} and {} bytes",
+            v.path,
+            &sha[..12],
+            &v.sha256[..12.min(v.sha256.len())],
+            v.size
+        )),
+        Ok(_) => {}
+    }
+    match fs::read_to_string(repo.join(format!("{}.sha256", v.path))) {
+        Err(_) => found.missing.push(format!("{}.sha256", v.path)),
+        Ok(text) if text.split_whitespace().next() != Some(v.sha256.as_str()) => {
+            found.altered.push(format!("{}.sha256: does not say the index's SHA-256", v.path))
+        }
+        Ok(_) => {}
+    }
+    if let Some(sig) = &v.signature {
+        known.insert(sig.clone());
+        if !repo.join(sig).exists() {
+            found.missing.push(sig.clone());
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct VerifiedRepo<'a> {
+    repository: &'a Path,
+    files_checked: usize,
+    ok: bool,
+    findings: &'a Findings,
+}
+
+fn report(repo: &Path, checked: usize, found: Findings, ui: &Ui) -> Result<()> {
     let bad = found.missing.len() + found.altered.len() + found.extra.len();
     let error = (bad > 0).then(|| {
         Error::integrity(format!(
@@ -285,16 +298,16 @@ pub fn verify(repo: &Path, ui: &Ui) -> Result<()> {
         ))
     });
     if ui.json {
-        let facts = serde_json::json!({"repository": repo, "files_checked": checked, "ok": bad == 0, "findings": found});
-        airbin_stub::commands::print_json(&airbin_stub::commands::envelope("repo verify", error.as_ref(), facts));
+        let body = VerifiedRepo { repository: repo, files_checked: checked, ok: bad == 0, findings: &found };
+        print_json(&Envelope::ended("repo verify", error.as_ref(), body));
     } else if !ui.quiet {
         for (what, list) in [("missing", &found.missing), ("altered", &found.altered), ("extra", &found.extra)] {
             for item in list {
-                airbin_stub::progress::out_line(&format!("{what}: {item}"));
+                out_line(&format!("{what}: {item}"));
             }
         }
         if bad == 0 {
-            airbin_stub::progress::out_line(&format!("{}: {checked} bundle(s), every file as the index says", repo.display()));
+            out_line(&format!("{}: {checked} bundle(s), every file as the index says", repo.display()));
         }
     }
     error.map_or(Ok(()), Err)

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use airbin_format::error::{Error, Result};
 
 /// How often a wait looks at the clock and at Ctrl-C.
 const TICK: Duration = Duration::from_millis(50);
@@ -14,7 +14,7 @@ const TICK: Duration = Duration::from_millis(50);
 /// Runs `command` to its end, with its output, within `limit`; stopped (killed) past
 /// it or on an interrupt, which are errors of their own (`Error::interrupted`, and a
 /// host error naming the program and the limit).
-pub fn output(command: &mut Command, limit: Duration) -> Result<Output> {
+pub(crate) fn output(command: &mut Command, limit: Duration) -> Result<Output> {
     let program = command.get_program().to_string_lossy().into_owned();
     let mut child = command
         .stdin(Stdio::null())
@@ -41,7 +41,7 @@ pub fn output(command: &mut Command, limit: Duration) -> Result<Output> {
 }
 
 /// Waits for `child` within `limit`, killing it past the limit or on an interrupt.
-pub fn wait(child: &mut Child, limit: Duration, program: &str) -> Result<ExitStatus> {
+pub(crate) fn wait(child: &mut Child, limit: Duration, program: &str) -> Result<ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().map_err(|e| Error::internal(format!("waiting for {program}: {e}")))? {

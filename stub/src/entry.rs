@@ -11,10 +11,11 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
-use crate::cli::{self, Cli, Command};
+use airbin_format::error::{Error, Result};
+
+use crate::cli::{self, Cli};
 use crate::commands::{self, Context};
-use crate::error::{Error, Result};
-use crate::progress::Ui;
+use crate::ui::{self, print_json, Empty, Envelope, Ui};
 
 /// Which program this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,15 +49,17 @@ pub fn main(program: Program) -> ExitCode {
         commands::remove_launcher_copy(&dir);
     }
     crate::interrupt::install_handler();
+    // Everything that leaves the process is masked, and every status line logged.
+    airbin_format::console::set_transcript(&crate::ui::runlog::RunLog);
     let json = args.iter().any(|a| a == "--json");
     // The command's name, for the one JSON document a failure prints too (the line
     // may not parse: it is found in the raw words first).
-    commands::set_command(cli::command_named_in(&args));
+    ui::set_command(cli::command_named_in(&args));
     if program == Program::TrustedRunner {
         commands::set_trusted_runner();
         if args.len() <= 2 && args.iter().any(|a| a == "--help" || a == "-h") {
-            crate::progress::out_line("airbin-run: runs an airbin bundle as data, after checking every byte and its signature against the keys this host pins (/etc/airbin/trusted-keys/*.pub, --trusted-key FILE); it never runs the bundle's own launcher or runtime.");
-            crate::progress::out_line(
+            crate::ui::out_line("airbin-run: runs an airbin bundle as data, after checking every byte and its signature against the keys this host pins (/etc/airbin/trusted-keys/*.pub, --trusted-key FILE); it never runs the bundle's own launcher or runtime.");
+            crate::ui::out_line(
                 "usage: airbin-run BUNDLE.bin [COMMAND] [OPTIONS]   (the commands of sh BUNDLE.bin: airbin-run BUNDLE.bin --help)",
             );
             return ExitCode::SUCCESS;
@@ -69,8 +72,8 @@ pub fn main(program: Program) -> ExitCode {
     match try_main(args) {
         Ok(code) => {
             // Every command prints its document; one with nothing more to say, the bare one.
-            if json && !commands::json_printed() {
-                commands::print_json(&commands::envelope(commands::command(), None, serde_json::json!({})));
+            if json && !ui::json_printed() {
+                print_json(&Envelope::ok(ui::command(), Empty {}));
             }
             code
         }
@@ -80,18 +83,18 @@ pub fn main(program: Program) -> ExitCode {
 
 /// The error, masked, named with the run's log, as one line (and the one document).
 fn fail(mut e: Error, json: bool) -> ExitCode {
-    e.message = crate::runlog::mask(&e.message);
+    e.message = crate::ui::runlog::mask(&e.message);
     // Every error names the run's log, when there is one.
-    if let Some(log) = crate::runlog::path() {
+    if let Some(log) = crate::ui::runlog::path() {
         let first_end = e.message.find('\n').unwrap_or(e.message.len());
         e.message.insert_str(first_end, &format!("; log: {}", log.display()));
-        crate::runlog::line(&format!("error: {}", e.message));
-        crate::runlog::sync();
+        crate::ui::runlog::line(&format!("error: {}", e.message));
+        crate::ui::runlog::sync();
     }
-    if json && !commands::json_printed() {
-        commands::print_json(&commands::envelope(commands::command(), Some(&e), serde_json::json!({})));
+    if json && !ui::json_printed() {
+        print_json(&Envelope::failed(ui::command(), &e));
     }
-    crate::progress::err_line(&format!("airbin: error: {}", e.message));
+    crate::ui::err_line(&format!("airbin: error: {}", e.message));
     ExitCode::from(e.class.code() as u8)
 }
 
@@ -127,32 +130,20 @@ fn try_main(args: Vec<OsString>) -> Result<ExitCode> {
             // --help: the text on stdout, or inside the one document with --json.
             if json {
                 let help = e.render().to_string();
-                commands::print_json(&commands::envelope(commands::command(), None, serde_json::json!({"help": help})));
+                print_json(&Envelope::ok(ui::command(), serde_json::json!({"help": help})));
             } else {
                 let _ = e.print();
             }
             return Ok(ExitCode::SUCCESS);
         }
-        Err(e) => return Err(commands::usage_error(&e)),
+        Err(e) => return Err(cli::usage_error(&e)),
     };
     let cli = Cli::from_arg_matches(&matches).map_err(|e| Error::usage(e.to_string()))?;
     let bundle_path =
         cli.bundle.clone().ok_or_else(|| Error::usage("this is the airbin runtime; it runs from inside a bundle: sh BUNDLE.bin --help"))?;
     let command = cli.resolved_command(&matches).map_err(|m| Error::usage(format!("{m}; see {} --help", crate::shell::bundle())))?;
-    commands::set_command(command.name());
+    ui::set_command(command.name());
     let ctx = Context { bundle_path, ui: Ui::detect(cli.output.quiet, cli.output.json) };
-    match command {
-        Command::Install(args) => commands::install(&ctx, &args),
-        Command::Info(args) => commands::info(&ctx, &args.trust),
-        Command::List(args) => commands::list(&ctx, &args.trust),
-        Command::Check(args) => commands::check(&ctx, &args.trust),
-        Command::Extract(args) => commands::extract(&ctx, &args),
-        Command::Plan(args) => commands::plan(&ctx, &args),
-        Command::Preflight(args) => commands::preflight(&ctx, &args),
-        Command::Status(args) => commands::status(&ctx, &args),
-        Command::Support(args) => commands::support(&ctx, &args),
-        Command::Uninstall(args) => commands::uninstall(&ctx, &args),
-        Command::Runtime(args) => commands::runtime(&ctx, &args),
-    }?;
+    commands::run(&ctx, command)?;
     Ok(ExitCode::SUCCESS)
 }

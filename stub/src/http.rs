@@ -11,28 +11,28 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
 /// A request body streamed from a reader, of a length known up front.
-pub struct Body<'a> {
-    pub content_type: &'a str,
-    pub length: u64,
-    pub reader: &'a mut dyn Read,
+pub(crate) struct Body<'a> {
+    pub(crate) content_type: &'a str,
+    pub(crate) length: u64,
+    pub(crate) reader: &'a mut dyn Read,
 }
 
 /// The largest response body read (a manifest, an API answer): beyond it the peer is
 /// not one airbin talks to.
-pub const MAX_BODY: u64 = 16 << 20;
+pub(crate) const MAX_BODY: u64 = 16 << 20;
 const MAX_LINE: u64 = 8 << 10;
 const MAX_HEADERS: usize = 100;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,7 +73,7 @@ impl<S: Timed> Bounded<S> {
     /// Before each wait: stop on Ctrl-C or past the deadline, else wait at most a tick.
     fn tick(&self) -> io::Result<()> {
         if crate::interrupt::requested() {
-            return Err(io::Error::other(crate::error::Error::interrupted()));
+            return Err(io::Error::other(airbin_format::error::Error::interrupted()));
         }
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -126,7 +126,7 @@ fn bounded<S: Timed>(inner: S, limit: Duration, body: Option<&Body<'_>>) -> Boun
 /// Percent-encodes one path segment or query value: everything but RFC 3986's
 /// unreserved characters, so that no name from a bundle can add a segment, a query, a
 /// space or a line to a request.
-pub fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -139,25 +139,25 @@ pub fn encode(text: &str) -> String {
 }
 
 /// A repository name (`a/b/c`) as path segments: each encoded, joined by `/`.
-pub fn encode_path(name: &str) -> String {
+pub(crate) fn encode_path(name: &str) -> String {
     name.split('/').map(encode).collect::<Vec<_>>().join("/")
 }
 
 /// A request to the Docker Engine API on its unix socket, done within `limit` (and a
 /// body's bytes at the least rate), or an error.
-pub fn unix_request(socket: &Path, method: &str, path: &str, body: Option<Body<'_>>, limit: Duration) -> io::Result<Response> {
+pub(crate) fn unix_request(socket: &Path, method: &str, path: &str, body: Option<Body<'_>>, limit: Duration) -> io::Result<Response> {
     let stream = UnixStream::connect(socket)?;
     let stream = bounded(stream, limit, body.as_ref());
     request(stream, "docker", method, path, &[], body)
 }
 
-pub fn tcp_request(address: &str, method: &str, path: &str, headers: &[(&str, &str)], timeout: Duration) -> io::Result<Response> {
+pub(crate) fn tcp_request(address: &str, method: &str, path: &str, headers: &[(&str, &str)], timeout: Duration) -> io::Result<Response> {
     tcp_request_with_body(address, method, path, headers, None, timeout)
 }
 
 /// A request to `address` (`host:port`) with a streamed body (a blob, a manifest), done
 /// within `timeout` (and the body's bytes at the least rate), or an error.
-pub fn tcp_request_with_body(
+pub(crate) fn tcp_request_with_body(
     address: &str,
     method: &str,
     path: &str,
@@ -174,7 +174,7 @@ pub fn tcp_request_with_body(
                 connected = Some(stream);
                 break;
             }
-            Err(e) if e.get_ref().is_some_and(|inner| inner.is::<crate::error::Error>()) => return Err(e),
+            Err(e) if e.get_ref().is_some_and(|inner| inner.is::<airbin_format::error::Error>()) => return Err(e),
             Err(e) => last = e,
         }
     }
@@ -187,7 +187,7 @@ fn connect(addr: &std::net::SocketAddr) -> io::Result<TcpStream> {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
         if crate::interrupt::requested() {
-            return Err(io::Error::other(crate::error::Error::interrupted()));
+            return Err(io::Error::other(airbin_format::error::Error::interrupted()));
         }
         let left = deadline.saturating_duration_since(Instant::now());
         match TcpStream::connect_timeout(addr, left.min(TICK).max(Duration::from_millis(1))) {
@@ -242,7 +242,7 @@ fn request<S: Read + Write>(
 
 /// Copies `from` to `to` in writes of up to 1 MiB: fewer wake-ups of the engine on the
 /// other end of a pipe or socket, less CPU taken from it on a small host.
-pub fn copy_in_large_writes(from: &mut dyn Read, to: &mut impl Write) -> io::Result<u64> {
+pub(crate) fn copy_in_large_writes(from: &mut dyn Read, to: &mut impl Write) -> io::Result<u64> {
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0;
     loop {

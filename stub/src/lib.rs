@@ -9,27 +9,24 @@
 //! `progress`, `http`, `readahead` and `interrupt` are small helpers; `cli` and `commands` are the
 //! `.bin`'s command line.
 
-pub mod child;
-pub mod cli;
-pub mod commands;
-pub mod engines;
+pub(crate) mod child;
+pub(crate) mod cli;
+pub(crate) mod commands;
+pub(crate) mod engines;
 pub mod entry;
-pub mod error;
-pub mod extract;
-pub mod format;
-pub mod fsx;
-pub mod http;
-pub mod install;
-pub mod interrupt;
-pub mod progress;
-pub mod readahead;
-pub mod registry;
-pub mod runlog;
-pub mod shell;
-pub mod steps;
-
-/// Hashing helpers live with the format (the builder writes digests, the stub checks them).
-pub use format::{digest, tarsafe};
+pub(crate) mod fan_out;
+pub(crate) mod fsx;
+pub(crate) mod http;
+pub(crate) mod install;
+pub(crate) mod interrupt;
+pub(crate) mod readahead;
+pub(crate) mod registry;
+pub(crate) mod shell;
+pub(crate) mod steps;
+#[cfg(test)]
+mod testing;
+pub(crate) mod ui;
+pub(crate) mod unpack;
 
 /// The runtime's version, which every bundle records.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -19,7 +19,7 @@ type Chunk = io::Result<Arc<Vec<u8>>>;
 /// Runs `consume` on the bytes of `inner`, which are read on a thread of their own.
 /// `inner`'s errors reach `consume` as they were; when `consume` returns early, the
 /// reading thread stops at its next chunk.
-pub fn read_ahead<R: Read + Send, T>(inner: R, consume: impl FnOnce(&mut (dyn Read + Send)) -> T) -> T {
+pub(crate) fn read_ahead<R: Read + Send, T>(inner: R, consume: impl FnOnce(&mut (dyn Read + Send)) -> T) -> T {
     let no_side: Option<fn(&mut (dyn Read + Send))> = None;
     read_ahead_with(inner, no_side, consume).0
 }
@@ -28,7 +28,7 @@ pub fn read_ahead<R: Read + Send, T>(inner: R, consume: impl FnOnce(&mut (dyn Re
 /// each chunk (no copy). `side` falling behind holds the reading back (memory stays
 /// bounded); `side` stopping early does not stop `consume`, which still gets every byte.
 /// `side` sees an error, not the end, if `inner` fails or `consume` stops early.
-pub fn read_ahead_shared<R: Read + Send, S: Send, T>(
+pub(crate) fn read_ahead_shared<R: Read + Send, S: Send, T>(
     inner: R,
     side: impl FnOnce(&mut (dyn Read + Send)) -> S + Send,
     consume: impl FnOnce(&mut (dyn Read + Send)) -> T,

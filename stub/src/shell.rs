@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 static BUNDLE: OnceLock<String> = OnceLock::new();
 
 /// A word for a POSIX shell, quoted unless plainly safe.
-pub fn quote(word: &str) -> String {
+pub(crate) fn quote(word: &str) -> String {
     if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c)) {
         word.to_string()
     } else {
@@ -17,19 +17,19 @@ pub fn quote(word: &str) -> String {
 }
 
 /// A path as a quoted shell word.
-pub fn quote_path(path: &Path) -> String {
+pub(crate) fn quote_path(path: &Path) -> String {
     quote(&path.to_string_lossy())
 }
 
 /// Remembers how this bundle is run (`sh PATH`, or `airbin-run PATH` by the trusted
 /// runner), for every message that says what to run next. Set once, by `entry`.
-pub fn set_bundle(path: &Path, trusted_runner: bool) {
+pub(crate) fn set_bundle(path: &Path, trusted_runner: bool) {
     let runner = if trusted_runner { "airbin-run" } else { "sh" };
     let _ = BUNDLE.set(format!("{runner} {}", quote_path(path)));
 }
 
 /// `sh '/path/to/x.bin'`: the command that runs this bundle, as a message shows it.
-pub fn bundle() -> &'static str {
+pub(crate) fn bundle() -> &'static str {
     BUNDLE.get().map_or("sh BUNDLE.bin", String::as_str)
 }
 

@@ -3,6 +3,10 @@
 #![allow(dead_code)]
 
 pub mod registry;
+pub mod skip;
+
+#[allow(unused_imports)]
+pub use skip::{docker_ready, require};
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -47,21 +51,6 @@ pub fn airbin() -> Command {
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Whether `program` is on this host. In CI a missing one fails the test; elsewhere the
-/// test says loudly that it is skipped.
-pub fn require(program: &str, test: &str) -> bool {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(!in_ci(), "{test}: {program} is missing on this CI host: .ci/run must install it (hack/setup-host.sh)");
-        eprintln!("\n*** SKIPPED {test}: {program} is not installed (run hack/setup-host.sh) ***\n");
-    }
-    found
 }
 
 /// A scratch directory outside /tmp (tests mount over /tmp), readable by other users.
@@ -209,8 +198,8 @@ pub fn send(pid: u32, signal: nix::sys::signal::Signal) {
 pub fn forge(
     source: &Path,
     out: &Path,
-    edit: impl FnOnce(&mut airbin_stub::format::Index, &mut Vec<Vec<u8>>),
-    after: impl FnOnce(&mut airbin_stub::format::Index),
+    edit: impl FnOnce(&mut airbin_format::Index, &mut Vec<Vec<u8>>),
+    after: impl FnOnce(&mut airbin_format::Index),
 ) -> PathBuf {
     forge_signed(source, out, edit, after, None)
 }
@@ -220,11 +209,11 @@ pub fn forge(
 pub fn forge_signed(
     source: &Path,
     out: &Path,
-    edit: impl FnOnce(&mut airbin_stub::format::Index, &mut Vec<Vec<u8>>),
-    after: impl FnOnce(&mut airbin_stub::format::Index),
+    edit: impl FnOnce(&mut airbin_format::Index, &mut Vec<Vec<u8>>),
+    after: impl FnOnce(&mut airbin_format::Index),
     signature: Option<String>,
 ) -> PathBuf {
-    use airbin_stub::format::{Bundle, BundleWriter, Codec, InstallRules};
+    use airbin_format::{Bundle, BundleWriter, Codec, InstallRules};
     use std::io::Read;
     let bundle = Bundle::open(source).unwrap();
     let raw = fs::read(source).unwrap();
@@ -252,7 +241,7 @@ pub fn forge_signed(
         member.stored_size = stored.stored_size;
         member.stored_sha256 = stored.stored_sha256;
         member.size = content.len() as u64;
-        member.sha256 = airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(content));
+        member.sha256 = airbin_format::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(content));
         members.push(member);
     }
     index.members = members;
@@ -316,7 +305,7 @@ pub fn raw_tar(entries: &[RawEntry<'_>]) -> Vec<u8> {
 /// Where the packed runtime (one zstd frame) lies in `bin`, and how long it is.
 pub fn packed_runtime(bin: &Path) -> (usize, usize) {
     let bytes = fs::read(bin).unwrap();
-    let t = airbin_stub::format::Bundle::open(bin).unwrap().trailer;
+    let t = airbin_format::Bundle::open(bin).unwrap().trailer;
     let stub = &bytes[t.stub_offset as usize..(t.stub_offset + t.stub_len) as usize];
     // The decoder's code holds the magic number too; the frame is what decodes whole.
     let frame = (0..stub.len() - 4)
@@ -353,7 +342,7 @@ pub fn files_tar<W: std::io::Write>(out: W, files: &[(&str, &[u8])]) -> W {
 /// A docker-archive (`docker save` layout) of one image tagged `tag`, one layer per
 /// entry of `layers` (each layer a tar of one file holding those bytes), written to `path`.
 pub fn image_archive(path: &Path, tag: &str, layers: &[&[u8]]) -> PathBuf {
-    let hex = |data: &[u8]| airbin_stub::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(data));
+    let hex = |data: &[u8]| airbin_format::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(data));
     let tars: Vec<Vec<u8>> =
         layers.iter().enumerate().map(|(i, data)| files_tar(Vec::new(), &[(&format!("layer{i}.dat"), data)])).collect();
     let hexes: Vec<String> = tars.iter().map(|t| hex(t)).collect();
@@ -364,8 +353,8 @@ pub fn image_archive(path: &Path, tag: &str, layers: &[&[u8]]) -> PathBuf {
     );
     let config_hex = hex(config.as_bytes());
     let layer_paths: Vec<String> = hexes.iter().map(|h| format!("{h}/layer.tar")).collect();
-    let quoted: Vec<String> = layer_paths.iter().map(|p| format!("\"{p}\"")).collect();
-    let manifest = format!(r#"[{{"Config":"{config_hex}.json","RepoTags":["{tag}"],"Layers":[{}]}}]"#, quoted.join(","));
+    // Built as JSON, so that a hostile tag (a quote, a control character) is written as docker would.
+    let manifest = serde_json::json!([{"Config": format!("{config_hex}.json"), "RepoTags": [tag], "Layers": layer_paths}]).to_string();
     let config_name = format!("{config_hex}.json");
     let mut files: Vec<(&str, &[u8])> = vec![("manifest.json", manifest.as_bytes()), (&config_name, config.as_bytes())];
     for (p, t) in layer_paths.iter().zip(&tars) {
@@ -391,7 +380,7 @@ pub fn forge_launcher(source: &Path, out: &Path, from: &str, to: &str) -> PathBu
     let line2_end = line2_start + launcher[line2_start..].find('\n').unwrap();
     let line2 = &launcher[line2_start..line2_end];
     let start: usize = line2.split("tail -c +").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-    let sum = airbin_stub::format::launcher::posix_cksum(&bytes[start - 1..4096]);
+    let sum = airbin_format::launcher::posix_cksum(&bytes[start - 1..4096]);
     let old_sum = line2.split(" in \"").nth(1).unwrap().split('"').next().unwrap().to_string();
     let new_line2 = line2.replacen(&format!("\"{old_sum}\""), &format!("\"{sum} {}\"", 4096 - (start - 1)), 1);
     let padded = format!("{:<width$}", new_line2.trim_end(), width = line2.len());
@@ -401,7 +390,7 @@ pub fn forge_launcher(source: &Path, out: &Path, from: &str, to: &str) -> PathBu
     let len = bytes.len();
     let mut raw = [0u8; 160];
     raw.copy_from_slice(&bytes[len - 160..]);
-    let mut trailer = airbin_stub::format::Trailer::decode(&raw).unwrap();
+    let mut trailer = airbin_format::Trailer::decode(&raw).unwrap();
     let digested = (trailer.index_offset + trailer.index_len) as usize;
     trailer.file_sha256 = sha2::Sha256::digest(&bytes[..digested]).into();
     bytes[len - 160..].copy_from_slice(&trailer.encode());
@@ -435,4 +424,34 @@ pub fn signed_minimal(dir: &Path) -> (PathBuf, PathBuf) {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     (PathBuf::from(stdout(&out).trim()), dir.join("k.pub"))
+}
+
+/// Asserts that a damaged bundle was refused and left nothing behind.
+pub fn assert_damage_refused(label: &str, output: &std::process::Output, target: &Path, tmp: &Path) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(3), "{label}: want exit 3, got {:?}: {err}", output.status.code());
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("airbin")).collect();
+    assert_eq!(lines.len(), 1, "{label}: one clear line, got: {err}");
+    assert!(
+        ["damaged", "truncated", "unexpected bytes", "format"].iter().any(|w| lines[0].contains(w)),
+        "{label}: says what is wrong: {err}"
+    );
+    assert!(!target.exists(), "{label}: the target was created");
+    assert!(entries(tmp).is_empty(), "{label}: left {:?} in TMPDIR", entries(tmp));
+}
+
+/// Asserts exit 3 with a one-line error holding `want`, and that `target` was not made.
+pub fn assert_refused(what: &str, out: &Output, want: &str, target: &Path) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(3), "{what}: {err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{what}: one error line: {err}");
+    assert!(errors[0].contains(want), "{what}: want «{want}» in: {err}");
+    assert!(!target.exists(), "{what}: {} was written", target.display());
+}
+
+/// A docker-archive with one image tagged `tag` and no layers, in `dir` (named after the tag).
+pub fn image_archive_in(dir: &Path, tag: &str) -> PathBuf {
+    let name = airbin_format::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(tag.as_bytes()));
+    image_archive(&dir.join(format!("image-{name}.tar")), tag, &[])
 }

@@ -55,15 +55,14 @@ impl Registry {
     /// The HTTP status of a manifest GET for `repo:tag`.
     pub fn manifest_status(&self, repo: &str, tag: &str) -> u16 {
         let accept = "application/vnd.docker.distribution.manifest.v2+json";
-        let r = airbin_stub::http::tcp_request(
-            &self.address,
-            "GET",
-            &format!("/v2/{repo}/manifests/{tag}"),
-            &[("Accept", accept)],
-            Duration::from_secs(10),
-        )
-        .unwrap();
-        r.status
+        // HTTP/1.0: the registry closes the connection after its answer.
+        let mut stream = std::net::TcpStream::connect(&self.address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let request = format!("GET /v2/{repo}/manifests/{tag} HTTP/1.0\r\nHost: {}\r\nAccept: {accept}\r\n\r\n", self.address);
+        std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
+        answer.split_whitespace().nth(1).and_then(|code| code.parse().ok()).expect("an HTTP status line")
     }
 }
 

@@ -6,19 +6,30 @@
 
 use std::io::Read;
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{envelope, open, print_json, verify, Context};
+use airbin_format::error::{Error, IoContext, Result};
+use airbin_format::signature::Signer;
+
+use super::trust::verify;
+use super::{open, Context};
 use crate::cli::{RuntimeArgs, RuntimeCommand};
-use crate::error::{Error, IoContext, Result};
-use crate::format::signature::Signer;
-use crate::progress::out_line;
+use crate::ui::{out_line, print_json, Envelope};
+
+#[derive(Serialize)]
+struct Installed<'a> {
+    installed: &'a std::path::Path,
+    sha256: &'a str,
+    runtime_version: &'static str,
+    trust: &'a str,
+    bytes: usize,
+}
 
 /// The largest runtime taken: a runtime is about 3 MB.
 const MAX_RUNTIME: u64 = 64 << 20;
 
 /// `runtime install`: verifies the bundle, then writes this runtime as `airbin-run`.
-pub fn runtime(ctx: &Context, args: &RuntimeArgs) -> Result<()> {
+pub(crate) fn runtime(ctx: &Context, args: &RuntimeArgs) -> Result<()> {
     let RuntimeCommand::Install { to, trust } = &args.command;
     let bundle = open(ctx)?;
     let signer = verify(ctx, &bundle, trust)?;
@@ -34,7 +45,7 @@ pub fn runtime(ctx: &Context, args: &RuntimeArgs) -> Result<()> {
     std::fs::create_dir_all(to).ctx("creating", to)?;
     let dest = to.join("airbin-run");
     crate::fsx::write_atomic(&dest, &runtime, 0o755)?;
-    let sha = crate::format::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(&runtime));
+    let sha = airbin_format::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(&runtime));
     let trust = match &signer {
         Signer::Trusted { id, .. } => format!("verified against the pinned key {id}"),
         Signer::Unchecked(id) => format!(
@@ -43,11 +54,8 @@ pub fn runtime(ctx: &Context, args: &RuntimeArgs) -> Result<()> {
         Signer::Unsigned => "TRUSTED ON FIRST USE: the bundle is unsigned, and no key is pinned here; check the bundle first against its maker's .sha256, and pin its maker's key in /etc/airbin/trusted-keys/ before running bundles with airbin-run".to_string(),
     };
     if ctx.ui.json {
-        print_json(&envelope(
-            "runtime",
-            None,
-            json!({"installed": dest, "sha256": sha, "runtime_version": crate::VERSION, "trust": trust, "bytes": runtime.len()}),
-        ));
+        let body = Installed { installed: &dest, sha256: &sha, runtime_version: crate::VERSION, trust: &trust, bytes: runtime.len() };
+        print_json(&Envelope::ok("runtime", body));
     } else if !ctx.ui.quiet {
         out_line(&format!("installed airbin-run {} at {} (SHA-256 {sha})", crate::VERSION, dest.display()));
         out_line(&format!("  {trust}"));

@@ -1,19 +1,23 @@
 //! `status`: the journal of the last run on this host, and `--follow` of a running one.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use serde_json::json;
 
 use serde::Serialize;
 
-use super::{envelope, open, print_json, Context};
+use airbin_format::console::{out_line, print_json, Envelope};
+use airbin_format::error::{Error, Result};
+use airbin_format::{Bundle, Phase, Role};
+
+use super::{open, options, trust, Context};
 use crate::cli::StatusArgs;
-use crate::error::{Error, Result};
+use crate::install::drift;
 use crate::install::journal::{self, Event, History, Outcome, Record};
+use crate::install::record::Installed;
+use crate::install::remembered::{self, Remembered};
 use crate::install::state::StateDir;
-use crate::progress::out_line;
 
 /// What the last run did with a step, as `status` tells it.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
@@ -54,24 +58,69 @@ enum RunState {
     Killed,
 }
 
+/// One step of the bundle: what the last run did with it.
+#[derive(Serialize)]
+struct StepSeen {
+    name: String,
+    kind: &'static str,
+    state: Seen,
+    label: &'static str,
+    attempts: u32,
+    seconds: f64,
+    detail: String,
+    done_at: Option<String>,
+}
+
+/// The last run, as the journal has it.
+#[derive(Serialize)]
+struct LastRun<'a> {
+    started: &'a str,
+    pid: u32,
+    version: &'a str,
+    bundle_sha256: &'a str,
+    result: String,
+    outcome: RunState,
+    ended: Option<String>,
+    exit_code: Option<i32>,
+    log: &'a Path,
+    fan_out: &'a Option<String>,
+    phase: &'a Option<Phase>,
+}
+
+/// A remembered answer: its value (masked where secret) and where it came from.
+#[derive(Serialize)]
+struct Answer {
+    value: String,
+    from: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    runs: usize,
+    last_run: LastRun<'a>,
+    this_bundle: bool,
+    complete: bool,
+    role: &'a Option<Role>,
+    state_dir: &'a Path,
+    installed: &'a Option<Installed>,
+    answers: BTreeMap<String, Answer>,
+    verify: Option<drift::Report>,
+}
+
+#[derive(Serialize)]
+struct NoRun<'a> {
+    runs: usize,
+    state_dir: &'a Path,
+}
+
 /// `status`: the last run of this bundle's product on this host: which bundle, when,
 /// each step's result and time, how it ended (or that it is running), and its log.
-/// `--follow` shows a running install's log as it grows, until it ends.
-pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
-    if args.fan_out.all_nodes {
-        return super::nodes::status(ctx, args);
-    }
-    let f = &args.fan_out;
-    if args.config.is_some() || f.parallel != 0 || !f.ssh_option.is_empty() || f.remote_dir.is_some() {
-        return Err(Error::usage(
-            "--config, --parallel, --ssh-option and --remote-dir go with status --all-nodes; add it, or leave them out",
-        ));
-    }
-    if args.engine.is_some() && !args.verify {
-        return Err(Error::usage("--engine goes with status --verify (the engine to look for the images in)"));
-    }
+/// `--follow` shows a running install's log as it grows, until it ends. `--verify`
+/// checks the host against the install's record.
+pub(crate) fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
+    check_args(args)?;
     let bundle = open(ctx)?;
-    super::verified_first_where_pinned(ctx, &bundle, &args.trust)?;
+    trust::verified_first_where_pinned(ctx, &bundle, &args.trust)?;
     let meta = &bundle.index.bundle;
     let state = StateDir::for_bundle(&meta.name);
     state.check()?;
@@ -81,29 +130,87 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
     }
     let records = journal::read(&state.journal());
     let last = journal::last_run(&records);
-    let holder = state.holder();
-    let history = History::of(&records);
     let installed = crate::install::record::read(&state);
-    let remembered = crate::install::remembered::read(&state);
     let Some(Record { at: started, event: Event::RunStarted { bundle_sha256, version, pid, log, role, phase, fan_out, .. }, .. }) =
         last.first()
     else {
         if args.verify {
             return Err(nothing_to_verify(meta));
         }
-        if ctx.ui.json {
-            print_json(&envelope("status", None, json!({"runs": 0, "state_dir": state.root})));
-        } else {
-            out_line(&format!("no install of {} has run on this host (state directory {})", meta.name, state.root.display()));
+        match ctx.ui.json {
+            true => print_json(&Envelope::ok("status", NoRun { runs: 0, state_dir: &state.root })),
+            false => out_line(&format!("no install of {} has run on this host (state directory {})", meta.name, state.root.display())),
         }
         return Ok(());
     };
-    let answers = remembered_json(&bundle, &remembered);
+    let history = History::of(&records);
+    let (outcome, result, ended) = how_it_stands(last, &state);
+    let this_bundle = *bundle_sha256 == bundle.sha256();
+    // A step started and not ended: running while the run holds its lock; failed when
+    // the run ended; killed when the run is gone without a word.
+    let unended = match (state.holder(), &ended) {
+        (Some(_), _) => Seen::Running,
+        (None, Some(_)) => Seen::Failed,
+        (None, None) => Seen::Killed,
+    };
+    let steps = steps_seen(&bundle, last, &history, this_bundle, (*role, *phase), unended);
+    let drift = match (args.verify, &installed) {
+        (false, _) => None,
+        (true, None) => return Err(nothing_to_verify(meta)),
+        (true, Some(installed)) => {
+            let engine = args.engine.as_deref().map(|e| crate::engines::detect(Some(e), "k8s.io")).transpose()?;
+            Some(drift::check(&bundle, &state, installed, engine.as_ref()))
+        }
+    };
+    let drift_error = drift.as_ref().and_then(drift_error);
+    let doc = Status {
+        runs: records.iter().filter(|r| matches!(r.event, Event::RunStarted { .. })).count(),
+        last_run: LastRun {
+            started,
+            pid: *pid,
+            version,
+            bundle_sha256,
+            result,
+            outcome,
+            exit_code: ended.as_ref().map(|e| e.1),
+            ended: ended.map(|e| e.0),
+            log,
+            fan_out,
+            phase,
+        },
+        this_bundle,
+        complete: history.complete && this_bundle,
+        role,
+        state_dir: &state.root,
+        installed: &installed,
+        answers: answers(&bundle, &remembered::read(&state)),
+        verify: drift,
+    };
+    match ctx.ui.json {
+        true => print_json(&Envelope::ended("status", drift_error.as_ref(), doc).with_steps(steps)),
+        false => print_text(&bundle, &state, &doc, &steps, &remembered::read(&state)),
+    }
+    drift_error.map_or(Ok(()), Err)
+}
+
+fn check_args(args: &StatusArgs) -> Result<()> {
+    options::refuse_fan_out_flags(&args.fan_out, "status")?;
+    if args.config.is_some() {
+        return Err(Error::usage("--config goes with status --all-nodes; add it, or leave it out"));
+    }
+    if args.engine.is_some() && !args.verify {
+        return Err(Error::usage("--engine goes with status --verify (the engine to look for the images in)"));
+    }
+    Ok(())
+}
+
+/// How the last run stands: its state, one line, and (when it ended) when and how.
+fn how_it_stands(last: &[Record], state: &StateDir) -> (RunState, String, Option<(String, i32)>) {
     let ended = last.iter().rev().find_map(|r| match &r.event {
         Event::RunFinished { outcome, exit_code, .. } => Some((r.at.clone(), *outcome, *exit_code)),
         _ => None,
     });
-    let (outcome, result) = match (&ended, &holder) {
+    let (state, line) = match (&ended, state.holder()) {
         (Some((_, Outcome::Ok, _)), _) => (RunState::Ok, "finished ok".to_string()),
         (Some((_, Outcome::Failed, code)), _) => (RunState::Failed, format!("failed (exit {code})")),
         (Some((_, Outcome::Interrupted, _)), _) => (RunState::Interrupted, "interrupted".to_string()),
@@ -113,142 +220,122 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
             "killed: it ended without a word (kill -9, a crash or a power cut); run the bundle again to resume".to_string(),
         ),
     };
+    (state, line, ended.map(|(at, _, code)| (at, code)))
+}
 
-    // Each step of the bundle, in order: what the last run did with it.
-    let this_bundle = *bundle_sha256 == bundle.sha256();
-    let steps: Vec<serde_json::Value> = bundle
-        .index
-        .steps
-        .iter()
-        // The steps of the role the last run had.
-        .filter(|step| role.is_none_or(|role| step.runs_on(role)))
-        // And of the kind of install it was (an install's, an upgrade's).
-        .filter(|step| phase.is_none_or(|phase| step.when.includes(phase)))
+/// Each step of the bundle, in order, of the role and the kind of install the last run
+/// had: what that run did with it; a step started and not ended is `unended`.
+fn steps_seen(
+    bundle: &Bundle,
+    last: &[Record],
+    history: &History,
+    this_bundle: bool,
+    (role, phase): (Option<Role>, Option<Phase>),
+    unended: Seen,
+) -> Vec<StepSeen> {
+    let steps = bundle.index.steps.iter().filter(|step| role.is_none_or(|role| step.runs_on(role)));
+    let steps = steps.filter(|step| phase.is_none_or(|phase| step.when.includes(phase)));
+    steps
         .map(|step| {
             let name = step.name();
-            let mut state = if this_bundle && history.done.contains_key(&name) { Seen::AlreadyDone } else { Seen::NotRun };
-            let mut detail = String::new();
-            let mut seconds = 0.0;
-            let mut attempts = 0;
+            let mut seen = StepSeen {
+                state: if this_bundle && history.done.contains_key(&name) { Seen::AlreadyDone } else { Seen::NotRun },
+                kind: step.action.kind(),
+                label: "",
+                attempts: 0,
+                seconds: 0.0,
+                detail: String::new(),
+                done_at: history.done.get(&name).map(|d| d.at.clone()),
+                name,
+            };
             for record in last {
                 match &record.event {
-                    Event::StepStarted { step, attempt, .. } if *step == name => {
-                        state = Seen::Running;
-                        attempts = *attempt;
+                    Event::StepStarted { step, attempt, .. } if *step == seen.name => {
+                        (seen.state, seen.attempts) = (Seen::Running, *attempt)
                     }
-                    Event::StepDone { step, seconds: s, detail: d, .. } if *step == name => {
-                        state = Seen::Done;
-                        seconds = *s;
-                        detail = d.clone();
+                    Event::StepDone { step, seconds, detail, .. } if *step == seen.name => {
+                        (seen.state, seen.seconds, seen.detail) = (Seen::Done, *seconds, detail.clone())
                     }
-                    Event::StepFailed { step, seconds: s, error, .. } if *step == name => {
-                        state = Seen::Failed;
-                        seconds = *s;
-                        detail = error.clone();
+                    Event::StepFailed { step, seconds, error, .. } if *step == seen.name => {
+                        (seen.state, seen.seconds, seen.detail) = (Seen::Failed, *seconds, error.clone())
                     }
                     _ => {}
                 }
             }
-            if state == Seen::Running && holder.is_none() {
-                state = if ended.is_some() { Seen::Failed } else { Seen::Killed };
+            if seen.state == Seen::Running {
+                seen.state = unended;
             }
-            json!({"name": name, "kind": step.action.kind(), "state": state, "label": state.label(), "attempts": attempts, "seconds": seconds, "detail": detail, "done_at": history.done.get(&name).map(|d| &d.at)})
+            seen.label = seen.state.label();
+            seen
         })
-        .collect();
+        .collect()
+}
 
-    let drift = match (args.verify, &installed) {
-        (false, _) => None,
-        (true, None) => return Err(nothing_to_verify(meta)),
-        (true, Some(installed)) => {
-            let engine = args.engine.as_deref().map(|e| crate::engines::detect(Some(e), "k8s.io")).transpose()?;
-            Some(crate::install::drift::check(&bundle, &state, installed, engine.as_ref()))
-        }
-    };
-    let drift_error = drift.as_ref().filter(|d| !d.drift.is_empty()).map(|d| {
-        let named: Vec<String> = d.drift.iter().map(|x| format!("{} {}: {} (repair: {})", x.kind, x.what, x.found, x.repair)).collect();
-        Error::drift(format!("the host no longer matches the install: {} drift(s): {}", d.drift.len(), named.join("; ")))
-    });
-    if ctx.ui.json {
-        print_json(&envelope(
-            "status",
-            drift_error.as_ref(),
-            json!({
-                "runs": records.iter().filter(|r| matches!(r.event, Event::RunStarted { .. })).count(),
-                "last_run": {"started": started, "pid": pid, "version": version, "bundle_sha256": bundle_sha256, "result": result, "outcome": outcome,
-                             "ended": ended.as_ref().map(|e| &e.0), "exit_code": ended.as_ref().map(|e| e.2), "log": log, "fan_out": fan_out,
-                             "phase": phase},
-                "this_bundle": this_bundle, "complete": history.complete && this_bundle, "role": role,
-                "state_dir": state.root, "steps": steps, "installed": installed, "answers": answers,
-                "verify": drift,
-            }),
-        ));
-        return drift_error.map_or(Ok(()), Err);
+fn drift_error(report: &drift::Report) -> Option<Error> {
+    if report.drift.is_empty() {
+        return None;
     }
-    let role = role.map(|r| format!(", role {r}")).unwrap_or_default();
-    out_line(&format!("{} {}: last run started {started} (pid {pid}{role}): {result}", meta.name, version));
-    if !this_bundle {
+    let named: Vec<String> = report.drift.iter().map(|x| format!("{} {}: {} (repair: {})", x.kind, x.what, x.found, x.repair)).collect();
+    Some(Error::drift(format!("the host no longer matches the install: {} drift(s): {}", report.drift.len(), named.join("; "))))
+}
+
+fn print_text(bundle: &Bundle, state: &StateDir, doc: &Status, steps: &[StepSeen], remembered: &Remembered) {
+    let (meta, last) = (&bundle.index.bundle, &doc.last_run);
+    let role = doc.role.map(|r| format!(", role {r}")).unwrap_or_default();
+    out_line(&format!("{} {}: last run started {} (pid {}{role}): {}", meta.name, last.version, last.started, last.pid, last.result));
+    if !doc.this_bundle {
         out_line(&format!(
             "  (that run was of another bundle, SHA-256 {}; this one is {})",
-            &bundle_sha256[..12.min(bundle_sha256.len())],
+            &last.bundle_sha256[..12.min(last.bundle_sha256.len())],
             &bundle.sha256()[..12]
         ));
     }
-    let width = steps.iter().map(|s| s["name"].as_str().unwrap_or("").len()).max().unwrap_or(0);
-    for step in &steps {
-        let seconds = step["seconds"].as_f64().unwrap_or(0.0);
-        let time = if seconds > 0.0 { format!("{seconds:.1}s") } else { String::new() };
-        out_line(&format!(
-            "  {:12}  {:width$}  {:>7}  {}",
-            step["label"].as_str().unwrap_or(""),
-            step["name"].as_str().unwrap_or(""),
-            time,
-            step["detail"].as_str().unwrap_or("")
-        ));
+    let width = steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for step in steps {
+        let time = if step.seconds > 0.0 { format!("{:.1}s", step.seconds) } else { String::new() };
+        out_line(&format!("  {:12}  {:width$}  {:>7}  {}", step.label, step.name, time, step.detail));
     }
-    out_line(&format!("  log: {}", log.display()));
+    out_line(&format!("  log: {}", last.log.display()));
     out_line(&format!("  journal: {}", state.journal().display()));
-    if let Some(installed) = &installed {
+    if let Some(installed) = doc.installed {
         out_line(&format!("  installed: {} {} ({} at {})", installed.name, installed.describe(), installed.how, installed.installed_at));
     }
     if !remembered.is_empty() {
         out_line(&format!("  answers remembered from the run of {} at {}:", remembered.version, remembered.at));
-        for (key, value) in answers.as_object().into_iter().flatten() {
-            out_line(&format!("      {key} = {} ({})", value["value"].as_str().unwrap_or(""), value["from"].as_str().unwrap_or("")));
+        for (key, answer) in &doc.answers {
+            out_line(&format!("      {key} = {} ({})", answer.value, answer.from.as_deref().unwrap_or("")));
         }
     }
-    if let Some(report) = &drift {
+    if let Some(report) = &doc.verify {
+        let verdict =
+            if report.drift.is_empty() { "all match the install".to_string() } else { format!("{} DRIFT(S)", report.drift.len()) };
         out_line(&format!(
-            "  verify: {} image(s), {} registry blob(s), {} file(s) checked: {}",
-            report.images,
-            report.blobs,
-            report.files,
-            if report.drift.is_empty() { "all match the install".to_string() } else { format!("{} DRIFT(S)", report.drift.len()) }
+            "  verify: {} image(s), {} registry blob(s), {} file(s) checked: {verdict}",
+            report.images, report.blobs, report.files
         ));
         for d in &report.drift {
             out_line(&format!("    DRIFT {} {}: {}; repair: {}", d.kind, d.what, d.found, d.repair));
         }
     }
-    drift_error.map_or(Ok(()), Err)
 }
 
-fn nothing_to_verify(meta: &crate::format::BundleMeta) -> Error {
+fn nothing_to_verify(meta: &airbin_format::BundleMeta) -> Error {
     Error::host(format!("nothing of {} is recorded as installed on this host: there is nothing to verify; install it first", meta.name))
 }
 
 /// The remembered answers as `status` shows them: each value (masked where secret) and
 /// where it came from.
-fn remembered_json(bundle: &crate::format::Bundle, remembered: &crate::install::remembered::Remembered) -> serde_json::Value {
+fn answers(bundle: &Bundle, remembered: &Remembered) -> BTreeMap<String, Answer> {
     let secret =
         |key: &str| crate::install::config::is_secret_key(key) || bundle.index.parameters.iter().any(|p| p.secret && p.key() == key);
-    let map: serde_json::Map<String, serde_json::Value> = remembered
+    remembered
         .values
         .iter()
         .map(|(key, value)| {
-            let shown = if secret(key) { crate::format::params::MASK.to_string() } else { crate::install::remembered::text_of(value) };
-            (key.clone(), json!({"value": shown, "from": remembered.from.get(key)}))
+            let shown = if secret(key) { airbin_format::params::MASK.to_string() } else { remembered::text_of(value) };
+            (key.clone(), Answer { value: shown, from: remembered.from.get(key).cloned() })
         })
-        .collect();
-    serde_json::Value::Object(map)
+        .collect()
 }
 
 /// Shows the log of the running install as it grows, until the run lets go of its lock

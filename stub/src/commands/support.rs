@@ -7,56 +7,46 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{envelope, open, print_json, Context};
+use super::{open, Context};
 use crate::cli::SupportArgs;
-use crate::error::{IoContext, Result};
 use crate::fsx::RemoveOnDrop;
 use crate::install::config;
 use crate::install::journal::{self, History};
 use crate::install::state::StateDir;
-use crate::progress::out_line;
+use crate::ui::{out_line, print_json, Envelope};
+use airbin_format::error::{IoContext, Result};
+
+/// What `support --json` says.
+#[derive(Serialize)]
+struct Written<'a> {
+    file: &'a Path,
+    bytes: u64,
+    contents: Vec<String>,
+}
 
 /// The newest logs taken, and how much of the end of each.
 const LOGS: usize = 5;
 const LOG_TAIL: u64 = 2 << 20;
 const ENGINE_LOG_LINES: usize = 200;
 
-/// Adds `data` to a support tarball as a file at `path`, mode 0644, stamped now.
-pub(super) fn append_bytes<W: std::io::Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8]) -> std::io::Result<()> {
-    let mut header = tar::Header::new_gnu();
-    header.set_size(data.len() as u64);
-    header.set_mode(0o644);
-    header.set_mtime(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
-    header.set_cksum();
-    tar.append_data(&mut header, path, data)
-}
-
 /// `support`: writes the vendor's tarball and prints its path.
-pub fn support(ctx: &Context, args: &SupportArgs) -> Result<()> {
-    if args.fan_out.all_nodes {
-        return super::nodes::support(ctx, args);
-    }
-    let f = &args.fan_out;
-    if f.parallel != 0 || !f.ssh_option.is_empty() || f.remote_dir.is_some() {
-        return Err(crate::error::Error::usage(
-            "--parallel, --ssh-option and --remote-dir go with support --all-nodes; add it, or leave them out",
-        ));
-    }
+pub(crate) fn support(ctx: &Context, args: &SupportArgs) -> Result<()> {
+    super::options::refuse_fan_out_flags(&args.fan_out, "support")?;
     let output = args.output.as_deref();
     let bundle = open(ctx)?;
-    super::verified_first_where_pinned(ctx, &bundle, &args.trust)?;
+    super::trust::verified_first_where_pinned(ctx, &bundle, &args.trust)?;
     let meta = &bundle.index.bundle;
     let state = StateDir::for_bundle(&meta.name);
     state.check()?;
-    let stamp = crate::progress::timestamp().replace(':', "");
+    let stamp = crate::ui::timestamp().replace(':', "");
     let out = output.map_or_else(|| PathBuf::from(format!("airbin-support-{}-{stamp}.tar.gz", meta.name)), Path::to_path_buf);
     let prefix = format!("airbin-support-{}-{stamp}", meta.name);
 
     let temp = out
         .with_file_name(crate::fsx::temp_name(&format!(".{}", out.file_name().unwrap_or_default().to_string_lossy()), ".airbin-partial-"));
-    let elsewhere = |e: crate::error::Error| match e.class.is_about_a_place() {
+    let elsewhere = |e: airbin_format::error::Error| match e.class.is_about_a_place() {
         true => e.hint(" (or write it elsewhere: support -o FILE)"),
         false => e,
     };
@@ -64,8 +54,9 @@ pub fn support(ctx: &Context, args: &SupportArgs) -> Result<()> {
     let guard = RemoveOnDrop::new(temp.clone());
     let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
-    let mut add =
-        |name: &str, data: &[u8]| -> Result<()> { append_bytes(&mut tar, &format!("{prefix}/{name}"), data).ctx("writing", &temp) };
+    let mut add = |name: &str, data: &[u8]| -> Result<()> {
+        super::tarball::append_bytes(&mut tar, &format!("{prefix}/{name}"), data).ctx("writing", &temp)
+    };
 
     let mut contents = Vec::new();
     let journal_path = state.journal();
@@ -106,7 +97,7 @@ pub fn support(ctx: &Context, args: &SupportArgs) -> Result<()> {
     std::fs::rename(guard.disarm(), &out).ctx("writing", &out).map_err(elsewhere)?;
     let bytes = std::fs::metadata(&out).map_or(0, |m| m.len());
     if ctx.ui.json {
-        print_json(&envelope("support", None, json!({"file": out, "bytes": bytes, "contents": contents})));
+        print_json(&Envelope::ok("support", Written { file: &out, bytes, contents }));
     } else {
         out_line(&format!("{}", out.display()));
         ctx.ui.status(format!("wrote {} ({bytes} bytes): send it to the vendor", out.display()));
@@ -139,7 +130,7 @@ fn tail_of(path: &Path, bytes: u64) -> Vec<u8> {
 }
 
 /// The config the install would use, else the one it staged, with secrets masked.
-fn masked_config(bundle: &crate::format::Bundle, explicit: Option<&Path>, state: &StateDir) -> Option<String> {
+fn masked_config(bundle: &airbin_format::Bundle, explicit: Option<&Path>, state: &StateDir) -> Option<String> {
     let staged = state.staging().join("config");
     let (path, source) =
         config::locate(explicit, &bundle.path).or_else(|| staged.exists().then_some((staged, config::Source::BesideBundle)))?;
@@ -162,7 +153,7 @@ fn host_facts(state: &StateDir, places: &[PathBuf]) -> String {
         facts.push('\n');
     };
     line(format!("airbin runtime {}", crate::VERSION));
-    line(format!("time: {}", crate::progress::timestamp()));
+    line(format!("time: {}", crate::ui::timestamp()));
     line(format!("kernel: {} {} {}", read("/proc/sys/kernel/ostype"), read("/proc/sys/kernel/osrelease"), std::env::consts::ARCH));
     line(format!("hostname: {}", read("/proc/sys/kernel/hostname")));
     let os = read("/etc/os-release");

@@ -4,13 +4,13 @@ use std::io::Read;
 use std::process::Command;
 
 use super::{pipe_into, query};
-use crate::error::Result;
+use airbin_format::error::Result;
 
-pub fn answers() -> bool {
+pub(crate) fn answers() -> bool {
     super::on_path("ctr") && super::runs_ok("ctr", &["version"])
 }
 
-pub fn load(namespace: &str, content: &mut (dyn Read + Send), size: u64) -> std::result::Result<(), String> {
+pub(crate) fn load(namespace: &str, content: &mut (dyn Read + Send), size: u64) -> std::result::Result<(), String> {
     let imported = pipe_into(Command::new("ctr").args(["-n", namespace, "images", "import", "--all-platforms", "-"]), content, size);
     if imported.is_err() {
         collect_garbage(namespace);
@@ -31,7 +31,7 @@ fn collect_garbage(namespace: &str) {
 
 /// `ctr images rm --sync`: the image record, and its content with it (garbage collected
 /// at once). None when it went.
-pub fn remove(namespace: &str, reference: &str) -> Result<Option<String>> {
+pub(crate) fn remove(namespace: &str, reference: &str) -> Result<Option<String>> {
     let name = containerd_name(reference);
     match query("ctr", &["-n", namespace, "images", "rm", "--sync", "--", &name])? {
         Some(_) => {
@@ -43,11 +43,11 @@ pub fn remove(namespace: &str, reference: &str) -> Result<Option<String>> {
 }
 
 /// ctr lists the manifest digest; the image ID is the config digest inside it.
-pub fn image_id(namespace: &str, reference: &str) -> Result<Option<String>> {
+pub(crate) fn image_id(namespace: &str, reference: &str) -> Result<Option<String>> {
     let name = containerd_name(reference);
     let Some(listing) = query("ctr", &["-n", namespace, "images", "ls", "--", &format!("name=={name}")])? else { return Ok(None) };
     let Some(manifest_digest) = listing.lines().nth(1).and_then(|l| l.split_whitespace().nth(2)) else { return Ok(None) };
-    if !crate::format::rules::is_digest(manifest_digest) {
+    if !airbin_format::rules::is_digest(manifest_digest) {
         return Ok(None);
     }
     let Some(manifest) = query("ctr", &["-n", namespace, "content", "get", "--", manifest_digest])? else { return Ok(None) };
@@ -56,7 +56,7 @@ pub fn image_id(namespace: &str, reference: &str) -> Result<Option<String>> {
 }
 
 /// containerd keeps fully qualified names: `busybox:1` is `docker.io/library/busybox:1`.
-pub fn containerd_name(reference: &str) -> String {
+pub(crate) fn containerd_name(reference: &str) -> String {
     if reference.starts_with("sha256:") {
         return reference.to_string();
     }

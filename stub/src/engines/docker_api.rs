@@ -6,14 +6,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::classify_stream_error;
-use crate::error::{Error, Result};
 use crate::http;
+use airbin_format::error::{Error, Result};
 
-pub fn answers(socket: &Path) -> bool {
+pub(crate) fn answers(socket: &Path) -> bool {
     http::unix_request(socket, "GET", "/_ping", None, Duration::from_secs(10)).is_ok_and(|r| r.status == 200)
 }
 
-pub fn load(socket: &Path, content: &mut (dyn Read + Send), length: u64) -> std::result::Result<(), String> {
+pub(crate) fn load(socket: &Path, content: &mut (dyn Read + Send), length: u64) -> std::result::Result<(), String> {
     let body = http::Body { content_type: "application/x-tar", length, reader: content };
     let response =
         http::unix_request(socket, "POST", "/images/load?quiet=1", Some(body), Duration::from_secs(3600)).map_err(classify_stream_error)?;
@@ -28,7 +28,7 @@ pub fn load(socket: &Path, content: &mut (dyn Read + Send), length: u64) -> std:
     }
 }
 
-pub fn image_id(socket: &Path, reference: &str) -> Result<Option<String>> {
+pub(crate) fn image_id(socket: &Path, reference: &str) -> Result<Option<String>> {
     let response =
         http::unix_request(socket, "GET", &format!("/images/{}/json", http::encode_path(reference)), None, Duration::from_secs(30))
             .map_err(|e| Error::host(format!("the Docker Engine API at {} stopped answering: {e}", socket.display())))?;
@@ -40,7 +40,7 @@ pub fn image_id(socket: &Path, reference: &str) -> Result<Option<String>> {
 }
 
 /// `DELETE /images/REF`: None when it went, else the daemon's complaint (a container uses it).
-pub fn remove(socket: &Path, reference: &str) -> Result<Option<String>> {
+pub(crate) fn remove(socket: &Path, reference: &str) -> Result<Option<String>> {
     let response =
         http::unix_request(socket, "DELETE", &format!("/images/{}", http::encode_path(reference)), None, Duration::from_secs(60))
             .map_err(|e| Error::host(format!("the Docker Engine API at {} stopped answering: {e}", socket.display())))?;

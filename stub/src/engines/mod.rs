@@ -14,21 +14,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::error::{Error, Result};
-pub use crate::format::ImageRecord;
-use crate::format::{Bundle, Member};
 use crate::http;
-use crate::progress::{ProgressReader, Ui};
-pub use containerd::containerd_name;
+use crate::ui::{ProgressReader, Ui};
+use airbin_format::error::{Error, Result};
+pub(crate) use airbin_format::ImageRecord;
+use airbin_format::{Bundle, Member};
 
 /// Every reference of every image an image member carries.
-pub fn member_references(member: &Member) -> Vec<&str> {
+pub(crate) fn member_references(member: &Member) -> Vec<&str> {
     member.images.iter().flat_map(ImageRecord::references).collect()
 }
 
 /// The engines images can be loaded into.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Engine {
+pub(crate) enum Engine {
     /// The `docker` command line.
     DockerCli,
     /// The Docker Engine API on its unix socket, for hosts with a daemon but no CLI.
@@ -43,7 +42,7 @@ pub enum Engine {
 }
 
 impl Engine {
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             Engine::DockerCli => "docker".into(),
             Engine::DockerApi { socket } => format!("the Docker Engine API at {}", socket.display()),
@@ -68,7 +67,7 @@ fn runs_ok(program: &str, args: &[&str]) -> bool {
 }
 
 /// The Docker daemon's socket: DOCKER_HOST when it names a unix socket, else the default.
-pub fn docker_socket() -> PathBuf {
+pub(crate) fn docker_socket() -> PathBuf {
     match std::env::var("DOCKER_HOST") {
         Ok(host) if host.starts_with("unix://") => PathBuf::from(&host["unix://".len()..]),
         _ => PathBuf::from("/var/run/docker.sock"),
@@ -95,7 +94,7 @@ fn cli_uses_a_context() -> bool {
 /// Picks the engine: `choice` (from --engine) if given; else Docker where it is
 /// installed (its Engine API on the local socket, else its CLI), else podman, else
 /// containerd.
-pub fn detect(choice: Option<&str>, containerd_namespace: &str) -> Result<Engine> {
+pub(crate) fn detect(choice: Option<&str>, containerd_namespace: &str) -> Result<Engine> {
     let containerd = || Engine::Containerd { namespace: containerd_namespace.to_string() };
     let socket = docker_socket();
     let named = match choice {
@@ -154,7 +153,7 @@ fn socket_forbidden(socket: &Path) -> bool {
 }
 
 /// Whether `engine` is installed and its daemon (if it has one) answers.
-pub fn answers(engine: &Engine) -> bool {
+pub(crate) fn answers(engine: &Engine) -> bool {
     match engine {
         Engine::DockerCli => docker_cli::answers(),
         Engine::DockerApi { socket } => docker_api::answers(socket),
@@ -169,7 +168,7 @@ pub fn answers(engine: &Engine) -> bool {
 /// (`withheld`), and a failed one stops the load before the engine commits anything.
 /// `handed_over` hears when the engine has had all of it: it commits it on its own then,
 /// whatever becomes of this process.
-pub fn load(engine: &Engine, bundle: &Bundle, member: &Member, ui: &Ui, handed_over: &(dyn Fn() + Sync)) -> Result<Vec<String>> {
+pub(crate) fn load(engine: &Engine, bundle: &Bundle, member: &Member, ui: &Ui, handed_over: &(dyn Fn() + Sync)) -> Result<Vec<String>> {
     let progress = ui.progress("load", member.size);
     let content = ProgressReader::new(bundle.content_reader_held_back(member)?, &progress);
     let refs = member_references(member);
@@ -187,7 +186,7 @@ pub fn load(engine: &Engine, bundle: &Bundle, member: &Member, ui: &Ui, handed_o
     if let Err(detail) = streamed {
         // Damage explains whatever the engine made of a cut-off stream; so does a bundle
         // that fails its verdict while the engine was complaining about something else.
-        if let Some(error) = ours.filter(|e| e.class != crate::error::ExitClass::Interrupted) {
+        if let Some(error) = ours.filter(|e| e.class != airbin_format::error::ExitClass::Interrupted) {
             return Err(error);
         }
         bundle.await_verified()?;
@@ -280,7 +279,7 @@ fn pipe_into(command: &mut Command, content: &mut (dyn Read + Send), size: u64) 
 }
 
 /// Checks that every recorded reference is in the engine with the recorded ID.
-pub fn verify(engine: &Engine, images: &[ImageRecord]) -> Result<Vec<String>> {
+pub(crate) fn verify(engine: &Engine, images: &[ImageRecord]) -> Result<Vec<String>> {
     let mut checked = Vec::new();
     for image in images {
         for reference in image.references() {
@@ -306,7 +305,7 @@ fn strip_sha(id: &str) -> &str {
 }
 
 /// The image ID of `reference` in the engine, `None` when it is not there.
-pub fn image_id(engine: &Engine, reference: &str) -> Result<Option<String>> {
+pub(crate) fn image_id(engine: &Engine, reference: &str) -> Result<Option<String>> {
     match engine {
         Engine::DockerCli => docker_cli::image_id(reference),
         Engine::Podman => podman::image_id(reference),
@@ -317,7 +316,7 @@ pub fn image_id(engine: &Engine, reference: &str) -> Result<Option<String>> {
 
 /// What became of an image reference an uninstall removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Removed {
+pub(crate) enum Removed {
     /// Gone (the image with it, unless another reference keeps it).
     Yes,
     /// It was not there.
@@ -328,7 +327,7 @@ pub enum Removed {
 
 /// Removes `reference` from the engine: the reference goes, and the image with it when
 /// no other reference or container holds it (the engine's own rule).
-pub fn remove_image(engine: &Engine, reference: &str) -> Result<Removed> {
+pub(crate) fn remove_image(engine: &Engine, reference: &str) -> Result<Removed> {
     if image_id(engine, reference)?.is_none() {
         return Ok(Removed::NotThere);
     }

@@ -12,15 +12,15 @@
 
 use std::io::{self, Read};
 
-use crate::error::Error;
-use crate::format::Bundle;
+use airbin_format::error::Error;
+use airbin_format::Bundle;
 
 /// Held back at the end of every stream: well past an archive's end-of-archive blocks
 /// and record padding, and never a multiple of 512, so a cut never falls between
 /// two tar blocks.
 const HELD_BACK: u64 = (1 << 20) + 256;
 
-pub struct WithheldTail<'a, R> {
+pub(crate) struct WithheldTail<'a, R> {
     inner: R,
     bundle: &'a Bundle,
     /// Called once, when the engine has had the last byte.
@@ -31,13 +31,13 @@ pub struct WithheldTail<'a, R> {
     passed: u64,
     tail: Option<io::Cursor<Vec<u8>>>,
     /// What stopped the stream, when it was ours (damage, the verdict, an interrupt).
-    pub failure: Option<Error>,
+    pub(crate) failure: Option<Error>,
 }
 
 impl<'a, R: Read> WithheldTail<'a, R> {
     /// `size` is the content's length from the index; `on_end` hears when the whole
     /// stream has been read (every byte before it, written to the engine).
-    pub fn new(inner: R, bundle: &'a Bundle, size: u64, on_end: &'a (dyn Fn() + Sync)) -> Self {
+    pub(crate) fn new(inner: R, bundle: &'a Bundle, size: u64, on_end: &'a (dyn Fn() + Sync)) -> Self {
         WithheldTail {
             inner,
             bundle,

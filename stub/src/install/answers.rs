@@ -7,50 +7,51 @@
 //! For each value, the first of: `--set`, the config file, the answer remembered from
 //! the last run, the parameter's default, a prompt (on a terminal, without `--yes`).
 
-use std::collections::BTreeSet;
+use airbin_format::{CommandAction, ExtractAction, PushImagesAction, RestoreRegistryAction, WaitForAction};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::config::{self, ProductConfig, Source};
-use super::params::{self, From, Prompter, Resolved};
+use super::param_values::{self as params, From, Prompter, Resolved};
 use super::remembered::{self, Remembered};
 use super::state::StateDir;
-use crate::error::{Error, Result};
-use crate::format::{Action, Bundle, Index, ParamType, Parameter};
+use airbin_format::error::{Error, Result};
+use airbin_format::{Action, Bundle, Index, ParamType, Parameter};
 
 /// What the answers are resolved from, typed at the command line's edge.
 #[derive(Clone, Debug, Default)]
-pub struct Given {
-    pub config: Option<std::path::PathBuf>,
-    pub use_sample: bool,
+pub(crate) struct Given {
+    pub(crate) config: Option<std::path::PathBuf>,
+    pub(crate) use_sample: bool,
     /// `--set KEY=VALUE` pairs (and the registry flags, as the sets they stand for).
-    pub sets: Vec<(String, String)>,
+    pub(crate) sets: Vec<(String, String)>,
     /// A terminal to ask on (not with `--yes` or `--json`).
-    pub interactive: bool,
+    pub(crate) interactive: bool,
     /// Values asked for on the terminal already, by key.
-    pub answered: Vec<(String, String)>,
+    pub(crate) answered: Vec<(String, String)>,
     /// Leave the remembered secrets out (they are asked for again).
-    pub forget_secrets: bool,
+    pub(crate) forget_secrets: bool,
     /// Nothing runs (`--noexec`): no value is needed.
-    pub noexec: bool,
+    pub(crate) noexec: bool,
 }
 
 /// The install's values.
-pub struct Answers {
+pub(crate) struct Answers {
     /// The config the steps read, with every value in; None for a bundle that needs none.
-    pub config: Option<ProductConfig>,
+    pub(crate) config: Option<ProductConfig>,
     /// Every parameter, its value (masked where secret) and where it came from.
-    pub parameters: Vec<Resolved>,
+    pub(crate) parameters: Vec<Resolved>,
     /// What the last run used (for `plan`'s marks and `status`).
-    pub last: Remembered,
+    pub(crate) last: Remembered,
     /// What this run uses, to be remembered when it begins.
-    pub used: Remembered,
+    pub(crate) used: Remembered,
     /// Config keys asked for on the terminal, by key (so the verification's progress
     /// does not ask twice).
-    pub asked: Vec<(String, String)>,
+    pub(crate) asked: Vec<(String, String)>,
 }
 
 /// The config keys the bundle uses: required ones, the node lists, those steps take a
 /// value from, and the parameters' keys.
-pub fn keys_used(index: &Index) -> Vec<String> {
+pub(crate) fn keys_used(index: &Index) -> Vec<String> {
     let mut keys: Vec<String> = index.config.required.clone();
     keys.extend(index.config.management_nodes_key.iter().cloned());
     keys.extend(index.config.worker_nodes_key.iter().cloned());
@@ -64,20 +65,20 @@ pub fn keys_used(index: &Index) -> Vec<String> {
 }
 
 /// The config keys one step takes a value from.
-pub fn step_keys(step: &crate::format::Step) -> Vec<String> {
+pub(crate) fn step_keys(step: &airbin_format::Step) -> Vec<String> {
     let mut keys = Vec::new();
     match &step.action {
-        Action::RestoreRegistry { root_from_config, address_from_config, .. } => {
+        Action::RestoreRegistry(RestoreRegistryAction { root_from_config, address_from_config, .. }) => {
             keys.extend(root_from_config.iter().cloned());
             keys.extend(address_from_config.iter().cloned());
         }
-        Action::Extract { to, .. } => keys.extend(config::referenced_keys(to)),
-        Action::WaitFor { tcp, http } => tcp.iter().chain(http).for_each(|t| keys.extend(config::referenced_keys(t))),
-        Action::Command { run } => run.iter().for_each(|w| keys.extend(config::referenced_keys(w))),
-        Action::PushImages { registry, prefix, username, password, .. } => {
+        Action::Extract(ExtractAction { to, .. }) => keys.extend(config::referenced_keys(to)),
+        Action::WaitFor(WaitForAction { tcp, http }) => tcp.iter().chain(http).for_each(|t| keys.extend(config::referenced_keys(t))),
+        Action::Command(CommandAction { run }) => run.iter().for_each(|w| keys.extend(config::referenced_keys(w))),
+        Action::PushImages(PushImagesAction { registry, prefix, username, password, .. }) => {
             std::iter::once(registry).chain(prefix).chain(username).chain(password).for_each(|t| keys.extend(config::referenced_keys(t)))
         }
-        Action::LoadImages { .. } => {}
+        Action::LoadImages(_) => {}
     }
     step.env.values().for_each(|v| keys.extend(config::referenced_keys(v)));
     keys
@@ -85,7 +86,7 @@ pub fn step_keys(step: &crate::format::Step) -> Vec<String> {
 
 /// Whether the bundle's steps need the product's config at all.
 fn needs_config(index: &Index, keys: &[String]) -> bool {
-    !keys.is_empty() || index.steps.iter().any(|s| matches!(s.action, Action::Command { .. }))
+    !keys.is_empty() || index.steps.iter().any(|s| matches!(s.action, Action::Command(_)))
 }
 
 /// Keys whose values are never shown, and go only into the 0600 file of remembered secrets.
@@ -99,100 +100,26 @@ fn is_list_key(index: &Index, key: &str) -> bool {
 }
 
 /// Resolves every value (see the module's doc). Reads; writes nothing.
-pub fn resolve(bundle: &Bundle, given: &Given, state: &StateDir) -> Result<Answers> {
+pub(crate) fn resolve(bundle: &Bundle, given: &Given, state: &StateDir) -> Result<Answers> {
     let index = &bundle.index;
     let mut last = remembered::read(state);
     if given.forget_secrets {
         last.values.retain(|k, _| !secret(index, k));
     }
     let keys = keys_used(index);
-    let sample = index.config_sample();
-    let config = if given.use_sample {
-        let sample = sample.ok_or_else(|| Error::usage("--use-sample: this bundle carries no config sample; give --config FILE"))?;
-        Some(super::sample_config(bundle, sample)?)
-    } else {
-        match config::locate(given.config.as_deref(), &bundle.path) {
-            Some((path, source)) => Some(config::load(&path, source)?),
-            None if given.noexec => None,
-            None if needs_config(index, &keys) || !given.sets.is_empty() => Some(config::empty(&bundle.path)),
-            None => None,
-        }
-    };
-    let Some(mut config) = config else {
+    let Some(mut config) = find_config(bundle, given, &keys)? else {
         if let Some((key, _)) = given.sets.first() {
             return Err(Error::usage(format!("--set {key}: nothing runs that takes a value (--noexec, or a bundle without steps)")));
         }
         return Ok(Answers { config: None, parameters: Vec::new(), last, used: Remembered::default(), asked: Vec::new() });
     };
-
-    // --set: a parameter's, or a config key the bundle uses.
-    let mut problems = Vec::new();
-    let mut from: std::collections::BTreeMap<String, &'static str> = Default::default();
-    for (key, value) in &given.sets {
-        if params::declares(&index.parameters, key).is_some() {
-            continue;
-        }
-        if !keys.contains(key) {
-            problems.push(unknown_set(index, &keys, key));
-            continue;
-        }
-        config.set(key, typed_config_value(index, key, value));
-        from.insert(key.clone(), "--set");
-    }
-    // A --set that names nothing is said with every bad value, in one message.
-    if !problems.is_empty() && index.parameters.is_empty() {
-        return Err(Error::usage(format!("{}; see {} plan for the values it takes", problems.join("; "), crate::shell::bundle())));
-    }
-    // A key the file lacks: the answer the last run used.
-    let param_keys: Vec<&str> = index.parameters.iter().map(Parameter::key).collect();
-    for key in keys.iter().filter(|k| !param_keys.contains(&k.as_str())) {
-        if from.contains_key(key) {
-            continue;
-        }
-        if config.has(key) {
-            from.insert(key.clone(), if config.source == Source::NoFile { "--set" } else { "config" });
-        } else if let Some(value) = last.yaml(key) {
-            config.set(key, value);
-            from.insert(key.clone(), "remembered");
-        }
-    }
+    let (mut from, problems) = sets_and_remembered(index, given, &keys, &last, &mut config)?;
     if given.noexec {
         return Ok(Answers { config: Some(config), parameters: Vec::new(), last, used: Remembered::default(), asked: Vec::new() });
     }
-
     let terminal = params::Terminal;
     let prompter = given.interactive.then_some(&terminal as &dyn Prompter);
-    // No file and values missing: say so first, and on a terminal ask for each.
-    let required = required_keys(index);
-    let missing_now = missing_values(index, &config, &given.sets, &last, &required);
-    let no_file = config.source == Source::NoFile;
-    if no_file && !missing_now.is_empty() {
-        match prompter {
-            Some(_) => crate::progress::err_line(&format!(
-                "there is no config at {} (or --config FILE): asking for the {} value(s) this bundle needs (or {})",
-                crate::shell::quote_path(&config.path),
-                missing_now.len(),
-                no_config_hint(bundle)
-            )),
-            None => return Err(no_config(bundle, &config.path, &missing_now)),
-        }
-    }
-    let mut asked = Vec::new();
-    if let Some(prompter) = prompter {
-        let unanswered: Vec<&String> = required.iter().filter(|k| !param_keys.contains(&k.as_str()) && !config.has(k)).collect();
-        for key in unanswered {
-            let answer = given.answered.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).or_else(|| {
-                let asked_for = config_key_question(index, key);
-                params::ask_until_valid(prompter, &asked_for)
-            });
-            if let Some(answer) = answer {
-                config.set(key, typed_config_value(index, key, &answer));
-                from.insert(key.clone(), "prompt");
-                asked.push((key.clone(), answer));
-            }
-        }
-    }
-
+    let asked = ask_missing(bundle, given, prompter, &last, &mut config, &mut from)?;
     let remembered_text = |key: &str| last.text(key);
     let sources = params::Sources {
         sets: &given.sets,
@@ -211,12 +138,126 @@ pub fn resolve(bundle: &Bundle, given: &Given, state: &StateDir) -> Result<Answe
             config.mark_secret(key);
         }
     }
-    crate::runlog::add_secrets(config.flat().into_iter().filter(|(k, _)| config.is_secret(k)).map(|(_, v)| v));
+    crate::ui::runlog::add_secrets(config.flat().into_iter().filter(|(k, _)| config.is_secret(k)).map(|(_, v)| v));
+    let used = used_values(index, &parameters, &from, &config, &last);
+    Ok(Answers { config: Some(config), parameters, last, used, asked })
+}
 
-    // What this run uses, to remember: values given, asked for, in the file, or
-    // remembered before (defaults are not kept).
-    let mut used = Remembered { at: crate::progress::timestamp(), version: index.bundle.version.clone(), ..Remembered::default() };
-    for p in &parameters {
+/// The product's config: `--use-sample`, `--config FILE` or `config` beside the bundle,
+/// or an empty one when the steps take values and none is there (`--set`, prompts and
+/// remembered answers fill it).
+fn find_config(bundle: &Bundle, given: &Given, keys: &[String]) -> Result<Option<ProductConfig>> {
+    let index = &bundle.index;
+    if given.use_sample {
+        let sample =
+            index.config_sample().ok_or_else(|| Error::usage("--use-sample: this bundle carries no config sample; give --config FILE"))?;
+        return Ok(Some(super::config::sample_config(bundle, sample)?));
+    }
+    Ok(match config::locate(given.config.as_deref(), &bundle.path) {
+        Some((path, source)) => Some(config::load(&path, source)?),
+        None if given.noexec => None,
+        None if needs_config(index, keys) || !given.sets.is_empty() => Some(config::empty(&bundle.path)),
+        None => None,
+    })
+}
+
+/// Where each config key's value came from: `--set` (a parameter's, or a key the bundle
+/// uses), the file, or the answer the last run used for a key the file lacks. Returns
+/// that, and the `--set`s that name nothing (said with the parameters' problems).
+fn sets_and_remembered(
+    index: &Index,
+    given: &Given,
+    keys: &[String],
+    last: &Remembered,
+    config: &mut ProductConfig,
+) -> Result<(BTreeMap<String, &'static str>, Vec<String>)> {
+    let mut problems = Vec::new();
+    let mut from: BTreeMap<String, &'static str> = BTreeMap::new();
+    for (key, value) in &given.sets {
+        if params::declares(&index.parameters, key).is_some() {
+            continue;
+        }
+        if !keys.contains(key) {
+            problems.push(unknown_set(index, keys, key));
+            continue;
+        }
+        config.set(key, typed_config_value(index, key, value));
+        from.insert(key.clone(), "--set");
+    }
+    // A --set that names nothing is said with every bad value, in one message.
+    if !problems.is_empty() && index.parameters.is_empty() {
+        return Err(Error::usage(format!("{}; see {} plan for the values it takes", problems.join("; "), crate::shell::bundle())));
+    }
+    let param_keys: Vec<&str> = index.parameters.iter().map(Parameter::key).collect();
+    for key in keys.iter().filter(|k| !param_keys.contains(&k.as_str())) {
+        if from.contains_key(key) {
+            continue;
+        }
+        if config.has(key) {
+            from.insert(key.clone(), if config.source == Source::NoFile { "--set" } else { "config" });
+        } else if let Some(value) = last.yaml(key) {
+            config.set(key, value);
+            from.insert(key.clone(), "remembered");
+        }
+    }
+    Ok((from, problems))
+}
+
+/// With no file and values missing, says so first; on a terminal asks for each required
+/// config key still unset (parameters are asked for by `params`). Returns the answers.
+fn ask_missing(
+    bundle: &Bundle,
+    given: &Given,
+    prompter: Option<&dyn Prompter>,
+    last: &Remembered,
+    config: &mut ProductConfig,
+    from: &mut BTreeMap<String, &'static str>,
+) -> Result<Vec<(String, String)>> {
+    let index = &bundle.index;
+    let required = required_keys(index);
+    let missing_now = missing_values(index, config, &given.sets, last, &required);
+    if config.source == Source::NoFile && !missing_now.is_empty() {
+        match prompter {
+            Some(_) => crate::ui::err_line(&format!(
+                "there is no config at {} (or --config FILE): asking for the {} value(s) this bundle needs (or {})",
+                crate::shell::quote_path(&config.path),
+                missing_now.len(),
+                no_config_hint(bundle)
+            )),
+            None => return Err(no_config(bundle, &config.path, &missing_now)),
+        }
+    }
+    let Some(prompter) = prompter else { return Ok(Vec::new()) };
+    let param_keys: Vec<&str> = index.parameters.iter().map(Parameter::key).collect();
+    let unanswered: Vec<&String> = required.iter().filter(|k| !param_keys.contains(&k.as_str()) && !config.has(k)).collect();
+    let mut asked = Vec::new();
+    for key in unanswered {
+        let answer = given
+            .answered
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .or_else(|| params::ask_until_valid(prompter, &config_key_question(index, key)));
+        if let Some(answer) = answer {
+            config.set(key, typed_config_value(index, key, &answer));
+            from.insert(key.clone(), "prompt");
+            asked.push((key.clone(), answer));
+        }
+    }
+    Ok(asked)
+}
+
+/// What this run uses, to remember: values given, asked for, in the file, or
+/// remembered before (defaults are not kept).
+fn used_values(
+    index: &Index,
+    parameters: &[params::Resolved],
+    from: &BTreeMap<String, &'static str>,
+    config: &ProductConfig,
+    last: &Remembered,
+) -> Remembered {
+    let mut used = Remembered { at: crate::ui::timestamp(), version: index.bundle.version.clone(), ..Remembered::default() };
+    for p in parameters {
         let origin = match p.from {
             From::Set => "--set".to_string(),
             From::Config => "config".to_string(),
@@ -227,7 +268,7 @@ pub fn resolve(bundle: &Bundle, given: &Given, state: &StateDir) -> Result<Answe
         used.values.insert(p.key.clone(), serde_json::Value::String(p.actual.clone()));
         used.from.insert(p.key.clone(), origin);
     }
-    for (key, origin) in &from {
+    for (key, origin) in from {
         let Some(value) = config.lookup(key).and_then(|v| serde_json::to_value(v).ok()) else { continue };
         let origin = match *origin {
             "remembered" => last.from.get(key).cloned().unwrap_or_else(|| "remembered".into()),
@@ -236,11 +277,11 @@ pub fn resolve(bundle: &Bundle, given: &Given, state: &StateDir) -> Result<Answe
         used.values.insert(key.clone(), value);
         used.from.insert(key.clone(), origin);
     }
-    Ok(Answers { config: Some(config), parameters, last, used, asked })
+    used
 }
 
 /// Keeps what this run uses (when it begins: a rerun after a failure needs them too).
-pub fn remember(state: &StateDir, index: &Index, answers: &Answers, forget_secrets: bool) -> Result<()> {
+pub(crate) fn remember(state: &StateDir, index: &Index, answers: &Answers, forget_secrets: bool) -> Result<()> {
     if forget_secrets {
         remembered::forget_secrets(state);
     }
@@ -319,7 +360,7 @@ fn unknown_set(index: &Index, keys: &[String], key: &str) -> String {
     let known = if known.is_empty() { "it takes no values".to_string() } else { known.join("; ") };
     format!(
         "--set {}: the bundle declares no such parameter nor uses such a config key ({known})",
-        crate::format::rules::printable(key, 80)
+        airbin_format::rules::printable(key, 80)
     )
 }
 
@@ -343,7 +384,7 @@ fn no_config_hint(bundle: &Bundle) -> String {
 }
 
 /// The error for a run with no config, no terminal to ask on, and values missing.
-pub fn no_config(bundle: &Bundle, path: &std::path::Path, missing: &[String]) -> Error {
+pub(crate) fn no_config(bundle: &Bundle, path: &std::path::Path, missing: &[String]) -> Error {
     let sets = missing.iter().map(|k| format!("--set {k}=...")).collect::<Vec<_>>().join(" ");
     Error::usage(format!(
         "there is no config at {} (nor --config FILE), and this bundle needs {}: {}; or give the values on the command line: {sets}",

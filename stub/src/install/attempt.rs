@@ -6,21 +6,21 @@ use std::time::{Duration, Instant};
 
 use super::journal::{Event, Journal};
 use super::plan::{PlanState, PlannedStep};
-use super::runner::{StepReport, StepState};
-use crate::error::{Error, ExitClass, Result};
+use super::report::{StepReport, StepState};
 use crate::interrupt;
-use crate::progress::Ui;
 use crate::steps::{self, Failure, RunContext};
+use crate::ui::Ui;
+use airbin_format::error::{Error, ExitClass, Result};
 
 /// What every step of the run shares.
-pub struct Shared<'a> {
-    pub bundle: &'a crate::format::Bundle,
-    pub engine: Option<&'a crate::engines::Engine>,
-    pub ui: &'a Ui,
-    pub staging: &'a std::path::Path,
-    pub env: &'a [(String, String)],
-    pub inputs: &'a steps::Inputs<'a>,
-    pub placed: &'a super::placed::Recorder,
+pub(crate) struct Shared<'a> {
+    pub(crate) bundle: &'a airbin_format::Bundle,
+    pub(crate) engine: Option<&'a crate::engines::Engine>,
+    pub(crate) ui: &'a Ui,
+    pub(crate) staging: &'a std::path::Path,
+    pub(crate) env: &'a [(String, String)],
+    pub(crate) inputs: &'a steps::Inputs<'a>,
+    pub(crate) placed: &'a crate::steps::placed::Recorder,
 }
 
 /// What one attempt of one step is given.
@@ -54,29 +54,18 @@ impl<'a> Shared<'a> {
     }
 }
 
-/// Stops what an earlier attempt left running (its token), and says so.
-pub fn stop_leftovers(ui: &Ui, step: &str, token: &str) {
-    let stopped = super::leftovers::stop(token);
-    if !stopped.is_empty() {
-        let pids: Vec<String> = stopped.iter().map(|p| p.to_string()).collect();
-        ui.status(format!(
-            "step '{step}': {} process(es) an earlier attempt started were still running (pid {}): stopped before the step runs again",
-            stopped.len(),
-            pids.join(", ")
-        ));
-    }
-}
+/// Appends one event to the journal (shared with the thread that feeds an engine).
+type Append<'j> = dyn Fn(Event) -> Result<()> + Sync + 'j;
 
 /// Runs `planned` to the end: its report, and the error that stops the install if it
 /// finally failed.
-pub fn run(planned: &PlannedStep, shared: &Shared, journal: &mut Journal) -> (StepReport, Option<Error>) {
+pub(crate) fn run(planned: &PlannedStep, shared: &Shared, journal: &mut Journal) -> (StepReport, Option<Error>) {
     let run_id = journal.run_id().to_string();
     // A step may record its hand-over from the thread that feeds its engine.
     let journal = std::sync::Mutex::new(journal);
     let append = |event: Event| journal.lock().unwrap_or_else(|e| e.into_inner()).append(event);
     let step = &planned.step;
     let attempts = step.retries + 1;
-    let timeout = step.timeout.map(|t| t.duration()).filter(|_| planned.prepared.honours_timeout());
     let env = expand_env(step, shared);
     let started = Instant::now();
     let mut report = StepReport::untouched(step, StepState::Failed, String::new());
@@ -85,39 +74,23 @@ pub fn run(planned: &PlannedStep, shared: &Shared, journal: &mut Journal) -> (St
     for attempt in 1..=attempts {
         report.attempts = attempt;
         if let Some(token) = &previous_token {
-            stop_leftovers(shared.ui, &planned.name, token);
+            super::leftovers::stop_and_say(shared.ui, &planned.name, token);
         }
         let token = format!("{run_id}-{attempt}-{}", crate::fsx::random_hex());
-        let began = Instant::now();
         if let Err(e) = append(Event::StepStarted { step: planned.name.clone(), attempt, token: Some(token.clone()) }) {
             return (report, Some(e));
         }
         previous_token = Some(token.clone());
-        let hand_over = || {
-            let _ = append(Event::StepHandedOver { step: planned.name.clone(), attempt, seconds: began.elapsed().as_secs_f64() });
-        };
-        // Only the first attempt's: a retry starts over.
-        let before = planned.handed_over.as_ref().filter(|_| attempt == 1);
-        let outcome = match &env {
-            Ok(step_env) => planned.prepared.run(&shared.context(Attempt {
-                step_name: &planned.name,
-                step_env,
-                timeout,
-                redo: planned.state == PlanState::Redo,
-                handed_over_before: before,
-                hand_over: &hand_over,
-                token: &token,
-            })),
-            Err(e) => Err(Failure::from(e.clone())),
-        };
+        let began = Instant::now();
+        let outcome = attempt_once(planned, shared, &env, (attempt, &token), &append);
         let seconds = began.elapsed().as_secs_f64();
         match outcome {
             Ok(mut detail) => {
                 if attempt > 1 {
                     detail.push_str(&format!(" (succeeded on attempt {attempt} of {attempts})"));
                 }
-                let does = crate::runlog::mask(&planned.prepared.describe());
-                let detail = crate::runlog::mask(&detail);
+                let does = crate::ui::runlog::mask(&planned.prepared.describe());
+                let detail = crate::ui::runlog::mask(&detail);
                 if let Err(e) = append(Event::StepDone { step: planned.name.clone(), attempt, seconds, detail: detail.clone(), does }) {
                     return (report, Some(e));
                 }
@@ -127,7 +100,7 @@ pub fn run(planned: &PlannedStep, shared: &Shared, journal: &mut Journal) -> (St
                 return (report, None);
             }
             Err(failure) => {
-                let error = crate::runlog::mask(&failure.error.message);
+                let error = crate::ui::runlog::mask(&failure.error.message);
                 let _ = append(Event::StepFailed { step: planned.name.clone(), attempt, seconds, error: error.clone() });
                 let retryable = matches!(failure.error.class, ExitClass::Step | ExitClass::Host);
                 match failure.error.class {
@@ -135,24 +108,64 @@ pub fn run(planned: &PlannedStep, shared: &Shared, journal: &mut Journal) -> (St
                     _ => shared.ui.status(format!("step '{}' attempt {attempt} of {attempts} failed: {error}", planned.name)),
                 }
                 last = Some(failure);
-                if !retryable || attempt == attempts || interrupt::requested() {
-                    break;
-                }
-                shared.ui.status(format!("retrying '{}' in {}", planned.name, humantime::format_duration(step.retry_delay())));
-                if sleep_unless_interrupted(step.retry_delay()).is_err() {
+                if !retryable || attempt == attempts || interrupt::requested() || !wait_to_retry(planned, shared) {
                     break;
                 }
             }
         }
     }
     report.seconds = started.elapsed().as_secs_f64();
+    finally_failed(planned, shared, &run_id, report, last)
+}
+
+/// One attempt of the step, with its own token and its hand-over journaled.
+fn attempt_once(
+    planned: &PlannedStep,
+    shared: &Shared,
+    env: &Result<std::collections::BTreeMap<String, String>>,
+    (attempt, token): (u32, &str),
+    append: &Append,
+) -> std::result::Result<String, Failure> {
+    let began = Instant::now();
+    let hand_over = || {
+        let _ = append(Event::StepHandedOver { step: planned.name.clone(), attempt, seconds: began.elapsed().as_secs_f64() });
+    };
+    let step_env = env.as_ref().map_err(|e| Failure::from(e.clone()))?;
+    planned.prepared.run(&shared.context(Attempt {
+        step_name: &planned.name,
+        step_env,
+        timeout: planned.step.timeout.map(|t| t.duration()).filter(|_| planned.prepared.honours_timeout()),
+        redo: planned.state == PlanState::Redo,
+        // Only the first attempt's: a retry starts over.
+        handed_over_before: planned.handed_over.as_ref().filter(|_| attempt == 1),
+        hand_over: &hand_over,
+        token,
+    }))
+}
+
+/// Says when the step is tried again, and waits; false when interrupted meanwhile.
+fn wait_to_retry(planned: &PlannedStep, shared: &Shared) -> bool {
+    let delay = planned.step.retry_delay();
+    shared.ui.status(format!("retrying '{}' in {}", planned.name, humantime::format_duration(delay)));
+    sleep_unless_interrupted(delay).is_ok()
+}
+
+/// The step failed for good: its `on_failure` steps run, and the error says what the
+/// step said last.
+fn finally_failed(
+    planned: &PlannedStep,
+    shared: &Shared,
+    run_id: &str,
+    mut report: StepReport,
+    last: Option<Failure>,
+) -> (StepReport, Option<Error>) {
     let failure = last.unwrap_or_else(|| Failure::from(Error::interrupted()));
     if failure.error.class == ExitClass::Interrupted || interrupt::requested() {
         report.detail = "interrupted".into();
         return (report, Some(Error::interrupted()));
     }
-    report.detail = crate::runlog::mask(&failure.error.message);
-    report.on_failure = run_on_failure(planned, shared, &run_id);
+    report.detail = crate::ui::runlog::mask(&failure.error.message);
+    report.on_failure = run_on_failure(planned, shared, run_id);
     let tries = if report.attempts > 1 { format!(" (after {} attempts)", report.attempts) } else { String::new() };
     let mut message = format!("step '{}' failed{tries}: {}", planned.name, failure.error.message);
     if !failure.last_lines.is_empty() {
@@ -203,7 +216,7 @@ fn run_on_failure(planned: &PlannedStep, shared: &Shared, run_id: &str) -> Vec<S
         });
         let (state, detail) = match result {
             Ok(detail) => (StepState::Done, detail),
-            Err(f) => (StepState::Failed, crate::runlog::mask(&f.error.message)),
+            Err(f) => (StepState::Failed, crate::ui::runlog::mask(&f.error.message)),
         };
         shared.ui.status(format!("on_failure step '{name}' {}: {detail}", state.label()));
         reports.push(StepReport { attempts: 1, seconds: started.elapsed().as_secs_f64(), ..StepReport::untouched(step, state, detail) });

@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use airbin_format::error::{Error, Result};
 
 /// Where the config came from, for messages and the plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// `--config FILE`.
     Flag,
     /// `config` beside the `.bin`.
@@ -22,7 +22,7 @@ pub enum Source {
 }
 
 impl Source {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Source::Flag => "--config",
             Source::BesideBundle => "beside the bundle",
@@ -38,15 +38,15 @@ enum Style {
     Shell,
 }
 
-pub struct ProductConfig {
+pub(crate) struct ProductConfig {
     /// The file as the engineer named it (or `<bundle>:<sample member>`).
-    pub path: PathBuf,
-    pub source: Source,
+    pub(crate) path: PathBuf,
+    pub(crate) source: Source,
     /// What relative paths in the config are relative to.
     base: PathBuf,
     /// The file's bytes, copied as they are into the staging directory (unless a
     /// parameter's value changed them: `staged_text`).
-    pub text: String,
+    pub(crate) text: String,
     values: serde_yaml::Value,
     /// Values set from `--set`, defaults or prompts: the staged copy is written anew.
     changed: bool,
@@ -55,7 +55,7 @@ pub struct ProductConfig {
 }
 
 /// The file `--config` names, else `config` beside the bundle if it is there.
-pub fn locate(explicit: Option<&Path>, bundle: &Path) -> Option<(PathBuf, Source)> {
+pub(crate) fn locate(explicit: Option<&Path>, bundle: &Path) -> Option<(PathBuf, Source)> {
     if let Some(path) = explicit {
         return Some((path.to_path_buf(), Source::Flag));
     }
@@ -64,7 +64,7 @@ pub fn locate(explicit: Option<&Path>, bundle: &Path) -> Option<(PathBuf, Source
 }
 
 /// `config` in the bundle's directory.
-pub fn beside_bundle(bundle: &Path) -> PathBuf {
+pub(crate) fn beside_bundle(bundle: &Path) -> PathBuf {
     match bundle.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.join("config"),
         _ => PathBuf::from("config"),
@@ -72,7 +72,7 @@ pub fn beside_bundle(bundle: &Path) -> PathBuf {
 }
 
 /// Reads and parses the config file at `path`.
-pub fn load(path: &Path, source: Source) -> Result<ProductConfig> {
+pub(crate) fn load(path: &Path, source: Source) -> Result<ProductConfig> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::usage(format!(
             "the product's config {} cannot be read ({e}); fix the path given with --config, or put the config beside the bundle as `config`",
@@ -85,14 +85,14 @@ pub fn load(path: &Path, source: Source) -> Result<ProductConfig> {
 }
 
 /// A config from text already in memory (the bundle's sample).
-pub fn parse(path: PathBuf, source: Source, base: PathBuf, text: String) -> Result<ProductConfig> {
+pub(crate) fn parse(path: PathBuf, source: Source, base: PathBuf, text: String) -> Result<ProductConfig> {
     let (values, _) = parse_text(&text).map_err(|why| Error::usage(format!("{}: {why}; fix the config and run again", path.display())))?;
     Ok(ProductConfig { path, source, base, text, values, changed: false, secret_keys: Vec::new() })
 }
 
 /// No config file: the values come from `--set`, defaults, prompts and remembered
 /// answers, and are staged as `config` like any other.
-pub fn empty(bundle: &Path) -> ProductConfig {
+pub(crate) fn empty(bundle: &Path) -> ProductConfig {
     let path = beside_bundle(bundle);
     let base = crate::fsx::absolute(&path).parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
     ProductConfig {
@@ -166,7 +166,7 @@ fn parse_shell_value(raw: &str) -> std::result::Result<String, String> {
 
 impl ProductConfig {
     /// The value at a dotted key, as parsed.
-    pub fn lookup(&self, key: &str) -> Option<&serde_yaml::Value> {
+    pub(crate) fn lookup(&self, key: &str) -> Option<&serde_yaml::Value> {
         let mut value = &self.values;
         for part in key.split('.') {
             value = value.get(part)?;
@@ -175,7 +175,7 @@ impl ProductConfig {
     }
 
     /// Sets `key` (dotted: nested mappings are made as needed) to `value`.
-    pub fn set(&mut self, key: &str, value: serde_yaml::Value) {
+    pub(crate) fn set(&mut self, key: &str, value: serde_yaml::Value) {
         let mut at = &mut self.values;
         for part in key.split('.') {
             if !at.is_mapping() {
@@ -189,24 +189,24 @@ impl ProductConfig {
     }
 
     /// Sets `key` to the checked spelling of a value the file holds, when it differs.
-    pub fn set_if_changed(&mut self, key: &str, value: serde_yaml::Value) {
+    pub(crate) fn set_if_changed(&mut self, key: &str, value: serde_yaml::Value) {
         if self.scalar(key) != scalar_of_value(&value) {
             self.set(key, value);
         }
     }
 
-    pub fn mark_secret(&mut self, key: &str) {
+    pub(crate) fn mark_secret(&mut self, key: &str) {
         self.secret_keys.push(key.to_string());
     }
 
     /// Whether the value at `key` is never shown.
-    pub fn is_secret(&self, key: &str) -> bool {
+    pub(crate) fn is_secret(&self, key: &str) -> bool {
         is_secret_key(key) || self.secret_keys.iter().any(|k| k == key)
     }
 
     /// What is staged as `config`: the file as it is, or, once a parameter set a value
     /// the file lacks, the values written anew in the file's own style.
-    pub fn staged_text(&self) -> String {
+    pub(crate) fn staged_text(&self) -> String {
         if !self.changed {
             return self.text.clone();
         }
@@ -229,12 +229,12 @@ impl ProductConfig {
     }
 
     /// The text of a single value, or None when the key is missing or not a scalar.
-    pub fn scalar(&self, key: &str) -> Option<String> {
+    pub(crate) fn scalar(&self, key: &str) -> Option<String> {
         scalar_of_value(self.lookup(key)?)
     }
 
     /// The text value at `key` (dotted for nested mappings: `registry.root`).
-    pub fn text(&self, key: &str, needed_by: &str) -> Result<String> {
+    pub(crate) fn text(&self, key: &str, needed_by: &str) -> Result<String> {
         match self.lookup(key) {
             None => Err(Error::usage(format!(
                 "{}: no key `{key}`, which {needed_by} needs; add it (see the bundle's config sample)",
@@ -247,7 +247,7 @@ impl ProductConfig {
     }
 
     /// The value at `key` as the plan shows it: a scalar, or a list joined by spaces.
-    pub fn shown(&self, key: &str) -> Option<String> {
+    pub(crate) fn shown(&self, key: &str) -> Option<String> {
         let mut out = Vec::new();
         flatten(key, self.lookup(key)?, &mut out);
         Some(out.into_iter().map(|(_, v)| v).collect::<Vec<_>>().join(" "))
@@ -255,7 +255,7 @@ impl ProductConfig {
 
     /// A list value: a YAML sequence of scalars, or one value of words separated by
     /// spaces or commas (`NODES="10.0.0.1 10.0.0.2"`). None when the key is missing.
-    pub fn list(&self, key: &str) -> Option<Vec<String>> {
+    pub(crate) fn list(&self, key: &str) -> Option<Vec<String>> {
         let words = |text: &str| text.split([' ', ',', '\t']).filter(|w| !w.is_empty()).map(str::to_string).collect::<Vec<_>>();
         match self.lookup(key)? {
             serde_yaml::Value::Sequence(items) => {
@@ -275,11 +275,11 @@ impl ProductConfig {
     }
 
     /// A path value: relative paths are relative to the config's own directory.
-    pub fn path_value(&self, key: &str, needed_by: &str) -> Result<PathBuf> {
+    pub(crate) fn path_value(&self, key: &str, needed_by: &str) -> Result<PathBuf> {
         Ok(self.resolve_path(&self.text(key, needed_by)?))
     }
 
-    pub fn resolve_path(&self, text: &str) -> PathBuf {
+    pub(crate) fn resolve_path(&self, text: &str) -> PathBuf {
         let path = Path::new(text);
         if path.is_absolute() {
             path.to_path_buf()
@@ -289,12 +289,12 @@ impl ProductConfig {
     }
 
     /// Of `keys`, those missing or empty.
-    pub fn missing<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    pub(crate) fn missing<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
         keys.into_iter().filter(|key| !self.has(key)).collect()
     }
 
     /// Whether `key` holds a value (not missing, not empty).
-    pub fn has(&self, key: &str) -> bool {
+    pub(crate) fn has(&self, key: &str) -> bool {
         match self.lookup(key) {
             None | Some(serde_yaml::Value::Null) => false,
             Some(serde_yaml::Value::String(s)) => !s.trim().is_empty(),
@@ -305,7 +305,7 @@ impl ProductConfig {
     }
 
     /// Every value as (dotted key, text): scalars as they are, lists joined by spaces.
-    pub fn flat(&self) -> Vec<(String, String)> {
+    pub(crate) fn flat(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         flatten("", &self.values, &mut out);
         out
@@ -314,7 +314,7 @@ impl ProductConfig {
     /// The config with the values of secret keys masked, for `support`: written anew
     /// from the parsed values (in the file's own style), so that no way of writing a
     /// value (a flow mapping, a block scalar, a quoted key) keeps it from the mask.
-    pub fn masked_text(&self) -> String {
+    pub(crate) fn masked_text(&self) -> String {
         let (_, style) = parse_text(&self.text).unwrap_or((serde_yaml::Value::Null, Style::Yaml));
         match style {
             Style::Shell => {
@@ -342,7 +342,7 @@ fn mask_secrets(value: &mut serde_yaml::Value, prefix: &str, secret: &dyn Fn(&st
                 let name = scalar_of_value(key).unwrap_or_default();
                 let dotted = if prefix.is_empty() { name } else { format!("{prefix}.{name}") };
                 if secret(&dotted) || dotted.rsplit('.').next().is_some_and(is_secret_key) {
-                    *child = serde_yaml::Value::String(crate::format::params::MASK.into());
+                    *child = serde_yaml::Value::String(airbin_format::params::MASK.into());
                 } else {
                     mask_secrets(child, &dotted, secret);
                 }
@@ -381,33 +381,40 @@ fn flatten(prefix: &str, value: &serde_yaml::Value, out: &mut Vec<(String, Strin
     }
 }
 
-pub use crate::format::rules::is_secret_key;
+pub(crate) use airbin_format::rules::is_secret_key;
+
+impl crate::steps::ConfigValues for ProductConfig {
+    fn text(&self, key: &str, needed_by: &str) -> Result<String> {
+        ProductConfig::text(self, key, needed_by)
+    }
+    fn path_value(&self, key: &str, needed_by: &str) -> Result<PathBuf> {
+        ProductConfig::path_value(self, key, needed_by)
+    }
+    fn resolve_path(&self, expanded: &str) -> PathBuf {
+        ProductConfig::resolve_path(self, expanded)
+    }
+}
 
 /// `AIRBIN_CONFIG_` and `registry.address` → `AIRBIN_CONFIG_REGISTRY_ADDRESS`.
-pub fn env_name(prefix: &str, key: &str) -> String {
+pub(crate) fn env_name(prefix: &str, key: &str) -> String {
     let mut name = String::from(prefix);
     name.extend(key.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }));
     name
 }
 
-pub use crate::format::validate::config_placeholders as referenced_keys;
+pub(crate) use crate::steps::values::{expand, referenced_keys};
 
-/// Replaces each `${config.KEY}` in `text` with the config's value.
-pub fn expand(text: &str, config: Option<&ProductConfig>, needed_by: &str) -> Result<String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${config.") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + "${config.".len()..];
-        let end = after.find('}').ok_or_else(|| Error::integrity(format!("an unterminated ${{config. placeholder in {needed_by}")))?;
-        let key = &after[..end];
-        let config =
-            config.ok_or_else(|| Error::usage(format!("{needed_by} takes `{key}` from the product's config, and there is none")))?;
-        out.push_str(&config.text(key, needed_by)?);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+/// bundle (it is small: capped at 1 MiB).
+pub(crate) fn sample_config(bundle: &airbin_format::Bundle, sample: &airbin_format::Member) -> Result<ProductConfig> {
+    use std::io::Read;
+    let mut text = String::new();
+    bundle
+        .content_reader(sample)?
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::usage(format!("the bundle's config sample {} is not text ({e})", sample.name)))?;
+    let base = bundle.path.parent().map_or_else(|| PathBuf::from("."), crate::fsx::absolute);
+    parse(PathBuf::from(format!("{}:{}", bundle.path.display(), sample.name)), Source::Sample, base, text)
 }
 
 #[cfg(test)]

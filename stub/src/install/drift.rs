@@ -8,41 +8,41 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::placed::{self, Placed};
 use super::record::Installed;
 use super::state::StateDir;
 use crate::engines;
-use crate::format::registry_pack::{blob_path, DirStorage, V2};
-use crate::format::Bundle;
+use crate::steps::placed::{self, Placed};
+use airbin_format::registry_pack::{blob_path, DirStorage, V2};
+use airbin_format::Bundle;
 
 /// One thing that no longer matches.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Drift {
+pub(crate) struct Drift {
     /// `image`, `registry`, `file`, `hotfix`.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// What drifted: a reference, a path, a blob.
-    pub what: String,
+    pub(crate) what: String,
     /// How it differs.
-    pub found: String,
+    pub(crate) found: String,
     /// The step that puts it back, if a step does.
-    pub step: Option<String>,
+    pub(crate) step: Option<String>,
     /// What to run to repair it.
-    pub repair: String,
+    pub(crate) repair: String,
 }
 
 /// What was checked, and what drifted.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Report {
-    pub images: usize,
-    pub blobs: usize,
-    pub files: usize,
-    pub drift: Vec<Drift>,
+pub(crate) struct Report {
+    pub(crate) images: usize,
+    pub(crate) blobs: usize,
+    pub(crate) files: usize,
+    pub(crate) drift: Vec<Drift>,
 }
 
 /// Checks the host against the record of the product `bundle` names. `engine` stands in
 /// for the engine each image was loaded into, when given (`--engine`).
-pub fn check(bundle: &Bundle, state: &StateDir, installed: &Installed, engine: Option<&engines::Engine>) -> Report {
-    let placed = placed::read(state);
+pub(crate) fn check(bundle: &Bundle, state: &StateDir, installed: &Installed, engine: Option<&engines::Engine>) -> Report {
+    let placed = placed::read(&state.placed());
     let mut report = Report::default();
     let repair = |step: &str| format!("{} install --from {}", crate::shell::bundle(), crate::shell::quote(step));
     check_images(&placed, engine, &mut report, &repair);
@@ -98,7 +98,7 @@ fn check_registries(bundle: &Bundle, placed: &Placed, report: &mut Report, repai
         // Every tag the pack carries still serves from the root (links included).
         let record = bundle.index.member(&registry.member).and_then(|m| m.registry.as_ref());
         if let Some(record) = record {
-            if let Err(why) = crate::format::registry_pack::check_pack(&DirStorage::new(&registry.root), Some(record)) {
+            if let Err(why) = airbin_format::registry_pack::check_pack(&DirStorage::new(&registry.root), Some(record)) {
                 if !report.drift.iter().any(|d| d.kind == "registry" && why.contains(d.what.trim_start_matches("blob "))) {
                     report.drift.push(Drift {
                         kind: "registry",

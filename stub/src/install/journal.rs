@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{IoContext, Result};
+pub(crate) use crate::steps::HandedOver;
+use airbin_format::error::{IoContext, Result};
 
 /// How a run ended.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Ok,
     Failed,
     Interrupted,
@@ -25,7 +26,7 @@ pub enum Outcome {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "event", rename_all = "kebab-case")]
-pub enum Event {
+pub(crate) enum Event {
     RunStarted {
         bundle_sha256: String,
         version: String,
@@ -42,11 +43,11 @@ pub enum Event {
         places: Vec<PathBuf>,
         /// The node's role in this run (absent in journals of runtimes before roles).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        role: Option<crate::format::Role>,
+        role: Option<airbin_format::Role>,
         /// Whether it ran the steps of an install, an upgrade or an uninstall (absent
         /// before format 5).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        phase: Option<crate::format::Phase>,
+        phase: Option<airbin_format::Phase>,
         /// The tag of the `--all-nodes` run that started it, if one did: how the
         /// coordinator finds this run again after its SSH connection dropped.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,23 +93,23 @@ pub enum Event {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Record {
-    pub at: String,
-    pub run: String,
+pub(crate) struct Record {
+    pub(crate) at: String,
+    pub(crate) run: String,
     /// The SHA-256 of the bundle the run installs, on every record.
     #[serde(default)]
-    pub bundle: String,
+    pub(crate) bundle: String,
     #[serde(flatten)]
-    pub event: Event,
+    pub(crate) event: Event,
 }
 
 /// Reads every whole record; a torn or unreadable line is passed over.
-pub fn read(path: &Path) -> Vec<Record> {
+pub(crate) fn read(path: &Path) -> Vec<Record> {
     let Ok(raw) = crate::fsx::read_small_nofollow(path, u64::MAX) else { return Vec::new() };
     raw.split(|b| *b == b'\n').filter_map(|line| serde_json::from_slice(line).ok()).collect()
 }
 
-pub struct Journal {
+pub(crate) struct Journal {
     file: fs::File,
     path: PathBuf,
     run: String,
@@ -119,7 +120,7 @@ pub struct Journal {
 impl Journal {
     /// Opens the journal for appending records of run `run`, first cutting off a line
     /// torn by a crash so the next record starts on a line of its own.
-    pub fn open(path: &Path, run: &str, bundle: &str) -> Result<Journal> {
+    pub(crate) fn open(path: &Path, run: &str, bundle: &str) -> Result<Journal> {
         if let Ok(raw) = crate::fsx::read_small_nofollow(path, u64::MAX) {
             if !raw.is_empty() && !raw.ends_with(b"\n") {
                 let keep = raw.iter().rposition(|b| *b == b'\n').map_or(0, |at| at + 1);
@@ -134,33 +135,26 @@ impl Journal {
         }
         // For this user's eyes (what a step failed with may say more than it should), and
         // never through a link planted where it belongs.
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-            .open(path)
-            .ctx("opening the journal", path)?;
+        let file = crate::fsx::open_private_append(path).ctx("opening the journal", path)?;
         // A journal made before it was kept 0600 is made so now.
         let _ = file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
         Ok(Journal { file, path: path.to_path_buf(), run: run.to_string(), bundle: bundle.to_string(), recording: true })
     }
 
     /// A journal that records nothing when `on` is false (a run that runs no step).
-    pub fn recording(mut self, on: bool) -> Journal {
+    pub(crate) fn recording(mut self, on: bool) -> Journal {
         self.recording = on;
         self
     }
 
     /// Appends one record and waits until it is on disk.
-    pub fn append(&mut self, event: Event) -> Result<()> {
+    pub(crate) fn append(&mut self, event: Event) -> Result<()> {
         if !self.recording {
             return Ok(());
         }
-        let record = Record { at: crate::progress::timestamp(), run: self.run.clone(), bundle: self.bundle.clone(), event };
+        let record = Record { at: crate::ui::timestamp(), run: self.run.clone(), bundle: self.bundle.clone(), event };
         // Nothing stored holds a secret: the line is masked whole.
-        let mut line = crate::runlog::mask(&serde_json::to_string(&record).expect("records serialize")).into_bytes();
+        let mut line = crate::ui::runlog::mask(&serde_json::to_string(&record).expect("records serialize")).into_bytes();
         line.push(b'\n');
         crate::fsx::crash_point("journal-append");
         self.file.write_all(&line).ctx("writing the journal", &self.path)?;
@@ -169,67 +163,59 @@ impl Journal {
         Ok(())
     }
 
-    pub fn run_id(&self) -> &str {
+    pub(crate) fn run_id(&self) -> &str {
         &self.run
     }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Done {
-    pub at: String,
-    pub does: String,
+pub(crate) struct Done {
+    pub(crate) at: String,
+    pub(crate) does: String,
 }
 
 /// A step whose last attempt did not end well (killed or failed): its processes may
 /// still run.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Unfinished {
-    pub token: String,
-    pub attempt: u32,
+pub(crate) struct Unfinished {
+    pub(crate) token: String,
+    pub(crate) attempt: u32,
 }
 
 /// The latest run, gone without a word (kill -9, a crash, a power cut).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Killed {
-    pub pid: u32,
-    pub run: String,
+pub(crate) struct Killed {
+    pub(crate) pid: u32,
+    pub(crate) run: String,
     /// The step it was in, if any.
-    pub step: Option<String>,
-}
-
-/// A step whose run ended (killed) after it had handed its whole stream to the engine.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct HandedOver {
-    pub at: String,
-    /// How long after the step's start.
-    pub seconds: f64,
+    pub(crate) step: Option<String>,
 }
 
 /// What the journal says of this host's install of a bundle name.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct History {
+pub(crate) struct History {
     /// The bundle of the latest run, and its version.
-    pub bundle_sha256: Option<String>,
-    pub version: Option<String>,
+    pub(crate) bundle_sha256: Option<String>,
+    pub(crate) version: Option<String>,
     /// Steps done for that bundle: when, and with which values.
-    pub done: BTreeMap<String, Done>,
+    pub(crate) done: BTreeMap<String, Done>,
     /// Steps of that bundle whose last record is a hand-over: the engine may still be
     /// committing what a killed run gave it.
-    pub handed_over: BTreeMap<String, HandedOver>,
+    pub(crate) handed_over: BTreeMap<String, HandedOver>,
     /// Whether that bundle's install is complete.
-    pub complete: bool,
+    pub(crate) complete: bool,
     /// Every directory runs said they write temporaries in.
-    pub places: Vec<PathBuf>,
+    pub(crate) places: Vec<PathBuf>,
     /// Steps whose last attempt was killed or failed, with the token its processes carry.
-    pub unfinished: BTreeMap<String, Unfinished>,
+    pub(crate) unfinished: BTreeMap<String, Unfinished>,
     /// The latest run, when it ended without `run-finished`.
-    pub killed: Option<Killed>,
+    pub(crate) killed: Option<Killed>,
     /// The phase of the latest run.
-    pub phase: Option<crate::format::Phase>,
+    pub(crate) phase: Option<airbin_format::Phase>,
 }
 
 impl History {
-    pub fn of(records: &[Record]) -> History {
+    pub(crate) fn of(records: &[Record]) -> History {
         let mut history = History::default();
         for record in records {
             match &record.event {
@@ -289,13 +275,13 @@ impl History {
     }
 
     /// The latest run was of another bundle and did not complete.
-    pub fn unfinished_other(&self, sha256: &str) -> bool {
+    pub(crate) fn unfinished_other(&self, sha256: &str) -> bool {
         self.bundle_sha256.as_deref().is_some_and(|sha| sha != sha256) && !self.complete
     }
 }
 
 /// The records of the latest run (for `status`).
-pub fn last_run(records: &[Record]) -> &[Record] {
+pub(crate) fn last_run(records: &[Record]) -> &[Record] {
     let start = records.iter().rposition(|r| matches!(r.event, Event::RunStarted { .. })).unwrap_or(records.len());
     &records[start..]
 }

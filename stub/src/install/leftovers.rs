@@ -6,17 +6,25 @@
 //! grace period), and the run says so. The direct child also dies with the runtime
 //! (PR_SET_PDEATHSIG); its children are what this finds.
 
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+
+use super::journal::History;
+use super::state::StateDir;
+use crate::fsx;
+use crate::steps::Needs;
+use crate::ui::Ui;
 
 /// How long leftovers have to exit after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
 
 /// The processes whose environment holds `AIRBIN_STEP_TOKEN=<token>` (those this user
 /// may read: all of them, as root).
-pub fn carrying(token: &str) -> Vec<i32> {
+pub(crate) fn carrying(token: &str) -> Vec<i32> {
     if token.is_empty() {
         return Vec::new();
     }
@@ -35,7 +43,7 @@ pub fn carrying(token: &str) -> Vec<i32> {
 
 /// Stops every process carrying `token`: SIGTERM, a grace period, SIGKILL; returns the
 /// PIDs found (empty when none was left). Bounded: at most twice the grace period.
-pub fn stop(token: &str) -> Vec<i32> {
+pub(crate) fn stop(token: &str) -> Vec<i32> {
     let found = carrying(token);
     if found.is_empty() {
         return found;
@@ -55,6 +63,49 @@ pub fn stop(token: &str) -> Vec<i32> {
         std::thread::sleep(Duration::from_millis(50));
     }
     found
+}
+
+/// Stops what an earlier attempt left running (its token), and says so.
+pub(crate) fn stop_and_say(ui: &Ui, step: &str, token: &str) {
+    let stopped = stop(token);
+    if !stopped.is_empty() {
+        let pids: Vec<String> = stopped.iter().map(|p| p.to_string()).collect();
+        ui.status(format!(
+            "step '{step}': {} process(es) an earlier attempt started were still running (pid {}): stopped before the step runs again",
+            stopped.len(),
+            pids.join(", ")
+        ));
+    }
+}
+
+/// Every place a run writes, cleared of what killed runs left: temporaries, the
+/// staging directory (it holds the config), processes a killed or failed step started.
+pub(crate) fn sweep(history: &History, state: &StateDir, staging: &Path, needs: &[Needs], ui: &Ui) -> (usize, u64) {
+    for (step, unfinished) in &history.unfinished {
+        stop_and_say(ui, step, &unfinished.token);
+    }
+    let mut places: Vec<PathBuf> = vec![staging.to_path_buf(), state.root.clone()];
+    places.extend(needs.iter().flat_map(|n| n.writes.iter().cloned()));
+    places.extend(history.places.iter().cloned());
+    places.dedup();
+    let mut total = (0, 0);
+    for place in &places {
+        let (n, bytes) = fsx::sweep(place);
+        total = (total.0 + n, total.1 + bytes);
+    }
+    // The state directory's own staging belongs to no run now (we hold the lock).
+    let own = state.staging();
+    if own.exists() {
+        let bytes = fsx::tree_bytes(&own);
+        fsx::remove_any(&own);
+        total = (total.0 + 1, total.1 + bytes);
+    }
+    // (Runs before 0.6 kept staging with a mark of the bundle it was staged for.)
+    let _ = fs::remove_file(state.root.join("staged-for"));
+    if total.0 > 0 {
+        ui.status(format!("swept {} leftover(s) of an interrupted run, {} freed", total.0, indicatif::HumanBytes(total.1)));
+    }
+    total
 }
 
 /// Still the same process (it carries the token), and not yet a zombie.

@@ -11,13 +11,13 @@ use std::time::Duration;
 use indicatif::HumanBytes;
 
 use crate::engines::{self, Engine};
-use crate::error::{Error, ExitClass, Result};
-use crate::format::{BundleMeta, Requires};
 use crate::fsx;
 use crate::steps::{Needs, Place};
+use airbin_format::error::{Error, ExitClass, Result};
+use airbin_format::{BundleMeta, Requires};
 
 /// The checks, by the names `--skip-preflight` takes.
-pub const CHECKS: [&str; 9] = ["root", "arch", "space", "writable", "engine", "registry", "commands", "ports", "delta"];
+pub(crate) const CHECKS: [&str; 9] = ["root", "arch", "space", "writable", "engine", "registry", "commands", "ports", "delta"];
 
 struct Problem {
     check: &'static str,
@@ -26,90 +26,109 @@ struct Problem {
 }
 
 /// What preflight found that the run uses.
-pub struct Ready {
+#[derive(Debug)]
+pub(crate) struct Ready {
     /// The engine images load into, when a step loads images.
-    pub engine: Option<Engine>,
+    pub(crate) engine: Option<Engine>,
 }
 
-pub struct Host<'a> {
-    pub bundle: &'a BundleMeta,
-    pub requires: &'a Requires,
-    pub skip: &'a [String],
-    pub containerd_namespace: &'a str,
+pub(crate) struct Host<'a> {
+    pub(crate) bundle: &'a BundleMeta,
+    pub(crate) requires: &'a Requires,
+    pub(crate) skip: &'a [String],
+    pub(crate) containerd_namespace: &'a str,
+}
+
+/// The problems found so far, less those the engineer skips by name.
+struct Problems<'a> {
+    skip: &'a [String],
+    found: Vec<Problem>,
+}
+
+impl Problems<'_> {
+    fn skipped(&self, check: &str) -> bool {
+        self.skip.iter().any(|s| s == check)
+    }
+
+    fn add(&mut self, check: &'static str, class: ExitClass, message: String) {
+        if !self.skipped(check) {
+            self.found.push(Problem { check, class, message });
+        }
+    }
 }
 
 /// Checks `needs` (of every step that will run, and of staging) on this host.
-pub fn check(host: &Host, needs: &[Needs]) -> Result<Ready> {
+pub(crate) fn check(host: &Host, needs: &[Needs]) -> Result<Ready> {
     for name in host.skip {
         if !CHECKS.contains(&name.as_str()) {
             return Err(Error::usage(format!("--skip-preflight {name}: no such check; the checks are {}", CHECKS.join(", "))));
         }
     }
-    let skipped = |check: &str| host.skip.iter().any(|s| s == check);
-    let mut problems = Vec::new();
-    let mut add = |check: &'static str, class: ExitClass, message: String| {
-        if !skipped(check) {
-            problems.push(Problem { check, class, message });
-        }
-    };
+    let mut problems = Problems { skip: host.skip, found: Vec::new() };
+    check_root_and_arch(host, &mut problems);
+    space_problems(needs).into_iter().for_each(|m| problems.add("space", ExitClass::Space, m));
+    write_problems(needs).into_iter().for_each(|m| problems.add("writable", ExitClass::Permission, m));
+    needs.iter().flat_map(|n| &n.missing).for_each(|m| problems.add("delta", ExitClass::Host, m.clone()));
+    let engine = find_engine(host, needs, &mut problems);
+    check_registries(needs, &mut problems);
+    check_programs(needs, &mut problems);
+    check_ports(host, &mut problems);
+    match problems.found.is_empty() {
+        true => Ok(Ready { engine }),
+        false => Err(report(host, &problems.found)),
+    }
+}
 
+fn check_root_and_arch(host: &Host, problems: &mut Problems) {
     if host.requires.root && !nix::unistd::geteuid().is_root() {
-        add(
-            "root",
-            ExitClass::Permission,
-            format!("the bundle must be installed as root: run it with sudo ({} {})", "sudo", crate::shell::bundle()),
-        );
+        let how = format!("the bundle must be installed as root: run it with sudo (sudo {})", crate::shell::bundle());
+        problems.add("root", ExitClass::Permission, how);
     }
     // The launcher checks `uname -m` before it copies the stub; this catches a runtime
     // started some other way (`--bundle` by hand, an emulator).
-    let native = crate::format::arch::native();
+    let native = airbin_format::arch::native();
     if host.bundle.arch != native {
-        add(
+        let (arch, here) = (&host.bundle.arch, std::env::consts::ARCH);
+        problems.add(
             "arch",
             ExitClass::Host,
-            format!(
-                "this bundle is for {}; this host is {}: use the {native} build of this bundle",
-                host.bundle.arch,
-                std::env::consts::ARCH
-            ),
+            format!("this bundle is for {arch}; this host is {here}: use the {native} build of this bundle"),
         );
     }
-    for message in space_problems(needs) {
-        add("space", ExitClass::Space, message);
-    }
-    for message in write_problems(needs) {
-        add("writable", ExitClass::Permission, message);
-    }
-    for message in needs.iter().flat_map(|n| &n.missing) {
-        add("delta", ExitClass::Host, message.clone());
-    }
+}
 
-    let mut engine = None;
-    if let Some(choice) = needs.iter().find_map(|n| n.engine.clone()) {
-        match engines::detect(choice.as_deref(), host.containerd_namespace) {
-            Ok(found) => engine = Some(found),
-            Err(e) if skipped("engine") => {
-                crate::runlog::line(&format!("preflight engine skipped: {}", e.message));
-                engine = Some(Engine::DockerCli);
-            }
-            Err(e) => {
-                let loads: Vec<&String> = needs.iter().flat_map(|n| &n.loads).collect();
-                let loads: Vec<&str> = loads.iter().map(|s| s.as_str()).collect();
-                add("engine", e.class, format!("cannot load {}: {}", loads.join(", "), e.message))
-            }
+/// The engine images load into, when a step loads any.
+fn find_engine(host: &Host, needs: &[Needs], problems: &mut Problems) -> Option<Engine> {
+    let choice = needs.iter().find_map(|n| n.engine.clone())?;
+    match engines::detect(choice.as_deref(), host.containerd_namespace) {
+        Ok(found) => Some(found),
+        Err(e) if problems.skipped("engine") => {
+            crate::ui::runlog::line(&format!("preflight engine skipped: {}", e.message));
+            Some(Engine::DockerCli)
+        }
+        Err(e) => {
+            let loads: Vec<&str> = needs.iter().flat_map(|n| &n.loads).map(String::as_str).collect();
+            problems.add("engine", e.class, format!("cannot load {}: {}", loads.join(", "), e.message));
+            None
         }
     }
+}
+
+fn check_registries(needs: &[Needs], problems: &mut Problems) {
     let mut registries: Vec<&String> = needs.iter().filter_map(|n| n.registry.as_ref()).collect();
     registries.dedup();
     for address in registries {
         if let Err(why) = answers(address) {
-            add(
+            problems.add(
                 "registry",
                 ExitClass::Host,
                 format!("the registry at {address} does not answer ({why}): start it before the install, or fix the address in the config"),
             );
         }
     }
+}
+
+fn check_programs(needs: &[Needs], problems: &mut Problems) {
     let mut programs: Vec<&String> = needs.iter().flat_map(|n| &n.programs).collect();
     programs.sort();
     programs.dedup();
@@ -120,27 +139,29 @@ pub fn check(host: &Host, needs: &[Needs]) -> Result<Ready> {
             crate::steps::find_on_path(program, None).is_some()
         };
         if !found {
-            add("commands", ExitClass::Host, format!("{program}, which a command step runs, is not on PATH: install it"));
+            problems.add("commands", ExitClass::Host, format!("{program}, which a command step runs, is not on PATH: install it"));
         }
     }
+}
+
+fn check_ports(host: &Host, problems: &mut Problems) {
     for port in &host.requires.ports {
         if let Err(e) = TcpListener::bind(("0.0.0.0", *port)) {
             if e.kind() == std::io::ErrorKind::AddrInUse {
-                add("ports", ExitClass::Host, format!("port {port} is in use: stop what listens on it (ss -ltnp | grep :{port})"));
+                problems.add("ports", ExitClass::Host, format!("port {port} is in use: stop what listens on it (ss -ltnp | grep :{port})"));
             }
         }
     }
+}
 
-    if problems.is_empty() {
-        return Ok(Ready { engine });
-    }
+/// Every problem in one error: one line for one, a list for more.
+fn report(host: &Host, problems: &[Problem]) -> Error {
     let class = match problems.iter().all(|p| p.class == problems[0].class) {
         true => problems[0].class,
         false => ExitClass::Host,
     };
-    if problems.len() == 1 {
-        let p = &problems[0];
-        return Err(Error::new(class, format!("preflight {}: {} (skip this check with --skip-preflight {})", p.check, p.message, p.check)));
+    if let [p] = problems {
+        return Error::new(class, format!("preflight {}: {} (skip this check with --skip-preflight {})", p.check, p.message, p.check));
     }
     let mut message = format!(
         "this host is not ready for {} {}: {} problems; fix them and run again (a check you know better: --skip-preflight NAME)",
@@ -148,10 +169,10 @@ pub fn check(host: &Host, needs: &[Needs]) -> Result<Ready> {
         host.bundle.version,
         problems.len()
     );
-    for p in &problems {
+    for p in problems {
         message.push_str(&format!("\n  - {}: {}", p.check, p.message));
     }
-    Err(Error::new(class, message))
+    Error::new(class, message)
 }
 
 /// Free space, per file system: everything that lands on one file system must fit there
@@ -239,4 +260,100 @@ fn answers(address: &str) -> std::result::Result<(), String> {
     let addr = address.to_socket_addrs().map_err(|e| e.to_string())?.next().ok_or("no address")?;
     TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     crate::http::tcp_request(address, "GET", "/v2/", &[], Duration::from_secs(10)).map(drop).map_err(|e| e.to_string())
+}
+
+/// Preflight: whether this host can run the steps still to do, every problem in one
+/// report. Runs before anything lands (the lock and the log included).
+pub(crate) fn check_host(prepared: &super::Prepared, options: &super::Options) -> Result<Ready> {
+    let bundle = prepared.bundle;
+    let mut needs: Vec<Needs> = prepared.plan.to_run().map(|s| s.prepared.needs(bundle, &s.name)).collect();
+    let staging_bytes: u64 = super::staging::members_to_stage(bundle, &prepared.plan, options).iter().map(|m| m.unpacked_bytes).sum();
+    let moved_by = if options.target.is_some() { "another --target DIR" } else { "--target DIR" };
+    needs.push(Needs {
+        space: vec![crate::steps::Place::new(&prepared.plan.staging, staging_bytes, "staging", Some(moved_by))],
+        ..Needs::default()
+    });
+    needs.push(Needs {
+        space: vec![crate::steps::Place::new(&prepared.state.root, 0, "the state directory", Some("AIRBIN_STATE_DIR=DIR"))],
+        ..Needs::default()
+    });
+    let host = Host {
+        bundle: &bundle.index.bundle,
+        requires: &bundle.index.requires,
+        skip: &options.skip_preflight,
+        containerd_namespace: &options.containerd_namespace,
+    };
+    check(&host, &needs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host<'a>(bundle: &'a BundleMeta, requires: &'a Requires, skip: &'a [String]) -> Host<'a> {
+        Host { bundle, requires, skip, containerd_namespace: "k8s.io" }
+    }
+
+    fn meta() -> BundleMeta {
+        BundleMeta {
+            name: "p".into(),
+            version: "1".into(),
+            arch: airbin_format::arch::native().into(),
+            description: String::new(),
+            hotfix_of: None,
+        }
+    }
+
+    /// Needs no host can meet: a program nowhere, more bytes than any disk has.
+    fn impossible(dir: &std::path::Path) -> Needs {
+        Needs {
+            space: vec![Place::new(&dir.join("x"), u64::MAX / 4, "step 'huge'", Some("--set dir=DIR"))],
+            programs: vec!["airbin-no-such-program".into()],
+            ..Needs::default()
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let (meta, requires) = (meta(), Requires::default());
+        let err = check(&host(&meta, &requires, &[]), &[impossible(dir.path())]).expect_err("refused");
+        assert_eq!(err.class, ExitClass::Host, "a space and a command problem: the host is not ready");
+        assert!(err.message.contains("2 problems"), "{}", err.message);
+        assert!(
+            err.message.contains("- space: not enough free space") && err.message.contains("--set dir=DIR (step 'huge')"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("- commands: airbin-no-such-program, which a command step runs, is not on PATH"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_check_skipped_by_name_is_not_made_and_an_unknown_name_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (meta, requires) = (meta(), Requires::default());
+        let skip = ["space".to_string()];
+        let err = check(&host(&meta, &requires, &skip), &[impossible(dir.path())]).expect_err("refused");
+        assert!(err.message.starts_with("preflight commands:") && err.message.contains("--skip-preflight commands"), "{}", err.message);
+        let skip = ["space".to_string(), "commands".to_string()];
+        assert!(check(&host(&meta, &requires, &skip), &[impossible(dir.path())]).is_ok());
+        let skip = ["disk".to_string()];
+        let err = check(&host(&meta, &requires, &skip), &[]).expect_err("refused");
+        assert_eq!(err.class, ExitClass::Usage);
+        assert!(err.message.contains("--skip-preflight disk: no such check; the checks are root, arch, space"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_place_another_user_could_steer_is_a_permission_problem() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let needs = Needs { space: vec![Place::new(&open.join("staging"), 1, "staging", Some("--target DIR"))], ..Needs::default() };
+        let (meta, requires) = (meta(), Requires::default());
+        let err = check(&host(&meta, &requires, &[]), &[needs]).expect_err("refused");
+        assert_eq!(err.class, ExitClass::Permission, "{}", err.message);
+        assert!(err.message.contains("preflight writable:") && err.message.contains("another user could steer"), "{}", err.message);
+    }
 }

@@ -9,48 +9,48 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::params::Resolved;
+use super::param_values::Resolved;
 use super::state::StateDir;
-use crate::error::{IoContext, Result};
-use crate::format::Index;
+use airbin_format::error::{IoContext, Result};
+use airbin_format::Index;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Installed {
-    pub name: String,
-    pub version: String,
-    pub sha256: String,
-    pub installed_at: String,
+pub(crate) struct Installed {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) sha256: String,
+    pub(crate) installed_at: String,
     /// `install`, `upgrade`, `downgrade` or `reinstall`: how this version came.
-    pub how: String,
+    pub(crate) how: String,
     #[serde(default)]
-    pub parameters: Vec<ParameterUsed>,
+    pub(crate) parameters: Vec<ParameterUsed>,
     /// Hotfixes applied on top of this version, oldest first.
     #[serde(default)]
-    pub hotfixes: Vec<Applied>,
+    pub(crate) hotfixes: Vec<Applied>,
     /// Earlier versions and hotfixes, oldest first.
     #[serde(default)]
-    pub history: Vec<Applied>,
+    pub(crate) history: Vec<Applied>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ParameterUsed {
-    pub name: String,
+pub(crate) struct ParameterUsed {
+    pub(crate) name: String,
     /// Masked for a secret.
-    pub value: String,
-    pub from: String,
+    pub(crate) value: String,
+    pub(crate) from: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Applied {
-    pub version: String,
-    pub sha256: String,
-    pub at: String,
-    pub how: String,
+pub(crate) struct Applied {
+    pub(crate) version: String,
+    pub(crate) sha256: String,
+    pub(crate) at: String,
+    pub(crate) how: String,
 }
 
 impl Installed {
     /// The version with its hotfixes, as a person reads it: `2.0 + 2.0-hotfix1`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut text = self.version.clone();
         for fix in &self.hotfixes {
             text.push_str(&format!(" + {}", fix.version));
@@ -68,12 +68,12 @@ fn index_path(state: &StateDir) -> PathBuf {
 }
 
 /// The record, if this host has one (an unreadable one reads as none, and is said so).
-pub fn read(state: &StateDir) -> Option<Installed> {
+pub(crate) fn read(state: &StateDir) -> Option<Installed> {
     let text = crate::fsx::read_small_nofollow(&record_path(state), 16 << 20).ok()?;
     match serde_json::from_slice(&text) {
         Ok(record) => Some(record),
         Err(e) => {
-            crate::progress::err_line(&format!(
+            crate::ui::err_line(&format!(
                 "airbin: warning: {} is not an install record ({e}); taking this host as having none",
                 record_path(state).display()
             ));
@@ -83,36 +83,36 @@ pub fn read(state: &StateDir) -> Option<Installed> {
 }
 
 /// The index of the bundle the record names, for `plan`'s diff.
-pub fn read_index(state: &StateDir) -> Option<Index> {
+pub(crate) fn read_index(state: &StateDir) -> Option<Index> {
     serde_json::from_slice(&crate::fsx::read_small_nofollow(&index_path(state), 64 << 20).ok()?).ok()
 }
 
 /// Forgets what is installed (after an uninstall).
-pub fn remove(state: &StateDir) {
+pub(crate) fn remove(state: &StateDir) {
     let _ = std::fs::remove_file(record_path(state));
     let _ = std::fs::remove_file(index_path(state));
 }
 
 /// What a finished run writes.
-pub struct Finished<'a> {
-    pub index: &'a Index,
-    pub sha256: &'a str,
-    pub how: super::upgrade::Change,
-    pub parameters: &'a [Resolved],
+pub(crate) struct Finished<'a> {
+    pub(crate) index: &'a Index,
+    pub(crate) sha256: &'a str,
+    /// `install`, `upgrade`, `downgrade`, `reinstall` or `hotfix` (`Change::as_str`).
+    pub(crate) how: &'static str,
+    pub(crate) parameters: &'a [Resolved],
 }
 
 /// Writes the record for a run that finished every step.
-pub fn write(state: &StateDir, finished: &Finished) -> Result<Installed> {
+pub(crate) fn write(state: &StateDir, finished: &Finished) -> Result<Installed> {
     let meta = &finished.index.bundle;
-    let now = crate::progress::timestamp();
+    let now = crate::ui::timestamp();
     let earlier = read(state);
     let parameters = finished
         .parameters
         .iter()
         .map(|p| ParameterUsed { name: p.name.clone(), value: p.value.clone(), from: p.from.as_str().to_string() })
         .collect();
-    let applied =
-        Applied { version: meta.version.clone(), sha256: finished.sha256.to_string(), at: now.clone(), how: finished.how.as_str().into() };
+    let applied = Applied { version: meta.version.clone(), sha256: finished.sha256.to_string(), at: now.clone(), how: finished.how.into() };
     let record = match (earlier, meta.hotfix_of.is_some()) {
         // A hotfix goes on top of the record of its version.
         (Some(mut record), true) => {
@@ -130,7 +130,7 @@ pub fn write(state: &StateDir, finished: &Finished) -> Result<Installed> {
                 version: meta.version.clone(),
                 sha256: finished.sha256.to_string(),
                 installed_at: now,
-                how: finished.how.as_str().into(),
+                how: finished.how.into(),
                 parameters,
                 hotfixes: Vec::new(),
                 history,

@@ -10,42 +10,42 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::state::StateDir;
-use crate::error::Result;
+use airbin_format::error::Result;
 
 /// What one run used: each key's value and where it came from.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Remembered {
+pub(crate) struct Remembered {
     /// When the run that used them began.
     #[serde(default)]
-    pub at: String,
+    pub(crate) at: String,
     /// The bundle's version then.
     #[serde(default)]
-    pub version: String,
+    pub(crate) version: String,
     #[serde(default)]
-    pub values: BTreeMap<String, serde_json::Value>,
+    pub(crate) values: BTreeMap<String, serde_json::Value>,
     /// `--set`, `prompt` or `config`, by key.
     #[serde(default)]
-    pub from: BTreeMap<String, String>,
+    pub(crate) from: BTreeMap<String, String>,
 }
 
 impl Remembered {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
 
     /// The value of `key` as YAML, for the config.
-    pub fn yaml(&self, key: &str) -> Option<serde_yaml::Value> {
+    pub(crate) fn yaml(&self, key: &str) -> Option<serde_yaml::Value> {
         self.values.get(key).and_then(|v| serde_yaml::to_value(v).ok())
     }
 
     /// The value of `key` as text (a list joined by spaces), to compare and show.
-    pub fn text(&self, key: &str) -> Option<String> {
+    pub(crate) fn text(&self, key: &str) -> Option<String> {
         self.values.get(key).map(text_of)
     }
 }
 
 /// A JSON value as one line of text (a list's items joined by spaces).
-pub fn text_of(value: &serde_json::Value) -> String {
+pub(crate) fn text_of(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Array(items) => items.iter().map(text_of).collect::<Vec<_>>().join(" "),
@@ -63,7 +63,7 @@ fn secrets_path(state: &StateDir) -> PathBuf {
 }
 
 /// The answers of the last run, secrets included (where this user may read them).
-pub fn read(state: &StateDir) -> Remembered {
+pub(crate) fn read(state: &StateDir) -> Remembered {
     let mut remembered: Remembered = read_file(&answers_path(state)).unwrap_or_default();
     if let Some(secrets) = read_file::<Remembered>(&secrets_path(state)) {
         remembered.values.extend(secrets.values);
@@ -79,7 +79,7 @@ fn read_file<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Option<T
 
 /// Keeps what this run used: `secret` tells the keys whose values go into the 0600
 /// file alone.
-pub fn write(state: &StateDir, answers: &Remembered, secret: &dyn Fn(&str) -> bool) -> Result<()> {
+pub(crate) fn write(state: &StateDir, answers: &Remembered, secret: &dyn Fn(&str) -> bool) -> Result<()> {
     let (mut open, mut hidden) =
         (Remembered { at: answers.at.clone(), version: answers.version.clone(), ..Remembered::default() }, Remembered::default());
     for (key, value) in &answers.values {
@@ -100,12 +100,12 @@ pub fn write(state: &StateDir, answers: &Remembered, secret: &dyn Fn(&str) -> bo
 }
 
 /// Drops the remembered secret values (`--forget-secrets`).
-pub fn forget_secrets(state: &StateDir) -> bool {
+pub(crate) fn forget_secrets(state: &StateDir) -> bool {
     std::fs::remove_file(secrets_path(state)).is_ok()
 }
 
 /// Drops every remembered answer (after an uninstall).
-pub fn forget_all(state: &StateDir) {
+pub(crate) fn forget_all(state: &StateDir) {
     let _ = std::fs::remove_file(answers_path(state));
     forget_secrets(state);
 }

@@ -9,42 +9,42 @@ use std::net::{IpAddr, ToSocketAddrs};
 use serde::Serialize;
 
 use super::config::ProductConfig;
-use crate::error::{Error, Result};
-use crate::format::{ConfigRules, Role};
+use airbin_format::error::{Error, Result};
+use airbin_format::{ConfigRules, Role};
 
 /// A node as the config lists it.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Node {
+pub(crate) struct Node {
     /// The entry as written: `[user@]host`.
-    pub listed: String,
-    pub user: Option<String>,
-    pub host: String,
-    pub role: Role,
+    pub(crate) listed: String,
+    pub(crate) user: Option<String>,
+    pub(crate) host: String,
+    pub(crate) role: Role,
 }
 
 impl Node {
     /// What `ssh` is given: `user@host`, or `host`.
-    pub fn ssh_target(&self) -> &str {
+    pub(crate) fn ssh_target(&self) -> &str {
         &self.listed
     }
 
     /// `primary 10.0.0.1`: what a node's lines are prefixed with.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{} {}", self.role, self.host)
     }
 }
 
 /// Every node the config lists, management nodes first.
 #[derive(Clone, Debug)]
-pub struct NodeList {
-    pub management_key: String,
-    pub workers_key: Option<String>,
-    pub nodes: Vec<Node>,
+pub(crate) struct NodeList {
+    pub(crate) management_key: String,
+    pub(crate) workers_key: Option<String>,
+    pub(crate) nodes: Vec<Node>,
 }
 
 impl NodeList {
     /// "management_nodes lists 10.0.0.1, 10.0.0.2; worker_nodes lists ...".
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let of = |role: fn(Role) -> bool| self.nodes.iter().filter(|n| role(n.role)).map(|n| n.listed.as_str()).collect::<Vec<_>>();
         let mut text = format!("{} lists {}", self.management_key, of(|r| r != Role::Worker).join(", "));
         if let Some(key) = &self.workers_key {
@@ -56,7 +56,7 @@ impl NodeList {
 }
 
 /// The nodes the config lists, or None when the bundle names no node list.
-pub fn node_list(rules: &ConfigRules, config: Option<&ProductConfig>) -> Result<Option<NodeList>> {
+pub(crate) fn node_list(rules: &ConfigRules, config: Option<&ProductConfig>) -> Result<Option<NodeList>> {
     let Some(key) = &rules.management_nodes_key else { return Ok(None) };
     // The entries become ssh's arguments and host names: never a secret's value.
     for list_key in std::iter::once(key).chain(&rules.worker_nodes_key) {
@@ -125,7 +125,7 @@ fn parse_node(entry: &str, role: Role, key: &str, path: &str) -> Result<Node> {
     if !user_ok || !host_ok {
         return Err(Error::usage(format!(
             "{path}: `{key}` lists '{}', which is not [user@]address or [user@]host name; fix the list",
-            crate::format::rules::printable(entry, 100)
+            airbin_format::rules::printable(entry, 100)
         )));
     }
     Ok(Node { listed: entry.to_string(), user, host, role })
@@ -134,7 +134,7 @@ fn parse_node(entry: &str, role: Role, key: &str, path: &str) -> Result<Node> {
 /// Why this node has its role.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(tag = "from", rename_all = "kebab-case")]
-pub enum Why {
+pub(crate) enum Why {
     /// `--role`.
     Flag,
     /// This host's address (or name) matched an entry of a node list.
@@ -144,17 +144,17 @@ pub enum Why {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct NodeRole {
-    pub role: Role,
-    pub why: Why,
+pub(crate) struct NodeRole {
+    pub(crate) role: Role,
+    pub(crate) why: Why,
 }
 
 impl NodeRole {
-    pub fn single() -> NodeRole {
+    pub(crate) fn single() -> NodeRole {
         NodeRole { role: Role::Single, why: Why::NoNodeList }
     }
 
-    pub fn explain(&self) -> String {
+    pub(crate) fn explain(&self) -> String {
         match &self.why {
             Why::Flag => "given with --role".into(),
             Why::Matched { key, entry, by } => format!("{by} is {entry} of {key}"),
@@ -165,13 +165,13 @@ impl NodeRole {
 
 /// This host as the node lists may name it.
 #[derive(Clone, Debug)]
-pub struct ThisHost {
-    pub addresses: Vec<IpAddr>,
-    pub hostname: String,
+pub(crate) struct ThisHost {
+    pub(crate) addresses: Vec<IpAddr>,
+    pub(crate) hostname: String,
 }
 
 impl ThisHost {
-    pub fn detect() -> ThisHost {
+    pub(crate) fn detect() -> ThisHost {
         let mut addresses: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
             .map(|all| {
                 all.filter_map(|ifa| {
@@ -201,7 +201,7 @@ impl ThisHost {
     }
 
     /// The node of `list` this host is, if any.
-    pub fn find<'a>(&self, list: &'a NodeList) -> Result<Option<(&'a Node, String)>> {
+    pub(crate) fn find<'a>(&self, list: &'a NodeList) -> Result<Option<(&'a Node, String)>> {
         let matches: Vec<(&Node, String)> = list.nodes.iter().filter_map(|n| self.is(n).map(|by| (n, by))).collect();
         if matches.len() > 1 {
             let names: Vec<&str> = matches.iter().map(|(n, _)| n.listed.as_str()).collect();
@@ -225,7 +225,7 @@ impl ThisHost {
 
 /// This node's role: `--role`, else this host's entry in the node lists, else `single`
 /// when the bundle names no list. A host the lists do not name stops here.
-pub fn resolve(flag: Option<Role>, list: Option<&NodeList>, host: &ThisHost, config_path: &str) -> Result<NodeRole> {
+pub(crate) fn resolve(flag: Option<Role>, list: Option<&NodeList>, host: &ThisHost, config_path: &str) -> Result<NodeRole> {
     if let Some(role) = flag {
         return Ok(NodeRole { role, why: Why::Flag });
     }
@@ -300,7 +300,7 @@ mod tests {
     fn a_host_not_listed_says_what_it_has_and_what_is_listed() {
         let fleet = list("management_nodes: [10.0.0.1, 10.0.0.2]\n").unwrap().unwrap();
         let err = resolve(None, Some(&fleet), &host(&["127.0.0.1", "10.0.0.3"]), "/c/config").unwrap_err();
-        assert_eq!(err.class, crate::error::ExitClass::Host);
+        assert_eq!(err.class, airbin_format::error::ExitClass::Host);
         assert!(err.message.contains("its addresses are 127.0.0.1, 10.0.0.3 (host name node7.example)"), "{}", err.message);
         assert!(err.message.contains("management_nodes lists 10.0.0.1, 10.0.0.2"), "{}", err.message);
     }

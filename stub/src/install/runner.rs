@@ -1,204 +1,309 @@
-//! The run: a prepared plan executed. Preflight, then under the state directory's
-//! lock: what a killed run left is swept (temporaries, staging, processes), the log
-//! opened, the run journaled and its answers remembered; each step runs in turn
-//! (`attempt`); the record moves once every step is done; staging goes when the run
-//! ends, whatever the end.
+//! The run: a prepared plan executed, as a `Run` value that owns what a run holds.
+//!
+//! 1. `Run::begin`: preflight; the state directory locked; the plan made again from
+//!    what the journal says under the lock; what a killed run left swept (temporaries,
+//!    staging, processes). With every step done, the run ends here.
+//! 2. `Run::start`: the log opened, the plan and the decisions logged, the run
+//!    journaled and its answers remembered.
+//! 3. `Run::steps`: what the steps read is staged (once the bundle's verdict is in),
+//!    then each step runs in turn (`attempt`).
+//! 4. `Run::finish`: the record moves once every step is done; the end journaled;
+//!    staging goes, whatever the end.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use serde::Serialize;
+use airbin_format::error::{Error, ExitClass, Result};
+use airbin_format::{Action, Bundle, Phase};
 
+use super::answers::{self, Answers};
 use super::attempt::{self, Shared};
 use super::journal::{self, Event, History, Journal, Outcome};
-use super::plan::{Plan, PlanState, PlannedStep};
-use super::{answers, check_host, config::ProductConfig, done_by, members_to_stage, params, preflight, record, upgrade};
-use super::{Options, Prepared, Report, Stopped};
-use crate::error::{Error, ExitClass, IoContext, Result};
-use crate::format::{Action, Bundle, Member, Phase, Role};
+use super::plan::{done_by, Plan, PlanState};
+use super::report::{already_done, interrupted, Report, StepReport, StepState, Stopped};
+use super::roles::NodeRole;
+use super::staging::{environment, members_to_stage, stage};
+use super::state::{Lock, StateDir};
+use super::{check_host, param_values, preflight, record, upgrade, Options, Prepared};
 use crate::fsx;
-use crate::progress::Ui;
-use crate::runlog;
-use crate::steps::{self, Inputs, Needs};
-
-use super::state::StateDir;
-
-/// What became of a step in this run, for the summary, `status` and `--json`.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum StepState {
-    /// Done by this run.
-    Done,
-    /// Done by an earlier run, not run again.
-    AlreadyDone,
-    Failed,
-    /// Not run: an earlier step failed, or `--noexec`.
-    NotRun,
-}
-
-impl StepState {
-    pub fn label(self) -> &'static str {
-        match self {
-            StepState::Done => "done",
-            StepState::AlreadyDone => "already done",
-            StepState::Failed => "FAILED",
-            StepState::NotRun => "not run",
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct StepReport {
-    pub name: String,
-    pub kind: &'static str,
-    pub state: StepState,
-    pub detail: String,
-    /// Attempts this run made (0 when it made none).
-    pub attempts: u32,
-    pub seconds: f64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub on_failure: Vec<StepReport>,
-}
-
-impl StepReport {
-    /// A step this run did not run, with why.
-    pub fn untouched(step: &steps::Step, state: StepState, detail: String) -> StepReport {
-        StepReport { name: step.name(), kind: step.action.kind(), state, detail, attempts: 0, seconds: 0.0, on_failure: vec![] }
-    }
-
-    pub fn not_run(step: &PlannedStep, why: &str) -> StepReport {
-        StepReport::untouched(&step.step, StepState::NotRun, why.into())
-    }
-}
+use crate::steps::placed::Recorder;
+use crate::steps::{Inputs, Needs};
+use crate::ui::{runlog, Ui};
 
 /// Steps 4 to 6 of the install: checks, locks, sweeps, stages and runs the plan.
 /// `began` hears when the run has begun for real: its state directory locked, its start
 /// journaled (never for a run refused before that, nor for `--noexec`).
-pub fn run(prepared: Prepared, options: &Options, ui: &Ui, began: &(dyn Fn() + Sync)) -> std::result::Result<Report, Stopped> {
+pub(crate) fn run(prepared: Prepared, options: &Options, ui: &Ui, began: &(dyn Fn() + Sync)) -> std::result::Result<Report, Stopped> {
     refuse_over_unfinished(prepared.bundle, &prepared.history, options)?;
     // Preflight, before anything lands (the lock and the log included); with every
     // step done, nothing needs the host to be ready.
-    let ready = if nothing_to_do(&prepared.change, &prepared.plan, options) {
-        preflight::Ready { engine: None }
-    } else {
-        check_host(&prepared, options)?
+    let ready = match nothing_to_do(&prepared.change, &prepared.plan, options) {
+        true => preflight::Ready { engine: None },
+        false => check_host(&prepared, options)?,
     };
-    let Prepared { bundle, state, answers, plan, role, change, .. } = prepared;
-    let meta = &bundle.index.bundle;
-    let sha = bundle.sha256();
+    let mut run = Run::begin(prepared, options, ui)?;
+    if nothing_to_do(&run.change, &run.plan, options) {
+        return run.finish_with_nothing_to_do().map_err(Stopped::from);
+    }
+    let mut journal = run.start(&ready, began)?;
+    let outcome = run.steps(&ready, &mut journal);
+    run.finish(outcome, journal)
+}
 
-    // A run that finds the bundle damaged before any step is done leaves no state
-    // directory it made itself (it may have started before the verdict).
-    let made_here = fsx::first_missing_ancestor(&state.root);
-    let lock = state.lock()?;
-    // Read again under the lock: another run may have finished in between.
-    let history = History::of(&journal::read(&state.journal()));
-    refuse_over_unfinished(bundle, &history, options)?;
-    let plan = Plan::new(
-        plan.steps.into_iter().map(|s| (s.step, s.prepared)).collect(),
-        done_by(&change, &history, &sha, options),
-        &options.redo,
-        plan.staging,
-    )?;
-    say_if_killed(&history, ui);
-    let needs: Vec<Needs> = plan.to_run().map(|s| s.prepared.needs(bundle, &s.name)).collect();
-    let swept = sweep_leftovers(&history, &state, &plan.staging, &needs, ui);
+/// A run under way: the state directory it holds locked, and what it decided.
+struct Run<'a> {
+    bundle: &'a Bundle,
+    options: &'a Options,
+    ui: &'a Ui,
+    state: StateDir,
+    lock: Option<Lock>,
+    /// The state directory's outermost part this run created, if it created one.
+    made_here: Option<PathBuf>,
+    history: History,
+    plan: Plan,
+    role: NodeRole,
+    change: upgrade::Change,
+    answers: Answers,
+    needs: Vec<Needs>,
+    swept: (usize, u64),
+    sha: String,
+    log: Option<PathBuf>,
+}
 
-    if nothing_to_do(&change, &plan, options) {
-        return finish_with_nothing_to_do(bundle, &state, &history, &plan, role.role, change, &answers, swept, ui).map_err(Stopped::from);
+impl<'a> Run<'a> {
+    /// Locks the state directory, plans again from the journal under the lock, and
+    /// sweeps what a killed run left.
+    fn begin(prepared: Prepared<'a>, options: &'a Options, ui: &'a Ui) -> Result<Run<'a>> {
+        let Prepared { bundle, state, answers, plan, role, change, .. } = prepared;
+        let sha = bundle.sha256();
+        // A run that finds the bundle damaged before any step is done leaves no state
+        // directory it made itself (it may have started before the verdict).
+        let made_here = fsx::first_missing_ancestor(&state.root);
+        let lock = state.lock()?;
+        // Read again under the lock: another run may have finished in between.
+        let history = History::of(&journal::read(&state.journal()));
+        refuse_over_unfinished(bundle, &history, options)?;
+        let steps = plan.steps.into_iter().map(|s| (s.step, s.prepared)).collect();
+        let plan = Plan::new(steps, done_by(&change, &history, &sha, options), &options.redo, plan.staging)?;
+        say_if_killed(&history, ui);
+        let needs: Vec<Needs> = plan.to_run().map(|s| s.prepared.needs(bundle, &s.name)).collect();
+        let swept = super::leftovers::sweep(&history, &state, &plan.staging, &needs, ui);
+        let lock = Some(lock);
+        Ok(Run { bundle, options, ui, state, lock, made_here, history, plan, role, change, answers, needs, swept, sha, log: None })
     }
 
-    let run_id = run_id();
-    let log = open_log(&state, &run_id)?;
-    ui.status(format!("{} {}: log in {}", meta.name, meta.version, log.display()));
-    runlog::line(&format!("bundle {} SHA-256 {sha}, airbin runtime {}", bundle.path.display(), crate::VERSION));
-    runlog::line(&format!("role {} ({})", role.role, role.explain()));
-    runlog::line(&change.describe(meta));
-    if let Some(config) = &answers.config {
-        runlog::line(&format!("config {} ({})", config.path.display(), config.source.as_str()));
+    /// Opens the log, says what the run will do, journals its start and remembers its
+    /// answers.
+    fn start(&mut self, ready: &preflight::Ready, began: &(dyn Fn() + Sync)) -> Result<Journal> {
+        let (bundle, options, meta) = (self.bundle, self.options, &self.bundle.index.bundle);
+        let run_id = run_id();
+        let log = open_log(&self.state, &run_id)?;
+        self.ui.status(format!("{} {}: log in {}", meta.name, meta.version, log.display()));
+        self.log_decisions(ready);
+        // A --noexec run runs no step: it leaves the journal as it was.
+        let mut journal = Journal::open(&self.state.journal(), &run_id, &self.sha)?.recording(!options.noexec);
+        let journal_is_ours =
+            self.history.bundle_sha256.as_deref() == Some(self.sha.as_str()) && self.history.phase == Some(self.change.phase());
+        let mut places: Vec<PathBuf> = vec![self.plan.staging.clone(), self.state.root.clone()];
+        places.extend(self.needs.iter().flat_map(|n| n.writes.iter().cloned()));
+        journal.append(Event::RunStarted {
+            bundle_sha256: self.sha.clone(),
+            version: meta.version.clone(),
+            pid: std::process::id(),
+            log: log.clone(),
+            reset: options.redo.force || !journal_is_ours || matches!(self.change, upgrade::Change::Reinstall { .. }),
+            redo: self.plan.redone(),
+            places,
+            role: Some(self.role.role),
+            phase: Some(self.change.phase()),
+            fan_out: options.fan_out.clone(),
+        })?;
+        self.log = Some(log);
+        if !options.noexec {
+            answers::remember(&self.state, &bundle.index, &self.answers, options.given.forget_secrets)?;
+            began();
+        }
+        Ok(journal)
     }
-    let engine = ready.engine.as_ref().map(|e| format!("; images load into {}", e.name())).unwrap_or_default();
-    runlog::line(&format!(
-        "preflight passed (skipped: {}){engine}",
-        if options.skip_preflight.is_empty() { "none".into() } else { options.skip_preflight.join(", ") }
-    ));
-    for step in &plan.steps {
-        let decision = match (step.state, &step.done_at) {
-            (PlanState::Done, Some(at)) => format!("done {at}: not run again"),
-            (PlanState::Redo, _) => "done earlier: redone on purpose".to_string(),
-            _ => "to do".to_string(),
+
+    /// The bundle, the role, the kind of install, the config, preflight and each step's
+    /// decision, in the log.
+    fn log_decisions(&self, ready: &preflight::Ready) {
+        let (bundle, options) = (self.bundle, self.options);
+        runlog::line(&format!("bundle {} SHA-256 {}, airbin runtime {}", bundle.path.display(), self.sha, crate::VERSION));
+        runlog::line(&format!("role {} ({})", self.role.role, self.role.explain()));
+        runlog::line(&self.change.describe(&bundle.index.bundle));
+        if let Some(config) = &self.answers.config {
+            runlog::line(&format!("config {} ({})", config.path.display(), config.source.as_str()));
+        }
+        let engine = ready.engine.as_ref().map(|e| format!("; images load into {}", e.name())).unwrap_or_default();
+        let skipped = if options.skip_preflight.is_empty() { "none".into() } else { options.skip_preflight.join(", ") };
+        runlog::line(&format!("preflight passed (skipped: {skipped}){engine}"));
+        for step in &self.plan.steps {
+            let decision = match (step.state, &step.done_at) {
+                (PlanState::Done, Some(at)) => format!("done {at}: not run again"),
+                (PlanState::Redo, _) => "done earlier: redone on purpose".to_string(),
+                _ => "to do".to_string(),
+            };
+            runlog::line(&format!("plan: {}: {decision}; {}", step.name, step.prepared.describe()));
+        }
+    }
+
+    /// Stages what the steps read (once, before the first step that is not a load or a
+    /// restore), then runs every step of the plan in turn.
+    fn steps(&self, ready: &preflight::Ready, journal: &mut Journal) -> std::result::Result<Vec<StepReport>, (Vec<StepReport>, Error)> {
+        let (bundle, options, plan, ui) = (self.bundle, self.options, &self.plan, self.ui);
+        let config = self.answers.config.as_ref();
+        let placed = if options.noexec { Recorder::none() } else { Recorder::new(&self.state.placed()) };
+        let kind = (self.change.as_str(), self.change.installed_version());
+        let env = environment(bundle, config, &self.answers.parameters, kind, self.role.role, &plan.staging);
+        let to_stage = members_to_stage(bundle, plan, options);
+        let inputs = Inputs {
+            bundle,
+            config: config.map(|c| c as &dyn crate::steps::ConfigValues),
+            overrides: &options.overrides,
+            staging: &plan.staging,
         };
-        runlog::line(&format!("plan: {}: {decision}; {}", step.name, step.prepared.describe()));
+        let shared =
+            Shared { bundle, engine: ready.engine.as_ref(), ui, staging: &plan.staging, env: &env, inputs: &inputs, placed: &placed };
+        // Verified before anything but a load or a restore acts on the bundle's bytes, and
+        // staged then: the loads and restores that come first overlap the verification.
+        let mut staged = false;
+        let mut verify_and_stage = || -> Result<()> {
+            if !staged {
+                bundle.await_verified()?;
+                ui.status(format!("{} {}: bundle verified", bundle.index.bundle.name, bundle.index.bundle.version));
+                stage(bundle, &to_stage, config, &plan.staging, ui, options.target.is_some())?;
+                staged = true;
+            }
+            Ok(())
+        };
+        if options.noexec {
+            let not_run = |why: &str| plan.steps.iter().map(|s| StepReport::not_run(s, why)).collect::<Vec<_>>();
+            verify_and_stage().map_err(|e| (not_run("staging failed"), e))?;
+            ui.status(format!("--noexec: staged in {}; no step ran", plan.staging.display()));
+            let steps = &bundle.index.steps;
+            return Ok(steps.iter().map(|s| StepReport::untouched(s, StepState::NotRun, "--noexec: no step ran".into())).collect());
+        }
+        let (mut reports, mut failed) = (Vec::new(), None);
+        for (n, planned) in plan.steps.iter().enumerate() {
+            let at = format!("step {}/{} {}", n + 1, plan.steps.len(), planned.name);
+            if failed.is_some() {
+                reports.push(StepReport::not_run(planned, "an earlier step failed"));
+                continue;
+            }
+            if !planned.state.runs() {
+                ui.status(format!("{at}: done already ({})", planned.done_at.as_deref().unwrap_or("")));
+                reports.push(already_done(planned));
+                continue;
+            }
+            // Loads and restores hold back their commit themselves (the end of the stream,
+            // the placement): they overlap the verification. Everything else waits for it.
+            if !matches!(planned.step.action, Action::LoadImages(_) | Action::RestoreRegistry(_)) {
+                if let Err(e) = verify_and_stage() {
+                    let why = if e.class == ExitClass::Integrity { "the bundle failed its check" } else { "staging failed" };
+                    reports.push(StepReport::not_run(planned, why));
+                    failed = Some(e);
+                    continue;
+                }
+            }
+            ui.status(format!("{at}: {}", planned.prepared.describe()));
+            let (report, error) = attempt::run(planned, &shared, journal);
+            if error.is_none() {
+                ui.status(format!("{at}: done, {}", report.detail));
+            }
+            reports.push(report);
+            failed = error;
+        }
+        // With only loads (or no steps), staging still holds the config and the tools.
+        match failed.or_else(|| verify_and_stage().err()) {
+            None => Ok(reports),
+            Some(error) => Err((reports, error)),
+        }
     }
 
-    // A --noexec run runs no step: it leaves the journal as it was.
-    let mut journal = Journal::open(&state.journal(), &run_id, &sha)?.recording(!options.noexec);
-    let journal_is_ours = history.bundle_sha256.as_deref() == Some(sha.as_str()) && history.phase == Some(change.phase());
-    let mut places: Vec<PathBuf> = vec![plan.staging.clone(), state.root.clone()];
-    places.extend(needs.iter().flat_map(|n| n.writes.iter().cloned()));
-    journal.append(Event::RunStarted {
-        bundle_sha256: sha.clone(),
-        version: meta.version.clone(),
-        pid: std::process::id(),
-        log: log.clone(),
-        reset: options.redo.force || !journal_is_ours || matches!(change, upgrade::Change::Reinstall { .. }),
-        redo: plan.redone(),
-        places,
-        role: Some(role.role),
-        phase: Some(change.phase()),
-        fan_out: options.fan_out.clone(),
-    })?;
-    if !options.noexec {
-        answers::remember(&state, &bundle.index, &answers, options.given.forget_secrets)?;
-        began();
+    /// Moves the record once every step is done, journals the end, and removes staging
+    /// (and a state directory this run made, when the bundle was found damaged first).
+    fn finish(
+        mut self,
+        outcome: std::result::Result<Vec<StepReport>, (Vec<StepReport>, Error)>,
+        mut journal: Journal,
+    ) -> std::result::Result<Report, Stopped> {
+        let options = self.options;
+        let (steps, error) = match outcome {
+            Ok(steps) => (steps, None),
+            Err((steps, error)) => (steps, Some(error)),
+        };
+        let complete = error.is_none() && !options.noexec;
+        let ended = match &error {
+            None => Outcome::Ok,
+            Some(e) if e.class == ExitClass::Interrupted => Outcome::Interrupted,
+            Some(_) => Outcome::Failed,
+        };
+        let exit_code = error.as_ref().map_or(0, |e| e.class.code());
+        // The record moves only once every step is done: a failed upgrade leaves the old one.
+        let error = match (complete, error) {
+            (true, None) => self.write_record().err(),
+            (_, Some(e)) if e.class == ExitClass::Interrupted => Some(interrupted(&steps)),
+            (_, error) => error,
+        };
+        let _ = journal.append(Event::RunFinished { outcome: ended, exit_code, complete });
+        runlog::sync();
+        // Staging never outlives its run (it holds the config, secrets included), unless
+        // asked to keep it; with no steps at all, staging is what the install is for.
+        let keep = options.keep || options.target.is_some() || options.noexec || self.plan.steps.is_empty();
+        if !keep && self.plan.staging.exists() {
+            let _ = fs::remove_dir_all(&self.plan.staging);
+        }
+        let damaged = error.as_ref().is_some_and(|e| e.class == ExitClass::Integrity);
+        if let (true, Some(made)) = (damaged && !steps.iter().any(|s| s.state == StepState::Done), &self.made_here) {
+            runlog::close();
+            drop(self.lock.take());
+            let _ = fs::remove_dir_all(made);
+            self.log = None;
+        }
+        let staging = (keep && self.plan.staging.exists()).then(|| self.plan.staging.clone());
+        let report =
+            Report { role: self.role.role, steps, staging, log: self.log, nothing_to_do: false, swept: self.swept, change: self.change };
+        match error {
+            None => Ok(report),
+            Some(error) => Err(Stopped { error, report: Some(Box::new(report)) }),
+        }
     }
 
-    let placed = if options.noexec { super::placed::Recorder::none() } else { super::placed::Recorder::new(&state) };
-    let kind = (change.as_str(), change.installed_version());
-    let env = environment(bundle, answers.config.as_ref(), &answers.parameters, kind, role.role, &plan.staging);
-    let to_stage = members_to_stage(bundle, &plan, options);
-    let inputs = Inputs { bundle, config: answers.config.as_ref(), overrides: &options.overrides, staging: &plan.staging };
-    let shared = Shared { bundle, engine: ready.engine.as_ref(), ui, staging: &plan.staging, env: &env, inputs: &inputs, placed: &placed };
-    let result = stage_and_run(&shared, &plan, answers.config.as_ref(), &to_stage, options, &mut journal);
-    let (steps, error) = match result {
-        Ok(steps) => (steps, None),
-        Err((steps, error)) => (steps, Some(error)),
-    };
-    let complete = error.is_none() && !options.noexec;
-    let outcome = match &error {
-        None => Outcome::Ok,
-        Some(e) if e.class == ExitClass::Interrupted => Outcome::Interrupted,
-        Some(_) => Outcome::Failed,
-    };
-    let exit_code = error.as_ref().map_or(0, |e| e.class.code());
-    // The record moves only once every step is done: a failed upgrade leaves the old one.
-    let error = match (complete, error) {
-        (true, None) => write_record(bundle, &state, &sha, &change, &answers.parameters).err(),
-        (_, Some(e)) if e.class == ExitClass::Interrupted => Some(interrupted(&steps)),
-        (_, error) => error,
-    };
-    let _ = journal.append(Event::RunFinished { outcome, exit_code, complete });
-    runlog::sync();
+    /// Every step is done: a run killed after its last step, before it could say so or
+    /// write the record, is finished now; nothing else happens.
+    fn finish_with_nothing_to_do(self) -> Result<Report> {
+        let meta = &self.bundle.index.bundle;
+        let journal_is_ours = self.history.bundle_sha256.as_deref() == Some(self.sha.as_str());
+        self.ui.status(format!("{} {}: {}", meta.name, meta.version, self.change.describe(meta)));
+        if journal_is_ours && !self.history.complete && !self.plan.steps.is_empty() {
+            // Killed after its last step, before it said it had finished: a run of its own
+            // says it now, start and end, and the record follows.
+            let mut journal = Journal::open(&self.state.journal(), &run_id(), &self.sha)?;
+            journal.append(Event::RunStarted {
+                bundle_sha256: self.sha.clone(),
+                version: meta.version.clone(),
+                pid: std::process::id(),
+                log: PathBuf::new(),
+                reset: false,
+                redo: Vec::new(),
+                places: Vec::new(),
+                role: Some(self.role.role),
+                phase: Some(self.change.phase()),
+                fan_out: None,
+            })?;
+            if !matches!(self.change, upgrade::Change::Same { .. }) {
+                self.write_record()?;
+            }
+            journal.append(Event::RunFinished { outcome: Outcome::Ok, exit_code: 0, complete: true })?;
+        }
+        let steps = self.plan.steps.iter().map(already_done).collect();
+        Ok(Report { role: self.role.role, steps, staging: None, log: None, nothing_to_do: true, swept: self.swept, change: self.change })
+    }
 
-    // Staging never outlives its run (it holds the config, secrets included), unless
-    // asked to keep it; with no steps at all, staging is what the install is for.
-    let keep = options.keep || options.target.is_some() || options.noexec || plan.steps.is_empty();
-    if !keep && plan.staging.exists() {
-        let _ = fs::remove_dir_all(&plan.staging);
-    }
-    let mut log = Some(log);
-    let damaged = error.as_ref().is_some_and(|e| e.class == ExitClass::Integrity);
-    if let (true, Some(made)) = (damaged && !steps.iter().any(|s| s.state == StepState::Done), made_here) {
-        runlog::close();
-        drop(lock);
-        let _ = fs::remove_dir_all(&made);
-        log = None;
-    }
-    let staging = (keep && plan.staging.exists()).then(|| plan.staging.clone());
-    let report = Report { role: role.role, steps, staging, log, nothing_to_do: false, swept, change };
-    match error {
-        None => Ok(report),
-        Some(error) => Err(Stopped { error, report: Some(Box::new(report)) }),
+    fn write_record(&self) -> Result<()> {
+        write_record(self.bundle, &self.state, &self.change, &self.answers.parameters)
     }
 }
 
@@ -216,100 +321,11 @@ fn say_if_killed(history: &History, ui: &Ui) {
     ui.status(format!("the last run (pid {}, {}) was killed {at}; resuming", killed.pid, killed.run));
 }
 
-/// Every place a run writes, cleared of what killed runs left: temporaries, the
-/// staging directory (it holds the config), processes a killed or failed step started.
-fn sweep_leftovers(history: &History, state: &StateDir, staging: &Path, needs: &[Needs], ui: &Ui) -> (usize, u64) {
-    for (step, unfinished) in &history.unfinished {
-        attempt::stop_leftovers(ui, step, &unfinished.token);
-    }
-    let mut places: Vec<PathBuf> = vec![staging.to_path_buf(), state.root.clone()];
-    places.extend(needs.iter().flat_map(|n| n.writes.iter().cloned()));
-    places.extend(history.places.iter().cloned());
-    places.dedup();
-    let mut total = (0, 0);
-    for place in &places {
-        let (n, bytes) = fsx::sweep(place);
-        total = (total.0 + n, total.1 + bytes);
-    }
-    // The state directory's own staging belongs to no run now (we hold the lock).
-    let own = state.staging();
-    if own.exists() {
-        let bytes = fsx::tree_bytes(&own);
-        fsx::remove_any(&own);
-        total = (total.0 + 1, total.1 + bytes);
-    }
-    // (Runs before 0.6 kept staging with a mark of the bundle it was staged for.)
-    let _ = fs::remove_file(state.root.join("staged-for"));
-    if total.0 > 0 {
-        ui.status(format!("swept {} leftover(s) of an interrupted run, {} freed", total.0, indicatif::HumanBytes(total.1)));
-    }
-    total
-}
-
-/// Every step is done: a run killed after its last step, before it could say so or
-/// write the record, is finished now; nothing else happens.
-#[allow(clippy::too_many_arguments)]
-fn finish_with_nothing_to_do(
-    bundle: &Bundle,
-    state: &StateDir,
-    history: &History,
-    plan: &Plan,
-    role: Role,
-    change: upgrade::Change,
-    answers: &answers::Answers,
-    swept: (usize, u64),
-    ui: &Ui,
-) -> Result<Report> {
-    let meta = &bundle.index.bundle;
-    let sha = bundle.sha256();
-    let journal_is_ours = history.bundle_sha256.as_deref() == Some(sha.as_str());
-    ui.status(format!("{} {}: {}", meta.name, meta.version, change.describe(meta)));
-    if journal_is_ours && !history.complete && !plan.steps.is_empty() {
-        // Killed after its last step, before it said it had finished: a run of its own
-        // says it now, start and end, and the record follows.
-        let mut journal = Journal::open(&state.journal(), &run_id(), &sha)?;
-        journal.append(Event::RunStarted {
-            bundle_sha256: sha.clone(),
-            version: meta.version.clone(),
-            pid: std::process::id(),
-            log: PathBuf::new(),
-            reset: false,
-            redo: Vec::new(),
-            places: Vec::new(),
-            role: Some(role),
-            phase: Some(change.phase()),
-            fan_out: None,
-        })?;
-        if !matches!(change, upgrade::Change::Same { .. }) {
-            write_record(bundle, state, &sha, &change, &answers.parameters)?;
-        }
-        journal.append(Event::RunFinished { outcome: Outcome::Ok, exit_code: 0, complete: true })?;
-    }
-    let steps = plan.steps.iter().map(already_done).collect();
-    Ok(Report { role, steps, staging: None, log: None, nothing_to_do: true, swept, change })
-}
-
-fn write_record(bundle: &Bundle, state: &StateDir, sha: &str, change: &upgrade::Change, parameters: &[params::Resolved]) -> Result<()> {
-    record::write(state, &record::Finished { index: &bundle.index, sha256: sha, how: change.clone(), parameters })
+fn write_record(bundle: &Bundle, state: &StateDir, change: &upgrade::Change, parameters: &[param_values::Resolved]) -> Result<()> {
+    let finished = record::Finished { index: &bundle.index, sha256: &bundle.sha256(), how: change.as_str(), parameters };
+    record::write(state, &finished)
         .map(drop)
         .map_err(|e| Error::new(e.class, format!("every step is done, and the install record could not be written: {}", e.message)))
-}
-
-/// Ctrl-C or SIGTERM in the middle: what is true of the run, and what the next does.
-fn interrupted(steps: &[StepReport]) -> Error {
-    let done = steps.iter().filter(|s| matches!(s.state, StepState::Done | StepState::AlreadyDone)).count();
-    let at = steps.iter().find(|s| s.state == StepState::Failed).map(|s| s.name.clone());
-    let stopped = match at {
-        Some(step) => format!("interrupted in step '{step}', which was stopped (it starts over on the next run)"),
-        None => "interrupted between steps".to_string(),
-    };
-    Error::new(
-        ExitClass::Interrupted,
-        format!(
-            "{stopped}; run the bundle again to go on: the {done} step(s) done are not redone ({} status shows this run)",
-            crate::shell::bundle()
-        ),
-    )
 }
 
 /// A different bundle (or an uninstall) over an unfinished run stops, saying what is
@@ -331,92 +347,12 @@ fn refuse_over_unfinished(bundle: &Bundle, history: &History, options: &Options)
     )))
 }
 
-/// Stages what the steps read (once, before the first step that is not a load or a
-/// restore), then runs every step of the plan in turn.
-fn stage_and_run(
-    shared: &Shared,
-    plan: &Plan,
-    config: Option<&ProductConfig>,
-    to_stage: &[&Member],
-    options: &Options,
-    journal: &mut Journal,
-) -> std::result::Result<Vec<StepReport>, (Vec<StepReport>, Error)> {
-    let (bundle, ui) = (shared.bundle, shared.ui);
-    let not_run = |plan: &Plan, why: &str| {
-        plan.steps.iter().map(|s| if s.state.runs() { StepReport::not_run(s, why) } else { already_done(s) }).collect::<Vec<_>>()
-    };
-    // Verified before anything but a load or a restore acts on the bundle's bytes, and
-    // staged then: the loads and restores that come first overlap the verification.
-    let mut staged = false;
-    let mut verify_and_stage = || -> Result<()> {
-        if !staged {
-            bundle.await_verified()?;
-            ui.status(format!("{} {}: bundle verified", bundle.index.bundle.name, bundle.index.bundle.version));
-            stage(bundle, to_stage, config, shared.staging, ui, options.target.is_some())?;
-            staged = true;
-        }
-        Ok(())
-    };
-    if options.noexec {
-        if let Err(e) = verify_and_stage() {
-            return Err((not_run(plan, "staging failed"), e));
-        }
-        ui.status(format!("--noexec: staged in {}; no step ran", shared.staging.display()));
-        let reports =
-            bundle.index.steps.iter().map(|s| StepReport::untouched(s, StepState::NotRun, "--noexec: no step ran".into())).collect();
-        return Ok(reports);
-    }
-    let total = plan.steps.len();
-    let mut reports = Vec::new();
-    let mut failed = None;
-    for (n, planned) in plan.steps.iter().enumerate() {
-        if failed.is_some() {
-            reports.push(StepReport::not_run(planned, "an earlier step failed"));
-            continue;
-        }
-        if !planned.state.runs() {
-            ui.status(format!("step {}/{total} {}: done already ({})", n + 1, planned.name, planned.done_at.as_deref().unwrap_or("")));
-            reports.push(already_done(planned));
-            continue;
-        }
-        // Loads and restores hold back their commit themselves (the end of the stream, the
-        // placement): they overlap the verification. Everything else waits for it.
-        if !matches!(planned.step.action, Action::LoadImages { .. } | Action::RestoreRegistry { .. }) {
-            if let Err(e) = verify_and_stage() {
-                let why = if e.class == ExitClass::Integrity { "the bundle failed its check" } else { "staging failed" };
-                reports.push(StepReport::not_run(planned, why));
-                failed = Some(e);
-                continue;
-            }
-        }
-        ui.status(format!("step {}/{total} {}: {}", n + 1, planned.name, planned.prepared.describe()));
-        let (report, error) = attempt::run(planned, shared, journal);
-        if error.is_none() {
-            ui.status(format!("step {}/{total} {}: done, {}", n + 1, planned.name, report.detail));
-        }
-        reports.push(report);
-        failed = error;
-    }
-    // With only loads (or no steps), staging still holds the config and the tools.
-    if failed.is_none() {
-        failed = verify_and_stage().err();
-    }
-    match failed {
-        None => Ok(reports),
-        Some(error) => Err((reports, error)),
-    }
-}
-
-pub fn already_done(planned: &PlannedStep) -> StepReport {
-    StepReport::untouched(&planned.step, StepState::AlreadyDone, format!("done {}", planned.done_at.as_deref().unwrap_or("earlier")))
-}
-
 /// A run's id, in the journal and the log's name: when it started, and its PID.
-pub fn run_id() -> String {
-    format!("{}-{}", crate::progress::timestamp().replace(':', ""), std::process::id())
+pub(crate) fn run_id() -> String {
+    format!("{}-{}", crate::ui::timestamp().replace(':', ""), std::process::id())
 }
 
-pub fn open_log(state: &StateDir, run_id: &str) -> Result<PathBuf> {
+pub(crate) fn open_log(state: &StateDir, run_id: &str) -> Result<PathBuf> {
     let logs = state.logs();
     state.subdir(&logs)?;
     let log = logs.join(format!("install-{run_id}.log"));
@@ -424,63 +360,67 @@ pub fn open_log(state: &StateDir, run_id: &str) -> Result<PathBuf> {
     Ok(log)
 }
 
-/// Stages the members, then the config as `config`. A full or unwritable staging
-/// directory says how to choose another.
-fn stage(bundle: &Bundle, members: &[&Member], config: Option<&ProductConfig>, staging: &Path, ui: &Ui, own_target: bool) -> Result<()> {
-    let hint = |e: Error| match (e.class.is_about_a_place(), own_target) {
-        (true, false) => e.hint(" (or stage elsewhere: --target DIR)"),
-        (true, true) => e.hint(" (or give another --target DIR)"),
-        _ => e,
-    };
-    if own_target {
-        fs::create_dir_all(staging).ctx("creating the staging directory", staging).map_err(hint)?;
-    } else {
-        // The state directory's own: this user's alone.
-        super::state::StateDir { root: staging.parent().unwrap_or(staging).to_path_buf() }.subdir(staging)?;
-    }
-    if !members.is_empty() {
-        let written = crate::extract::extract_members(bundle, members, staging, ui).map_err(hint)?;
-        ui.status(format!("staged {} member(s) into {}", written.len(), staging.display()));
-    }
-    if let Some(config) = config {
-        // The answers file holds the secrets: for root's eyes only.
-        fsx::write_atomic(&staging.join("config"), config.staged_text().as_bytes(), 0o600).map_err(hint)?;
-    }
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::install::journal::Done;
+    use crate::install::plan::Redo;
 
-/// The environment of every command step; `kind` is the run's (`install`, `upgrade`,
-/// `uninstall`...) and the version installed before it.
-pub(crate) fn environment(
-    bundle: &Bundle,
-    config: Option<&ProductConfig>,
-    parameters: &[params::Resolved],
-    kind: (&str, Option<&str>),
-    role: Role,
-    staging: &Path,
-) -> Vec<(String, String)> {
-    let meta = &bundle.index.bundle;
-    let mut env = vec![
-        ("AIRBIN_STAGING".to_string(), staging.display().to_string()),
-        ("AIRBIN_BUNDLE_NAME".to_string(), meta.name.clone()),
-        ("AIRBIN_BUNDLE_VERSION".to_string(), meta.version.clone()),
-        ("AIRBIN_BUNDLE_SHA256".to_string(), bundle.sha256()),
-        ("AIRBIN_BUNDLE".to_string(), fsx::absolute(&bundle.path).display().to_string()),
-        ("AIRBIN_ROLE".to_string(), role.to_string()),
-        ("AIRBIN_INSTALL_KIND".to_string(), kind.0.to_string()),
-        ("AIRBIN_INSTALLED_VERSION".to_string(), kind.1.unwrap_or("").to_string()),
-    ];
-    if let Some(log) = runlog::path() {
-        env.push(("AIRBIN_LOG".to_string(), log.display().to_string()));
-    }
-    if let Some(config) = config {
-        env.push(("AIRBIN_CONFIG".to_string(), staging.join("config").display().to_string()));
-        for (key, value) in config.flat() {
-            env.push((super::config::env_name("AIRBIN_CONFIG_", &key), value));
+    fn unfinished_other_bundle(phase: Option<Phase>) -> History {
+        History {
+            bundle_sha256: Some("f".repeat(64)),
+            version: Some("0.9".into()),
+            done: [("a".to_string(), Done { at: "then".into(), does: String::new() })].into(),
+            complete: false,
+            phase,
+            ..History::default()
         }
     }
-    for param in parameters {
-        env.push((super::config::env_name("AIRBIN_PARAM_", &param.name), param.actual.clone()));
+
+    #[test]
+    fn another_bundles_unfinished_run_stops_this_one_unless_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = crate::testing::bundle_with_steps(dir.path(), "[]");
+        let options = Options::default();
+        let err = refuse_over_unfinished(&bundle, &unfinished_other_bundle(Some(Phase::Install)), &options).expect_err("refused");
+        assert_eq!(err.class, ExitClass::Host);
+        assert!(
+            err.message.contains("an install of unit 0.9 (another bundle, SHA-256 ffffffffffff) is unfinished here (done: a)"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("finish it with that bundle (install), or give --force"), "{}", err.message);
+        let err = refuse_over_unfinished(&bundle, &unfinished_other_bundle(Some(Phase::Uninstall)), &options).expect_err("refused");
+        assert!(err.message.starts_with("an uninstall of unit"), "{}", err.message);
+        let forced = Options { redo: Redo { force: true, from: None }, ..Options::default() };
+        assert!(refuse_over_unfinished(&bundle, &unfinished_other_bundle(Some(Phase::Install)), &forced).is_ok());
+        // Its own unfinished run is what a rerun resumes.
+        let own = History { bundle_sha256: Some(bundle.sha256()), ..unfinished_other_bundle(Some(Phase::Install)) };
+        assert!(refuse_over_unfinished(&bundle, &own, &options).is_ok());
     }
-    env
+
+    #[test]
+    fn nothing_to_do_unless_a_step_runs_or_is_redone_on_purpose() {
+        let plan = |steps| Plan { steps, staging: PathBuf::from("/nonexistent") };
+        let same = upgrade::Change::Same {
+            installed: "1.0".into(),
+            since: "then".into(),
+            this_build: false,
+            is: upgrade::Same::Recorded,
+            phase: Phase::Install,
+        };
+        let options = Options::default();
+        assert!(nothing_to_do(&same, &plan(Vec::new()), &options));
+        let from = Options { redo: Redo { force: false, from: Some("a".into()) }, ..Options::default() };
+        assert!(!nothing_to_do(&same, &plan(Vec::new()), &from), "--from redoes steps of an installed version");
+        // A first install with no steps stages its members: that is not nothing.
+        assert!(!nothing_to_do(&upgrade::Change::Install, &plan(Vec::new()), &options));
+    }
+
+    #[test]
+    fn a_run_id_says_when_it_started_and_which_process() {
+        let id = run_id();
+        assert!(id.ends_with(&format!("-{}", std::process::id())), "{id}");
+        assert!(!id.contains(':'), "a file name part: {id}");
+    }
 }

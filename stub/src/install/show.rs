@@ -4,10 +4,10 @@
 use super::config::Source;
 use super::plan::PlanState;
 use super::{record, Prepared};
-use crate::runlog;
+use crate::ui::runlog;
 
 /// The plan as the engineer reads it, and as `--json` gives it.
-pub fn plan_json(prepared: &Prepared) -> serde_json::Value {
+pub(crate) fn plan_json(prepared: &Prepared) -> serde_json::Value {
     let steps: Vec<serde_json::Value> = prepared
         .plan
         .steps
@@ -45,16 +45,16 @@ pub fn plan_json(prepared: &Prepared) -> serde_json::Value {
 
 /// What changes from the installed bundle to this one, on an upgrade, downgrade or
 /// hotfix (from the index the record keeps).
-fn installed_diff(prepared: &Prepared) -> Option<crate::format::diff::Diff> {
-    if !matches!(prepared.change.phase(), crate::format::Phase::Upgrade) {
+fn installed_diff(prepared: &Prepared) -> Option<airbin_format::diff::Diff> {
+    if !matches!(prepared.change.phase(), airbin_format::Phase::Upgrade) {
         return None;
     }
     let old = record::read_index(&prepared.state)?;
-    Some(crate::format::diff::diff(&old, &prepared.bundle.index))
+    Some(airbin_format::diff::diff(&old, &prepared.bundle.index))
 }
 
-pub fn print_plan(prepared: &Prepared) {
-    use crate::progress::out_line;
+pub(crate) fn print_plan(prepared: &Prepared) {
+    use crate::ui::out_line;
     let meta = &prepared.bundle.index.bundle;
     let role = &prepared.role;
     out_line(&format!("plan for {} {} on this host (role: {}, {})", meta.name, meta.version, role.role, role.explain()));

@@ -13,15 +13,15 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, IoContext, Result};
+use airbin_format::error::{Error, IoContext, Result};
 
-pub struct StateDir {
-    pub root: PathBuf,
+pub(crate) struct StateDir {
+    pub(crate) root: PathBuf,
 }
 
 impl StateDir {
     /// The state directory for bundles named `name`.
-    pub fn for_bundle(name: &str) -> StateDir {
+    pub(crate) fn for_bundle(name: &str) -> StateDir {
         let base = match std::env::var_os("AIRBIN_STATE_DIR") {
             Some(dir) => crate::fsx::absolute(Path::new(&dir)),
             None if nix::unistd::geteuid().is_root() => PathBuf::from("/var/lib/airbin"),
@@ -30,16 +30,21 @@ impl StateDir {
         StateDir { root: base.join(name) }
     }
 
-    pub fn journal(&self) -> PathBuf {
+    pub(crate) fn journal(&self) -> PathBuf {
         self.root.join("journal.jsonl")
     }
-    pub fn logs(&self) -> PathBuf {
+    pub(crate) fn logs(&self) -> PathBuf {
         self.root.join("logs")
     }
-    pub fn staging(&self) -> PathBuf {
+    pub(crate) fn staging(&self) -> PathBuf {
         self.root.join("staging")
     }
-    pub fn lock_path(&self) -> PathBuf {
+    /// What the install placed on the host (`steps::placed`).
+    pub(crate) fn placed(&self) -> PathBuf {
+        self.root.join("placed.json")
+    }
+
+    pub(crate) fn lock_path(&self) -> PathBuf {
         self.root.join("lock")
     }
 
@@ -47,7 +52,7 @@ impl StateDir {
     /// else, or writable by others (itself, or the directory holding it without the
     /// sticky bit: another user could replace it). Where it does not exist yet, the
     /// same of where it would be made.
-    pub fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         let me = nix::unistd::geteuid().as_raw();
         let base = self.root.parent().unwrap_or(Path::new("/"));
         let places = [(self.root.as_path(), true), (base, false), (base.parent().unwrap_or(Path::new("/")), false)];
@@ -81,7 +86,7 @@ impl StateDir {
     }
 
     /// Makes the state directory (0700) after the checks above.
-    pub fn create(&self) -> Result<()> {
+    pub(crate) fn create(&self) -> Result<()> {
         self.check()?;
         if let Some(base) = self.root.parent() {
             fs::create_dir_all(base).ctx("creating the state directory", base)?;
@@ -95,7 +100,7 @@ impl StateDir {
 
     /// A directory in the state directory (`logs`, `staging`), made 0700; one that is a
     /// link or not a directory is refused.
-    pub fn subdir(&self, path: &Path) -> Result<()> {
+    pub(crate) fn subdir(&self, path: &Path) -> Result<()> {
         match fs::DirBuilder::new().mode(0o700).create(path) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(Error::io(e, "creating", path)),
@@ -112,7 +117,7 @@ impl StateDir {
 
     /// Takes the lock, creating the state directory; refused with the holder's PID and
     /// start time while another run holds it.
-    pub fn lock(&self) -> Result<Lock> {
+    pub(crate) fn lock(&self) -> Result<Lock> {
         self.create()?;
         let path = self.lock_path();
         let mut file = OpenOptions::new()
@@ -127,7 +132,7 @@ impl StateDir {
         match file.try_lock() {
             Ok(()) => {
                 let _ = file.set_len(0);
-                let _ = writeln!(file, "pid {} started {}", std::process::id(), crate::progress::timestamp());
+                let _ = writeln!(file, "pid {} started {}", std::process::id(), crate::ui::timestamp());
                 Ok(Lock { _file: file })
             }
             Err(fs::TryLockError::WouldBlock) => {
@@ -143,7 +148,7 @@ impl StateDir {
     }
 
     /// "pid 123 started 2026-..." of the run holding the lock, if one does.
-    pub fn holder(&self) -> Option<String> {
+    pub(crate) fn holder(&self) -> Option<String> {
         let path = self.lock_path();
         let file = OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC).open(&path).ok()?;
         match file.try_lock_shared() {
@@ -157,6 +162,6 @@ impl StateDir {
 }
 
 /// Held for the whole run; released when dropped (or when the process dies).
-pub struct Lock {
+pub(crate) struct Lock {
     _file: File,
 }

@@ -17,13 +17,13 @@ use std::cmp::Ordering;
 use serde::Serialize;
 
 use super::record::Installed;
-use crate::error::{Error, Result};
-use crate::format::{rules::compare_versions, BundleMeta, Phase};
+use airbin_format::error::{Error, Result};
+use airbin_format::{rules::compare_versions, BundleMeta, Phase};
 
 /// What this bundle is to the version installed, when it is that version.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-pub enum Same {
+pub(crate) enum Same {
     /// The very build installed, whose run the journal holds: the journal says what is done.
     ThisBuild,
     /// The very build installed, whose run the journal no longer holds: every step is done.
@@ -40,7 +40,7 @@ pub enum Same {
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Change {
+pub(crate) enum Change {
     /// Nothing of this name is installed.
     Install,
     /// This version is installed already.
@@ -77,7 +77,7 @@ pub enum Change {
 }
 
 impl Change {
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             Change::Install => "install",
             Change::Same { .. } => "same",
@@ -89,7 +89,7 @@ impl Change {
     }
 
     /// Which steps run: a first install's, or an upgrade's (downgrades and hotfixes too).
-    pub fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> Phase {
         match self {
             Change::Same { phase, .. } => *phase,
             Change::Install | Change::Reinstall { .. } => Phase::Install,
@@ -99,12 +99,12 @@ impl Change {
 
     /// Nothing runs: the version is installed, and this bundle's journal does not say
     /// otherwise (`--from` still redoes on purpose).
-    pub fn nothing_to_do(&self) -> bool {
+    pub(crate) fn nothing_to_do(&self) -> bool {
         matches!(self, Change::Same { this_build: false, .. })
     }
 
     /// The version installed before this run, for the steps' environment.
-    pub fn installed_version(&self) -> Option<&str> {
+    pub(crate) fn installed_version(&self) -> Option<&str> {
         match self {
             Change::Install => None,
             Change::Same { installed, .. } | Change::Reinstall { installed, .. } => Some(installed),
@@ -114,7 +114,7 @@ impl Change {
     }
 
     /// One line for the plan and the log.
-    pub fn describe(&self, meta: &BundleMeta) -> String {
+    pub(crate) fn describe(&self, meta: &BundleMeta) -> String {
         let this = &meta.version;
         let dropping = |drops: &[String]| match drops.len() {
             0 => String::new(),
@@ -153,23 +153,22 @@ impl Change {
 
 /// The journal's latest run, as far as the decision needs it.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct LastRun<'a> {
-    pub bundle_sha256: Option<&'a str>,
-    pub complete: bool,
+pub(crate) struct LastRun<'a> {
+    pub(crate) bundle_sha256: Option<&'a str>,
 }
 
 /// What was asked for on the command line.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Asked {
-    pub force: bool,
-    pub allow_downgrade: bool,
+pub(crate) struct Asked {
+    pub(crate) force: bool,
+    pub(crate) allow_downgrade: bool,
     /// `--from STEP`: redo from a step on.
-    pub from: bool,
+    pub(crate) from: bool,
 }
 
 /// Decides; refusals (a downgrade not asked for, a hotfix for another version, steps
 /// redone over hotfixes) are exit 7.
-pub fn decide(meta: &BundleMeta, sha256: &str, installed: Option<&Installed>, last: LastRun, asked: Asked) -> Result<Change> {
+pub(crate) fn decide(meta: &BundleMeta, sha256: &str, installed: Option<&Installed>, last: LastRun, asked: Asked) -> Result<Change> {
     let name = &meta.name;
     let journal_is_ours = last.bundle_sha256 == Some(sha256);
     if let Some(base) = &meta.hotfix_of {
@@ -286,7 +285,7 @@ mod tests {
     /// The outcome of one pair of the table, as a short word.
     fn outcome(bundle: (&str, &str, Option<&str>), record: Option<&Installed>, journal: Option<&str>, asked: Asked) -> String {
         let (version, sha, hotfix_of) = bundle;
-        let last = LastRun { bundle_sha256: journal, complete: true };
+        let last = LastRun { bundle_sha256: journal };
         match decide(&meta(version, hotfix_of), sha, record, last, asked) {
             Err(e) => format!("refused({})", e.class.code()),
             Ok(Change::Same { is, .. }) => format!("same:{}", serde_json::to_value(is).unwrap().as_str().unwrap()),

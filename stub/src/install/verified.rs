@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::state::StateDir;
-use crate::format::digest::to_hex;
-use crate::format::{Bundle, FileIdentity};
+use airbin_format::digest::to_hex;
+use airbin_format::{Bundle, FileIdentity};
 
 #[derive(Serialize, Deserialize, PartialEq, Eq)]
 struct Mark {
@@ -34,7 +34,7 @@ fn mark_path(state: &StateDir) -> PathBuf {
 }
 
 /// Whether an earlier run verified this very file, unwritten since.
-pub fn recall(state: &StateDir, bundle: &Bundle) -> bool {
+pub(crate) fn recall(state: &StateDir, bundle: &Bundle) -> bool {
     let path = mark_path(state);
     if !owned_by_us_alone(&path) || !owned_by_us_alone(&state.root) {
         return false;
@@ -52,7 +52,7 @@ pub fn recall(state: &StateDir, bundle: &Bundle) -> bool {
 /// written meanwhile). Only where the run's state directory exists (a run makes it
 /// once its preflight passed); failing to write it costs the next run a full check,
 /// nothing else. Whether the mark is down.
-pub fn remember(state: &StateDir, bundle: &Bundle, before: &FileIdentity) -> bool {
+pub(crate) fn remember(state: &StateDir, bundle: &Bundle, before: &FileIdentity) -> bool {
     if !bundle.verified_whole() || !state.root.is_dir() || bundle.identity().ok().as_ref() != Some(before) {
         return false;
     }
@@ -68,7 +68,7 @@ pub fn remember(state: &StateDir, bundle: &Bundle, before: &FileIdentity) -> boo
 }
 
 /// Forgets the mark: the next run hashes every byte.
-pub fn forget(state: &StateDir) {
+pub(crate) fn forget(state: &StateDir) {
     let _ = fs::remove_file(mark_path(state));
 }
 

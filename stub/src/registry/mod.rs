@@ -5,23 +5,22 @@
 mod online;
 mod restore;
 
-pub use crate::format::registry_pack::{check_pack, DirStorage, Storage, TarStorage};
-pub use crate::format::{RegistryPackRecord, RepositoryRecord, TagRecord};
-pub use online::verify_online;
-pub use restore::{restore, Intent, Restored};
+pub(crate) use airbin_format::registry_pack::{check_pack, DirStorage};
+pub(crate) use online::verify_online;
+pub(crate) use restore::{restore, Intent};
 
-use crate::error::{Error, Result};
+use airbin_format::error::{Error, Result};
 
 /// How restored files are owned and their mode.
 #[derive(Clone, Debug, Default)]
-pub struct Ownership {
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub file_mode: Option<u32>,
+pub(crate) struct Ownership {
+    pub(crate) uid: Option<u32>,
+    pub(crate) gid: Option<u32>,
+    pub(crate) file_mode: Option<u32>,
 }
 
 /// `user[:group]`, by name or number.
-pub fn parse_owner(owner: &str) -> Result<(Option<u32>, Option<u32>)> {
+pub(crate) fn parse_owner(owner: &str) -> Result<(Option<u32>, Option<u32>)> {
     let missing = |what: &str, name: &str| {
         Error::host(format!("the registry owner {what} '{name}' does not exist on this host; create it or fix the step's owner"))
     };

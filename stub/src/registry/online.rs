@@ -5,18 +5,18 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
-use crate::format::registry_pack::{hex_of, DirStorage, ManifestJson, Storage};
-use crate::format::RegistryPackRecord;
 use crate::http;
 use crate::interrupt;
+use airbin_format::error::{Error, Result};
+use airbin_format::registry_pack::{hex_of, DirStorage, ManifestJson, Storage};
+use airbin_format::RegistryPackRecord;
 use std::collections::HashSet;
 
 const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
 
 /// Asks the registry at `address` for every tag's manifest and every blob it names (by
 /// HEAD): what a `docker pull` will need. A catalog listing alone proves nothing.
-pub fn verify_online(address: &str, record: &RegistryPackRecord, root: &Path) -> Result<usize> {
+pub(crate) fn verify_online(address: &str, record: &RegistryPackRecord, root: &Path) -> Result<usize> {
     let storage = DirStorage::new(root);
     let timeout = Duration::from_secs(30);
     let unreachable = |e: io::Error| {

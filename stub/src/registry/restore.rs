@@ -23,13 +23,13 @@ use nix::unistd::{unlinkat, UnlinkatFlags};
 use sha2::{Digest, Sha256};
 
 use super::Ownership;
-use crate::error::{Error, IoContext, Result};
-use crate::format::digest::to_hex;
-use crate::format::registry_pack::{unsafe_pack_entry, TarStorage, V2};
-use crate::format::{tarsafe, Bundle, Member};
 use crate::fsx::{self, RemoveOnDrop};
 use crate::interrupt;
-use crate::progress::Ui;
+use crate::ui::Ui;
+use airbin_format::digest::to_hex;
+use airbin_format::error::{Error, IoContext, Result};
+use airbin_format::registry_pack::{unsafe_pack_entry, TarStorage, V2};
+use airbin_format::{tarsafe, Bundle, Member};
 
 /// The order in which restored files go live, so that a running registry never sees a
 /// link to content that is not there yet: blobs, then layer links, then revisions, then tags.
@@ -47,14 +47,14 @@ fn go_live_rank(rel: &str) -> u8 {
 
 /// What a restore did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Restored {
+pub(crate) struct Restored {
     /// Files renamed into the root.
-    pub placed: usize,
+    pub(crate) placed: usize,
     /// Of those, blobs that were there already with content that did not match their
     /// digest (a damaged earlier copy), replaced from the pack.
-    pub repaired: usize,
+    pub(crate) repaired: usize,
     /// Of those, files that replaced a symlink found where the file belongs.
-    pub replaced_symlinks: usize,
+    pub(crate) replaced_symlinks: usize,
 }
 
 /// One file put in place, and what it replaced (kept aside in the staging directory
@@ -68,16 +68,16 @@ struct Placed {
 /// A restore that has placed its files: `commit` keeps them; dropping it puts the root
 /// back as it was (the files placed removed, those they replaced back, the directories
 /// it created removed).
-pub struct Placement {
+pub(crate) struct Placement {
     root: PathBuf,
     root_fd: OwnedFd,
     staging: RemoveOnDrop,
     placed: Vec<Placed>,
     created_dirs: Vec<PathBuf>,
-    pub restored: Restored,
+    pub(crate) restored: Restored,
     /// The SHA-256 of every blob file this restore placed or kept, by name: hashed as the
     /// pack was unpacked, or when it was compared with the blob already there.
-    pub blob_digests: HashMap<String, String>,
+    pub(crate) blob_digests: HashMap<String, String>,
     /// The whole tree went in with one rename (`place_whole_tree`), and goes back with one.
     placed_tree: bool,
     committed: bool,
@@ -86,7 +86,7 @@ pub struct Placement {
 }
 
 impl Placement {
-    pub fn commit(mut self) {
+    pub(crate) fn commit(mut self) {
         self.committed = true;
         if let Some(created) = self.created_root.take() {
             created.disarm();
@@ -191,12 +191,12 @@ fn nix_error(e: Errno, what: &str, path: &Path) -> Error {
 
 /// What a restore is about to place where nothing is yet (paths below the root): told
 /// before the first file goes in, so that a run killed half-way leaves them recorded.
-pub struct Intent {
-    pub files: Vec<String>,
-    pub dirs: Vec<String>,
-    pub created_root: bool,
+pub(crate) struct Intent {
+    pub(crate) files: Vec<String>,
+    pub(crate) dirs: Vec<String>,
+    pub(crate) created_root: bool,
     /// Every file of the pack, new or not.
-    pub all: Vec<String>,
+    pub(crate) all: Vec<String>,
 }
 
 /// Restores a registry-pack member into `root`: unpacked beside it first (same file
@@ -205,7 +205,7 @@ pub struct Intent {
 /// content matches their digest (they are content-addressed) and replaced when it does
 /// not; links are replaced by the pack's when they differ. `intent` hears what will be
 /// new in the root before anything goes in.
-pub fn restore(
+pub(crate) fn restore(
     bundle: &Bundle,
     member: &Member,
     root: &Path,
@@ -227,7 +227,7 @@ pub fn restore(
     let staging_path = root.join(fsx::temp_name("", ".airbin-restore-"));
     let progress = ui.progress("unpack", member.size);
     // Not hashed a second time: nothing is placed before the whole-file verdict.
-    let content = crate::progress::ProgressReader::new(bundle.content_reader_held_back(member)?, &progress);
+    let content = crate::ui::ProgressReader::new(bundle.content_reader_held_back(member)?, &progress);
     let rule = |path: &str, kind: tar::EntryType| unsafe_pack_entry(path, kind);
     let how = tarsafe::Unpack { special_bits: false, entry_rule: Some(&rule) };
     let staging = RemoveOnDrop::new(staging_path.clone());

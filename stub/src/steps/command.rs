@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
+use super::values as config;
 use super::{Failure, Inputs, Needs, RunContext};
-use crate::error::{Error, Result};
-use crate::format::MemberKind;
-use crate::install::config;
-use crate::progress::err_line;
-use crate::{interrupt, runlog};
+use crate::interrupt;
+use crate::ui::err_line;
+use crate::ui::runlog;
+use airbin_format::error::{Error, Result};
+use airbin_format::MemberKind;
 
 /// How many of a failed command's last lines its error shows.
 const LAST_LINES: usize = 10;
@@ -28,13 +29,13 @@ const LAST_LINES: usize = 10;
 const GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug)]
-pub struct Command {
-    pub program: Program,
-    pub args: Vec<String>,
+pub(crate) struct Command {
+    pub(crate) program: Program,
+    pub(crate) args: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
-pub enum Program {
+pub(crate) enum Program {
     /// A `tool` member, run from the staging directory.
     Tool { name: String, path: PathBuf },
     /// A program of the host: a path, or a name looked up on PATH.
@@ -50,7 +51,7 @@ impl Program {
     }
 }
 
-pub fn prepare(inputs: &Inputs, run: &[String], step: &str) -> Result<Command> {
+pub(crate) fn prepare(inputs: &Inputs, run: &[String], step: &str) -> Result<Command> {
     let needed_by = format!("step '{step}'");
     let mut words = run.iter().map(|word| config::expand(word, inputs.config, &needed_by));
     let program = words.next().ok_or_else(|| Error::integrity(format!("{needed_by} has an empty run list")))??;
@@ -65,7 +66,7 @@ pub fn prepare(inputs: &Inputs, run: &[String], step: &str) -> Result<Command> {
 }
 
 impl Command {
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let origin = match &self.program {
             Program::Tool { .. } => "the bundle's",
             Program::Host(_) => "the host's",
@@ -73,14 +74,15 @@ impl Command {
         format!("run {origin} {} {}", self.program.shown(), shell_words(&self.args)).trim_end().to_string()
     }
 
-    pub fn needs(&self) -> Needs {
+    pub(crate) fn needs(&self) -> Needs {
         match &self.program {
-            Program::Tool { name, .. } => Needs { staged: vec![name.clone()], ..Needs::default() },
+            // A tool of the bundle is staged with the rest: nothing to ask of the host.
+            Program::Tool { .. } => Needs::default(),
             Program::Host(name) => Needs { programs: vec![name.clone()], ..Needs::default() },
         }
     }
 
-    pub fn run(&self, ctx: &RunContext) -> std::result::Result<String, Failure> {
+    pub(crate) fn run(&self, ctx: &RunContext) -> std::result::Result<String, Failure> {
         let program: PathBuf = match &self.program {
             Program::Tool { path, .. } => path.clone(),
             Program::Host(name) if name.contains('/') => ctx.staging.join(name),
@@ -250,7 +252,7 @@ fn path_with(staging: &Path) -> std::ffi::OsString {
 }
 
 /// Where `name` is found on PATH (the staging directory first, when given).
-pub fn find_on_path(name: &str, staging: Option<&Path>) -> Option<PathBuf> {
+pub(crate) fn find_on_path(name: &str, staging: Option<&Path>) -> Option<PathBuf> {
     let path = match staging {
         Some(staging) => path_with(staging),
         None => std::env::var_os("PATH").unwrap_or_default(),

@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use super::placed::{Change, EngineRecord, PlacedImage};
+use super::HandedOver;
 use super::{Inputs, Needs, RunContext};
 use crate::engines;
-use crate::error::{Error, Result};
-use crate::install::journal::HandedOver;
-use crate::install::placed::{Change, EngineRecord, PlacedImage};
+use airbin_format::error::{Error, Result};
 
 fn strip_sha(id: &str) -> &str {
     id.strip_prefix("sha256:").unwrap_or(id)
@@ -19,14 +19,14 @@ fn strip_sha(id: &str) -> &str {
 const POLL: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Debug)]
-pub struct LoadImages {
-    pub member: String,
+pub(crate) struct LoadImages {
+    pub(crate) member: String,
     /// The engine asked for: the command line's, else the spec's, else auto.
-    pub engine: Option<String>,
+    pub(crate) engine: Option<String>,
     references: Vec<String>,
 }
 
-pub fn prepare(inputs: &Inputs, member: &str, engine: Option<&str>) -> LoadImages {
+pub(crate) fn prepare(inputs: &Inputs, member: &str, engine: Option<&str>) -> LoadImages {
     let record = inputs.bundle.index.member(member).expect("prepare checked the member");
     LoadImages {
         member: member.to_string(),
@@ -50,7 +50,7 @@ impl LoadImages {
         &self,
         ctx: &RunContext,
         engine: &engines::Engine,
-        member: &crate::format::Member,
+        member: &airbin_format::Member,
         earlier: &HandedOver,
     ) -> Result<Option<Vec<String>>> {
         let wait = Duration::from_secs_f64(earlier.seconds.max(0.0) * COMMIT_TIME_PER_STREAM_TIME)
@@ -76,12 +76,12 @@ impl LoadImages {
         }
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let engine = self.engine.as_deref().filter(|e| *e != "auto").unwrap_or("the engine found on this host");
         format!("load the images of {} ({}) into {engine}", self.member, self.references.join(", "))
     }
 
-    pub fn needs(&self) -> Needs {
+    pub(crate) fn needs(&self) -> Needs {
         Needs {
             engine: Some(self.engine.clone()),
             loads: vec![format!("{} ({})", self.member, self.references.join(", "))],
@@ -92,7 +92,7 @@ impl LoadImages {
     /// Records, before anything is loaded, each reference this step needs, and whether
     /// it creates it (absent, or naming another image) or the host had it with the
     /// bundle's ID already (the host's, unless an earlier run of this product put it there).
-    fn record_what_it_places(&self, ctx: &RunContext, engine: &engines::Engine, member: &crate::format::Member) -> Result<()> {
+    fn record_what_it_places(&self, ctx: &RunContext, engine: &engines::Engine, member: &airbin_format::Member) -> Result<()> {
         let store = EngineRecord::of(engine);
         let before = ctx.placed.snapshot();
         for image in &member.images {
@@ -111,7 +111,7 @@ impl LoadImages {
         Ok(())
     }
 
-    pub fn run(&self, ctx: &RunContext) -> Result<String> {
+    pub(crate) fn run(&self, ctx: &RunContext) -> Result<String> {
         let member = ctx.bundle.member(&self.member)?;
         let engine = ctx.engine.ok_or_else(|| Error::internal("preflight found no engine for a load-images step"))?;
         self.record_what_it_places(ctx, engine, member)?;

@@ -9,120 +9,130 @@
 //! The step records themselves (`Step`, `Action`) are data of the bundle format.
 
 mod command;
-mod extract;
+mod extract_to_dir;
 mod load_images;
+pub(crate) mod placed;
 mod push_images;
 mod restore_registry;
+pub(crate) mod values;
 mod wait_for;
 
+use airbin_format::{CommandAction, ExtractAction, LoadImagesAction, WaitForAction};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::engines::Engine;
-use crate::error::{Error, Result};
-pub use crate::format::{parse_mode, Action, Step};
-use crate::format::{Bundle, MemberKind};
-use crate::install::config::ProductConfig;
-use crate::progress::Ui;
-pub use command::find_on_path;
+use crate::ui::Ui;
+use airbin_format::error::{Error, Result};
+pub(crate) use airbin_format::{parse_mode, Action, Step};
+use airbin_format::{Bundle, MemberKind};
+pub(crate) use command::find_on_path;
+pub(crate) use values::ConfigValues;
 
 /// Values the command line overrides for every step that has them.
 #[derive(Clone, Debug, Default)]
-pub struct Overrides {
-    pub engine: Option<String>,
-    pub registry_root: Option<PathBuf>,
-    pub registry_address: Option<String>,
+pub(crate) struct Overrides {
+    pub(crate) engine: Option<String>,
+    pub(crate) registry_root: Option<PathBuf>,
+    pub(crate) registry_address: Option<String>,
 }
 
 /// What steps are prepared from.
-pub struct Inputs<'a> {
-    pub bundle: &'a Bundle,
-    pub config: Option<&'a ProductConfig>,
-    pub overrides: &'a Overrides,
+pub(crate) struct Inputs<'a> {
+    pub(crate) bundle: &'a Bundle,
+    /// The product's config, when there is one.
+    pub(crate) config: Option<&'a dyn ConfigValues>,
+    pub(crate) overrides: &'a Overrides,
     /// Where the members no built-in step consumes are staged; command steps run here.
-    pub staging: &'a Path,
+    pub(crate) staging: &'a Path,
 }
 
 /// A place a run writes to: how much lands there, for what, and how to choose
 /// another place when it is full or not writable (None: only another user can).
 #[derive(Clone, Debug)]
-pub struct Place {
-    pub path: PathBuf,
-    pub bytes: u64,
+pub(crate) struct Place {
+    pub(crate) path: PathBuf,
+    pub(crate) bytes: u64,
     /// "staging", "step 'install cadm'"...
-    pub what: String,
+    pub(crate) what: String,
     /// "--target DIR", "--set tools_dir=DIR"...
-    pub moved_by: Option<String>,
+    pub(crate) moved_by: Option<String>,
 }
 
 impl Place {
-    pub fn new(path: &Path, bytes: u64, what: &str, moved_by: Option<&str>) -> Place {
+    pub(crate) fn new(path: &Path, bytes: u64, what: &str, moved_by: Option<&str>) -> Place {
         Place { path: path.to_path_buf(), bytes, what: what.to_string(), moved_by: moved_by.map(str::to_string) }
     }
 }
 
 /// What a step needs of the host before anything lands; preflight checks it all.
 #[derive(Clone, Debug, Default)]
-pub struct Needs {
+pub(crate) struct Needs {
     /// Where bytes will land (each place must be writable by this user).
-    pub space: Vec<Place>,
+    pub(crate) space: Vec<Place>,
     /// An engine to load images into: the spec's choice, if any.
-    pub engine: Option<Option<String>>,
+    pub(crate) engine: Option<Option<String>>,
     /// What would be loaded into it ("release-images (compass/api:2.7.3, ...)").
-    pub loads: Vec<String>,
+    pub(crate) loads: Vec<String>,
     /// A registry (`host:port`) that must answer.
-    pub registry: Option<String>,
+    pub(crate) registry: Option<String>,
     /// Programs of the host that must be on PATH.
-    pub programs: Vec<String>,
+    pub(crate) programs: Vec<String>,
     /// Directories the step creates temporaries in: what a rerun sweeps.
-    pub writes: Vec<PathBuf>,
-    /// Members staged for it (tools a command runs).
-    pub staged: Vec<String>,
+    pub(crate) writes: Vec<PathBuf>,
     /// What must be on the host already and is not (a delta's blobs from its base).
-    pub missing: Vec<String>,
+    pub(crate) missing: Vec<String>,
 }
 
 /// A step with every value resolved.
 #[derive(Clone, Debug)]
-pub enum Prepared {
+pub(crate) enum Prepared {
     LoadImages(load_images::LoadImages),
     RestoreRegistry(restore_registry::RestoreRegistry),
-    Extract(extract::Extract),
+    Extract(extract_to_dir::Extract),
     WaitFor(wait_for::WaitFor),
     PushImages(push_images::PushImages),
     Command(command::Command),
 }
 
 /// What a running step may use.
-pub struct RunContext<'a> {
-    pub bundle: &'a Bundle,
+pub(crate) struct RunContext<'a> {
+    pub(crate) bundle: &'a Bundle,
     /// Detected in preflight when any pending step loads images.
-    pub engine: Option<&'a Engine>,
-    pub ui: &'a Ui,
-    pub staging: &'a Path,
+    pub(crate) engine: Option<&'a Engine>,
+    pub(crate) ui: &'a Ui,
+    pub(crate) staging: &'a Path,
     /// The environment every command step gets (bundle, config, role, ...).
-    pub env: &'a [(String, String)],
-    pub step_name: &'a str,
-    pub step_env: &'a BTreeMap<String, String>,
-    pub timeout: Option<Duration>,
+    pub(crate) env: &'a [(String, String)],
+    pub(crate) step_name: &'a str,
+    pub(crate) step_env: &'a BTreeMap<String, String>,
+    pub(crate) timeout: Option<Duration>,
     /// Done before and done again on purpose (`--force`, `--from`): no shortcut.
-    pub redo: bool,
+    pub(crate) redo: bool,
     /// A killed run had handed this step's whole stream to the engine.
-    pub handed_over_before: Option<&'a crate::install::journal::HandedOver>,
+    pub(crate) handed_over_before: Option<&'a HandedOver>,
     /// Records (in the journal) that this run has handed the whole stream over.
-    pub hand_over: &'a (dyn Fn() + Sync),
+    pub(crate) hand_over: &'a (dyn Fn() + Sync),
     /// What every process this attempt starts carries as `AIRBIN_STEP_TOKEN`: how a
     /// later run finds what a killed one left running.
-    pub token: &'a str,
+    pub(crate) token: &'a str,
     /// Where a step records what it places on the host, before it places it.
-    pub placed: &'a crate::install::placed::Recorder,
+    pub(crate) placed: &'a placed::Recorder,
+}
+
+/// A step whose run ended (killed) after it had handed its whole stream to the engine.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct HandedOver {
+    pub(crate) at: String,
+    /// How long after the step's start.
+    pub(crate) seconds: f64,
 }
 
 /// How a step failed: the message, and for a command the last lines of its output.
-pub struct Failure {
-    pub error: Error,
-    pub last_lines: Vec<String>,
+pub(crate) struct Failure {
+    pub(crate) error: Error,
+    pub(crate) last_lines: Vec<String>,
 }
 
 impl From<Error> for Failure {
@@ -132,7 +142,7 @@ impl From<Error> for Failure {
 }
 
 /// Resolves `step`'s values.
-pub fn prepare(step: &Step, inputs: &Inputs) -> Result<Prepared> {
+pub(crate) fn prepare(step: &Step, inputs: &Inputs) -> Result<Prepared> {
     let name = step.name();
     // The member a step reads, of the kind it needs (any kind for `extract`).
     let member = |name: &str, kind: Option<MemberKind>| -> Result<String> {
@@ -145,27 +155,30 @@ pub fn prepare(step: &Step, inputs: &Inputs) -> Result<Prepared> {
         }
     };
     Ok(match &step.action {
-        Action::LoadImages { member: m, engine } => {
+        Action::LoadImages(LoadImagesAction { member: m, engine }) => {
             Prepared::LoadImages(load_images::prepare(inputs, &member(m, Some(MemberKind::Image))?, engine.as_deref()))
         }
-        Action::RestoreRegistry { member: m, .. } => {
-            Prepared::RestoreRegistry(restore_registry::prepare(inputs, &member(m, Some(MemberKind::RegistryPack))?, &step.action, &name)?)
+        Action::RestoreRegistry(action) => Prepared::RestoreRegistry(restore_registry::prepare(
+            inputs,
+            &member(&action.member, Some(MemberKind::RegistryPack))?,
+            action,
+            &name,
+        )?),
+        Action::Extract(ExtractAction { member: m, to, mode, owner }) => {
+            Prepared::Extract(extract_to_dir::prepare(inputs, &member(m, None)?, to, mode.as_deref(), owner.as_deref(), &name)?)
         }
-        Action::Extract { member: m, to, mode, owner } => {
-            Prepared::Extract(extract::prepare(inputs, &member(m, None)?, to, mode.as_deref(), owner.as_deref(), &name)?)
-        }
-        Action::WaitFor { tcp, http } => {
+        Action::WaitFor(WaitForAction { tcp, http }) => {
             Prepared::WaitFor(wait_for::prepare(inputs, tcp.as_deref(), http.as_deref(), step.timeout, &name)?)
         }
-        Action::PushImages { member: m, .. } => {
-            Prepared::PushImages(push_images::prepare(inputs, &member(m, Some(MemberKind::Image))?, &step.action, &name)?)
+        Action::PushImages(action) => {
+            Prepared::PushImages(push_images::prepare(inputs, &member(&action.member, Some(MemberKind::Image))?, action, &name)?)
         }
-        Action::Command { run } => Prepared::Command(command::prepare(inputs, run, &name)?),
+        Action::Command(CommandAction { run }) => Prepared::Command(command::prepare(inputs, run, &name)?),
     })
 }
 
 impl Prepared {
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Prepared::LoadImages(s) => s.describe(),
             Prepared::RestoreRegistry(s) => s.describe(),
@@ -176,7 +189,7 @@ impl Prepared {
         }
     }
 
-    pub fn needs(&self, bundle: &Bundle, step: &str) -> Needs {
+    pub(crate) fn needs(&self, bundle: &Bundle, step: &str) -> Needs {
         match self {
             Prepared::LoadImages(s) => s.needs(),
             Prepared::RestoreRegistry(s) => s.needs(bundle, step),
@@ -188,7 +201,7 @@ impl Prepared {
     }
 
     /// Runs the step once; returns what was done, for the summary.
-    pub fn run(&self, ctx: &RunContext) -> std::result::Result<String, Failure> {
+    pub(crate) fn run(&self, ctx: &RunContext) -> std::result::Result<String, Failure> {
         match self {
             Prepared::LoadImages(s) => Ok(s.run(ctx)?),
             Prepared::RestoreRegistry(s) => Ok(s.run(ctx)?),
@@ -201,12 +214,12 @@ impl Prepared {
 
     /// Whether a timeout bounds this kind (built-in steps that stream into an engine or
     /// a registry root stop on Ctrl-C instead).
-    pub fn honours_timeout(&self) -> bool {
+    pub(crate) fn honours_timeout(&self) -> bool {
         matches!(self, Prepared::Command(_) | Prepared::WaitFor(_))
     }
 }
 
 /// `user[:group]` by name or number; the user must exist on this host.
-pub fn parse_owner(owner: &str, step: &str) -> Result<(Option<u32>, Option<u32>)> {
+pub(crate) fn parse_owner(owner: &str, step: &str) -> Result<(Option<u32>, Option<u32>)> {
     crate::registry::parse_owner(owner).map_err(|e| Error::new(e.class, format!("step '{step}': {}", e.message)))
 }

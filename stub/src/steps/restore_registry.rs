@@ -1,29 +1,28 @@
 //! `restore-registry`: a registry pack restored into a registry's storage root, then
 //! checked offline (every tag serves from the files) and, given an address, online.
 
+use airbin_format::RestoreRegistryAction;
 use std::path::PathBuf;
 
+use super::placed::{Change, PlacedRegistry};
 use super::{parse_mode, parse_owner, Inputs, Needs, Place, RunContext};
-use crate::error::{Error, Result};
-use crate::format::{validate, Action, Bundle};
-use crate::install::placed::{Change, PlacedRegistry};
 use crate::registry::{self, Ownership};
+use airbin_format::error::{Error, Result};
+use airbin_format::{validate, Bundle};
 
 #[derive(Clone, Debug)]
-pub struct RestoreRegistry {
-    pub member: String,
-    pub root: PathBuf,
+pub(crate) struct RestoreRegistry {
+    pub(crate) member: String,
+    pub(crate) root: PathBuf,
     /// Where the root came from, for the plan: "--registry-root", "the spec", "config KEY".
     root_from: String,
-    pub address: Option<String>,
+    pub(crate) address: Option<String>,
     address_from: String,
     ownership: Ownership,
 }
 
-pub fn prepare(inputs: &Inputs, member: &str, action: &Action, step: &str) -> Result<RestoreRegistry> {
-    let Action::RestoreRegistry { root, root_from_config, owner, mode, address, address_from_config, .. } = action else {
-        unreachable!("prepare dispatches restore-registry actions here")
-    };
+pub(crate) fn prepare(inputs: &Inputs, member: &str, action: &RestoreRegistryAction, step: &str) -> Result<RestoreRegistry> {
+    let RestoreRegistryAction { root, root_from_config, owner, mode, address, address_from_config, .. } = action;
     let needed_by = format!("step '{step}'");
     let config =
         || inputs.config.ok_or_else(|| Error::usage(format!("{needed_by} takes values from the product's config, and there is none")));
@@ -60,7 +59,7 @@ pub fn prepare(inputs: &Inputs, member: &str, action: &Action, step: &str) -> Re
 }
 
 impl RestoreRegistry {
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut text = format!("restore registry pack {} into {} ({})", self.member, self.root.display(), self.root_from);
         if let Some(address) = &self.address {
             text.push_str(&format!(", then check it serves at {address} ({})", self.address_from));
@@ -68,7 +67,7 @@ impl RestoreRegistry {
         text
     }
 
-    pub fn needs(&self, bundle: &Bundle, step: &str) -> Needs {
+    pub(crate) fn needs(&self, bundle: &Bundle, step: &str) -> Needs {
         let bytes = bundle.index.member(&self.member).map_or(0, |m| m.unpacked_bytes);
         let moved_by = match self.root_from.strip_prefix("config ") {
             Some(key) => Some(format!("--set {key}=DIR")),
@@ -92,8 +91,8 @@ impl RestoreRegistry {
 
     /// A delta pack leaves out blobs its base carried: the root must hold them already
     /// (the base's install put them there). Checked before anything is placed.
-    fn check_delta(&self, record: &crate::format::RegistryPackRecord) -> Result<()> {
-        use crate::format::registry_pack::{blob_path, V2};
+    fn check_delta(&self, record: &airbin_format::RegistryPackRecord) -> Result<()> {
+        use airbin_format::registry_pack::{blob_path, V2};
         let v2 = self.root.join(V2);
         let missing: Vec<&str> = record
             .omitted
@@ -116,7 +115,7 @@ impl RestoreRegistry {
         )))
     }
 
-    pub fn run(&self, ctx: &RunContext) -> Result<String> {
+    pub(crate) fn run(&self, ctx: &RunContext) -> Result<String> {
         let member = ctx.bundle.member(&self.member)?;
         let record =
             member.registry.as_ref().ok_or_else(|| Error::integrity(format!("member {} carries no registry pack record", member.name)))?;

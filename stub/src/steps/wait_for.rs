@@ -4,18 +4,18 @@
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use super::values as config;
 use super::{Inputs, RunContext};
-use crate::error::{Error, Result};
-use crate::format::Seconds;
 use crate::http;
-use crate::install::config;
 use crate::interrupt;
+use airbin_format::error::{Error, Result};
+use airbin_format::Seconds;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Debug)]
-pub enum Target {
+pub(crate) enum Target {
     Tcp(String),
     /// `host:port` and the path of an `http://` URL.
     Http {
@@ -26,12 +26,12 @@ pub enum Target {
 }
 
 #[derive(Clone, Debug)]
-pub struct WaitFor {
-    pub target: Target,
+pub(crate) struct WaitFor {
+    pub(crate) target: Target,
     timeout: Duration,
 }
 
-pub fn prepare(inputs: &Inputs, tcp: Option<&str>, url: Option<&str>, timeout: Option<Seconds>, step: &str) -> Result<WaitFor> {
+pub(crate) fn prepare(inputs: &Inputs, tcp: Option<&str>, url: Option<&str>, timeout: Option<Seconds>, step: &str) -> Result<WaitFor> {
     let needed_by = format!("step '{step}'");
     let target = match (tcp, url) {
         (Some(tcp), None) => {
@@ -56,14 +56,14 @@ pub fn prepare(inputs: &Inputs, tcp: Option<&str>, url: Option<&str>, timeout: O
 }
 
 impl WaitFor {
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.target {
             Target::Tcp(address) => format!("wait up to {} for {address} to accept connections", humantime::format_duration(self.timeout)),
             Target::Http { url, .. } => format!("wait up to {} for {url} to answer", humantime::format_duration(self.timeout)),
         }
     }
 
-    pub fn run(&self, ctx: &RunContext) -> Result<String> {
+    pub(crate) fn run(&self, ctx: &RunContext) -> Result<String> {
         let timeout = ctx.timeout.unwrap_or(self.timeout);
         let started = Instant::now();
         loop {

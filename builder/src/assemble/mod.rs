@@ -1,0 +1,252 @@
+//! `airbin build`: spec → inspected inputs → one `.bin` plus its `.sha256`, written
+//! under temporary names in the output directory and renamed into place only when the
+//! whole bundle is complete.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use airbin_format::console::{out_line, print_json, Envelope, Ui};
+use airbin_format::error::{Error, IoContext, Result};
+use airbin_format::files;
+use airbin_format::rules;
+use airbin_format::{BuildFacts, BundleMeta, InstallRules, Member, PushImagesAction};
+
+use source::Source;
+
+pub(crate) mod compress;
+pub(crate) mod delta;
+pub(crate) mod member_facts;
+pub(crate) mod signing;
+pub(crate) mod source;
+pub(crate) mod spec;
+pub(crate) mod stubs;
+mod write;
+
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `airbin build`: the entry point for release engineers; prints the bundle's path
+/// (and with `--json` its digest, members and signature).
+pub(crate) fn run(args: &crate::cli::BuildArgs, ui: &Ui) -> Result<()> {
+    let options = BuildOptions {
+        sign: args.sign.clone(),
+        record_host: args.record_host,
+        arch: args.arch.clone(),
+        base: args.base.clone(),
+        base_key: args.base_key.clone(),
+        base_sha256: args.base_sha256.clone(),
+    };
+    let built = build(&args.spec, &args.outdir, &options, ui)?;
+    if ui.json {
+        print_json(&Envelope::ok("build", &built));
+    } else if !ui.quiet {
+        out_line(&built.bin.display().to_string());
+    }
+    Ok(())
+}
+
+/// What `airbin build` made, as `--json` gives it.
+#[derive(Serialize)]
+pub(crate) struct Built {
+    #[serde(rename = "bundle")]
+    pub(crate) bin: PathBuf,
+    pub(crate) sha256_file: PathBuf,
+    pub(crate) sha256: String,
+    #[serde(rename = "bytes")]
+    pub(crate) total_len: u64,
+    pub(crate) members: Vec<Member>,
+    pub(crate) minisig: Option<PathBuf>,
+    pub(crate) key_id: Option<String>,
+}
+
+fn build_host() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "unknown".into(), |h| h.trim().to_string())
+}
+
+/// How a build is made beyond its spec.
+#[derive(Default)]
+pub(crate) struct BuildOptions {
+    /// Sign with this minisign secret key.
+    pub(crate) sign: Option<PathBuf>,
+    /// Record this host's name in the index (left out by default: it would make two
+    /// builds of the same inputs differ).
+    pub(crate) record_host: bool,
+    /// Build for this arch instead of the spec's (`--arch`).
+    pub(crate) arch: Option<String>,
+    /// A delta against this earlier bundle (`--base`).
+    pub(crate) base: Option<PathBuf>,
+    /// The public key the base is signed with (`--base-key`).
+    pub(crate) base_key: Option<PathBuf>,
+    /// The base file's SHA-256, as its `.sha256` says (`--base-sha256`).
+    pub(crate) base_sha256: Option<String>,
+}
+
+/// The build time to record: `SOURCE_DATE_EPOCH` (seconds since 1970), or none at all,
+/// so that the same inputs always give the same bytes.
+pub(crate) fn source_date_epoch() -> Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(_) => Ok(None),
+        Ok(text) if text.trim().is_empty() => Ok(None),
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
+            Error::usage(format!(
+                "SOURCE_DATE_EPOCH is '{text}', not a number of seconds since 1970; set it to `git log -1 --format=%ct` or unset it"
+            ))
+        }),
+    }
+}
+
+/// Refuses an output directory inside one of the inputs: the bundle being written
+/// would be read back into itself, growing without end.
+/// A push-images step needs a tag on every image, and with `track_tags` a version tag
+/// (`1.4.34`) on each to take the track (`1.4`) from: refused now, not at the site.
+fn check_push_steps(loaded: &spec::LoadedSpec, images: &std::collections::HashMap<&str, &[airbin_format::ImageRecord]>) -> Result<()> {
+    for (i, step) in loaded.spec.steps.iter().enumerate() {
+        let at = format!("steps[{i}]");
+        let airbin_format::Action::PushImages(PushImagesAction { member, track_tags, .. }) = &step.action else { continue };
+        for image in images.get(member.as_str()).copied().unwrap_or(&[]) {
+            let field = format!("{at}.member");
+            if image.tags.is_empty() {
+                return Err(spec::field_error(
+                    loaded,
+                    &field,
+                    format_args!("image {} of {member} has no tag to push it under; tag it before docker save", image.id),
+                ));
+            }
+            if let Some(tag) =
+                image.tags.iter().find(|t| *track_tags && rules::track_of(t.rsplit_once(':').map_or("", |(_, v)| v)).is_none())
+            {
+                return Err(spec::field_error(
+                    loaded,
+                    &format!("{at}.track_tags"),
+                    format_args!(
+                        "{tag} has no version tag such as 1.4.34 to take a track tag (1.4) from; tag the image with its full version"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_outdir_is_no_input(loaded: &spec::LoadedSpec, outdir: &Path) -> Result<()> {
+    let out = files::absolute(outdir);
+    let base = files::existing_ancestor(&out);
+    let rest = out.strip_prefix(&base).unwrap_or(Path::new("")).to_path_buf();
+    let out = fs::canonicalize(&base).unwrap_or(base).join(rest);
+    for (member, input) in loaded.spec.members.iter().zip(&loaded.inputs) {
+        let Ok(input) = fs::canonicalize(input) else { continue };
+        if input.is_dir() && out.starts_with(&input) {
+            return Err(Error::usage(format!(
+                "{}: the output directory {} is inside member {}'s input {}: the bundle would pack itself; choose an output directory outside it (-o)",
+                loaded.file.display(),
+                outdir.display(),
+                member.name,
+                input.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: &Ui) -> Result<Built> {
+    let loaded = spec::load(spec_arg, options.arch.as_deref())?;
+    check_outdir_is_no_input(&loaded, outdir)?;
+    let signer = options.sign.as_deref().map(signing::SigningKey::load).transpose()?;
+    let built_at = source_date_epoch()?;
+    let spec = &loaded.spec;
+    let meta = BundleMeta {
+        name: spec.name.clone(),
+        version: spec.version.clone(),
+        arch: spec.arch.clone(),
+        description: spec.description.clone(),
+        hotfix_of: spec.hotfix_of.clone(),
+    };
+    ui.status(format!("building {} {} from {}", meta.name, meta.version, loaded.file.display()));
+    let base = base_blobs(options, signer.as_ref(), &meta, ui)?;
+    // Inspect every input before writing anything: a bad input fails in seconds, not
+    // after minutes of compression.
+    let planned = plan_members(&loaded, &meta, base.as_ref(), built_at, ui)?;
+    let images: std::collections::HashMap<&str, &[airbin_format::ImageRecord]> =
+        planned.iter().map(|p| (p.spec.name.as_str(), &p.details.images[..])).collect();
+    check_push_steps(&loaded, &images)?;
+    drop(images);
+    let facts = BuildFacts {
+        builder_version: VERSION.to_string(),
+        built_at: built_at.map_or_else(String::new, |secs| {
+            humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
+        }),
+        build_host: if options.record_host { build_host() } else { String::new() },
+    };
+    let install = InstallRules {
+        steps: spec.steps.clone(),
+        config: spec.config.clone(),
+        requires: spec.requires.clone(),
+        parameters: spec.parameters.clone(),
+    };
+    write::write_bundle(write::Bundle { meta, facts, install, planned }, signer.as_ref(), outdir, ui)
+}
+
+/// For a delta (`--base`): the blobs the base carries, once the base is checked.
+fn base_blobs(
+    options: &BuildOptions,
+    signer: Option<&signing::SigningKey>,
+    meta: &BundleMeta,
+    ui: &Ui,
+) -> Result<Option<std::collections::BTreeSet<String>>> {
+    let Some(base) = options.base.as_deref() else { return Ok(None) };
+    let mut keys = Vec::new();
+    if let Some(key) = &options.base_key {
+        keys.push(airbin_format::signature::TrustedKey::load(key)?);
+    }
+    if let (Some(signer), Some(path)) = (signer, &options.sign) {
+        keys.push(signer.trusted_key(path)?);
+    }
+    let trust = delta::BaseTrust { keys, sha256: options.base_sha256.clone() };
+    Ok(Some(delta::base_blobs(base, meta, &trust, ui)?))
+}
+
+/// A member ready to be written: its input, what it holds, and how it is stored.
+pub(crate) struct Planned<'a> {
+    pub(crate) spec: &'a spec::MemberSpec,
+    pub(crate) source: Source,
+    pub(crate) scan: source::Scan,
+    pub(crate) codec: airbin_format::Codec,
+    pub(crate) details: member_facts::Details,
+}
+
+/// Every member's input inspected and sampled; a delta's registry packs cut down to
+/// what the base does not carry.
+fn plan_members<'a>(
+    loaded: &'a spec::LoadedSpec,
+    meta: &BundleMeta,
+    base: Option<&std::collections::BTreeSet<String>>,
+    built_at: Option<u64>,
+    ui: &Ui,
+) -> Result<Vec<Planned<'a>>> {
+    let mut planned = Vec::new();
+    for (member, input) in loaded.spec.members.iter().zip(&loaded.inputs) {
+        let source = Source::for_member(member.kind, input, built_at.unwrap_or(0));
+        let scan = source.scan(&member.name, member.kind)?;
+        let mut details = member_facts::inspect(member.kind, &member.name, &source, &meta.arch)?;
+        let mut source = match details.subset.take() {
+            Some(subset) => Source::ImageSubset(input.clone(), subset),
+            None => source,
+        };
+        if let (Some(base), Some(record)) = (base, details.registry.as_mut()) {
+            match &mut source {
+                Source::Dir { root, omit, .. } => {
+                    *omit = delta::omit(root, base)?;
+                    record.omitted = omit.iter().map(|hex| format!("sha256:{hex}")).collect();
+                    record.blobs -= omit.len() as u64;
+                    ui.status(format!("{}: {} blob(s) the base carries left out, {} kept", member.name, omit.len(), record.blobs));
+                }
+                _ => ui.status(format!("{}: a registry pack given as a tarball goes whole; give its directory for a delta", member.name)),
+            }
+        }
+        let codec = compress::choose(member.compression, &scan.sample).ctx("sampling", input)?;
+        planned.push(Planned { spec: member, source, scan, codec, details });
+    }
+    Ok(planned)
+}

@@ -1,0 +1,350 @@
+//! The bundle spec (`bundle.yaml`): parsing, and the checks that turn a wrong spec into
+//! one message naming the file, the field and what is wrong.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use airbin_format::error::{Error, Result};
+use airbin_format::rules::{self, printable, SAFE_NAME};
+use airbin_format::validate::{self, MemberFacts, SPECIAL_BITS};
+use airbin_format::{parse_mode, Step};
+use airbin_format::{ConfigRules, MemberKind, Parameter, Requires};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Spec {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    #[serde(default = "default_arch")]
+    pub(crate) arch: String,
+    #[serde(default)]
+    pub(crate) description: String,
+    pub(crate) members: Vec<MemberSpec>,
+    #[serde(default)]
+    pub(crate) steps: Vec<Step>,
+    /// The product's config: `required` keys, checked before step 1.
+    #[serde(default)]
+    pub(crate) config: ConfigRules,
+    /// What the host must offer: `root: true`, `ports: [5000]`.
+    #[serde(default)]
+    pub(crate) requires: Requires,
+    /// The install's parameters: typed, with defaults, held by config keys.
+    #[serde(default)]
+    pub(crate) parameters: Vec<Parameter>,
+    /// A hotfix: the version it applies to, and only to.
+    #[serde(default)]
+    pub(crate) hotfix_of: Option<String>,
+}
+
+fn default_arch() -> String {
+    "amd64".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MemberSpec {
+    pub(crate) name: String,
+    pub(crate) kind: MemberKind,
+    /// A file or a directory, relative to the spec's directory.
+    pub(crate) path: PathBuf,
+    #[serde(default)]
+    pub(crate) compression: Compression,
+    /// xz preset 0-9, zstd level 1-22.
+    #[serde(default)]
+    pub(crate) level: Option<i32>,
+    /// Octal mode bits for a file member, such as "0755"; default: the input's own.
+    #[serde(default)]
+    pub(crate) mode: Option<String>,
+    /// Keep setuid, setgid and sticky bits (of the file, or of a tree's entries):
+    /// without this they are dropped on extraction.
+    #[serde(default)]
+    pub(crate) special_bits: bool,
+    /// Take what a symlinked `path` points at; without this a symlink is refused.
+    #[serde(default)]
+    pub(crate) follow_symlinks: bool,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Compression {
+    /// zstd, unless the input is already compressed or does not compress.
+    #[default]
+    Auto,
+    Xz,
+    Zstd,
+    None,
+}
+
+/// A spec as loaded: where it came from, and its member paths made absolute.
+#[derive(Debug)]
+pub(crate) struct LoadedSpec {
+    pub(crate) file: PathBuf,
+    pub(crate) spec: Spec,
+    /// `members[i].path`, resolved against the spec's directory.
+    pub(crate) inputs: Vec<PathBuf>,
+}
+
+/// `DIR` means `DIR/bundle.yaml`.
+pub(crate) fn spec_file(arg: &Path) -> PathBuf {
+    if arg.is_dir() {
+        arg.join("bundle.yaml")
+    } else {
+        arg.to_path_buf()
+    }
+}
+
+/// A spec is a page of YAML: one larger than this is not a spec.
+const MAX_SPEC: u64 = 1 << 20;
+/// How deep a spec's YAML may nest: a real one nests four levels.
+const MAX_DEPTH: usize = 64;
+
+/// `arch` is `airbin build --arch`: it overrides the spec's.
+pub(crate) fn load(arg: &Path, arch: Option<&str>) -> Result<LoadedSpec> {
+    let file = spec_file(arg);
+    let cannot = |why: String| {
+        Error::usage(format!(
+            "cannot read the bundle spec {}: {why}; give a bundle directory holding bundle.yaml, or a .yaml file",
+            file.display()
+        ))
+    };
+    // Not a FIFO or a device: reading one would wait for ever, or never end.
+    let meta = std::fs::metadata(&file).map_err(|e| cannot(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(cannot("it is not a regular file".into()));
+    }
+    if meta.len() > MAX_SPEC {
+        return Err(cannot(format!("it is {} bytes, more than a spec's 1 MiB", meta.len())));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(std::fs::File::open(&file).map_err(|e| cannot(e.to_string()))?, MAX_SPEC),
+        &mut text,
+    )
+    .map_err(|e| cannot(e.to_string()))?;
+    if let Some(line) = too_deep(&text) {
+        return Err(Error::usage(format!(
+            "{}: line {line}: the YAML nests deeper than {MAX_DEPTH} levels; a bundle spec nests a few",
+            file.display()
+        )));
+    }
+    let mut spec = parse(&file, &text)?;
+    let known = airbin_format::arch::spellings;
+    spec.arch = match arch {
+        Some(written) => airbin_format::arch::canonical(written).ok_or_else(|| {
+            Error::usage(format!("--arch '{}' is not an architecture airbin builds for; use {}", printable(written, 40), known()))
+        })?,
+        None => airbin_format::arch::canonical(&spec.arch).ok_or_else(|| {
+            Error::usage(format!("{}: arch: '{}' is not supported: use {}", file.display(), printable(&spec.arch, 40), known()))
+        })?,
+    }
+    .to_string();
+    let base = file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let inputs = spec.members.iter().map(|m| base.join(&m.path)).collect();
+    let loaded = LoadedSpec { file, spec, inputs };
+    validate(&loaded)?;
+    Ok(loaded)
+}
+
+pub(crate) fn parse(file: &Path, text: &str) -> Result<Spec> {
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // yaml_serde names the path (or the part of it it knows) itself in some errors.
+        let named = inner.split_once(": ").filter(|(head, _)| path.starts_with(head));
+        match named {
+            _ if path == "." => Error::usage(format!("{}: {inner}", file.display())),
+            Some((_, rest)) => Error::usage(format!("{}: {path}: {rest}", file.display())),
+            None => Error::usage(format!("{}: {path}: {inner}", file.display())),
+        }
+    })
+}
+
+/// The line where flow brackets or indentation nest deeper than `MAX_DEPTH`, if any:
+/// checked before parsing, so that no parser recursion depends on the input.
+fn too_deep(text: &str) -> Option<usize> {
+    let mut flow = 0usize;
+    for (n, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches([' ', '-']).len();
+        for c in line.chars() {
+            match c {
+                '[' | '{' => flow += 1,
+                ']' | '}' => flow = flow.saturating_sub(1),
+                '#' => break,
+                _ => {}
+            }
+            if flow > MAX_DEPTH {
+                return Some(n + 1);
+            }
+        }
+        if indent / 2 > MAX_DEPTH * 2 {
+            return Some(n + 1);
+        }
+    }
+    None
+}
+
+pub(crate) fn field_error(spec: &LoadedSpec, field: &str, what: impl std::fmt::Display) -> Error {
+    Error::usage(format!("{}: {field}: {what}", spec.file.display()))
+}
+
+fn validate(loaded: &LoadedSpec) -> Result<()> {
+    let spec = &loaded.spec;
+    for (field, value) in [("name", &spec.name), ("version", &spec.version)] {
+        if let Some(why) = rules::unsafe_name(value) {
+            return Err(field_error(
+                loaded,
+                field,
+                format_args!("'{}' is not a valid {field}: it {why}; {SAFE_NAME}", printable(value, 120)),
+            ));
+        }
+    }
+    if let Some(why) = rules::unsafe_text(&spec.description, 4096) {
+        return Err(field_error(loaded, "description", format_args!("it {why}: one paragraph of printable text, at most 4096 bytes")));
+    }
+    if spec.members.is_empty() {
+        return Err(field_error(loaded, "members", "the bundle needs at least one member"));
+    }
+    let mut seen = HashSet::new();
+    for (i, (member, input)) in spec.members.iter().zip(&loaded.inputs).enumerate() {
+        if !seen.insert(member.name.as_str()) {
+            let at = format!("members[{i}].name");
+            return Err(field_error(loaded, &at, format_args!("'{}' names two members; member names must be unique", member.name)));
+        }
+        validate_member(loaded, i, member, input)?;
+    }
+    let facts =
+        |name: &str| spec.members.iter().find(|m| m.name == name).map(|m| MemberFacts { kind: m.kind, special_bits: m.special_bits });
+    validate::check_steps(&spec.steps, &facts).map_err(|invalid| field_error(loaded, &invalid.field, &invalid.what))?;
+    validate::check_parameters(&spec.parameters, &spec.steps).map_err(|invalid| field_error(loaded, &invalid.field, &invalid.what))?;
+    validate_hotfix_and_config(loaded)
+}
+
+/// One member: its name, its input (a real path of the kind the member needs), its
+/// compression level and its mode.
+fn validate_member(loaded: &LoadedSpec, i: usize, member: &MemberSpec, input: &Path) -> Result<()> {
+    let at = |field: &str| format!("members[{i}].{field}");
+    if let Some(why) = rules::unsafe_name(&member.name) {
+        return Err(field_error(
+            loaded,
+            &at("name"),
+            format_args!("'{}' is not a valid member name: it {why}; {SAFE_NAME}", printable(&member.name, 120)),
+        ));
+    }
+    let link = std::fs::symlink_metadata(input).map_err(|e| field_error(loaded, &at("path"), format_args!("{}: {e}", input.display())))?;
+    if link.file_type().is_symlink() && !member.follow_symlinks {
+        let target = std::fs::read_link(input).map(|t| t.display().to_string()).unwrap_or_default();
+        return Err(field_error(
+            loaded,
+            &at("path"),
+            format_args!(
+                "{} is a symlink (to {target}); give the real path, or set follow_symlinks: true on the member to take what it points at",
+                input.display()
+            ),
+        ));
+    }
+    let meta = std::fs::metadata(input).map_err(|e| field_error(loaded, &at("path"), format_args!("{}: {e}", input.display())))?;
+    let wants_file = !matches!(member.kind, MemberKind::RegistryPack | MemberKind::File);
+    if wants_file && !meta.is_file() {
+        return Err(field_error(
+            loaded,
+            &at("path"),
+            format_args!("{} is not a regular file; a {} member is one file", input.display(), member.kind.as_str()),
+        ));
+    }
+    if !meta.is_file() && !meta.is_dir() {
+        return Err(field_error(loaded, &at("path"), format_args!("{} is neither a file nor a directory", input.display())));
+    }
+    if let Some(level) = member.level {
+        let range = match member.compression {
+            Compression::Xz => 0..=9,
+            Compression::Zstd | Compression::Auto => 1..=22,
+            Compression::None => return Err(field_error(loaded, &at("level"), "a level makes no sense with compression: none")),
+        };
+        if !range.contains(&level) {
+            return Err(field_error(loaded, &at("level"), format_args!("{level} is out of range {}..={}", range.start(), range.end())));
+        }
+    }
+    if let Some(mode) = &member.mode {
+        let bits =
+            parse_mode(mode).ok_or_else(|| field_error(loaded, &at("mode"), format_args!("'{mode}' is not an octal mode such as 0755")))?;
+        if bits & SPECIAL_BITS != 0 && !member.special_bits {
+            return Err(field_error(
+                loaded,
+                &at("mode"),
+                format_args!("'{mode}' sets setuid, setgid or sticky bits; mark the member with special_bits: true to keep them"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `hotfix_of` names another version; the config's node-list and required keys are keys.
+fn validate_hotfix_and_config(loaded: &LoadedSpec) -> Result<()> {
+    let spec = &loaded.spec;
+    if let Some(base) = &spec.hotfix_of {
+        if let Some(why) = rules::unsafe_name(base) {
+            return Err(field_error(loaded, "hotfix_of", format_args!("'{base}' {why}: {SAFE_NAME}")));
+        }
+        if base == &spec.version {
+            return Err(field_error(
+                loaded,
+                "hotfix_of",
+                "is the bundle's own version; give a hotfix its own version, such as 2.0-hotfix1",
+            ));
+        }
+    }
+    for (field, key) in
+        [("config.management_nodes_key", &spec.config.management_nodes_key), ("config.worker_nodes_key", &spec.config.worker_nodes_key)]
+    {
+        if let Some(why) = key.as_deref().and_then(validate::unsafe_node_key) {
+            return Err(field_error(loaded, field, why));
+        }
+    }
+    for (i, key) in spec.config.required.iter().enumerate() {
+        if !rules::is_config_key(key) {
+            return Err(field_error(
+                loaded,
+                &format!("config.required[{i}]"),
+                format_args!("'{key}' is not a config key (letters, digits, _ and -, dotted for nesting)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(yaml: &str) -> String {
+        parse(Path::new("bundle.yaml"), yaml).unwrap_err().message
+    }
+
+    #[test]
+    fn a_wrong_field_is_named_with_its_path() {
+        let msg = error_of("name: x\nversion: '1'\nmembers:\n  - name: a\n    kind: image\n    path: a.tar\n    compression: gzip\n");
+        assert!(msg.starts_with("bundle.yaml: members[0].compression: unknown variant `gzip`"), "{msg}");
+        assert!(msg.contains("line 7"), "{msg}");
+    }
+
+    #[test]
+    fn an_unknown_field_is_named() {
+        let msg = error_of("name: x\nversion: '1'\nmembres: []\n");
+        assert!(msg.contains("unknown field `membres`"), "{msg}");
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let msg = error_of("name: x\nmembers: []\n");
+        assert!(msg.contains("missing field `version`"), "{msg}");
+    }
+
+    #[test]
+    fn a_bad_step_kind_is_named() {
+        let msg = error_of("name: x\nversion: '1'\nmembers: []\nsteps:\n  - kind: dance\n    member: a\n");
+        assert!(msg.contains("steps[0]") && msg.contains("dance"), "{msg}");
+    }
+}

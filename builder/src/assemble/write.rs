@@ -1,0 +1,164 @@
+//! Writing a planned bundle: every member compressed into a temporary file beside the
+//! output, the index, signature and trailer, then the `.bin`, its `.sha256` (and its
+//! `.minisig`) renamed into place together; a failure leaves nothing behind.
+
+use std::fs::{self, Permissions};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use indicatif::HumanBytes;
+use tempfile::NamedTempFile;
+
+use airbin_format::console::{ProgressWriter, Ui};
+use airbin_format::digest::HashingWriter;
+use airbin_format::error::{Error, IoContext, Result};
+use airbin_format::files::create_dir_guarded;
+use airbin_format::{parse_mode, BuildFacts, BundleMeta, BundleWriter, Finished, InstallRules, Member, MemberKind};
+
+use super::compress::Encoder;
+use super::signing::SigningKey;
+use super::source::Source;
+use super::{stubs, Built, Planned, VERSION};
+
+/// What goes into the bundle.
+pub(crate) struct Bundle<'a> {
+    pub(crate) meta: BundleMeta,
+    pub(crate) facts: BuildFacts,
+    pub(crate) install: InstallRules,
+    pub(crate) planned: Vec<Planned<'a>>,
+}
+
+/// Writes the bundle into `outdir` and says what was written.
+pub(crate) fn write_bundle(bundle: Bundle, signer: Option<&SigningKey>, outdir: &Path, ui: &Ui) -> Result<Built> {
+    let created_outdir = create_dir_guarded(outdir)?;
+    let stem = bundle.meta.file_stem();
+    let partial = temp_in(outdir, &format!(".{stem}.bin."), ".partial")?;
+    let out = partial.as_file().try_clone().ctx("opening", partial.path())?;
+    let mut writer =
+        BundleWriter::new(out, stubs::for_arch(&bundle.meta.arch).bytes, &bundle.meta, VERSION).ctx("writing", partial.path())?;
+    let members = write_members(&mut writer, bundle.planned, ui)?;
+    for member in &members {
+        writer.add_member(member.clone());
+    }
+    let (name, version) = (bundle.meta.name.clone(), bundle.meta.version.clone());
+    let sign = signer.map(|key| move |digest: &[u8; 32]| key.sign_digest(&name, &version, digest));
+    let sign_ref = sign.as_ref().map(|f| f as &dyn Fn(&[u8; 32]) -> std::io::Result<String>);
+    let (out, finished) = writer.finish(bundle.meta, bundle.facts, bundle.install, sign_ref).ctx("writing", partial.path())?;
+    out.sync_all().ctx("writing", partial.path())?;
+    partial.as_file().set_permissions(Permissions::from_mode(0o755)).ctx("setting the mode of", partial.path())?;
+    let built = publish(partial, &finished, signer, outdir, &stem)?;
+    if let Some(created) = created_outdir {
+        created.disarm();
+    }
+    ui.status(format!(
+        "wrote {} ({}, {} members); sha256 {}",
+        built.bin.display(),
+        HumanBytes(finished.total_len),
+        members.len(),
+        finished.file_sha256
+    ));
+    Ok(Built { members, ..built })
+}
+
+fn temp_in(dir: &Path, prefix: &str, suffix: &str) -> Result<NamedTempFile> {
+    tempfile::Builder::new().prefix(prefix).suffix(suffix).tempfile_in(dir).ctx("creating a file in", dir)
+}
+
+/// Each member's content, compressed as planned, hashed before and after.
+fn write_members<W: std::io::Read + Write + std::io::Seek>(
+    writer: &mut BundleWriter<W>,
+    planned: Vec<Planned>,
+    ui: &Ui,
+) -> Result<Vec<Member>> {
+    let progress = ui.progress("build", planned.iter().map(|p| p.scan.content_bytes).sum());
+    let mut members = Vec::new();
+    for Planned { spec, source, scan, codec, details } in planned {
+        let mut content_facts = None;
+        let stored = writer
+            .write_stored(|sink| {
+                let encoder = Encoder::new(codec, spec.level, sink)?;
+                let mut content = HashingWriter::new(ProgressWriter::new(encoder, &progress));
+                source.write_content(&mut content)?;
+                let (tracked, size, sha256) = content.finish();
+                tracked.inner.finish()?;
+                content_facts = Some((size, sha256));
+                Ok(())
+            })
+            .ctx("compressing", source.path())?;
+        let (size, sha256) = content_facts.expect("set by write_stored");
+        members.push(Member {
+            name: spec.name.clone(),
+            kind: spec.kind,
+            layout: source.layout(),
+            codec,
+            offset: stored.offset,
+            stored_size: stored.stored_size,
+            stored_sha256: stored.stored_sha256,
+            size,
+            sha256,
+            mode: member_mode(spec, &source)?,
+            special_bits: spec.special_bits,
+            unpacked_bytes: scan.unpacked_bytes,
+            images: details.images,
+            registry: details.registry,
+        });
+    }
+    progress.finish();
+    Ok(members)
+}
+
+/// The spec's mode, else the input file's; a tool is executable whatever it said.
+fn member_mode(spec: &super::spec::MemberSpec, source: &Source) -> Result<u32> {
+    let mode = match (&spec.mode, source) {
+        (Some(mode), _) => parse_mode(mode).expect("validated"),
+        (None, Source::File(path)) => fs::metadata(path).ctx("reading", path)?.permissions().mode() & 0o7777,
+        (None, _) => 0o755,
+    };
+    // Without the spec's mark, a file's setuid, setgid and sticky bits stay behind.
+    let mode = if spec.special_bits { mode } else { mode & 0o777 };
+    Ok(if spec.kind == MemberKind::Tool { mode | 0o111 } else { mode })
+}
+
+/// The `.sha256` (and `.minisig`) written beside the bundle, then all renamed into place.
+fn publish(partial: NamedTempFile, finished: &Finished, signer: Option<&SigningKey>, outdir: &Path, stem: &str) -> Result<Built> {
+    let bin_path = outdir.join(format!("{stem}.bin"));
+    let sha_path = outdir.join(format!("{stem}.bin.sha256"));
+    let file_name = bin_path.file_name().expect("has a name").to_string_lossy().into_owned();
+    let sha_partial = temp_in(outdir, &format!(".{stem}.sha256."), "")?;
+    writeln!(sha_partial.as_file(), "{}  {file_name}", finished.file_sha256).ctx("writing", sha_partial.path())?;
+    sha_partial.as_file().set_permissions(Permissions::from_mode(0o644)).ctx("setting the mode of", sha_partial.path())?;
+    // The detached signature covers the whole file, as `minisign -V` checks it.
+    let minisig_path = outdir.join(format!("{stem}.bin.minisig"));
+    let minisig_partial = match signer {
+        Some(key) => {
+            let file = temp_in(outdir, &format!(".{stem}.minisig."), "")?;
+            let text = key.sign_file(partial.path(), &file_name, &finished.file_sha256)?;
+            fs::write(file.path(), text).ctx("writing", file.path())?;
+            file.as_file().set_permissions(Permissions::from_mode(0o644)).ctx("setting the mode of", file.path())?;
+            Some(file)
+        }
+        None => None,
+    };
+    persist(partial, &bin_path)?;
+    persist(sha_partial, &sha_path)?;
+    match minisig_partial {
+        Some(file) => persist(file, &minisig_path)?,
+        // An older signature would no longer match this file.
+        None if fs::symlink_metadata(&minisig_path).is_ok() => fs::remove_file(&minisig_path).ctx("removing the stale", &minisig_path)?,
+        None => {}
+    }
+    Ok(Built {
+        bin: bin_path,
+        sha256_file: sha_path,
+        sha256: finished.file_sha256.clone(),
+        total_len: finished.total_len,
+        members: Vec::new(),
+        minisig: signer.is_some().then_some(minisig_path),
+        key_id: signer.map(|key| key.id.to_string()),
+    })
+}
+
+fn persist(file: NamedTempFile, to: &PathBuf) -> Result<()> {
+    file.persist(to).map(drop).map_err(|e| Error::io(e.error, "renaming into place", to))
+}

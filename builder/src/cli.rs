@@ -1,0 +1,196 @@
+//! The builder's command line: one `Args` struct a subcommand, typed once here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::assemble::stubs;
+
+#[derive(Parser)]
+#[command(name = "airbin", about = "Builds self-extracting offline installer bundles (.bin) and inspects finished ones.", version = long_version())]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Cmd,
+    /// Only errors on stderr.
+    #[arg(long, short = 'q', global = true)]
+    pub(crate) quiet: bool,
+    /// Machine-readable output on stdout.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Cmd {
+    /// Build a bundle from DIR/bundle.yaml or FILE.yaml into OUTDIR.
+    Build(BuildArgs),
+    /// Show what a finished bundle is and carries.
+    Inspect(InspectArgs),
+    /// What changed from OLD.bin to NEW.bin: members, images and tags, registry
+    /// repositories and blobs, parameters, steps.
+    Diff(DiffArgs),
+    /// A bundle repository: <name>/<arch>/<version>/ directories and an index.json.
+    Repo(RepoArgs),
+    /// Verify a finished bundle: its length, the SHA-256 of every byte, and with --key
+    /// its signature.
+    Verify(VerifyArgs),
+    /// Write the trusted runner, `airbin-run`: the runtime every bundle carries, taken
+    /// from this airbin (a channel a site trusts), to run bundles as data after checking
+    /// them against the keys it pins.
+    Runtime(RuntimeArgs),
+    /// Make a signing key pair in minisign's format: OUT.key (secret, 0600) and OUT.pub.
+    Keygen(KeygenArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct BuildArgs {
+    /// A bundle directory holding bundle.yaml, or a spec file.
+    pub(crate) spec: PathBuf,
+    /// Where to write <name>-<version>-<arch>.bin and its .sha256.
+    #[arg(short = 'o', long = "out", default_value = "dist")]
+    pub(crate) outdir: PathBuf,
+    /// Sign with this minisign secret key (from `airbin keygen`); its password comes
+    /// from AIRBIN_KEY_PASSWORD or the terminal. Writes a detached .minisig too.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) sign: Option<PathBuf>,
+    /// Record this host's name in the bundle (left out by default, for builds that
+    /// reproduce byte for byte). The build time comes from SOURCE_DATE_EPOCH.
+    #[arg(long)]
+    pub(crate) record_host: bool,
+    /// Build for this architecture instead of the spec's `arch`: amd64 (x86_64) or
+    /// arm64 (aarch64).
+    #[arg(long, value_name = "ARCH")]
+    pub(crate) arch: Option<String>,
+    /// Build a delta: registry packs leave out the blobs this earlier bundle of the
+    /// product carries (the site must have it installed). The base is checked first:
+    /// with --base-key, --sign's own key, or --base-sha256.
+    #[arg(long, value_name = "PREVIOUS.bin")]
+    pub(crate) base: Option<PathBuf>,
+    /// The public key the base bundle is signed with.
+    #[arg(long, value_name = "PUBKEY", requires = "base")]
+    pub(crate) base_key: Option<PathBuf>,
+    /// The SHA-256 of the base bundle's file, as its .sha256 names it (for an
+    /// unsigned base).
+    #[arg(long, value_name = "HEX", requires = "base")]
+    pub(crate) base_sha256: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct InspectArgs {
+    pub(crate) bundle: PathBuf,
+    /// Print the bundle's install parameters as JSON Schema (draft 2020-12), for a
+    /// portal to render its form from.
+    #[arg(long)]
+    pub(crate) schema: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct DiffArgs {
+    pub(crate) old: PathBuf,
+    pub(crate) new: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct RepoArgs {
+    #[command(subcommand)]
+    pub(crate) command: RepoCmd,
+}
+
+#[derive(Args)]
+pub(crate) struct VerifyArgs {
+    pub(crate) bundle: PathBuf,
+    /// Require a signature by this minisign public key; repeatable.
+    #[arg(long, value_name = "PUBKEY")]
+    pub(crate) key: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct RuntimeArgs {
+    /// Where to write it.
+    #[arg(long, short = 'o', default_value = "airbin-run")]
+    pub(crate) out: PathBuf,
+    /// For which hosts: amd64 (x86_64) or arm64 (aarch64).
+    #[arg(long, default_value = "amd64")]
+    pub(crate) arch: String,
+}
+
+#[derive(Args)]
+pub(crate) struct KeygenArgs {
+    /// Where to write the pair, without extension.
+    #[arg(long, short = 'o', default_value = "airbin")]
+    pub(crate) out: PathBuf,
+    /// Leave the secret key unencrypted (for build machines that keep it safe some other way).
+    #[arg(long)]
+    pub(crate) no_password: bool,
+    /// Replace an existing pair.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum RepoCmd {
+    /// Place each bundle (with its .sha256, and .minisig if there is one) at
+    /// <name>/<arch>/<version>/ and update index.json.
+    Add(RepoAddArgs),
+    /// Check every file against index.json: missing, extra or altered.
+    Verify(RepoVerifyArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct RepoAddArgs {
+    pub(crate) repo: PathBuf,
+    #[arg(required = true)]
+    pub(crate) bundles: Vec<PathBuf>,
+    /// Replace a different file already at that name, arch and version.
+    #[arg(long)]
+    pub(crate) replace: bool,
+    /// Check each bundle's detached .minisig against this public key too.
+    #[arg(long, value_name = "PUBKEY")]
+    pub(crate) key: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct RepoVerifyArgs {
+    pub(crate) repo: PathBuf,
+}
+
+pub(crate) fn long_version() -> String {
+    let stubs: Vec<String> = stubs::STUBS
+        .iter()
+        .map(|stub| {
+            format!("{} stub for {}, {} bytes: the runtime's {} packed", stub.arch, stub.target, stub.bytes.len(), stub.runtime_len)
+        })
+        .collect();
+    let version = env!("CARGO_PKG_VERSION");
+    format!("{version} (stub {version}; bundle format {})\n{}", airbin_format::FORMAT_VERSION, stubs.join("\n"))
+}
+
+/// The command's name in the one JSON document every run prints with --json.
+pub(crate) fn name_of(command: &Cmd) -> &'static str {
+    match command {
+        Cmd::Build(_) => "build",
+        Cmd::Inspect(_) => "inspect",
+        Cmd::Diff(_) => "diff",
+        Cmd::Repo(RepoArgs { command: RepoCmd::Add(_) }) => "repo add",
+        Cmd::Repo(RepoArgs { command: RepoCmd::Verify(_) }) => "repo verify",
+        Cmd::Verify(_) => "verify",
+        Cmd::Keygen(_) => "keygen",
+        Cmd::Runtime(_) => "runtime",
+    }
+}
+
+/// The command a raw command line asks for, for the document of one that did not parse.
+pub(crate) fn name_in(args: &[std::ffi::OsString]) -> &'static str {
+    let words: Vec<String> = args.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).filter(|a| !a.starts_with('-')).collect();
+    match (words.first().map(String::as_str), words.get(1).map(String::as_str)) {
+        (Some("repo"), Some("add")) => "repo add",
+        (Some("repo"), Some("verify")) => "repo verify",
+        (Some("build"), _) => "build",
+        (Some("inspect"), _) => "inspect",
+        (Some("diff"), _) => "diff",
+        (Some("verify"), _) => "verify",
+        (Some("keygen"), _) => "keygen",
+        (Some("runtime"), _) => "runtime",
+        (Some("repo"), _) => "repo",
+        _ => "airbin",
+    }
+}

@@ -1,0 +1,178 @@
+//! What both programs say about a bundle: `info` and `list` of the runtime and
+//! `airbin inspect` of the builder print the same lines and the same JSON, from the
+//! index alone; `check` and `airbin verify` the same verdict.
+
+use std::path::PathBuf;
+
+use indicatif::HumanBytes;
+use serde::Serialize;
+
+use crate::index::{BuildFacts, BundleMeta, Member};
+use crate::params::Parameter;
+use crate::reader::Bundle;
+use crate::rules::printable;
+use crate::signature::Signer;
+use crate::step::{ConfigRules, Phase, Requires, Step};
+
+/// The whole index as `info --json` and `airbin inspect --json` give it.
+#[derive(Serialize)]
+pub struct Info<'a> {
+    pub bundle: &'a BundleMeta,
+    pub build: &'a BuildFacts,
+    pub format_version: u32,
+    /// The version of the program that describes it (the runtime, or the builder).
+    pub runtime_version: &'static str,
+    pub bytes: u64,
+    pub sha256_of_payload: String,
+    pub signature: Signature,
+    pub members: &'a [Member],
+    pub steps: &'a [Step],
+    pub config: &'a ConfigRules,
+    pub requires: &'a Requires,
+    #[serde(skip_serializing_if = "<[Parameter]>::is_empty")]
+    pub parameters: &'a [Parameter],
+}
+
+/// Who signed a bundle, and whether that was checked against a pinned key.
+#[derive(Clone, Debug, Serialize)]
+pub struct Signature {
+    pub signed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Absent where nothing was checked (`info` reads the index only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_key: Option<PathBuf>,
+}
+
+impl From<&Signer> for Signature {
+    fn from(signer: &Signer) -> Signature {
+        match signer {
+            Signer::Unsigned => Signature { signed: false, key_id: None, trusted: None, trusted_key: None },
+            Signer::Unchecked(id) => Signature { signed: true, key_id: Some(id.to_string()), trusted: Some(false), trusted_key: None },
+            Signer::Trusted { id, file } => {
+                Signature { signed: true, key_id: Some(id.to_string()), trusted: Some(true), trusted_key: Some(file.clone()) }
+            }
+        }
+    }
+}
+
+/// The verdict of `check` and `airbin verify`.
+#[derive(Serialize)]
+pub struct Checked<'a> {
+    pub bundle: &'a std::path::Path,
+    pub sha256: String,
+    pub bytes: u64,
+    pub signature: Signature,
+}
+
+impl<'a> Checked<'a> {
+    pub fn new(bundle: &'a Bundle, signer: &Signer) -> Checked<'a> {
+        Checked { bundle: &bundle.path, sha256: bundle.sha256(), bytes: bundle.trailer.total_len, signature: signer.into() }
+    }
+}
+
+/// The one line `check` prints when every byte and the signature passed.
+pub fn checked_line(bundle: &Bundle, signer: &Signer) -> String {
+    format!(
+        "{}: OK ({} {}, {} bytes, all checksums match; {signer})",
+        bundle.path.display(),
+        bundle.index.bundle.name,
+        bundle.index.bundle.version,
+        bundle.trailer.total_len
+    )
+}
+
+pub fn info(bundle: &Bundle) -> Info<'_> {
+    let index = &bundle.index;
+    Info {
+        bundle: &index.bundle,
+        build: &index.build,
+        format_version: index.format_version,
+        runtime_version: env!("CARGO_PKG_VERSION"),
+        bytes: bundle.trailer.total_len,
+        sha256_of_payload: bundle.sha256(),
+        signature: match bundle.signer_key() {
+            Some(id) => Signature { signed: true, key_id: Some(id.to_string()), trusted: None, trusted_key: None },
+            None => Signature { signed: false, key_id: None, trusted: None, trusted_key: None },
+        },
+        members: &index.members,
+        steps: &index.steps,
+        config: &index.config,
+        requires: &index.requires,
+        parameters: &index.parameters,
+    }
+}
+
+/// What the bundle is and what it carries, as `info` prints it.
+pub fn info_lines(bundle: &Bundle) -> Vec<String> {
+    let index = &bundle.index;
+    let b = &index.bundle;
+    let mut lines = vec![format!("name:        {}", b.name), format!("version:     {}", b.version), format!("arch:        {}", b.arch)];
+    if !b.description.is_empty() {
+        lines.push(format!("description: {}", printable(&b.description, 4096)));
+    }
+    if let Some(base) = &b.hotfix_of {
+        lines.push(format!("hotfix of:   {base}"));
+    }
+    let build = &index.build;
+    let when = if build.built_at.is_empty() { "(time not recorded)".to_string() } else { build.built_at.clone() };
+    let host = if build.build_host.is_empty() { String::new() } else { format!(" on {}", build.build_host) };
+    lines.push(format!("built:       {when} by airbin {}{host}", build.builder_version));
+    lines.push(match bundle.signer_key() {
+        Some(id) => format!("signed by:   key {id} (check and install verify it against the keys this host pins)"),
+        None => "signed by:   nobody (unsigned)".to_string(),
+    });
+    lines.push(format!("format:      {}", index.format_version));
+    lines.push(format!("size:        {} ({} bytes)", HumanBytes(bundle.trailer.total_len), bundle.trailer.total_len));
+    lines.push("members:".to_string());
+    lines.extend(member_lines(&index.members));
+    if !index.steps.is_empty() {
+        lines.push("steps:".to_string());
+        lines.extend(index.steps.iter().enumerate().map(|(n, step)| step_line(n, step)));
+    }
+    lines
+}
+
+fn step_line(n: usize, step: &Step) -> String {
+    let roles: Vec<&str> = step.roles.iter().map(|r| r.as_str()).collect();
+    let on = if roles.is_empty() { String::new() } else { format!("; on {}", roles.join(", ")) };
+    let when = if step.when == Phase::Both { String::new() } else { format!("; {} only", step.when.as_str()) };
+    format!("  {}. {} ({}{on}{when})", n + 1, step.name(), step.action.kind())
+}
+
+/// The members, one a line (name, kind, codec, size, stored size), each with the images
+/// and registry repositories it carries: what `list` prints.
+pub fn member_lines(members: &[Member]) -> Vec<String> {
+    let width = members.iter().map(|m| m.name.len()).max().unwrap_or(4).max(4);
+    let mut lines = vec![format!("  {:width$}  {:13}  {:5}  {:>10}  {:>10}", "NAME", "KIND", "CODEC", "SIZE", "STORED")];
+    for m in members {
+        lines.push(format!(
+            "  {:width$}  {:13}  {:5}  {:>10}  {:>10}",
+            m.name,
+            m.kind.as_str(),
+            m.codec.as_str(),
+            HumanBytes(m.size).to_string(),
+            HumanBytes(m.stored_size).to_string()
+        ));
+        for image in &m.images {
+            let tags = if image.tags.is_empty() { "<untagged>".to_string() } else { image.tags.join(", ") };
+            lines.push(format!("  {:width$}    image {tags} ({})", "", short_id(&image.id)));
+        }
+        if let Some(pack) = &m.registry {
+            for repo in &pack.repositories {
+                let tags: Vec<&str> = repo.tags.iter().map(|t| t.tag.as_str()).collect();
+                lines.push(format!("  {:width$}    repository {}: {}", "", repo.name, tags.join(", ")));
+            }
+        }
+    }
+    lines
+}
+
+/// The first 12 hex digits of an image ID, as docker shows it; the index was checked
+/// to hold `sha256:` and 64 hex digits.
+fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.get(..12).unwrap_or(hex)
+}
