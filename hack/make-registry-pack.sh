@@ -3,6 +3,8 @@
 # (docker/registry/v2/...), which `airbin build` takes as a registry-pack member.
 #
 #   bash hack/make-registry-pack.sh LIST OUT.tar [SRC]
+#   bash hack/make-registry-pack.sh --dir LIST OUTDIR [SRC]   # the tree itself: a delta
+#                                                             # (airbin build --base) needs it
 #
 # LIST: one image reference a line (repo:tag; blank lines and # comments skipped).
 # SRC:  where the images come from: `docker-daemon` (the default: the local engine,
@@ -12,8 +14,13 @@
 # listed image into it with skopeo, stops it and packs its tree. Needs docker-registry
 # and skopeo (bash hack/setup-host.sh).
 set -euo pipefail
-list=${1:?usage: make-registry-pack.sh LIST OUT.tar [SRC]}
-out=${2:?usage: make-registry-pack.sh LIST OUT.tar [SRC]}
+as_dir=false
+if [ "${1:-}" = --dir ]; then
+    as_dir=true
+    shift
+fi
+list=${1:?usage: make-registry-pack.sh [--dir] LIST OUT.tar|OUTDIR [SRC]}
+out=${2:?usage: make-registry-pack.sh [--dir] LIST OUT.tar|OUTDIR [SRC]}
 src=${3:-docker-daemon}
 for tool in docker-registry skopeo python3; do
     command -v "$tool" >/dev/null || { echo "make-registry-pack: $tool is missing: run bash hack/setup-host.sh" >&2; exit 1; }
@@ -69,6 +76,13 @@ kill "$registry_pid"; wait "$registry_pid" 2>/dev/null || true; registry_pid=
 # Only what serving needs: upload sessions are left out.
 find "$work/root" -type d -name _uploads -prune -exec rm -rf {} +
 mkdir -p "$(dirname "$out")"
-tar -C "$work/root" --sort=name --owner=0 --group=0 --numeric-owner -cf "$out.partial" docker
-mv "$out.partial" "$out"
+if [ "$as_dir" = true ]; then
+    [ ! -e "$out" ] || { echo "make-registry-pack: $out exists; give a new directory" >&2; exit 1; }
+    mkdir "$out.partial"
+    cp -a "$work/root/docker" "$out.partial/"
+    mv "$out.partial" "$out"
+else
+    tar -C "$work/root" --sort=name --owner=0 --group=0 --numeric-owner -cf "$out.partial" docker
+    mv "$out.partial" "$out"
+fi
 echo "make-registry-pack: wrote $out"

@@ -38,6 +38,8 @@ for pair in amd64:x86_64-unknown-linux-musl arm64:aarch64-unknown-linux-musl; do
     AIRBIN_PACKED_STUB="$target_root/loader/$arch/airbin-stub.zst" CC_aarch64_unknown_linux_musl=aarch64-linux-musl-gcc \
         cargo clippy --manifest-path loader/Cargo.toml --target "$triple" --target-dir "$target_root/loader/$arch" --locked -q -- -D warnings
 done
+# Every spec a test builds is held to airbin's own schema too (assemble/check/schema.rs).
+export AIRBIN_SPEC_SCHEMA_CHECK=1
 skipped_dir="$target_root/tmp/airbin-skipped"
 rm -rf "$skipped_dir"
 mkdir -p "$skipped_dir"

@@ -646,7 +646,8 @@ fn bundle_with_tree(dir: &Path, tar: Vec<u8>) -> PathBuf {
         images: vec![],
         registry: None,
     });
-    let facts = BuildFacts { builder_version: "0.1.0".into(), built_at: "2026-01-01T00:00:00Z".into(), build_host: "test".into() };
+    let facts =
+        BuildFacts { builder_version: "0.1.0".into(), built_at: "2026-01-01T00:00:00Z".into(), build_host: "test".into(), delta_of: None };
     writer.finish(meta, facts, InstallRules::default(), None).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     path
@@ -694,7 +695,7 @@ fn a_bad_spec_names_file_field_and_problem_and_writes_nothing() {
         ("name: 'x y'\nversion: '1'\nmembers: []\n", "name: 'x y' is not a valid name"),
         (
             "name: x\nversion: '1'\narch: riscv64\nmembers: []\n",
-            "arch: 'riscv64' is not supported: use amd64 (or x86_64) or arm64 (or aarch64)",
+            "arch: 'riscv64' is not supported; use amd64 (or x86_64) or arm64 (or aarch64)",
         ),
         ("name: x\nversion: '1'\narch: arm\nmembers: []\n", "arch: 'arm' is not supported"),
         ("name: x\nversion: '1'\nmembers: []\n", "members: the bundle needs at least one member"),
@@ -706,7 +707,10 @@ fn a_bad_spec_names_file_field_and_problem_and_writes_nothing() {
             "name: x\nversion: '1'\nmembers:\n  - {name: p, kind: registry-pack, path: bundle.yaml}\nsteps:\n  - {kind: restore-registry, member: p, root: /r, root_from_config: k}\n",
             "steps[0]: give the registry root either as root or as root_from_config",
         ),
-        ("name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: bundle.yaml}\nsteps:\n  - {kind: command, run: [x], timout: 5m}\n", "steps[0]: unknown field `timout`"),
+        (
+            "name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: bundle.yaml}\nsteps:\n  - {kind: command, run: [x], timout: 5m}\n",
+            "steps[0].timout: `timout` is not a field here; did you mean `timeout`?",
+        ),
         (
             "name: x\nversion: '1'\nmembers:\n  - {name: a, kind: tool, path: bundle.yaml}\nsteps:\n  - {kind: command, run: [x], timeout: soon}\n",
             "steps[0].timeout: 'soon' is not a duration such as 90s, 10m or 1h30m",
@@ -735,7 +739,11 @@ fn a_bad_spec_names_file_field_and_problem_and_writes_nothing() {
         let out = airbin().arg("build").arg(&spec).arg("-o").arg(&outdir).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{yaml}");
         let err = stderr(&out);
-        assert!(err.contains(&format!("{}: {expected}", spec.display())), "want «{expected}» in: {err}");
+        // FILE:LINE: FIELD: problem, on one line.
+        let at = err.strip_prefix(&format!("airbin: error: {}:", spec.display())).unwrap_or_else(|| panic!("want the file in: {err}"));
+        let (line, rest) = at.split_once(": ").unwrap_or_else(|| panic!("want FILE:LINE: in: {err}"));
+        assert!(line.parse::<usize>().is_ok_and(|l| l >= 1), "want a line number in: {err}");
+        assert!(rest.starts_with(expected), "want «{expected}» in: {err}");
         assert_eq!(err.lines().count(), 1, "one line: {err}");
         assert!(!outdir.exists(), "nothing written for {yaml}");
     }

@@ -279,7 +279,7 @@ fn shell_style_configs_and_the_sample_work_and_relative_paths_resolve_beside_the
         site.path(),
         "shelly",
         "1",
-        "",
+        "config: {required: [TOOLS, CLUSTER]}",
         "  - {name: put, kind: extract, member: tool, to: '${config.TOOLS}', mode: '0700'}\n  - {name: run, kind: command, run: [tool, ok, '${config.CLUSTER}']}\n",
     );
     fs::create_dir(site.path().join("etc")).unwrap();
@@ -307,7 +307,7 @@ fn plan_shows_each_step_its_values_and_what_is_done_before_and_after() {
         site.path(),
         "planned",
         "1",
-        "",
+        "config: {required: [registry.port]}",
         "  - {name: one, kind: command, run: [tool, ok, '${config.cluster}']}\n  - {name: wait, kind: wait-for, tcp: '127.0.0.1:${config.registry.port}', timeout: 1s}\n",
     );
     let config = site.config(CONFIG);
@@ -639,7 +639,7 @@ fn build_killable(dir: &Path) -> PathBuf {
     fs::write(spec.join("big.bin"), random_bytes(48 << 20, 7)).unwrap();
     fs::write(
         spec.join("bundle.yaml"),
-        "name: killed\nversion: '1'\nmembers:\n  - {name: tool, kind: tool, path: tool.sh, mode: '0755'}\n  - {name: big, kind: file, path: big.bin, compression: xz, level: 0}\nsteps:\n  - {name: put, kind: extract, member: big, to: '${config.target}'}\n  - {name: one, kind: command, run: [tool, nap, '1']}\n  - {name: two, kind: command, run: [tool, ok, two]}\n",
+        "name: killed\nversion: '1'\nmembers:\n  - {name: tool, kind: tool, path: tool.sh, mode: '0755'}\n  - {name: big, kind: file, path: big.bin, compression: xz, level: 0}\nconfig: {required: [target]}\nsteps:\n  - {name: put, kind: extract, member: big, to: '${config.target}'}\n  - {name: one, kind: command, run: [tool, nap, '1']}\n  - {name: two, kind: command, run: [tool, ok, two]}\n",
     )
     .unwrap();
     build(&spec.join("bundle.yaml"), &dir.join("dist"))

@@ -518,11 +518,13 @@ fn track_tags_need_version_tags_at_build_time() {
     assert!(stderr(&out).contains("steps[0].track_tags: sample/app:latest has no version tag such as 1.4.34"), "{}", stderr(&out));
 }
 
-const V1: &str = "steps:
+const V1: &str = "config: {required: [mark]}
+steps:
   - {name: create schema, kind: command, run: [sh, -c, 'echo \"create $AIRBIN_INSTALL_KIND [$AIRBIN_INSTALLED_VERSION]\" >> \"$MARK\"'], env: {MARK: '${config.mark}'}, when: install}
   - {name: start, kind: command, run: [sh, -c, 'echo \"start $AIRBIN_BUNDLE_VERSION\" >> \"$MARK\"'], env: {MARK: '${config.mark}'}}
 ";
-const V2: &str = "steps:
+const V2: &str = "config: {required: [mark]}
+steps:
   - {name: create schema, kind: command, run: [sh, -c, 'echo \"create $AIRBIN_INSTALL_KIND [$AIRBIN_INSTALLED_VERSION]\" >> \"$MARK\"'], env: {MARK: '${config.mark}'}, when: install}
   - {name: migrate, kind: command, run: [sh, -c, 'echo \"migrate $AIRBIN_INSTALL_KIND from $AIRBIN_INSTALLED_VERSION\" >> \"$MARK\"; [ ! -e \"$MARK.fail\" ]'], env: {MARK: '${config.mark}'}, when: upgrade,
      on_failure: [{name: restore backup, kind: command, run: [sh, -c, 'echo restore >> \"$MARK\"'], env: {MARK: '${config.mark}'}}]}
@@ -646,7 +648,7 @@ fn a_hotfix_applies_only_on_its_version_and_records_itself_on_top() {
     let fix = life(
         dir.path(),
         "2.0-hotfix1",
-        "hotfix_of: '2.0'\nsteps:\n  - {name: patch, kind: command, run: [sh, -c, 'echo \"patch $AIRBIN_INSTALL_KIND on $AIRBIN_INSTALLED_VERSION\" >> \"$MARK\"'], env: {MARK: '${config.mark}'}}\n",
+        "hotfix_of: '2.0'\nconfig: {required: [mark]}\nsteps:\n  - {name: patch, kind: command, run: [sh, -c, 'echo \"patch $AIRBIN_INSTALL_KIND on $AIRBIN_INSTALLED_VERSION\" >> \"$MARK\"'], env: {MARK: '${config.mark}'}}\n",
     );
     let config = dir.path().join("config.yaml");
     fs::write(&config, format!("mark: {}\n", mark.display())).unwrap();

@@ -23,6 +23,14 @@ pub(crate) struct Cli {
 pub(crate) enum Cmd {
     /// Build a bundle from DIR/bundle.yaml or FILE.yaml into OUTDIR.
     Build(BuildArgs),
+    /// Check a bundle spec and its inputs without building: every error and warning, each
+    /// with the file, the line, the field and the fix.
+    Lint(LintArgs),
+    /// Print the JSON Schema (draft 2020-12) of bundle.yaml, for editors and CI.
+    Schema(SchemaArgs),
+    /// Write a starting bundle (bundle.yaml with comments, and small inputs) that builds
+    /// as it is.
+    Init(InitArgs),
     /// Show what a finished bundle is and carries.
     Inspect(InspectArgs),
     /// What changed from OLD.bin to NEW.bin: members, images and tags, registry
@@ -93,6 +101,36 @@ pub(crate) struct DiffArgs {
 pub(crate) struct RepoArgs {
     #[command(subcommand)]
     pub(crate) command: RepoCmd,
+}
+
+#[derive(Args)]
+pub(crate) struct LintArgs {
+    /// A bundle directory holding bundle.yaml, or a spec file.
+    pub(crate) spec: PathBuf,
+    /// Check for this architecture instead of the spec's `arch`.
+    #[arg(long, value_name = "ARCH")]
+    pub(crate) arch: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct SchemaArgs {
+    /// Write it to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct InitArgs {
+    /// The directory to write it in (made if missing; must hold no bundle.yaml yet).
+    #[arg(default_value = ".")]
+    pub(crate) dir: PathBuf,
+    /// The smallest bundle: one file and one command step, instead of images, a registry
+    /// pack, an admin tool and a config sample.
+    #[arg(long)]
+    pub(crate) minimal: bool,
+    /// The product's name.
+    #[arg(long, default_value = "example")]
+    pub(crate) name: String,
 }
 
 #[derive(Args)]
@@ -169,6 +207,9 @@ pub(crate) fn name_of(command: &Cmd) -> &'static str {
     match command {
         Cmd::Build(_) => "build",
         Cmd::Inspect(_) => "inspect",
+        Cmd::Lint(_) => "lint",
+        Cmd::Schema(_) => "schema",
+        Cmd::Init(_) => "init",
         Cmd::Diff(_) => "diff",
         Cmd::Repo(RepoArgs { command: RepoCmd::Add(_) }) => "repo add",
         Cmd::Repo(RepoArgs { command: RepoCmd::Verify(_) }) => "repo verify",
@@ -186,6 +227,9 @@ pub(crate) fn name_in(args: &[std::ffi::OsString]) -> &'static str {
         (Some("repo"), Some("verify")) => "repo verify",
         (Some("build"), _) => "build",
         (Some("inspect"), _) => "inspect",
+        (Some("lint"), _) => "lint",
+        (Some("schema"), _) => "schema",
+        (Some("init"), _) => "init",
         (Some("diff"), _) => "diff",
         (Some("verify"), _) => "verify",
         (Some("keygen"), _) => "keygen",

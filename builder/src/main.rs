@@ -8,8 +8,10 @@
 mod assemble;
 mod cli;
 mod diff;
+mod init;
 mod inspect;
 mod keygen;
+mod lint;
 mod repo;
 mod runtime;
 mod verify;
@@ -70,6 +72,9 @@ fn try_main(cli: Cli) -> Result<()> {
     let ui = Ui::detect(cli.quiet, cli.json);
     match cli.command {
         Cmd::Build(args) => assemble::run(&args, &ui),
+        Cmd::Lint(args) => lint::run(&args.spec, args.arch.as_deref(), &ui),
+        Cmd::Schema(args) => lint::schema(args.out.as_deref(), &ui),
+        Cmd::Init(args) => init::run(&args, &ui),
         Cmd::Inspect(args) if args.schema => inspect::schema(&args.bundle, &ui),
         Cmd::Inspect(args) => inspect::inspect(&args.bundle, &ui),
         Cmd::Diff(args) => diff::diff(&args.old, &args.new, &ui),

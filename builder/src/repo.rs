@@ -53,6 +53,10 @@ pub(crate) struct Version {
     /// The detached minisign signature beside it, when the bundle is signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) signature: Option<String>,
+    /// A delta: the bundle it needs installed first (version and SHA-256). A site that
+    /// has nothing of the product takes the entry without it, the full bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) delta_of: Option<airbin_format::DeltaBase>,
 }
 
 fn read_index(repo: &Path) -> Result<RepoIndex> {
@@ -130,70 +134,7 @@ pub(crate) fn add(repo: &Path, bundles: &[PathBuf], replace: bool, key: Option<&
     let mut index = read_index(repo)?;
     let mut changed = false;
     for path in bundles {
-        let bundle = Bundle::open(path)?;
-        bundle.verify(&[], &|_| {})?;
-        let meta = &bundle.index.bundle;
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if rules::unsafe_name(&file_name.replace(".bin", "")).is_some() || !file_name.ends_with(".bin") {
-            return Err(Error::usage(format!("{}: a repository takes files named NAME-VERSION-ARCH.bin", path.display())));
-        }
-        let (sha256, size) = file_sha256(path)?;
-        let rel_dir = format!("{}/{}/{}", meta.name, meta.arch, meta.version);
-        let rel = format!("{rel_dir}/{file_name}");
-        let signature_source = path.with_file_name(format!("{file_name}.minisig"));
-        let detached = detached_signature(&signature_source, &bundle, path, key)?;
-        let version = Version {
-            version: meta.version.clone(),
-            arch: meta.arch.clone(),
-            path: rel.clone(),
-            size,
-            sha256: sha256.clone(),
-            built_at: bundle.index.build.built_at.clone(),
-            hotfix_of: meta.hotfix_of.clone(),
-            signature: detached.is_some().then(|| format!("{rel}.minisig")),
-        };
-        let entry = match index.bundles.iter_mut().position(|e| e.name == meta.name) {
-            Some(at) => &mut index.bundles[at],
-            None => {
-                index.bundles.push(Entry { name: meta.name.clone(), description: meta.description.clone(), versions: Vec::new() });
-                index.bundles.last_mut().expect("just pushed")
-            }
-        };
-        let existing = entry.versions.iter().position(|v| v.version == meta.version && v.arch == meta.arch);
-        if let Some(at) = existing {
-            let sums_ok =
-                fs::read_to_string(repo.join(format!("{rel}.sha256"))).is_ok_and(|t| t.split_whitespace().next() == Some(sha256.as_str()));
-            let same_file = entry.versions[at] == version && sums_ok && file_sha256(&repo.join(&rel)).is_ok_and(|(s, _)| s == sha256);
-            if same_file {
-                ui.status(format!("{rel}: in the repository already, the same file"));
-                continue;
-            }
-            if !replace {
-                return Err(Error::usage(format!(
-                    "{}: the repository has another file for {} {} {} (SHA-256 {}); give --replace to put this one in its place",
-                    path.display(),
-                    meta.name,
-                    meta.version,
-                    meta.arch,
-                    &entry.versions[at].sha256[..12.min(entry.versions[at].sha256.len())]
-                )));
-            }
-            entry.versions.remove(at);
-        }
-        let dir = repo.join(&rel_dir);
-        fs::create_dir_all(&dir).ctx("creating", &dir)?;
-        place(path, &repo.join(&rel))?;
-        files::write_atomic(&repo.join(format!("{rel}.sha256")), format!("{sha256}  {file_name}\n").as_bytes(), 0o644)?;
-        if let Some(text) = &detached {
-            files::write_atomic(&repo.join(format!("{rel}.minisig")), text, 0o644)?;
-        }
-        if !meta.description.is_empty() {
-            entry.description = meta.description.clone();
-        }
-        entry.versions.push(version);
-        entry.versions.sort_by(|a, b| rules::compare_versions(&b.version, &a.version).then_with(|| a.arch.cmp(&b.arch)));
-        ui.status(format!("added {rel} ({}, SHA-256 {})", indicatif::HumanBytes(size), &sha256[..12]));
-        changed = true;
+        changed |= add_one(repo, &mut index, path, replace, key, ui)?;
     }
     if changed {
         index.bundles.sort_by(|a, b| a.name.cmp(&b.name));
@@ -202,6 +143,87 @@ pub(crate) fn add(repo: &Path, bundles: &[PathBuf], replace: bool, key: Option<&
         files::write_atomic(&repo.join(INDEX), &text, 0o644)?;
     }
     Ok(())
+}
+
+/// The repository's version of a delta's base, if it is a delta.
+fn base_of(v: &Version) -> Option<String> {
+    v.delta_of.as_ref().map(|b| b.version.clone())
+}
+
+/// Places one bundle and lists it in `index`; false when the very file is there already.
+fn add_one(repo: &Path, index: &mut RepoIndex, path: &Path, replace: bool, key: Option<&Path>, ui: &Ui) -> Result<bool> {
+    let bundle = Bundle::open(path)?;
+    bundle.verify(&[], &|_| {})?;
+    let meta = &bundle.index.bundle;
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if rules::unsafe_name(&file_name.replace(".bin", "")).is_some() || !file_name.ends_with(".bin") {
+        return Err(Error::usage(format!(
+            "{}: a repository takes files named NAME-VERSION-ARCH.bin (a delta: NAME-VERSION-ARCH.delta-from-BASE.bin)",
+            path.display()
+        )));
+    }
+    let (sha256, size) = file_sha256(path)?;
+    let rel_dir = format!("{}/{}/{}", meta.name, meta.arch, meta.version);
+    let rel = format!("{rel_dir}/{file_name}");
+    let detached = detached_signature(&path.with_file_name(format!("{file_name}.minisig")), &bundle, path, key)?;
+    let version = Version {
+        version: meta.version.clone(),
+        arch: meta.arch.clone(),
+        path: rel.clone(),
+        size,
+        sha256: sha256.clone(),
+        built_at: bundle.index.build.built_at.clone(),
+        hotfix_of: meta.hotfix_of.clone(),
+        signature: detached.is_some().then(|| format!("{rel}.minisig")),
+        delta_of: bundle.index.build.delta_of.clone(),
+    };
+    let entry = match index.bundles.iter_mut().position(|e| e.name == meta.name) {
+        Some(at) => &mut index.bundles[at],
+        None => {
+            index.bundles.push(Entry { name: meta.name.clone(), description: meta.description.clone(), versions: Vec::new() });
+            index.bundles.last_mut().expect("just pushed")
+        }
+    };
+    // A full bundle and its deltas (one a base) sit side by side.
+    let existing = entry.versions.iter().position(|v| v.version == meta.version && v.arch == meta.arch && base_of(v) == base_of(&version));
+    if let Some(at) = existing {
+        let sums_ok =
+            fs::read_to_string(repo.join(format!("{rel}.sha256"))).is_ok_and(|t| t.split_whitespace().next() == Some(sha256.as_str()));
+        if entry.versions[at] == version && sums_ok && file_sha256(&repo.join(&rel)).is_ok_and(|(s, _)| s == sha256) {
+            ui.status(format!("{rel}: in the repository already, the same file"));
+            return Ok(false);
+        }
+        if !replace {
+            let what = match &version.delta_of {
+                Some(base) => format!("{} {} {} (delta from {})", meta.name, meta.version, meta.arch, base.version),
+                None => format!("{} {} {}", meta.name, meta.version, meta.arch),
+            };
+            let theirs = &entry.versions[at].sha256;
+            return Err(Error::usage(format!(
+                "{}: the repository has another file for {what} (SHA-256 {}); give --replace to put this one in its place",
+                path.display(),
+                &theirs[..12.min(theirs.len())]
+            )));
+        }
+        entry.versions.remove(at);
+    }
+    let dir = repo.join(&rel_dir);
+    fs::create_dir_all(&dir).ctx("creating", &dir)?;
+    place(path, &repo.join(&rel))?;
+    files::write_atomic(&repo.join(format!("{rel}.sha256")), format!("{sha256}  {file_name}\n").as_bytes(), 0o644)?;
+    if let Some(text) = &detached {
+        files::write_atomic(&repo.join(format!("{rel}.minisig")), text, 0o644)?;
+    }
+    if !meta.description.is_empty() {
+        entry.description = meta.description.clone();
+    }
+    entry.versions.push(version);
+    // Newest first; of one version and arch, the full bundle first.
+    entry.versions.sort_by(|a, b| {
+        rules::compare_versions(&b.version, &a.version).then_with(|| a.arch.cmp(&b.arch)).then_with(|| base_of(a).cmp(&base_of(b)))
+    });
+    ui.status(format!("added {rel} ({}, SHA-256 {})", indicatif::HumanBytes(size), &sha256[..12]));
+    Ok(true)
 }
 
 /// What `verify` found wrong.

@@ -116,6 +116,10 @@ pub fn info_lines(bundle: &Bundle) -> Vec<String> {
     if let Some(base) = &b.hotfix_of {
         lines.push(format!("hotfix of:   {base}"));
     }
+    if let Some(base) = &index.build.delta_of {
+        let sha = base.sha256.get(..12).unwrap_or(&base.sha256);
+        lines.push(format!("delta of:    {} (SHA-256 {sha}): installs only over that version", base.version));
+    }
     let build = &index.build;
     let when = if build.built_at.is_empty() { "(time not recorded)".to_string() } else { build.built_at.clone() };
     let host = if build.build_host.is_empty() { String::new() } else { format!(" on {}", build.build_host) };

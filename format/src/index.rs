@@ -59,6 +59,19 @@ pub struct BuildFacts {
     /// Empty unless the release engineer asked for it (`--record-host`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub build_host: String,
+    /// A delta (format 7): the bundle it was built against, which the site must have
+    /// installed; it leaves out the registry blobs that bundle carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_of: Option<DeltaBase>,
+}
+
+/// The bundle a delta was built against.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaBase {
+    pub version: String,
+    /// Of the base's whole file, as its `.sha256` says.
+    pub sha256: String,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -69,6 +82,7 @@ pub struct Region {
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum MemberKind {
     /// A `docker save` tarball (docker-archive or OCI layout).

@@ -50,7 +50,7 @@ mod trailer;
 pub mod validate;
 mod writer;
 
-pub use index::{BuildFacts, BundleMeta, Codec, Index, Layout, Member, MemberKind, Region};
+pub use index::{BuildFacts, BundleMeta, Codec, DeltaBase, Index, Layout, Member, MemberKind, Region};
 pub use params::{ParamType, Parameter};
 pub use reader::{Bundle, ContentReader, FileIdentity, RegionReader};
 pub use records::{ImageRecord, RegistryPackRecord, RepositoryRecord, TagRecord};
@@ -67,6 +67,6 @@ pub use writer::{BundleWriter, Finished, InstallRules, Sign, StoredFacts};
 /// block, `special_bits`, and build facts that may be left out; format 4 the steps'
 /// `roles` and the config's node-list keys; format 5 parameters, the steps' `when`
 /// (install, upgrade), `hotfix_of`, `push-images` and delta registry packs; format 6
-/// the steps' `when: uninstall`).
-pub const FORMAT_VERSION: u32 = 6;
+/// the steps' `when: uninstall`; format 7 a delta's base, `build.delta_of`).
+pub const FORMAT_VERSION: u32 = 7;
 pub const OLDEST_FORMAT: u32 = 1;

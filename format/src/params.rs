@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ParamType {
     #[serde(rename = "string")]
     String,
@@ -55,6 +56,7 @@ impl ParamType {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Parameter {
     pub name: String,
@@ -63,7 +65,9 @@ pub struct Parameter {
     /// The config key that holds the answer (dotted for nesting); default: the name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The value when none is given; YAML's `5000` or `true` is taken as its text.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "scalar_text")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "scalar_schema"))]
     pub default: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub required: bool,
@@ -78,6 +82,11 @@ pub struct Parameter {
     pub values: Vec<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+}
+
+#[cfg(feature = "schema")]
+fn scalar_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": ["string", "integer", "number", "boolean"]})
 }
 
 /// A default written as YAML's `5000`, `true` or `"x"`: kept as its text.

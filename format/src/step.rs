@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Step {
     /// Shown everywhere (plan, log, journal, `--from`); unique in a bundle. Empty means
     /// the name `default_name` derives from the action.
@@ -55,6 +56,7 @@ pub struct Step {
 /// upgrade from an older version (downgrades and hotfixes included), both of those (the
 /// default), or an uninstall (format 6), which runs only the steps marked for it.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     Install,
@@ -87,6 +89,7 @@ impl Phase {
 
 /// A node's part in the install.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// The only management node.
@@ -129,6 +132,7 @@ fn is_zero(n: &u32) -> bool {
 /// What a step does: one variant a kind, each wrapping the kind's own record, so that
 /// the code of one kind never sees another's fields.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Action {
     /// Load the images of an `image` member into the container engine, streamed.
@@ -151,6 +155,7 @@ pub enum Action {
 
 /// Load the images of an `image` member into the container engine, streamed.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoadImagesAction {
     pub member: String,
@@ -161,6 +166,7 @@ pub struct LoadImagesAction {
 
 /// Restore a `registry-pack` member into a registry's storage root.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRegistryAction {
     pub member: String,
@@ -187,6 +193,7 @@ pub struct RestoreRegistryAction {
 /// Write a member into a directory of the host (`<to>/<member>`), such as a tool
 /// into `/usr/local/bin`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExtractAction {
     pub member: String,
@@ -203,6 +210,7 @@ pub struct ExtractAction {
 /// Wait until a TCP port accepts connections or an HTTP URL answers (2xx or 3xx),
 /// within the step's timeout (default 60s).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WaitForAction {
     /// `host:port`; `${config.KEY}` expands.
@@ -216,6 +224,7 @@ pub struct WaitForAction {
 /// Publish the images of an `image` member into the site's registry over the
 /// registry API, straight from the bundle: each under its tag (and its track tag).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PushImagesAction {
     pub member: String,
@@ -237,6 +246,7 @@ pub struct PushImagesAction {
 /// A program of the product (a `tool` member, found by name) or of the host, run in
 /// the staging directory.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CommandAction {
     /// The program and its arguments; `${config.KEY}` expands in each.
@@ -316,6 +326,23 @@ impl fmt::Display for Seconds {
     }
 }
 
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Seconds {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A duration: whole seconds, or text such as 90s, 10m, 1h30m.",
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": "^\\s*([0-9]+\\s*(ns|us|ms|s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|hrs|hour|hours|d|day|days)?\\s*)+$"}
+            ]
+        })
+    }
+}
+
 impl Serialize for Seconds {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(self.0)
@@ -344,6 +371,7 @@ impl<'de> Deserialize<'de> for Seconds {
 
 /// The product's config as the spec describes it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConfigRules {
     /// Keys (dotted for nesting) that must be set and non-empty before step 1.
@@ -366,6 +394,7 @@ impl ConfigRules {
 
 /// What the host must offer, checked in preflight.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Requires {
     /// The install must run as root.

@@ -339,7 +339,7 @@ pub fn files_tar<W: std::io::Write>(out: W, files: &[(&str, &[u8])]) -> W {
     tar.into_inner().unwrap()
 }
 
-/// A docker-archive (`docker save` layout) of one image tagged `tag`, one layer per
+/// A docker-archive (`docker save` layout) of one image tagged `tag` (none when empty), one layer per
 /// entry of `layers` (each layer a tar of one file holding those bytes), written to `path`.
 pub fn image_archive(path: &Path, tag: &str, layers: &[&[u8]]) -> PathBuf {
     let hex = |data: &[u8]| airbin_format::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(data));
@@ -354,7 +354,8 @@ pub fn image_archive(path: &Path, tag: &str, layers: &[&[u8]]) -> PathBuf {
     let config_hex = hex(config.as_bytes());
     let layer_paths: Vec<String> = hexes.iter().map(|h| format!("{h}/layer.tar")).collect();
     // Built as JSON, so that a hostile tag (a quote, a control character) is written as docker would.
-    let manifest = serde_json::json!([{"Config": format!("{config_hex}.json"), "RepoTags": [tag], "Layers": layer_paths}]).to_string();
+    let tags: Vec<&str> = if tag.is_empty() { Vec::new() } else { vec![tag] };
+    let manifest = serde_json::json!([{"Config": format!("{config_hex}.json"), "RepoTags": tags, "Layers": layer_paths}]).to_string();
     let config_name = format!("{config_hex}.json");
     let mut files: Vec<(&str, &[u8])> = vec![("manifest.json", manifest.as_bytes()), (&config_name, config.as_bytes())];
     for (p, t) in layer_paths.iter().zip(&tars) {

@@ -11,7 +11,7 @@ use airbin_format::console::Ui;
 use airbin_format::error::{Error, Result};
 use airbin_format::registry_pack::{DirStorage, Storage, TarStorage};
 use airbin_format::signature::TrustedKey;
-use airbin_format::{Bundle, BundleMeta, MemberKind};
+use airbin_format::{Bundle, BundleMeta, DeltaBase, MemberKind};
 
 /// How the base is known to be the release engineer's own: a key it is signed with,
 /// or the SHA-256 of its file (as its `.sha256` says).
@@ -20,10 +20,17 @@ pub(crate) struct BaseTrust {
     pub(crate) sha256: Option<String>,
 }
 
+/// The base of a delta: what the delta's index records of it, and the blobs it carries.
+pub(crate) struct Base {
+    pub(crate) recorded: DeltaBase,
+    /// Hex digests of the blobs its registry packs carry.
+    pub(crate) blobs: BTreeSet<String>,
+}
+
 /// The blobs (hex digests) the base bundle's registry packs really carry (read and
 /// hashed, never taken from its index): what a host with the base installed holds. The
 /// base must verify first: a hostile one would have the delta leave out what no host has.
-pub(crate) fn base_blobs(base: &Path, meta: &BundleMeta, trust: &BaseTrust, ui: &Ui) -> Result<BTreeSet<String>> {
+pub(crate) fn base_blobs(base: &Path, meta: &BundleMeta, trust: &BaseTrust, ui: &Ui) -> Result<Base> {
     if trust.keys.is_empty() && trust.sha256.is_none() {
         return Err(Error::usage(format!(
             "--base {}: a delta leaves out what the base carries, so the base must be checked first: give --base-key PUB (its signer's public key; --sign KEY's own is taken too) or --base-sha256 HEX (the SHA-256 its .sha256 file names)",
@@ -65,7 +72,8 @@ pub(crate) fn base_blobs(base: &Path, meta: &BundleMeta, trust: &BaseTrust, ui: 
         let digests = TarStorage::blob_digests(&member.name, bundle.content_reader(member)?)?;
         blobs.extend(digests.into_iter().filter(|(name, digest)| name == digest).map(|(name, _)| name));
     }
-    Ok(blobs)
+    let (sha256, _) = crate::repo::file_sha256(base)?;
+    Ok(Base { recorded: DeltaBase { version: b.version.clone(), sha256 }, blobs })
 }
 
 /// Of the blobs in the registry root `root`, those `base` carries, less the manifests.

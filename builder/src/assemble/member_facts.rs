@@ -33,8 +33,21 @@ pub(crate) fn inspect(kind: MemberKind, member: &str, source: &Source, arch: &st
 /// Docker writes) and returns every image with its ID and tags.
 fn image_archive(member: &str, path: &std::path::Path, arch: &str) -> Result<Details> {
     let refuse = |why: String| Error::usage(format!("member {member}: {} {why}", path.display()));
-    let archive = image_archive::read(open_tarball(path)?, &ReadOptions { arch, digest_layers: false }, &refuse)?;
+    let refuse_tar = |why: String| match why.contains("tar archive") {
+        true => refuse(format!("{why}; an image member is what `docker save -o FILE IMAGE...` writes")),
+        false => refuse(why),
+    };
+    let archive = image_archive::read(open_tarball(path)?, &ReadOptions { arch, digest_layers: false }, &refuse_tar)?;
     Ok(Details { images: archive.records(), registry: None, subset: archive.subset })
+}
+
+/// A registry pack given one or more levels too deep (`…/docker`, `…/docker/registry`,
+/// `…/v2`): the directory to give instead, the one that holds `docker/`.
+pub(crate) fn registry_root_above(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    if path.join("docker/registry/v2").is_dir() {
+        return None;
+    }
+    path.ancestors().skip(1).take(3).find(|a| a.join("docker/registry/v2").is_dir()).map(std::path::Path::to_path_buf)
 }
 
 fn registry_pack(member: &str, source: &Source) -> Result<RegistryPackRecord> {

@@ -12,10 +12,12 @@ use airbin_format::console::{out_line, print_json, Envelope, Ui};
 use airbin_format::error::{Error, IoContext, Result};
 use airbin_format::files;
 use airbin_format::rules;
-use airbin_format::{BuildFacts, BundleMeta, InstallRules, Member, PushImagesAction};
+use airbin_format::{BuildFacts, BundleMeta, InstallRules, Member, MemberKind, PushImagesAction};
 
+use check::{Finding, Level};
 use source::Source;
 
+pub(crate) mod check;
 pub(crate) mod compress;
 pub(crate) mod delta;
 pub(crate) mod member_facts;
@@ -151,7 +153,12 @@ fn check_outdir_is_no_input(loaded: &spec::LoadedSpec, outdir: &Path) -> Result<
 }
 
 pub(crate) fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: &Ui) -> Result<Built> {
-    let loaded = spec::load(spec_arg, options.arch.as_deref())?;
+    let checked = check::check(spec_arg, options.arch.as_deref())?;
+    let file = spec::spec_file(spec_arg);
+    if let Some(error) = checked.findings.iter().find(|f| f.level == Level::Error) {
+        return Err(error.clone().into_error(&file));
+    }
+    let loaded = checked.loaded.expect("a spec without errors is loaded");
     check_outdir_is_no_input(&loaded, outdir)?;
     let signer = options.sign.as_deref().map(signing::SigningKey::load).transpose()?;
     let built_at = source_date_epoch()?;
@@ -167,7 +174,10 @@ pub(crate) fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: 
     let base = base_blobs(options, signer.as_ref(), &meta, ui)?;
     // Inspect every input before writing anything: a bad input fails in seconds, not
     // after minutes of compression.
-    let planned = plan_members(&loaded, &meta, base.as_ref(), built_at, ui)?;
+    let planned = plan_members(&loaded, &meta, base.as_ref().map(|b| &b.blobs), built_at, ui)?;
+    for warning in checked.findings.iter().chain(&warnings(&loaded, &planned)) {
+        ui.status(format!("warning: {}", warning.render(&file)));
+    }
     let images: std::collections::HashMap<&str, &[airbin_format::ImageRecord]> =
         planned.iter().map(|p| (p.spec.name.as_str(), &p.details.images[..])).collect();
     check_push_steps(&loaded, &images)?;
@@ -178,6 +188,7 @@ pub(crate) fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: 
             humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
         }),
         build_host: if options.record_host { build_host() } else { String::new() },
+        delta_of: base.map(|b| b.recorded),
     };
     let install = InstallRules {
         steps: spec.steps.clone(),
@@ -189,12 +200,7 @@ pub(crate) fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: 
 }
 
 /// For a delta (`--base`): the blobs the base carries, once the base is checked.
-fn base_blobs(
-    options: &BuildOptions,
-    signer: Option<&signing::SigningKey>,
-    meta: &BundleMeta,
-    ui: &Ui,
-) -> Result<Option<std::collections::BTreeSet<String>>> {
+fn base_blobs(options: &BuildOptions, signer: Option<&signing::SigningKey>, meta: &BundleMeta, ui: &Ui) -> Result<Option<delta::Base>> {
     let Some(base) = options.base.as_deref() else { return Ok(None) };
     let mut keys = Vec::new();
     if let Some(key) = &options.base_key {
@@ -216,6 +222,41 @@ pub(crate) struct Planned<'a> {
     pub(crate) details: member_facts::Details,
 }
 
+/// Every member's input inspected as `build` inspects it (for `airbin lint`).
+pub(crate) fn inspect_members<'a>(
+    loaded: &'a spec::LoadedSpec,
+    base: Option<&std::collections::BTreeSet<String>>,
+    ui: &Ui,
+) -> Result<Vec<Planned<'a>>> {
+    let meta = BundleMeta {
+        name: loaded.spec.name.clone(),
+        version: loaded.spec.version.clone(),
+        arch: loaded.spec.arch.clone(),
+        description: String::new(),
+        hotfix_of: None,
+    };
+    plan_members(loaded, &meta, base, None, ui)
+}
+
+/// What a site will miss, found in the inputs: images no tag names (a load keeps them
+/// by ID only, a push cannot push them).
+pub(crate) fn warnings(loaded: &spec::LoadedSpec, planned: &[Planned]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (i, p) in planned.iter().enumerate() {
+        for image in p.details.images.iter().filter(|image| image.tags.is_empty()) {
+            out.push(
+                Finding::warning(
+                    format!("members[{i}].path"),
+                    format!("the image {} of {} has no tag", image.id, p.spec.name),
+                    "it loads by ID only and no step can push it: tag it (docker tag) before docker save",
+                )
+                .at(&loaded.located),
+            );
+        }
+    }
+    out
+}
+
 /// Every member's input inspected and sampled; a delta's registry packs cut down to
 /// what the base does not carry.
 fn plan_members<'a>(
@@ -226,10 +267,28 @@ fn plan_members<'a>(
     ui: &Ui,
 ) -> Result<Vec<Planned<'a>>> {
     let mut planned = Vec::new();
-    for (member, input) in loaded.spec.members.iter().zip(&loaded.inputs) {
+    for (i, (member, input)) in loaded.spec.members.iter().zip(&loaded.inputs).enumerate() {
+        // The member's error, at its path in the spec.
+        let at = |e: Error| match e.class {
+            airbin_format::error::ExitClass::Usage | airbin_format::error::ExitClass::Integrity => {
+                spec::field_error(loaded, &format!("members[{i}].path"), e.message)
+            }
+            _ => e,
+        };
+        if member.kind == MemberKind::RegistryPack {
+            if let Some(root) = member_facts::registry_root_above(input) {
+                let field = format!("members[{i}].path");
+                let what = format_args!(
+                    "{} is inside a registry's storage, not its root; give {} (the directory that holds docker/registry/v2)",
+                    input.display(),
+                    root.display()
+                );
+                return Err(spec::field_error(loaded, &field, what));
+            }
+        }
         let source = Source::for_member(member.kind, input, built_at.unwrap_or(0));
-        let scan = source.scan(&member.name, member.kind)?;
-        let mut details = member_facts::inspect(member.kind, &member.name, &source, &meta.arch)?;
+        let scan = source.scan(&member.name, member.kind).map_err(at)?;
+        let mut details = member_facts::inspect(member.kind, &member.name, &source, &meta.arch).map_err(at)?;
         let mut source = match details.subset.take() {
             Some(subset) => Source::ImageSubset(input.clone(), subset),
             None => source,
@@ -242,7 +301,16 @@ fn plan_members<'a>(
                     record.blobs -= omit.len() as u64;
                     ui.status(format!("{}: {} blob(s) the base carries left out, {} kept", member.name, omit.len(), record.blobs));
                 }
-                _ => ui.status(format!("{}: a registry pack given as a tarball goes whole; give its directory for a delta", member.name)),
+                _ => {
+                    return Err(spec::field_error(
+                        loaded,
+                        &format!("members[{i}].path"),
+                        format_args!(
+                            "{} is a registry pack given as a tarball, and a delta leaves out what the base carries blob by blob: give the pack as a directory (hack/make-registry-pack.sh --dir), or build without --base",
+                            member.name
+                        ),
+                    ))
+                }
             }
         }
         let codec = compress::choose(member.compression, &scan.sample).ctx("sampling", input)?;

@@ -90,6 +90,14 @@ pub(crate) struct KeyFiles {
 pub(crate) fn keygen(out: &Path, no_password: bool, force: bool) -> Result<KeyFiles> {
     let secret_path = out.with_extension("key");
     let public_path = out.with_extension("pub");
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(Error::usage(format!(
+            "-o {}: the directory {} does not exist; create it, or give -o in one that does",
+            out.display(),
+            dir.display()
+        )));
+    }
     for path in [&secret_path, &public_path] {
         if !force && fs::symlink_metadata(path).is_ok() {
             return Err(Error::usage(format!("{} exists; keep it, or give --force to replace it", path.display())));

@@ -7,12 +7,16 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use airbin_format::error::{Error, Result};
+
+use super::check::finding::Finding;
+use super::check::located::Located;
 use airbin_format::rules::{self, printable, SAFE_NAME};
 use airbin_format::validate::{self, MemberFacts, SPECIAL_BITS};
 use airbin_format::{parse_mode, Step};
 use airbin_format::{ConfigRules, MemberKind, Parameter, Requires};
 
-#[derive(Debug, Deserialize)]
+/// A bundle spec (`bundle.yaml`): what `airbin build` makes a bundle from.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Spec {
     pub(crate) name: String,
@@ -42,7 +46,8 @@ fn default_arch() -> String {
     "amd64".into()
 }
 
-#[derive(Debug, Deserialize)]
+/// One thing the bundle carries.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MemberSpec {
     pub(crate) name: String,
@@ -66,7 +71,7 @@ pub(crate) struct MemberSpec {
     pub(crate) follow_symlinks: bool,
 }
 
-#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum Compression {
     /// zstd, unless the input is already compressed or does not compress.
@@ -84,6 +89,14 @@ pub(crate) struct LoadedSpec {
     pub(crate) spec: Spec,
     /// `members[i].path`, resolved against the spec's directory.
     pub(crate) inputs: Vec<PathBuf>,
+    /// Where each field is, for the line of every error.
+    pub(crate) located: Located,
+}
+
+/// What checking a spec found: the spec, when it parses, and every finding.
+pub(crate) struct Checked {
+    pub(crate) loaded: Option<LoadedSpec>,
+    pub(crate) findings: Vec<Finding>,
 }
 
 /// `DIR` means `DIR/bundle.yaml`.
@@ -98,11 +111,9 @@ pub(crate) fn spec_file(arg: &Path) -> PathBuf {
 /// A spec is a page of YAML: one larger than this is not a spec.
 const MAX_SPEC: u64 = 1 << 20;
 /// How deep a spec's YAML may nest: a real one nests four levels.
-const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
-/// `arch` is `airbin build --arch`: it overrides the spec's.
-pub(crate) fn load(arg: &Path, arch: Option<&str>) -> Result<LoadedSpec> {
-    let file = spec_file(arg);
+pub(crate) fn read_text(file: &Path) -> Result<String> {
     let cannot = |why: String| {
         Error::usage(format!(
             "cannot read the bundle spec {}: {why}; give a bundle directory holding bundle.yaml, or a .yaml file",
@@ -110,7 +121,7 @@ pub(crate) fn load(arg: &Path, arch: Option<&str>) -> Result<LoadedSpec> {
         ))
     };
     // Not a FIFO or a device: reading one would wait for ever, or never end.
-    let meta = std::fs::metadata(&file).map_err(|e| cannot(e.to_string()))?;
+    let meta = std::fs::metadata(file).map_err(|e| cannot(e.to_string()))?;
     if !meta.is_file() {
         return Err(cannot("it is not a regular file".into()));
     }
@@ -118,53 +129,69 @@ pub(crate) fn load(arg: &Path, arch: Option<&str>) -> Result<LoadedSpec> {
         return Err(cannot(format!("it is {} bytes, more than a spec's 1 MiB", meta.len())));
     }
     let mut text = String::new();
-    std::io::Read::read_to_string(
-        &mut std::io::Read::take(std::fs::File::open(&file).map_err(|e| cannot(e.to_string()))?, MAX_SPEC),
-        &mut text,
-    )
-    .map_err(|e| cannot(e.to_string()))?;
-    if let Some(line) = too_deep(&text) {
-        return Err(Error::usage(format!(
-            "{}: line {line}: the YAML nests deeper than {MAX_DEPTH} levels; a bundle spec nests a few",
-            file.display()
-        )));
-    }
-    let mut spec = parse(&file, &text)?;
-    let known = airbin_format::arch::spellings;
-    spec.arch = match arch {
-        Some(written) => airbin_format::arch::canonical(written).ok_or_else(|| {
-            Error::usage(format!("--arch '{}' is not an architecture airbin builds for; use {}", printable(written, 40), known()))
-        })?,
-        None => airbin_format::arch::canonical(&spec.arch).ok_or_else(|| {
-            Error::usage(format!("{}: arch: '{}' is not supported: use {}", file.display(), printable(&spec.arch, 40), known()))
-        })?,
-    }
-    .to_string();
-    let base = file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let inputs = spec.members.iter().map(|m| base.join(&m.path)).collect();
-    let loaded = LoadedSpec { file, spec, inputs };
-    validate(&loaded)?;
-    Ok(loaded)
+    let handle = std::fs::File::open(file).map_err(|e| cannot(e.to_string()))?;
+    std::io::Read::read_to_string(&mut std::io::Read::take(handle, MAX_SPEC), &mut text).map_err(|e| cannot(e.to_string()))?;
+    Ok(text)
 }
 
-pub(crate) fn parse(file: &Path, text: &str) -> Result<Spec> {
+/// The first tab in a line's indentation (line and column, from 1), which YAML refuses.
+pub(crate) fn tab_in_indentation(text: &str) -> Option<(usize, usize)> {
+    text.lines().enumerate().find_map(|(n, line)| {
+        let indent = line.len() - line.trim_start_matches([' ', '\t', '-']).len();
+        line[..indent].find('\t').map(|col| (n + 1, col + 1))
+    })
+}
+
+pub(crate) fn canonical_arch(spec: &Spec, arch: Option<&str>) -> std::result::Result<String, Finding> {
+    let known = airbin_format::arch::spellings;
+    match arch {
+        Some(written) => airbin_format::arch::canonical(written).map(str::to_string).ok_or_else(|| {
+            let mut finding = Finding::error(
+                "",
+                format!("--arch '{}' is not an architecture airbin builds for", printable(written, 40)),
+                format!("use {}", known()),
+            );
+            finding.rendered =
+                Some(format!("--arch '{}' is not an architecture airbin builds for; use {}", printable(written, 40), known()));
+            finding
+        }),
+        None => airbin_format::arch::canonical(&spec.arch)
+            .map(str::to_string)
+            .ok_or_else(|| Finding::error("arch", format!("'{}' is not supported", printable(&spec.arch, 40)), format!("use {}", known()))),
+    }
+}
+
+/// The spec's types from its text; an error names the field and its line.
+pub(crate) fn parse(text: &str, located: &Located) -> std::result::Result<Spec, Finding> {
     let deserializer = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        // yaml_serde names the path (or the part of it it knows) itself in some errors.
-        let named = inner.split_once(": ").filter(|(head, _)| path.starts_with(head));
-        match named {
-            _ if path == "." => Error::usage(format!("{}: {inner}", file.display())),
-            Some((_, rest)) => Error::usage(format!("{}: {path}: {rest}", file.display())),
-            None => Error::usage(format!("{}: {path}: {inner}", file.display())),
-        }
+        // yaml_serde names the path (or the part of it it knows) itself in some errors,
+        // and where it stands ("at line 3 column 5").
+        let inner = inner.split_once(": ").filter(|(head, _)| path.starts_with(head)).map_or(inner.as_str(), |(_, rest)| rest);
+        let inner = inner.split(" at line ").next().unwrap_or(inner).to_string();
+        let field = if path == "." { String::new() } else { path };
+        let fix = match unknown_variant(&inner) {
+            Some((word, near)) => format!("did you mean `{near}` for `{word}`?"),
+            None => "see docs/SPEC.md for this field (airbin schema prints every field and its type)".to_string(),
+        };
+        Finding::error(field, inner, fix).at(located)
     })
+}
+
+/// serde's "unknown variant `imag`, expected one of `image`, ...": the word, and the
+/// choice nearest it.
+fn unknown_variant(message: &str) -> Option<(String, String)> {
+    let rest = message.strip_prefix("unknown variant `")?;
+    let (word, choices) = rest.split_once('`')?;
+    let choices: Vec<&str> = choices.split('`').skip(1).step_by(2).collect();
+    super::check::finding::closest(word, choices.into_iter()).map(|near| (word.to_string(), near.to_string()))
 }
 
 /// The line where flow brackets or indentation nest deeper than `MAX_DEPTH`, if any:
 /// checked before parsing, so that no parser recursion depends on the input.
-fn too_deep(text: &str) -> Option<usize> {
+pub(crate) fn too_deep(text: &str) -> Option<usize> {
     let mut flow = 0usize;
     for (n, line) in text.lines().enumerate() {
         let indent = line.len() - line.trim_start_matches([' ', '-']).len();
@@ -186,11 +213,13 @@ fn too_deep(text: &str) -> Option<usize> {
     None
 }
 
+/// An error at `field` of the spec: `FILE:LINE: FIELD: what`.
 pub(crate) fn field_error(spec: &LoadedSpec, field: &str, what: impl std::fmt::Display) -> Error {
-    Error::usage(format!("{}: {field}: {what}", spec.file.display()))
+    let line = spec.located.line_of(field).map(|l| format!(":{l}")).unwrap_or_default();
+    Error::usage(format!("{}{line}: {field}: {what}", spec.file.display()))
 }
 
-fn validate(loaded: &LoadedSpec) -> Result<()> {
+pub(crate) fn validate(loaded: &LoadedSpec) -> Result<()> {
     let spec = &loaded.spec;
     for (field, value) in [("name", &spec.name), ("version", &spec.version)] {
         if let Some(why) = rules::unsafe_name(value) {
@@ -217,7 +246,18 @@ fn validate(loaded: &LoadedSpec) -> Result<()> {
     }
     let facts =
         |name: &str| spec.members.iter().find(|m| m.name == name).map(|m| MemberFacts { kind: m.kind, special_bits: m.special_bits });
-    validate::check_steps(&spec.steps, &facts).map_err(|invalid| field_error(loaded, &invalid.field, &invalid.what))?;
+    validate::check_steps(&spec.steps, &facts).map_err(|invalid| {
+        let mut what = invalid.what.clone();
+        if invalid.field.ends_with(".member") && what.starts_with("no member is named") {
+            let names: Vec<&str> = spec.members.iter().map(|m| m.name.as_str()).collect();
+            let named = what.rsplit('\'').nth(1).unwrap_or("");
+            match super::check::finding::closest(named, names.iter().copied()) {
+                Some(near) => what.push_str(&format!("; did you mean `{near}`?")),
+                None => what.push_str(&format!("; the members are {}", names.join(", "))),
+            }
+        }
+        field_error(loaded, &invalid.field, what)
+    })?;
     validate::check_parameters(&spec.parameters, &spec.steps).map_err(|invalid| field_error(loaded, &invalid.field, &invalid.what))?;
     validate_hotfix_and_config(loaded)
 }
@@ -233,7 +273,10 @@ fn validate_member(loaded: &LoadedSpec, i: usize, member: &MemberSpec, input: &P
             format_args!("'{}' is not a valid member name: it {why}; {SAFE_NAME}", printable(&member.name, 120)),
         ));
     }
-    let link = std::fs::symlink_metadata(input).map_err(|e| field_error(loaded, &at("path"), format_args!("{}: {e}", input.display())))?;
+    let missing = |e: std::io::Error| {
+        field_error(loaded, &at("path"), format_args!("{}: {e}; give the path relative to the spec's directory", input.display()))
+    };
+    let link = std::fs::symlink_metadata(input).map_err(missing)?;
     if link.file_type().is_symlink() && !member.follow_symlinks {
         let target = std::fs::read_link(input).map(|t| t.display().to_string()).unwrap_or_default();
         return Err(field_error(
@@ -245,7 +288,7 @@ fn validate_member(loaded: &LoadedSpec, i: usize, member: &MemberSpec, input: &P
             ),
         ));
     }
-    let meta = std::fs::metadata(input).map_err(|e| field_error(loaded, &at("path"), format_args!("{}: {e}", input.display())))?;
+    let meta = std::fs::metadata(input).map_err(missing)?;
     let wants_file = !matches!(member.kind, MemberKind::RegistryPack | MemberKind::File);
     if wants_file && !meta.is_file() {
         return Err(field_error(
@@ -320,20 +363,16 @@ mod tests {
     use super::*;
 
     fn error_of(yaml: &str) -> String {
-        parse(Path::new("bundle.yaml"), yaml).unwrap_err().message
+        let located = Located::read(yaml).unwrap();
+        parse(yaml, &located).unwrap_err().render(Path::new("bundle.yaml"))
     }
 
     #[test]
-    fn a_wrong_field_is_named_with_its_path() {
-        let msg = error_of("name: x\nversion: '1'\nmembers:\n  - name: a\n    kind: image\n    path: a.tar\n    compression: gzip\n");
-        assert!(msg.starts_with("bundle.yaml: members[0].compression: unknown variant `gzip`"), "{msg}");
-        assert!(msg.contains("line 7"), "{msg}");
-    }
-
-    #[test]
-    fn an_unknown_field_is_named() {
-        let msg = error_of("name: x\nversion: '1'\nmembres: []\n");
-        assert!(msg.contains("unknown field `membres`"), "{msg}");
+    fn a_wrong_field_is_named_with_its_line_and_the_choice_meant() {
+        let msg = error_of("name: x\nversion: '1'\nmembers:\n  - name: a\n    kind: image\n    path: a.tar\n    compression: gzp\n");
+        assert!(msg.starts_with("bundle.yaml:7: members[0].compression: unknown variant `gzp`"), "{msg}");
+        let msg = error_of("name: x\nversion: '1'\nmembers:\n  - name: a\n    kind: imag\n    path: a.tar\n");
+        assert!(msg.starts_with("bundle.yaml:5: members[0].kind: unknown variant `imag`") && msg.contains("did you mean `image`"), "{msg}");
     }
 
     #[test]
@@ -343,8 +382,8 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_step_kind_is_named() {
-        let msg = error_of("name: x\nversion: '1'\nmembers: []\nsteps:\n  - kind: dance\n    member: a\n");
-        assert!(msg.contains("steps[0]") && msg.contains("dance"), "{msg}");
+    fn tabs_in_the_indentation_are_found_by_line_and_column() {
+        assert_eq!(tab_in_indentation("a:\n  b: 1\n\t- c\n"), Some((3, 1)));
+        assert_eq!(tab_in_indentation("a: \"x\ty\"\n"), None, "a tab inside a value is no indentation");
     }
 }

@@ -32,7 +32,11 @@ pub(crate) struct Bundle<'a> {
 /// Writes the bundle into `outdir` and says what was written.
 pub(crate) fn write_bundle(bundle: Bundle, signer: Option<&SigningKey>, outdir: &Path, ui: &Ui) -> Result<Built> {
     let created_outdir = create_dir_guarded(outdir)?;
-    let stem = bundle.meta.file_stem();
+    // A delta's name says so, and its base: a repository keeps it beside the full build.
+    let stem = match &bundle.facts.delta_of {
+        Some(base) => format!("{}.delta-from-{}", bundle.meta.file_stem(), base.version),
+        None => bundle.meta.file_stem(),
+    };
     let partial = temp_in(outdir, &format!(".{stem}.bin."), ".partial")?;
     let out = partial.as_file().try_clone().ctx("opening", partial.path())?;
     let mut writer =

@@ -70,17 +70,7 @@ pub fn check_index(index: &Index) -> Result<(), Invalid> {
     if let Some(why) = rules::unsafe_text(&bundle.description, 4096) {
         return Err(invalid("bundle.description", why));
     }
-    let build = &index.build;
-    for (field, value, max) in [
-        ("build.builder_version", &build.builder_version, 32),
-        ("build.built_at", &build.built_at, 64),
-        ("build.build_host", &build.build_host, 255),
-    ] {
-        if let Some(why) = rules::unsafe_text(value, max).or(value.contains('\n').then_some("has a line break")) {
-            return Err(invalid(field, why));
-        }
-    }
-
+    check_build(index)?;
     let mut names = HashSet::new();
     let mut total_size = 0u64;
     let mut total_unpacked = 0u64;
@@ -130,6 +120,33 @@ pub fn check_index(index: &Index) -> Result<(), Invalid> {
     if index.requires.ports.len() > 1024 {
         return Err(invalid("requires.ports", "lists more than 1024 ports"));
     }
+    Ok(())
+}
+
+/// What the builder recorded of itself, and of a delta's base.
+fn check_build(index: &Index) -> Result<(), Invalid> {
+    let build = &index.build;
+    for (field, value, max) in [
+        ("build.builder_version", &build.builder_version, 32),
+        ("build.built_at", &build.built_at, 64),
+        ("build.build_host", &build.build_host, 255),
+    ] {
+        if let Some(why) = rules::unsafe_text(value, max).or(value.contains('\n').then_some("has a line break")) {
+            return Err(invalid(field, why));
+        }
+    }
+    if let Some(base) = &build.delta_of {
+        if index.format_version < 7 {
+            return Err(invalid("build.delta_of", "a delta's base is recorded from format 7 on"));
+        }
+        if let Some(why) = rules::unsafe_name(&base.version) {
+            return Err(invalid("build.delta_of.version", format!("{} {why}", quoted(&base.version))));
+        }
+        if !rules::is_sha256_hex(&base.sha256) {
+            return Err(invalid("build.delta_of.sha256", "is not 64 lowercase hex digits"));
+        }
+    }
+
     Ok(())
 }
 
