@@ -208,6 +208,9 @@ fn the_schema_validates_every_sample_and_refuses_what_a_schema_can_catch() {
         ("retries: 1", "retries: two"),
         ("\nconfig:\n", "\nconfg:\n"),
         ("path: images/app.tar}", "pth: images/app.tar}"),
+        // Neither a path nor an image list.
+        (", path: images/app.tar}", "}"),
+        ("path: images/app.tar}", "images: [app:1], from: 127.0.0.1:5000, platforms: some}"),
     ];
     let cases = dir.path().join("cases");
     fs::create_dir(&cases).unwrap();

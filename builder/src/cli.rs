@@ -31,6 +31,10 @@ pub(crate) enum Cmd {
     /// Write a starting bundle (bundle.yaml with comments, and small inputs) that builds
     /// as it is.
     Init(InitArgs),
+    /// Fetch images into a registry pack (a registry's storage tree, or a tarball of it)
+    /// or a docker-archive, as a build makes a member from an image list: for an input
+    /// made apart from a bundle.
+    Fetch(FetchArgs),
     /// Show what a finished bundle is and carries.
     Inspect(InspectArgs),
     /// What changed from OLD.bin to NEW.bin: members, images and tags, registry
@@ -80,6 +84,42 @@ pub(crate) struct BuildArgs {
     /// unsigned base).
     #[arg(long, value_name = "HEX", requires = "base")]
     pub(crate) base_sha256: Option<String>,
+    /// Resolve every image list's tags again and rewrite bundle.lock (without it, a
+    /// build uses the digests the lock pins).
+    #[arg(long)]
+    pub(crate) update_lock: bool,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("output").required(true).args(["registry_pack", "docker_archive"])))]
+pub(crate) struct FetchArgs {
+    /// Image references (repo:tag, repo@sha256:...).
+    pub(crate) images: Vec<String>,
+    /// A file of references, one a line (`#` comments).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) images_file: Option<PathBuf>,
+    /// Where they come from: a registry host[:port] (http:// or https:// in front to say
+    /// how), docker-daemon, or oci:DIR.
+    #[arg(long, value_name = "SOURCE")]
+    pub(crate) from: String,
+    /// Write a registry pack: a directory (the storage tree), or OUT.tar (its tarball).
+    #[arg(long, value_name = "OUT")]
+    pub(crate) registry_pack: Option<PathBuf>,
+    /// Write a docker-archive, as `docker save` does.
+    #[arg(long, value_name = "OUT.tar")]
+    pub(crate) docker_archive: Option<PathBuf>,
+    /// The platform to take of a multi-platform image: amd64 or arm64.
+    #[arg(long, value_name = "ARCH", default_value = "amd64")]
+    pub(crate) arch: String,
+    /// Keep every platform of a multi-platform image (a registry pack only).
+    #[arg(long)]
+    pub(crate) all_platforms: bool,
+    /// The source registry's CA certificate (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub(crate) ca: Option<PathBuf>,
+    /// Plain HTTP to the source registry.
+    #[arg(long)]
+    pub(crate) insecure: bool,
 }
 
 #[derive(Args)]
@@ -206,6 +246,7 @@ pub(crate) fn long_version() -> String {
 pub(crate) fn name_of(command: &Cmd) -> &'static str {
     match command {
         Cmd::Build(_) => "build",
+        Cmd::Fetch(_) => "fetch",
         Cmd::Inspect(_) => "inspect",
         Cmd::Lint(_) => "lint",
         Cmd::Schema(_) => "schema",
@@ -226,6 +267,7 @@ pub(crate) fn name_in(args: &[std::ffi::OsString]) -> &'static str {
         (Some("repo"), Some("add")) => "repo add",
         (Some("repo"), Some("verify")) => "repo verify",
         (Some("build"), _) => "build",
+        (Some("fetch"), _) => "fetch",
         (Some("inspect"), _) => "inspect",
         (Some("lint"), _) => "lint",
         (Some("schema"), _) => "schema",

@@ -96,10 +96,12 @@ description: {name} 1.0, offline installer
 
 members:
   # A `docker save` archive (docker-archive or OCI layout); its images load into the
-  # site's container engine.
+  # site's container engine. Or let airbin fetch and write it from an image list:
+  #   {{name: app-images, kind: image, images: [{name}/app:1.0], from: registry.example:5000}}
+  # (pinned in bundle.lock on the first build; see docs/SPEC.md, Members from image lists).
   - {{name: app-images, kind: image, path: images/app.tar}}
   # A registry's storage tree (the directory holding docker/registry/v2), restored into
-  # the site's registry.
+  # the site's registry. Or from a list: images_file: images.txt, from: HOST[:PORT].
   - {{name: registry, kind: registry-pack, path: registry}}
   # The product's admin tool: staged for the command steps, and extracted below.
   - {{name: {name}ctl, kind: tool, path: bin/{name}ctl}}

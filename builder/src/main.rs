@@ -8,6 +8,7 @@
 mod assemble;
 mod cli;
 mod diff;
+mod images;
 mod init;
 mod inspect;
 mod keygen;
@@ -75,6 +76,7 @@ fn try_main(cli: Cli) -> Result<()> {
         Cmd::Lint(args) => lint::run(&args.spec, args.arch.as_deref(), &ui),
         Cmd::Schema(args) => lint::schema(args.out.as_deref(), &ui),
         Cmd::Init(args) => init::run(&args, &ui),
+        Cmd::Fetch(args) => images::fetch(&args, &ui),
         Cmd::Inspect(args) if args.schema => inspect::schema(&args.bundle, &ui),
         Cmd::Inspect(args) => inspect::inspect(&args.bundle, &ui),
         Cmd::Diff(args) => diff::diff(&args.old, &args.new, &ui),

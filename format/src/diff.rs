@@ -132,7 +132,12 @@ fn registry_changes(old: &Index, new: &Index) -> Changes {
             let (ka, kb): (BTreeSet<&String>, BTreeSet<&String>) = (a.keys().collect(), b.keys().collect());
             let added: Vec<&str> = kb.difference(&ka).map(|s| s.as_str()).collect();
             let removed: Vec<&str> = ka.difference(&kb).map(|s| s.as_str()).collect();
-            let moved: Vec<&str> = ka.intersection(&kb).filter(|t| a[**t] != b[**t]).map(|s| s.as_str()).collect();
+            let moved: Vec<String> = ka
+                .intersection(&kb)
+                .filter(|t| a[**t] != b[**t])
+                .map(|t| format!("{t} ({} -> {})", short(&a[*t]), short(&b[*t])))
+                .collect();
+            let moved: Vec<&str> = moved.iter().map(String::as_str).collect();
             let parts = [("tags added", added), ("tags removed", removed), ("tags moved to another manifest", moved)];
             let parts: Vec<String> =
                 parts.iter().filter(|(_, t)| !t.is_empty()).map(|(what, t)| format!("{what} {}", t.join(", "))).collect();

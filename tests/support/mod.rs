@@ -2,8 +2,10 @@
 //! under real shells, and the scratch space they work in.
 #![allow(dead_code)]
 
+pub mod realm;
 pub mod registry;
 pub mod skip;
+pub mod tls;
 
 #[allow(unused_imports)]
 pub use skip::{docker_ready, require};
@@ -342,13 +344,18 @@ pub fn files_tar<W: std::io::Write>(out: W, files: &[(&str, &[u8])]) -> W {
 /// A docker-archive (`docker save` layout) of one image tagged `tag` (none when empty), one layer per
 /// entry of `layers` (each layer a tar of one file holding those bytes), written to `path`.
 pub fn image_archive(path: &Path, tag: &str, layers: &[&[u8]]) -> PathBuf {
+    image_archive_for(path, tag, layers, "amd64")
+}
+
+/// The same, for an image of architecture `arch` (`amd64`, `arm64`).
+pub fn image_archive_for(path: &Path, tag: &str, layers: &[&[u8]], arch: &str) -> PathBuf {
     let hex = |data: &[u8]| airbin_format::digest::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(data));
     let tars: Vec<Vec<u8>> =
         layers.iter().enumerate().map(|(i, data)| files_tar(Vec::new(), &[(&format!("layer{i}.dat"), data)])).collect();
     let hexes: Vec<String> = tars.iter().map(|t| hex(t)).collect();
     let diff_ids: Vec<String> = hexes.iter().map(|h| format!("\"sha256:{h}\"")).collect();
     let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}},"config":{{}}}}"#,
+        r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}},"config":{{}}}}"#,
         diff_ids.join(",")
     );
     let config_hex = hex(config.as_bytes());

@@ -1,5 +1,6 @@
 //! A real `docker-registry` (Debian's distribution) on a free loopback port, with its
-//! storage in a directory of the test's; optionally behind basic auth (htpasswd).
+//! storage in a directory of the test's; optionally behind basic auth (htpasswd), a
+//! token realm, or TLS.
 
 use std::fs;
 use std::net::TcpListener;
@@ -23,9 +24,7 @@ impl Registry {
 
     /// With `user` set, the registry takes only that user and password (htpasswd, bcrypt).
     pub fn start_with(root: &Path, user: Option<(&str, &str)>) -> Registry {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let config = scratch();
-        let file = config.path().join("config.yml");
         let auth = match user {
             Some((name, password)) => {
                 let htpasswd = config.path().join("htpasswd");
@@ -34,10 +33,43 @@ impl Registry {
             }
             None => String::new(),
         };
+        Registry::start_configured(root, config, &auth, None, None)
+    }
+
+    /// Plain, at `address` (a registry started again where a spec expects it).
+    pub fn start_at(root: &Path, address: &str) -> Registry {
+        let port = address.rsplit_once(':').unwrap().1.parse().unwrap();
+        Registry::start_configured(root, scratch(), "", None, Some(port))
+    }
+
+    /// Behind a token realm: the registry takes the tokens `realm` issues (signed with the
+    /// key of the certificate `cert_pem`) for the service `service`.
+    pub fn start_with_tokens(root: &Path, realm: &str, service: &str, issuer: &str, cert_pem: &str) -> Registry {
+        let config = scratch();
+        let bundle = config.path().join("token-ca.pem");
+        fs::write(&bundle, cert_pem).unwrap();
+        let auth =
+            format!("auth:\n  token: {{realm: '{realm}', service: {service}, issuer: {issuer}, rootcertbundle: {}}}\n", bundle.display());
+        Registry::start_configured(root, config, &auth, None, None)
+    }
+
+    /// Over TLS, with this certificate (PEM) and key (PEM).
+    pub fn start_tls(root: &Path, cert_pem: &str, key_pem: &str) -> Registry {
+        let config = scratch();
+        let (cert, key) = (config.path().join("cert.pem"), config.path().join("key.pem"));
+        fs::write(&cert, cert_pem).unwrap();
+        fs::write(&key, key_pem).unwrap();
+        Registry::start_configured(root, config, "", Some((cert.as_path(), key.as_path())), None)
+    }
+
+    fn start_configured(root: &Path, config: tempfile::TempDir, auth: &str, tls: Option<(&Path, &Path)>, port: Option<u16>) -> Registry {
+        let port = port.unwrap_or_else(|| TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+        let file = config.path().join("config.yml");
+        let tls = tls.map_or(String::new(), |(cert, key)| format!("  tls: {{certificate: {}, key: {}}}\n", cert.display(), key.display()));
         fs::write(
             &file,
             format!(
-                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n{tls}{auth}",
                 root.display()
             ),
         )

@@ -39,6 +39,7 @@ pub(crate) fn run(args: &crate::cli::BuildArgs, ui: &Ui) -> Result<()> {
         base: args.base.clone(),
         base_key: args.base_key.clone(),
         base_sha256: args.base_sha256.clone(),
+        update_lock: args.update_lock,
     };
     let built = build(&args.spec, &args.outdir, &options, ui)?;
     if ui.json {
@@ -83,6 +84,8 @@ pub(crate) struct BuildOptions {
     pub(crate) base_key: Option<PathBuf>,
     /// The base file's SHA-256, as its `.sha256` says (`--base-sha256`).
     pub(crate) base_sha256: Option<String>,
+    /// Resolve image lists' tags again (`--update-lock`).
+    pub(crate) update_lock: bool,
 }
 
 /// The build time to record: `SOURCE_DATE_EPOCH` (seconds since 1970), or none at all,
@@ -158,7 +161,10 @@ pub(crate) fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: 
     if let Some(error) = checked.findings.iter().find(|f| f.level == Level::Error) {
         return Err(error.clone().into_error(&file));
     }
-    let loaded = checked.loaded.expect("a spec without errors is loaded");
+    let mut loaded = checked.loaded.expect("a spec without errors is loaded");
+    // Members made from image lists: fetched and written now, into a work directory
+    // that lives as long as the build; the lock is written once the bundle is.
+    let from_lists = crate::images::prepare(&mut loaded, options.update_lock, ui)?;
     check_outdir_is_no_input(&loaded, outdir)?;
     let signer = options.sign.as_deref().map(signing::SigningKey::load).transpose()?;
     let built_at = source_date_epoch()?;
@@ -196,7 +202,9 @@ pub(crate) fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: 
         requires: spec.requires.clone(),
         parameters: spec.parameters.clone(),
     };
-    write::write_bundle(write::Bundle { meta, facts, install, planned }, signer.as_ref(), outdir, ui)
+    let built = write::write_bundle(write::Bundle { meta, facts, install, planned }, signer.as_ref(), outdir, ui)?;
+    from_lists.map_or(Ok(()), |made| made.write_lock(ui))?;
+    Ok(built)
 }
 
 /// For a delta (`--base`): the blobs the base carries, once the base is checked.
@@ -268,6 +276,10 @@ fn plan_members<'a>(
 ) -> Result<Vec<Planned<'a>>> {
     let mut planned = Vec::new();
     for (i, (member, input)) in loaded.spec.members.iter().zip(&loaded.inputs).enumerate() {
+        // `lint` does not fetch: a member made from an image list is made at build.
+        if member.is_listed() && !input.exists() {
+            continue;
+        }
         // The member's error, at its path in the spec.
         let at = |e: Error| match e.class {
             airbin_format::error::ExitClass::Usage | airbin_format::error::ExitClass::Integrity => {

@@ -49,11 +49,42 @@ fn default_arch() -> String {
 /// One thing the bundle carries.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+// Its input: a path, or an image list (for editors; the builder says which fits).
+#[schemars(extend("anyOf" = [{"required": ["path"]}, {"required": ["images"]}, {"required": ["images_file"]}]))]
 pub(crate) struct MemberSpec {
     pub(crate) name: String,
     pub(crate) kind: MemberKind,
-    /// A file or a directory, relative to the spec's directory.
-    pub(crate) path: PathBuf,
+    /// A file or a directory, relative to the spec's directory (or, for an `image` or
+    /// `registry-pack` member, `images` and `from` instead).
+    #[serde(default)]
+    pub(crate) path: Option<PathBuf>,
+    /// The images to make the member of (`repo:tag` or `repo@sha256:...`): airbin
+    /// fetches them from `from` and writes the docker-archive or registry pack itself.
+    #[serde(default)]
+    pub(crate) images: Vec<String>,
+    /// A file listing images, one a line (`#` comments), relative to the spec.
+    #[serde(default)]
+    pub(crate) images_file: Option<PathBuf>,
+    /// Where the images come from: a registry `host[:port]`, `docker-daemon`, or
+    /// `oci:DIR` (an OCI layout directory).
+    #[serde(default)]
+    pub(crate) from: Option<String>,
+    /// `all`: a registry pack keeps every platform of a multi-platform image (default:
+    /// the bundle's arch only).
+    #[serde(default)]
+    pub(crate) platforms: Option<Platforms>,
+    /// The source registry's CA certificate (PEM), for a private CA.
+    #[serde(default)]
+    pub(crate) ca: Option<PathBuf>,
+    /// Plain HTTP to the source registry (loopback ones are spoken to so anyway).
+    #[serde(default)]
+    pub(crate) insecure: bool,
+    /// The source registry's user; `${env.X}` expands (default: `docker login`'s).
+    #[serde(default)]
+    pub(crate) username: Option<String>,
+    /// Its password; `${env.X}` expands: keep it out of the spec.
+    #[serde(default)]
+    pub(crate) password: Option<String>,
     #[serde(default)]
     pub(crate) compression: Compression,
     /// xz preset 0-9, zstd level 1-22.
@@ -69,6 +100,24 @@ pub(crate) struct MemberSpec {
     /// Take what a symlinked `path` points at; without this a symlink is refused.
     #[serde(default)]
     pub(crate) follow_symlinks: bool,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Platforms {
+    /// Every platform of a multi-platform image.
+    All,
+}
+
+impl MemberSpec {
+    /// Made from an image list rather than a path.
+    pub(crate) fn is_listed(&self) -> bool {
+        !self.images.is_empty() || self.images_file.is_some()
+    }
+
+    pub(crate) fn all_platforms(&self) -> bool {
+        self.platforms == Some(Platforms::All)
+    }
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
@@ -273,6 +322,17 @@ fn validate_member(loaded: &LoadedSpec, i: usize, member: &MemberSpec, input: &P
             format_args!("'{}' is not a valid member name: it {why}; {SAFE_NAME}", printable(&member.name, 120)),
         ));
     }
+    if let Some(found) = list_member_problem(member) {
+        return Err(field_error(loaded, &at(found.0), found.1));
+    }
+    if member.is_listed() {
+        let dir = loaded.file.parent().unwrap_or(Path::new("."));
+        let file = member.images_file.as_ref().map(|f| dir.join(f));
+        return crate::images::reference::read_list(&member.images, file.as_deref()).map(drop).map_err(|why| {
+            let field = if why.starts_with("images[") { "images" } else { "images_file" };
+            field_error(loaded, &at(field), why)
+        });
+    }
     let missing = |e: std::io::Error| {
         field_error(loaded, &at("path"), format_args!("{}: {e}; give the path relative to the spec's directory", input.display()))
     };
@@ -322,6 +382,53 @@ fn validate_member(loaded: &LoadedSpec, i: usize, member: &MemberSpec, input: &P
         }
     }
     Ok(())
+}
+
+/// What is wrong with how a member says where its input comes from: a path, or an
+/// image list and its source, never both, and the source's settings only with a list.
+fn list_member_problem(member: &MemberSpec) -> Option<(&'static str, String)> {
+    let registry_source = member.from.as_deref().is_some_and(|f| f != "docker-daemon" && !f.starts_with("oci:"));
+    if member.is_listed() {
+        if member.path.is_some() {
+            return Some(("path", "give either path or images (with from), not both".into()));
+        }
+        if !matches!(member.kind, MemberKind::Image | MemberKind::RegistryPack) {
+            return Some((
+                "images",
+                format!("only image and registry-pack members are made from image lists; a {} member takes a path", member.kind.as_str()),
+            ));
+        }
+        if member.from.as_deref().is_none_or(str::is_empty) {
+            return Some(("from", "say where the images come from: a registry host[:port], docker-daemon, or oci:DIR".into()));
+        }
+        if member.all_platforms() && member.kind == MemberKind::Image {
+            return Some(("platforms", "a docker-archive holds one platform: platforms: all goes with a registry-pack member".into()));
+        }
+        if !registry_source && (member.ca.is_some() || member.insecure || member.username.is_some() || member.password.is_some()) {
+            return Some(("from", "ca, insecure, username and password go with a registry source".into()));
+        }
+        if member.username.is_some() != member.password.is_some() {
+            let field = if member.username.is_some() { "password" } else { "username" };
+            return Some((
+                field,
+                "give both username and password (`${env.X}` keeps them out of the spec), or neither for docker login's".into(),
+            ));
+        }
+        return None;
+    }
+    if member.path.is_none() {
+        return Some(("path", "give the member's input: path (or, for an image or registry-pack member, images and from)".into()));
+    }
+    if member.from.is_some()
+        || member.platforms.is_some()
+        || member.ca.is_some()
+        || member.insecure
+        || member.username.is_some()
+        || member.password.is_some()
+    {
+        return Some(("from", "from, platforms, ca, insecure, username and password go with images (an image list)".into()));
+    }
+    None
 }
 
 /// `hotfix_of` names another version; the config's node-list and required keys are keys.

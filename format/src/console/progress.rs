@@ -15,7 +15,7 @@ pub struct Progress {
 }
 
 struct Plain {
-    label: String,
+    label: std::sync::Mutex<String>,
     total: u64,
     done: AtomicU64,
     last_tenth: AtomicU64,
@@ -50,7 +50,7 @@ impl Progress {
         Progress {
             bar: None,
             plain: Some(Plain {
-                label: label.to_string(),
+                label: std::sync::Mutex::new(label.to_string()),
                 total,
                 done: AtomicU64::new(0),
                 last_tenth: AtomicU64::new(0),
@@ -78,7 +78,7 @@ impl Progress {
                 err_line(&format!(
                     "{} {}: {}% ({} of {})",
                     timestamp(),
-                    plain.label,
+                    plain.label(),
                     tenth * 10,
                     HumanBytes(done),
                     HumanBytes(plain.total)
@@ -87,13 +87,29 @@ impl Progress {
         }
     }
 
+    /// Names the work anew, as it moves (`fetch 3/10 images`).
+    pub fn relabel(&self, label: String) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(label.clone());
+        }
+        if let Some(plain) = &self.plain {
+            *plain.label.lock().expect("no panic holding it") = label;
+        }
+    }
+
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish();
         }
         if let Some(plain) = &self.plain {
-            err_line(&format!("{} {}: done ({})", timestamp(), plain.label, HumanBytes(plain.total)));
+            err_line(&format!("{} {}: done ({})", timestamp(), plain.label(), HumanBytes(plain.total)));
         }
+    }
+}
+
+impl Plain {
+    fn label(&self) -> String {
+        self.label.lock().expect("no panic holding it").clone()
     }
 }
 

@@ -69,7 +69,9 @@ pub(crate) fn check(arg: &Path, arch: Option<&str>) -> Result<Checked> {
         Err(finding) => return failed(finding.at(&located)),
     };
     let base = file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let inputs = spec.members.iter().map(|m| base.join(&m.path)).collect();
+    // A member made from an image list gets its input at build (`images::prepare`).
+    let inputs =
+        spec.members.iter().map(|m| m.path.as_ref().map_or_else(|| base.join(".airbin-images").join(&m.name), |p| base.join(p))).collect();
     let loaded = spec::LoadedSpec { file, spec, inputs, located };
     let mut findings = Vec::new();
     if let Err(e) = spec::validate(&loaded) {
