@@ -63,13 +63,13 @@ fn init_writes_a_bundle_that_lints_clean_and_builds_as_it_is() {
 
 /// Each class of mistake: (what, find, replace, the field, its line, words of the fix).
 const MISTAKES: &[(&str, &str, &str, &str, usize, &str)] = &[
-    ("a typo in a config key", "${config.tools_dir}", "${config.tools_dri}", "steps[2].to", 32, "did you mean `tools_dir`?"),
+    ("a typo in a config key", "${config.tools_dir}", "${config.tools_dri}", "steps[2].to", 34, "did you mean `tools_dir`?"),
     (
         "a parameter as ${params.x}",
         "${config.admin_password}",
         "${params.admin_password}",
         "steps[3].env.ADMIN_PASSWORD",
-        38,
+        40,
         "write ${config.admin_password}",
     ),
     (
@@ -77,31 +77,31 @@ const MISTAKES: &[(&str, &str, &str, &str, usize, &str)] = &[
         "${config.admin_password}",
         "${admin_password}",
         "steps[3].env.ADMIN_PASSWORD",
-        38,
+        40,
         "only the product's config is expanded",
     ),
-    ("an unknown field in a step", "timeout: 10m", "timout: 10m", "steps[3].timout", 39, "did you mean `timeout`?"),
-    ("an unknown field deeper", "secret: true", "sekret: true", "parameters[0].sekret", 27, "did you mean `secret`?"),
-    ("an unknown top-level field", "\nconfig:\n", "\nconfg:\n", "confg", 22, "did you mean `config`?"),
-    ("an unknown step kind", "kind: extract", "kind: unpack", "steps[2].kind", 32, "the kinds are load-images"),
-    ("a member kind misspelt", "kind: image,", "kind: imag,", "members[0].kind", 11, "did you mean `image`"),
-    ("a step naming no member", "member: app-images}", "member: app-image}", "steps[0].member", 30, "did you mean `app-images`?"),
+    ("an unknown field in a step", "timeout: 10m", "timout: 10m", "steps[3].timout", 41, "did you mean `timeout`?"),
+    ("an unknown field deeper", "secret: true", "sekret: true", "parameters[0].sekret", 29, "did you mean `secret`?"),
+    ("an unknown top-level field", "\nconfig:\n", "\nconfg:\n", "confg", 24, "did you mean `config`?"),
+    ("an unknown step kind", "kind: extract", "kind: unpack", "steps[2].kind", 34, "the kinds are load-images"),
+    ("a member kind misspelt", "kind: image, path", "kind: imag, path", "members[0].kind", 13, "did you mean `image`"),
+    ("a step naming no member", "member: app-images}", "member: app-image}", "steps[0].member", 32, "did you mean `app-images`?"),
     (
         "a step on a member of the wrong kind",
         "kind: load-images, member: app-images",
         "kind: load-images, member: registry",
         "steps[0].member",
-        30,
+        32,
         "needs an image member",
     ),
-    ("a bad duration", "timeout: 10m", "timeout: ten minutes", "steps[3].timeout", 39, "not a duration such as 90s, 10m"),
-    ("a missing input", "path: bin/examplectl", "path: bin/nothere", "members[2].path", 16, "relative to the spec's directory"),
+    ("a bad duration", "timeout: 10m", "timeout: ten minutes", "steps[3].timeout", 41, "not a duration such as 90s, 10m"),
+    ("a missing input", "path: bin/examplectl", "path: bin/nothere", "members[2].path", 18, "relative to the spec's directory"),
     (
         "a registry pack one level too deep",
         "path: registry}",
         "path: registry/docker}",
         "members[1].path",
-        14,
+        16,
         "the directory that holds docker/registry/v2",
     ),
     (
@@ -109,10 +109,10 @@ const MISTAKES: &[(&str, &str, &str, &str, usize, &str)] = &[
         "path: images/app.tar",
         "path: config.sample",
         "members[0].path",
-        11,
+        13,
         "what `docker save -o FILE IMAGE...` writes",
     ),
-    ("a tab in the indentation", "    timeout: 10m", "\ttimeout: 10m", "", 39, "YAML indents with spaces only"),
+    ("a tab in the indentation", "    timeout: 10m", "\ttimeout: 10m", "", 41, "YAML indents with spaces only"),
 ];
 
 #[test]
@@ -152,7 +152,7 @@ fn warnings_name_what_a_site_will_miss_without_failing() {
     let out = lint(&host_program);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("bundle.yaml:41: steps[4].run[0]: `acmctl` is neither a member of this bundle nor an absolute path"),
+        stdout(&out).contains("bundle.yaml:43: steps[4].run[0]: `acmctl` is neither a member of this bundle nor an absolute path"),
         "{}",
         stdout(&out)
     );
@@ -203,7 +203,7 @@ fn the_schema_validates_every_sample_and_refuses_what_a_schema_can_catch() {
         ("timeout: 10m", "timout: 10m"),
         ("secret: true", "sekret: true"),
         ("kind: extract", "kind: unpack"),
-        ("kind: image,", "kind: imag,"),
+        ("kind: image, path", "kind: imag, path"),
         ("timeout: 10m", "timeout: ten minutes"),
         ("retries: 1", "retries: two"),
         ("\nconfig:\n", "\nconfg:\n"),
