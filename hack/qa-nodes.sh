@@ -14,6 +14,8 @@
 #   bash hack/qa-nodes.sh run BIN [ARGS...]    # copy BIN (and `config` beside it) to node 1,
 #                                              # then `sh BIN install --all-nodes ARGS` there
 #   bash hack/qa-nodes.sh ssh K [CMD...]       # ssh into node K from this host
+#   bash hack/qa-nodes.sh reset K              # node K back to clean: its processes stopped,
+#                                              # its state, images, /srv and /var/tmp wiped, started again
 #   bash hack/qa-nodes.sh down                 # stop every process of the nodes, remove them
 #
 # Several clusters can live side by side (the tests run a few at once): -c C (1..200,
@@ -33,7 +35,7 @@ base=/tmp/airbin-qa-$cluster
 here=$(cd "$(dirname "$0")" && pwd)
 bridge=abr$cluster
 subnet=10.201.$cluster
-usage="usage: qa-nodes.sh [-c C] up N | down | addr K | exec K CMD... | ssh K [CMD...] | registry K | engine K stop|start | run BIN [ARGS...]"
+usage="usage: qa-nodes.sh [-c C] up N | down | addr K | exec K CMD... | ssh K [CMD...] | registry K | engine K stop|start | run BIN [ARGS...] | reset K"
 
 node_dir() { echo "$base/node$1"; }
 node_ns() { echo "airbin-qa$cluster-n$1"; }
@@ -206,23 +208,47 @@ run() {
     ssh_node 1 sh "/var/tmp/qa/$name" install --all-nodes "$@"
 }
 
+# Node K as it was after `up`: what runs in it stopped, what it wrote wiped (the lab's
+# ssh backend uses this as its "revert to the clean snapshot"), then started again.
+reset() {
+    local k=${1:?$usage} d n
+    k=${k#node}
+    d=$(node_dir "$k")
+    [ -d "$d" ] || { echo "qa-nodes: no node$k in cluster $cluster" >&2; exit 1; }
+    stop_node "$k"
+    # Its first process may linger as a zombie (nobody reaps it here): not alive.
+    rm -rf "$d"/state "$d"/docker "$d"/tmp "$d"/srv "$d"/registry "$d"/init.pid "$d"/dockerd.pid "$d"/sshd.pid
+    n=$(nodes | tail -1)
+    up "$n" >/dev/null
+}
+
+# Every process of node K: its engine (given time to unmount), then the rest.
+stop_node() {
+    local k=$1 d ns pid
+    d=$(node_dir "$k")
+    ns=$(node_ns "$k")
+    for pidfile in "$d/registry/registry.pid" "$d/sshd.pid" "$d/dockerd.pid"; do
+        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    done
+    if [ -f "$d/dockerd.pid" ]; then
+        pid=$(cat "$d/dockerd.pid")
+        for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    fi
+    if ip netns list | grep -w "$ns" >/dev/null; then
+        for pid in $(ip netns pids "$ns"); do kill -9 "$pid" 2>/dev/null || true; done
+    fi
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+        for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    done
+}
+
 down() {
-    local k d ns pid
+    local k ns
     for k in $(nodes); do
-        d=$(node_dir "$k")
         ns=$(node_ns "$k")
         # Everything that runs in the node: its engine, sshd, registry, and what sessions left.
-        for pidfile in "$d/registry/registry.pid" "$d/sshd.pid" "$d/dockerd.pid"; do
-            [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
-        done
-        if [ -f "$d/dockerd.pid" ]; then
-            pid=$(cat "$d/dockerd.pid")
-            for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-        fi
-        if ip netns list | grep -w "$ns" >/dev/null; then
-            for pid in $(ip netns pids "$ns"); do kill -9 "$pid" 2>/dev/null || true; done
-            ip netns del "$ns" 2>/dev/null || true
-        fi
+        stop_node "$k"
+        ip netns del "$ns" 2>/dev/null || true
         ip link del "q$cluster-$k" 2>/dev/null || true
     done
     ip link del "$bridge" 2>/dev/null || true
@@ -243,6 +269,7 @@ registry) registry "$@" ;;
 engine) engine "$@" ;;
 __engine) start_engine "$1" ;;
 run) run "$@" ;;
+reset) reset "$@" ;;
 __init) node_init "$1" ;;
 *) echo "$usage" >&2; exit 2 ;;
 esac

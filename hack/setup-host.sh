@@ -4,7 +4,8 @@
 # containerd and ctr), podman, Debian's docker-registry, skopeo, busybox-static and dash
 # (the shells, engines and registry the end-to-end tests run bundles against),
 # minisign (signed bundles are checked with the standard tool too), openssh-server,
-# ansible-core and iproute2 (the multi-node tests' nodes, fan-out and Ansible role), and
+# ansible-core and iproute2 (the multi-node tests' nodes, fan-out and Ansible role),
+# qemu, mmdebstrap, chromium and junitparser (`airbin lab`'s VMs and reports), and
 # for the arm64 stub: the aarch64 musl target, Debian's cross gcc with musl-dev:arm64
 # (musl's headers and the aarch64-linux-musl-gcc wrapper, for the C parts of zstd and
 # liblzma), qemu-user-static (the tests run arm64 bundles through binfmt_misc) and
@@ -34,6 +35,16 @@ command -v minisign >/dev/null 2>&1 || need_apt+=(minisign)
 command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v ansible-playbook >/dev/null 2>&1 || need_apt+=(ansible-core)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+# `airbin lab`: the qemu backend's VMs (qemu-system-x86, qemu-img), its base image
+# (mmdebstrap, mkfs.ext4), and the report read back as its consumers read it (headless
+# chromium for the HTML page, junitparser for the JUnit XML).
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need_apt+=(qemu-system-x86)
+command -v qemu-img >/dev/null 2>&1 || need_apt+=(qemu-utils)
+command -v mmdebstrap >/dev/null 2>&1 || need_apt+=(mmdebstrap)
+[ -x /usr/sbin/mkfs.ext4 ] || need_apt+=(e2fsprogs)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# Debian's python3 (not a pyenv shim earlier on PATH) is where Debian's modules land.
+/usr/bin/python3 -c 'import junitparser' >/dev/null 2>&1 || need_apt+=(python3-junitparser)
 # Cross-building the arm64 stub, and running arm64 programs in the tests.
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt+=(gcc-aarch64-linux-gnu)
 command -v aarch64-linux-musl-gcc >/dev/null 2>&1 || need_apt+=(musl-dev:arm64)
@@ -81,4 +92,30 @@ for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
         rustup target add "$target"
     fi
 done
+# The Ansible collection's checks: ansible-test sanity (and ansible-lint) from PyPI, in a
+# venv of Debian's python3 (ansible-test wants a python it can make venvs of). ansible-test
+# bootstraps pip in each of its venvs with a script from ci-files.testing.ansible.com,
+# which machines that reach only the package registries cannot fetch: a stand-in in its
+# cache takes pip from the interpreter's own ensurepip, then the version asked for from PyPI.
+lint=/opt/airbin-lint
+if [ ! -x "$lint/bin/ansible-test" ]; then
+    echo "setup-host: making $lint (ansible-lint, ansible-core's ansible-test) from PyPI"
+    /usr/bin/python3 -m venv "$lint"
+    "$lint/bin/pip" install -q ansible-lint
+fi
+pip_version=$(sed -n "s/^ *pip='\([0-9.]*\)',\$/\1/p" "$lint"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1)
+bootstrap="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+if [ -n "$pip_version" ] && [ ! -f "$bootstrap" ]; then
+    mkdir -p "${bootstrap%/*}"
+    cat >"$bootstrap" <<'EOF_PIP'
+# Stands in for get-pip.py (see hack/setup-host.sh): pip from ensurepip, then from PyPI.
+import subprocess
+import sys
+
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+subprocess.check_call([sys.executable, "-m", "ensurepip", "--default-pip"])
+subprocess.check_call([sys.executable, "-m", "pip", "install"] + args)
+EOF_PIP
+fi
+
 echo "setup-host: ready"

@@ -7,118 +7,13 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
 
 const BIN: &str = "compass-component-v2.7.3-amd64.bin";
-
-/// A cluster of test nodes, taken down when dropped.
-struct Cluster {
-    id: u32,
-}
-
-impl Cluster {
-    /// `n` nodes, or None (skipped, loudly) where test nodes cannot be made outside CI.
-    fn up(id: u32, n: usize, test: &str) -> Option<Cluster> {
-        for tool in ["ip", "nsenter", "/usr/sbin/sshd", "ssh", "dockerd", "docker-registry"] {
-            if !require(tool, test) {
-                return None;
-            }
-        }
-        if !skip::root(test) {
-            return None;
-        }
-        let cluster = Cluster { id };
-        let _ = cluster.qa(&["down"]);
-        let out = cluster.qa(&["up", &n.to_string()]);
-        assert!(out.status.success(), "{test}: qa-nodes up {n} failed: {}", stderr(&out));
-        Some(cluster)
-    }
-
-    fn qa(&self, args: &[&str]) -> Output {
-        Command::new("bash")
-            .arg(repo_root().join("hack/qa-nodes.sh"))
-            .args(["-c", &self.id.to_string()])
-            .args(args)
-            .env_remove("DOCKER_HOST")
-            .output()
-            .unwrap()
-    }
-
-    fn addr(&self, k: usize) -> String {
-        format!("10.201.{}.{}", self.id, 10 + k)
-    }
-
-    /// A shell script on node `k`, over SSH (a clean login environment, as on a real node).
-    fn ssh(&self, k: usize, script: &str) -> Output {
-        self.qa(&["ssh", &k.to_string(), script])
-    }
-
-    fn ssh_ok(&self, k: usize, script: &str) -> String {
-        let out = self.ssh(k, script);
-        assert!(out.status.success(), "node{k}: {script}: exit {:?}\n{}\n{}", out.status.code(), stdout(&out), stderr(&out));
-        stdout(&out)
-    }
-
-    /// Starts a command on node `k` over SSH, in the background.
-    fn spawn(&self, k: usize, script: &str) -> std::process::Child {
-        Command::new("bash")
-            .arg(repo_root().join("hack/qa-nodes.sh"))
-            .args(["-c", &self.id.to_string(), "ssh", &k.to_string(), script])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    /// Copies a local file to `to` on node `k`.
-    fn put(&self, k: usize, from: &Path, to: &str) {
-        let mut child = Command::new("bash")
-            .arg(repo_root().join("hack/qa-nodes.sh"))
-            .args(["-c", &self.id.to_string(), "ssh", &k.to_string(), &format!("mkdir -p $(dirname {to}) && cat > {to}")])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(&std::fs::read(from).unwrap()).unwrap();
-        assert!(child.wait().unwrap().success(), "copying {} to node{k}:{to}", from.display());
-    }
-
-    fn put_text(&self, k: usize, text: &str, to: &str) {
-        let dir = scratch();
-        let path = dir.path().join("f");
-        std::fs::write(&path, text).unwrap();
-        self.put(k, &path, to);
-    }
-
-    fn registry(&self, k: usize) -> String {
-        let out = self.qa(&["registry", &k.to_string()]);
-        assert!(out.status.success(), "registry on node{k}: {}", stderr(&out));
-        stdout(&out).trim().to_string()
-    }
-
-    /// The compass config for these nodes: the management pair (or one node), workers, and
-    /// the primary's registry.
-    fn compass_config(&self, management: &[usize], workers: &[usize]) -> String {
-        let list = |ks: &[usize]| ks.iter().map(|k| self.addr(*k)).collect::<Vec<_>>().join(", ");
-        format!(
-            "cluster_name: qa-{}\nmanagement_nodes: [{}]\nworker_nodes: [{}]\nregistry_address: {}:5000\nregistry_root: /srv/registry\ntools_dir: /srv/compass/bin\n",
-            self.id,
-            list(management),
-            list(workers),
-            self.addr(management[0])
-        )
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.qa(&["down"]);
-    }
-}
 
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{text}"))
@@ -404,58 +299,6 @@ fn a_fleet_of_three_workers_installs_two_at_a_time() {
             "node{k}: {images}"
         );
     }
-}
-
-#[test]
-fn the_ansible_role_installs_on_two_nodes_and_a_rerun_changes_nothing() {
-    if !require("ansible-playbook", "the_ansible_role") {
-        return;
-    }
-    let Some(c) = Cluster::up(34, 2, "the_ansible_role") else { return };
-    c.registry(1);
-    let dir = scratch();
-    std::fs::write(dir.path().join("config"), c.compass_config(&[1, 2], &[])).unwrap();
-    let base = "/tmp/airbin-qa-34";
-    std::fs::write(
-        dir.path().join("inventory"),
-        format!(
-            "[nodes]\n{}\n{}\n[nodes:vars]\nansible_user=root\nansible_python_interpreter=/usr/bin/python3\nansible_remote_tmp=/var/tmp/.ansible\n\
-             ansible_ssh_common_args=-i {base}/id_ed25519 -o UserKnownHostsFile={base}/known_hosts -o BatchMode=yes\n",
-            c.addr(1),
-            c.addr(2)
-        ),
-    )
-    .unwrap();
-    let play = || {
-        Command::new("ansible-playbook")
-            .arg("-i")
-            .arg(dir.path().join("inventory"))
-            .arg(repo_root().join("ansible/install.yml"))
-            .arg("-e")
-            .arg(format!("airbin_bundle={}", compass().display()))
-            .arg("-e")
-            .arg(format!("airbin_config={}", dir.path().join("config").display()))
-            .env("ANSIBLE_ROLES_PATH", repo_root().join("ansible/roles"))
-            .env("ANSIBLE_FORKS", "1")
-            .env("ANSIBLE_NOCOLOR", "1")
-            .current_dir(dir.path())
-            .output()
-            .unwrap()
-    };
-    let first = play();
-    let text = stdout(&first);
-    assert!(first.status.success(), "{text}\n{}", stderr(&first));
-    assert!(text.contains("primary: 6 step(s) run, 0 done already") && text.contains("secondary: 5 step(s) run, 0 done already"), "{text}");
-    let recap = |text: &str, k: usize| text.lines().find(|l| l.starts_with(&c.addr(k)) && l.contains("ok=")).unwrap_or("").to_string();
-    assert!(recap(&text, 1).contains("failed=0") && !recap(&text, 1).contains("changed=0"), "{text}");
-
-    let again = play();
-    let text = stdout(&again);
-    assert!(again.status.success(), "{text}");
-    for k in [1, 2] {
-        assert!(recap(&text, k).contains("changed=0") && recap(&text, k).contains("failed=0"), "node{k}: {text}");
-    }
-    assert!(text.contains("primary: 0 step(s) run, 6 done already"), "{text}");
 }
 
 #[test]

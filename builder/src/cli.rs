@@ -51,6 +51,79 @@ pub(crate) enum Cmd {
     Runtime(RuntimeArgs),
     /// Make a signing key pair in minisign's format: OUT.key (secret, 0600) and OUT.pub.
     Keygen(KeygenArgs),
+    /// QA: run a bundle's scenarios (install, rerun, kill, power cut, upgrade, ...) on
+    /// throwaway machines and report them (JUnit XML, HTML, --json).
+    Lab(LabArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct LabArgs {
+    #[command(subcommand)]
+    pub(crate) command: LabCmd,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum LabCmd {
+    /// Run the scenarios of NEW.bin, each on fresh machines, and write the report.
+    Run(LabRunArgs),
+    /// Build a base disk image for the qemu backend from Debian packages (mmdebstrap):
+    /// an init, the Docker Engine, docker-registry, sshd, busybox and a kernel.
+    Image(LabImageArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct LabRunArgs {
+    /// The bundle under test.
+    pub(crate) bundle: PathBuf,
+    /// Earlier releases to upgrade from (and to refuse a downgrade to): a directory of
+    /// .bin files, or an `airbin repo` repository.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) previous: Option<PathBuf>,
+    /// Where the machines come from: netns (network namespaces on this host, root),
+    /// qemu (VMs from --image), ssh (the site's machines in --inventory).
+    #[arg(long, value_name = "BACKEND", default_value = "netns")]
+    pub(crate) backend: String,
+    /// The scenarios, comma-separated (default: every one that applies): install,
+    /// install-pair, rerun, kill, power-cut, upgrade, downgrade, tampered, small-disk,
+    /// uninstall.
+    #[arg(long, value_name = "LIST")]
+    pub(crate) scenarios: Option<String>,
+    /// Scenarios run at once, each on its own machines.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) jobs: usize,
+    /// Where to write the report (report.html, junit.xml, report.json, the machines' logs).
+    #[arg(short = 'o', long = "out", value_name = "DIR", default_value = "lab-report")]
+    pub(crate) out: PathBuf,
+    /// The product's config for the machines, with {primary}, {secondary}, {nodes}
+    /// (a YAML list of the scenario's machines) and {nodeN} filled in for each scenario.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Kill and power-cut points, spread over the journal's records.
+    #[arg(long, value_name = "K", default_value_t = 3)]
+    pub(crate) points: usize,
+    /// The qemu backend's base image: the directory `airbin lab image` wrote.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) image: Option<PathBuf>,
+    /// The ssh backend's machines, and how to reset them and cut their power (YAML).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) inventory: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct LabImageArgs {
+    /// Where to write the image (disk.img, vmlinuz, initrd.img, image.json).
+    #[arg(short = 'o', long = "out", value_name = "DIR", default_value = "lab-image")]
+    pub(crate) out: PathBuf,
+    /// The Debian release.
+    #[arg(long, default_value = "bookworm")]
+    pub(crate) suite: String,
+    /// The apt sources to build from (a deb822 .sources file or a mirror URL; default:
+    /// this host's).
+    #[arg(long, value_name = "SOURCES")]
+    pub(crate) mirror: Option<String>,
+    /// The disk's size.
+    #[arg(long, default_value = "4G")]
+    pub(crate) size: String,
 }
 
 #[derive(Args)]
@@ -257,6 +330,8 @@ pub(crate) fn name_of(command: &Cmd) -> &'static str {
         Cmd::Verify(_) => "verify",
         Cmd::Keygen(_) => "keygen",
         Cmd::Runtime(_) => "runtime",
+        Cmd::Lab(LabArgs { command: LabCmd::Run(_) }) => "lab run",
+        Cmd::Lab(LabArgs { command: LabCmd::Image(_) }) => "lab image",
     }
 }
 
@@ -277,6 +352,9 @@ pub(crate) fn name_in(args: &[std::ffi::OsString]) -> &'static str {
         (Some("keygen"), _) => "keygen",
         (Some("runtime"), _) => "runtime",
         (Some("repo"), _) => "repo",
+        (Some("lab"), Some("run")) => "lab run",
+        (Some("lab"), Some("image")) => "lab image",
+        (Some("lab"), _) => "lab",
         _ => "airbin",
     }
 }

@@ -12,6 +12,7 @@ mod images;
 mod init;
 mod inspect;
 mod keygen;
+mod lab;
 mod lint;
 mod repo;
 mod runtime;
@@ -24,7 +25,7 @@ use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal
 
 use airbin_format::console::{self, err_line, print_json, Envelope, Ui};
 use airbin_format::error::{Error, Result};
-use cli::{Cli, Cmd, RepoArgs, RepoCmd};
+use cli::{Cli, Cmd, LabArgs, LabCmd, RepoArgs, RepoCmd};
 
 fn main() -> ExitCode {
     stop_on_signals();
@@ -85,6 +86,8 @@ fn try_main(cli: Cli) -> Result<()> {
         Cmd::Repo(RepoArgs { command: RepoCmd::Verify(args) }) => repo::verify(&args.repo, &ui),
         Cmd::Keygen(args) => keygen::run(&args, &ui),
         Cmd::Runtime(args) => runtime::run(&args, &ui),
+        Cmd::Lab(LabArgs { command: LabCmd::Run(args) }) => lab::run(&args, &ui),
+        Cmd::Lab(LabArgs { command: LabCmd::Image(args) }) => lab::image::build(&args, &ui),
     }
 }
 

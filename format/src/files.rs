@@ -159,19 +159,21 @@ pub fn read_small_nofollow(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// A test hook: `AIRBIN_TEST_CRASH_AT=NAME` (or `NAME#N`, the Nth time) kills this
-/// process outright (SIGKILL) when it reaches the point named NAME, so that the tests
-/// can stop a run at every write of its state and check what a rerun makes of it.
+/// Fault hooks, for airbin's tests and `airbin lab`: `AIRBIN_TEST_CRASH_AT=NAME` (or
+/// `NAME#N`, the Nth time) kills this process outright (SIGKILL) when it reaches the
+/// point named NAME; `AIRBIN_TEST_STOP_AT=NAME#N` freezes it there (SIGSTOP), so that the
+/// lab can cut a machine's power at exactly that point, unsynced page cache and all.
 pub fn crash_point(name: &str) {
-    static WANTED: std::sync::OnceLock<Option<(String, u32)>> = std::sync::OnceLock::new();
+    type Wanted = Option<(String, u32)>;
+    static WANTED: std::sync::OnceLock<(Wanted, Wanted)> = std::sync::OnceLock::new();
     static SEEN: std::sync::Mutex<Vec<(String, u32)>> = std::sync::Mutex::new(Vec::new());
-    let wanted = WANTED.get_or_init(|| {
-        let text = std::env::var("AIRBIN_TEST_CRASH_AT").ok()?;
+    let parse = |var: &str| -> Wanted {
+        let text = std::env::var(var).ok()?;
         let (point, nth) = text.split_once('#').map_or((text.as_str(), 1), |(p, n)| (p, n.parse().unwrap_or(1)));
         Some((point.to_string(), nth))
-    });
-    let Some((point, nth)) = wanted else { return };
-    if point != name {
+    };
+    let (kill, stop) = WANTED.get_or_init(|| (parse("AIRBIN_TEST_CRASH_AT"), parse("AIRBIN_TEST_STOP_AT")));
+    if kill.as_ref().is_none_or(|(p, _)| p != name) && stop.as_ref().is_none_or(|(p, _)| p != name) {
         return;
     }
     let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
@@ -185,9 +187,13 @@ pub fn crash_point(name: &str) {
             1
         }
     };
-    if count == *nth {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
-    }
+    let at = |wanted: &Wanted| wanted.as_ref().is_some_and(|(p, n)| p == name && *n == count);
+    let signal = match (at(kill), at(stop)) {
+        (true, _) => nix::sys::signal::Signal::SIGKILL,
+        (_, true) => nix::sys::signal::Signal::SIGSTOP,
+        _ => return,
+    };
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), signal);
 }
 
 #[cfg(test)]

@@ -2,11 +2,14 @@
 //! under real shells, and the scratch space they work in.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod realm;
 pub mod registry;
 pub mod skip;
 pub mod tls;
 
+#[allow(unused_imports)]
+pub use cluster::Cluster;
 #[allow(unused_imports)]
 pub use skip::{docker_ready, require};
 

@@ -40,6 +40,10 @@ pub(crate) struct AnswersArgs {
     /// over the config's; repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub(crate) set: Vec<String>,
+    /// `KEY=VALUE` lines read from FILE (`-`: stdin), each as a --set: values (secrets)
+    /// kept off the command line, where every user of the host can read them.
+    #[arg(long = "set-from", value_name = "FILE")]
+    pub(crate) set_from: Option<PathBuf>,
     /// The registry root for the restore steps (the same as --set on the config key they
     /// read it from, so every step that uses the key sees it).
     #[arg(long, value_name = "DIR")]

@@ -99,6 +99,9 @@ pub(crate) fn install(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<(
     // the keys go with it to every node, whose own run checks its copy against them.
     let keys = trust::verified_first_where_pinned(ctx, &bundle, &args.trust)?;
     let meta = &bundle.index.bundle;
+    if args.answers.set_from.is_some() {
+        return Err(Error::usage("--set-from with --all-nodes: put the values in the config, which is copied to each node as a 0600 file"));
+    }
     // Every node's run is an ssh command line, which the nodes' users can read.
     for set in &args.answers.set {
         let (key, _) = crate::install::param_values::parse_set(set)?;

@@ -15,6 +15,9 @@ use crate::steps::Overrides;
 /// in for a root or an address the spec fixes.
 fn given(bundle: &Bundle, answers: &AnswersArgs, json: bool, noexec: bool) -> Result<(Given, Overrides)> {
     let mut sets = answers.set.iter().map(|s| install::param_values::parse_set(s)).collect::<Result<Vec<_>>>()?;
+    if let Some(from) = &answers.set_from {
+        sets.extend(read_set_from(from)?);
+    }
     for step in &bundle.index.steps {
         if let airbin_format::Action::RestoreRegistry(RestoreRegistryAction { root_from_config, address_from_config, .. }) = &step.action {
             if let (Some(key), Some(root)) = (root_from_config, &answers.registry_root) {
@@ -39,6 +42,30 @@ fn given(bundle: &Bundle, answers: &AnswersArgs, json: bool, noexec: bool) -> Re
     let overrides =
         Overrides { engine: None, registry_root: answers.registry_root.clone(), registry_address: answers.registry_address.clone() };
     Ok((given, overrides))
+}
+
+/// The `KEY=VALUE` lines of `--set-from` (blank lines and `#` comments skipped). A bad
+/// line is named by its number only: its text may be a secret.
+fn read_set_from(from: &std::path::Path) -> Result<Vec<(String, String)>> {
+    use std::io::Read;
+    let mut text = String::new();
+    let read = match from.as_os_str() == "-" {
+        true => std::io::stdin().take(1 << 20).read_to_string(&mut text),
+        false => std::fs::File::open(from).and_then(|f| f.take(1 << 20).read_to_string(&mut text)),
+    };
+    read.map_err(|e| Error::usage(format!("--set-from {}: {e}; give a file of KEY=VALUE lines, or - for stdin", from.display())))?;
+    let mut sets = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let (key, value) = line.split_once('=').ok_or_else(|| {
+            Error::usage(format!("--set-from {} line {}: not KEY=VALUE; give one KEY=VALUE a line", from.display(), n + 1))
+        })?;
+        sets.push((key.trim().to_string(), value.to_string()));
+    }
+    Ok(sets)
 }
 
 /// The install's options from its arguments (`plan`'s and `preflight`'s are a part of them).
@@ -176,4 +203,22 @@ pub(crate) fn check_fan_out_flags(args: &InstallArgs) -> Result<()> {
         return Err(Error::usage("--parallel, --ssh-option and --remote-dir go with --all-nodes; add it, or leave them out"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_from_reads_key_value_lines_and_never_echoes_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("values");
+        std::fs::write(&file, "# site values\ncluster_name=prod\r\n\nadmin_password=a=b c\n").unwrap();
+        let sets = read_set_from(&file).unwrap();
+        assert_eq!(sets, [("cluster_name".to_string(), "prod".to_string()), ("admin_password".to_string(), "a=b c".to_string())]);
+        std::fs::write(&file, "cluster_name=prod\nhunter2-secret\n").unwrap();
+        let err = read_set_from(&file).unwrap_err();
+        assert!(err.message.contains("line 2") && !err.message.contains("hunter2"), "{}", err.message);
+        assert_eq!(err.class, airbin_format::error::ExitClass::Usage);
+    }
 }

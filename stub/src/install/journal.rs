@@ -135,7 +135,16 @@ impl Journal {
         }
         // For this user's eyes (what a step failed with may say more than it should), and
         // never through a link planted where it belongs.
+        let new = !path.exists();
         let file = crate::fsx::open_private_append(path).ctx("opening the journal", path)?;
+        if new {
+            // The journal's name, and its state directory's, are on disk before its first
+            // record: a power cut cannot take the whole journal with a directory entry.
+            if let Some(dir) = path.parent() {
+                airbin_format::files::sync_dir(dir);
+                dir.parent().map(airbin_format::files::sync_dir);
+            }
+        }
         // A journal made before it was kept 0600 is made so now.
         let _ = file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
         Ok(Journal { file, path: path.to_path_buf(), run: run.to_string(), bundle: bundle.to_string(), recording: true })
@@ -151,6 +160,12 @@ impl Journal {
     pub(crate) fn append(&mut self, event: Event) -> Result<()> {
         if !self.recording {
             return Ok(());
+        }
+        if matches!(event, Event::StepDone { .. } | Event::RunFinished { .. }) {
+            // What the step placed (files, a registry's blobs, an engine's layers) and the
+            // records before this one reach the disk before the record that says it is
+            // done: after a power cut, a step the journal calls done is done.
+            nix::unistd::sync();
         }
         let record = Record { at: crate::ui::timestamp(), run: self.run.clone(), bundle: self.bundle.clone(), event };
         // Nothing stored holds a secret: the line is masked whole.
