@@ -68,30 +68,40 @@ one_run() { # N: seconds of the playbook on N fresh nodes
         echo "ansible_remote_tmp=/var/tmp/.ansible"
         echo "ansible_ssh_common_args=-i $base/id_ed25519 -o UserKnownHostsFile=$base/known_hosts -o BatchMode=yes"
     } >"$work/inventory.ini"
+    busy_before=$(busy)
     start=$(date +%s.%N)
     ANSIBLE_COLLECTIONS_PATH="$work/collections" ANSIBLE_FORKS=20 ANSIBLE_PIPELINING=1 ANSIBLE_NOCOLOR=1 \
+        /usr/bin/time -f "%U %S" -o "$work/controller-$n.cpu" \
         ansible-playbook -i "$work/inventory.ini" airbin.fleet.install \
         -e "airbin_bundle=$bin" -e "airbin_config=$work/config" >"$work/play-$n.log" 2>&1 \
         || { echo "bench-fleet: the playbook failed on $n node(s): $work/play-$n.log" >&2; tail -30 "$work/play-$n.log" >&2; exit 1; }
     end=$(date +%s.%N)
+    busy_after=$(busy)
     qa down >/dev/null
-    awk -v a="$start" -v b="$end" 'BEGIN {printf "%.1f", b - a}'
+    # wall, the machine's CPU busy over it (of $cores cores), the controller's share.
+    awk -v a="$start" -v b="$end" -v c0="$busy_before" -v c1="$busy_after" -v hz="$(getconf CLK_TCK)" -v cores="$(nproc)" \
+        -v ctl="$(awk '{print $1 + $2}' "$work/controller-$n.cpu")" \
+        'BEGIN {w = b - a; cpu = (c1 - c0) / hz; printf "%.1f %.1f %.0f%% %.1f", w, cpu, 100 * cpu / (w * cores), ctl}'
 }
+
+# Jiffies every CPU spent busy (user, nice, system, irq, softirq) since boot.
+busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 
 : >"$work/results.txt"
 for n in $sizes; do
-    times=()
-    for _ in $(seq 1 "$runs"); do times+=("$(one_run "$n")"); done
-    median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    runs_of=()
+    for _ in $(seq 1 "$runs"); do runs_of+=("$(one_run "$n")"); done
+    median=$(printf '%s\n' "${runs_of[@]}" | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}')
     echo "$n $median" >>"$work/results.txt"
-    echo "bench-fleet: $n node(s): ${times[*]} s, median $median s"
+    set -- $median
+    echo "bench-fleet: $n node(s): median $1 s wall; CPU busy $2 s ($3 of the machine), the controller (ansible-playbook and its ssh) $4 s of it"
 done
 one=$(awk 'NR == 1 {print $2}' "$work/results.txt")
 awk -v one="$one" '{printf "bench-fleet: %2d node(s) %6.1f s  %.2fx one node\n", $1, $2, $2 / one}' "$work/results.txt"
 
 /usr/bin/python3 - "$work/results.txt" docs/fleet.svg "$node_rate" "$controller_rate" "$size_mb" <<'PY'
 import sys
-rows = [tuple(float(x) for x in l.split()) for l in open(sys.argv[1]) if l.strip()]
+rows = [tuple(float(x) for x in l.split()[:2]) for l in open(sys.argv[1]) if l.strip()]
 out, node_rate, controller_rate, size_mb = sys.argv[2:6]
 W, H, P = 640, 360, 60
 xmax = max(n for n, _ in rows) * 1.05

@@ -34,11 +34,11 @@ for i in $(seq 1 "$runs"); do
     "$airbin" lab run "$work/dist/compass-component-v2.7.3-amd64.bin" --previous "$work/prev" \
         --config samples/compass/lab-config.yaml -o "$work/netns-$i" -q || { echo "bench-lab: the netns matrix failed: $work/netns-$i/report.html" >&2; exit 1; }
     matrix+=("$(field "$work/netns-$i/report.json" "round(r['seconds'], 1)")")
-    netns_up+=("$(field "$work/netns-$i/report.json" "[x for x in r['cases'] if x['id']=='install'][0]['runs'][0]['seconds']")")
+    netns_up+=("$(field "$work/netns-$i/report.json" "round([x for x in r['cases'] if x['id']=='install'][0]['runs'][0]['seconds'], 2)")")
     "$airbin" lab run "$work/dist/compass-component-v2.7.3-amd64.bin" --backend qemu --image "$image" \
         --config samples/compass/lab-config.yaml --scenarios install -o "$work/qemu-$i" -q 2>"$work/qemu-$i.err" \
         || { echo "bench-lab: the qemu install failed: $work/qemu-$i/report.html" >&2; exit 1; }
-    qemu_up+=("$(field "$work/qemu-$i/report.json" "[x for x in r['cases'] if x['id']=='install'][0]['runs'][0]['seconds']")")
+    qemu_up+=("$(field "$work/qemu-$i/report.json" "round([x for x in r['cases'] if x['id']=='install'][0]['runs'][0]['seconds'], 2)")")
 done
 accel=$(field "$work/qemu-1/report.json" "r['machines']")
 m=$(printf '%s\n' "${matrix[@]}" | median)

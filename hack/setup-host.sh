@@ -35,6 +35,8 @@ command -v minisign >/dev/null 2>&1 || need_apt+=(minisign)
 command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v ansible-playbook >/dev/null 2>&1 || need_apt+=(ansible-core)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+# The benchmarks time the controller's CPU with GNU time.
+[ -x /usr/bin/time ] || need_apt+=(time)
 # `airbin lab`: the qemu backend's VMs (qemu-system-x86, qemu-img), its base image
 # (mmdebstrap, mkfs.ext4), and the report read back as its consumers read it (headless
 # chromium for the HTML page, junitparser for the JUnit XML).

@@ -914,7 +914,7 @@ fn a_repository_of_two_bundles_in_two_versions_verifies_and_finds_what_was_alter
     let verify = || airbin().args(["repo", "verify"]).arg(&repo).output().unwrap();
     let out = verify();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("4 bundle(s), every file as the index says"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("4 bundle(s) (4 released, 0 staging, 0 yanked), every file as the index says"), "{}", stdout(&out));
 
     // One byte altered, a file gone, a stray file: each named.
     let mut bytes = fs::read(&life2_path).unwrap();

@@ -282,8 +282,46 @@ pub(crate) enum RepoCmd {
     /// Place each bundle (with its .sha256, and .minisig if there is one) at
     /// <name>/<arch>/<version>/ and update index.json.
     Add(RepoAddArgs),
-    /// Check every file against index.json: missing, extra or altered.
+    /// Check every file against index.json: missing, extra or altered; and the states.
     Verify(RepoVerifyArgs),
+    /// Release a staging version: its files checked against the index and its signature
+    /// against KEY first.
+    Promote(RepoPromoteArgs),
+    /// Withdraw a version (kept on disk, listed with its reason, never "latest"), or with
+    /// --undo release it again.
+    Yank(RepoYankArgs),
+}
+
+/// NAME VERSION in a repository, of one arch or every one.
+#[derive(Args)]
+pub(crate) struct RepoVersionArgs {
+    pub(crate) repo: PathBuf,
+    pub(crate) name: String,
+    pub(crate) version: String,
+    /// Only this architecture's files (default: every one of that version).
+    #[arg(long, value_name = "ARCH")]
+    pub(crate) arch: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct RepoPromoteArgs {
+    #[command(flatten)]
+    pub(crate) which: RepoVersionArgs,
+    /// The release key's public half: the version's detached signature must hold under it.
+    #[arg(long, value_name = "PUBKEY", required = true)]
+    pub(crate) key: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct RepoYankArgs {
+    #[command(flatten)]
+    pub(crate) which: RepoVersionArgs,
+    /// Why: listed beside the version for every site that reads the index.
+    #[arg(long, value_name = "TEXT", required_unless_present = "undo")]
+    pub(crate) reason: Option<String>,
+    /// Release a yanked version again.
+    #[arg(long)]
+    pub(crate) undo: bool,
 }
 
 #[derive(Args)]
@@ -297,6 +335,9 @@ pub(crate) struct RepoAddArgs {
     /// Check each bundle's detached .minisig against this public key too.
     #[arg(long, value_name = "PUBKEY")]
     pub(crate) key: Option<PathBuf>,
+    /// List them as staging: not released (nor "latest") until `airbin repo promote`.
+    #[arg(long)]
+    pub(crate) staging: bool,
 }
 
 #[derive(Args)]
@@ -327,6 +368,8 @@ pub(crate) fn name_of(command: &Cmd) -> &'static str {
         Cmd::Diff(_) => "diff",
         Cmd::Repo(RepoArgs { command: RepoCmd::Add(_) }) => "repo add",
         Cmd::Repo(RepoArgs { command: RepoCmd::Verify(_) }) => "repo verify",
+        Cmd::Repo(RepoArgs { command: RepoCmd::Promote(_) }) => "repo promote",
+        Cmd::Repo(RepoArgs { command: RepoCmd::Yank(_) }) => "repo yank",
         Cmd::Verify(_) => "verify",
         Cmd::Keygen(_) => "keygen",
         Cmd::Runtime(_) => "runtime",
@@ -341,6 +384,8 @@ pub(crate) fn name_in(args: &[std::ffi::OsString]) -> &'static str {
     match (words.first().map(String::as_str), words.get(1).map(String::as_str)) {
         (Some("repo"), Some("add")) => "repo add",
         (Some("repo"), Some("verify")) => "repo verify",
+        (Some("repo"), Some("promote")) => "repo promote",
+        (Some("repo"), Some("yank")) => "repo yank",
         (Some("build"), _) => "build",
         (Some("fetch"), _) => "fetch",
         (Some("inspect"), _) => "inspect",

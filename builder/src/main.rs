@@ -82,13 +82,23 @@ fn try_main(cli: Cli) -> Result<()> {
         Cmd::Inspect(args) => inspect::inspect(&args.bundle, &ui),
         Cmd::Diff(args) => diff::diff(&args.old, &args.new, &ui),
         Cmd::Verify(args) => verify::verify(&args.bundle, &args.key, &ui),
-        Cmd::Repo(RepoArgs { command: RepoCmd::Add(args) }) => repo::add(&args.repo, &args.bundles, args.replace, args.key.as_deref(), &ui),
+        Cmd::Repo(RepoArgs { command: RepoCmd::Add(args) }) => {
+            repo::add(&args.repo, &args.bundles, args.replace, args.key.as_deref(), args.staging, &ui)
+        }
         Cmd::Repo(RepoArgs { command: RepoCmd::Verify(args) }) => repo::verify(&args.repo, &ui),
+        Cmd::Repo(RepoArgs { command: RepoCmd::Promote(args) }) => repo::promote(&args.which.repo, &named(&args.which), &args.key, &ui),
+        Cmd::Repo(RepoArgs { command: RepoCmd::Yank(args) }) => {
+            repo::yank(&args.which.repo, &named(&args.which), args.reason.as_deref(), args.undo, &ui)
+        }
         Cmd::Keygen(args) => keygen::run(&args, &ui),
         Cmd::Runtime(args) => runtime::run(&args, &ui),
         Cmd::Lab(LabArgs { command: LabCmd::Run(args) }) => lab::run(&args, &ui),
         Cmd::Lab(LabArgs { command: LabCmd::Image(args) }) => lab::image::build(&args, &ui),
     }
+}
+
+fn named(which: &cli::RepoVersionArgs) -> repo::Named<'_> {
+    repo::Named { name: &which.name, version: &which.version, arch: which.arch.as_deref() }
 }
 
 /// Ctrl-C and SIGTERM raise the format crate's flag: the build's loops stop between

@@ -1,7 +1,11 @@
 //! A bundle repository, laid out as ZStack's release CDN is: `<name>/<arch>/<version>/`
 //! holding each bundle with its `.sha256` (and `.minisig`), and an `index.json` the
 //! market syncs from (docs/REPOSITORY.md). `add` places bundles and rewrites the index
-//! whole (a temporary, then renamed); `verify` checks every file against it.
+//! whole (a temporary, then renamed); `verify` checks every file against it; `states`
+//! moves a version through staging, released and yanked.
+
+mod states;
+pub(crate) use states::{promote, yank, Named};
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -16,7 +20,9 @@ use airbin_format::files;
 use airbin_format::{rules, Bundle};
 
 pub(crate) const INDEX: &str = "index.json";
-const FORMAT: u32 = 1;
+/// 2: versions have a `state`, entries a `latest`. Format 1 (every version released)
+/// is read still.
+const FORMAT: u32 = 2;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +40,10 @@ pub(crate) struct Entry {
     pub(crate) description: String,
     /// Newest first, then by arch.
     pub(crate) versions: Vec<Version>,
+    /// By arch: the newest released full bundle (no delta, no hotfix, nothing staged or
+    /// yanked), what a site that asks for "the latest" takes.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub(crate) latest: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -57,17 +67,35 @@ pub(crate) struct Version {
     /// has nothing of the product takes the entry without it, the full bundle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) delta_of: Option<airbin_format::DeltaBase>,
+    /// Where it is in its release: absent (format 1) is released.
+    #[serde(default, skip_serializing_if = "states::State::is_released")]
+    pub(crate) state: states::State,
+    /// Why it was yanked, and when it last changed state.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) state_at: String,
 }
 
 fn read_index(repo: &Path) -> Result<RepoIndex> {
     let path = repo.join(INDEX);
     match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            Error::integrity(format!(
-                "{} is not a bundle repository index ({e}); restore it from a backup, or start a new repository",
-                path.display()
-            ))
-        }),
+        Ok(bytes) => {
+            let index: RepoIndex = serde_json::from_slice(&bytes).map_err(|e| {
+                Error::integrity(format!(
+                    "{} is not a bundle repository index ({e}); restore it from a backup, or start a new repository",
+                    path.display()
+                ))
+            })?;
+            if index.format > FORMAT {
+                return Err(Error::usage(format!(
+                    "{} is of repository format {}, newer than this airbin's {FORMAT}: use a newer airbin",
+                    path.display(),
+                    index.format
+                )));
+            }
+            Ok(index)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RepoIndex { format: FORMAT, bundles: Vec::new() }),
         Err(e) => Err(Error::io(e, "reading", &path)),
     }
@@ -129,20 +157,29 @@ fn detached_signature(source: &Path, bundle: &Bundle, path: &Path, key: Option<&
 }
 
 /// `airbin repo add`.
-pub(crate) fn add(repo: &Path, bundles: &[PathBuf], replace: bool, key: Option<&Path>, ui: &Ui) -> Result<()> {
+pub(crate) fn add(repo: &Path, bundles: &[PathBuf], replace: bool, key: Option<&Path>, staging: bool, ui: &Ui) -> Result<()> {
     fs::create_dir_all(repo).ctx("creating", repo)?;
     let mut index = read_index(repo)?;
     let mut changed = false;
     for path in bundles {
-        changed |= add_one(repo, &mut index, path, replace, key, ui)?;
+        changed |= add_one(repo, &mut index, path, Placing { replace, key, staging }, ui)?;
     }
     if changed {
-        index.bundles.sort_by(|a, b| a.name.cmp(&b.name));
-        index.format = FORMAT;
-        let text = serde_json::to_vec_pretty(&index).expect("an index serializes");
-        files::write_atomic(&repo.join(INDEX), &text, 0o644)?;
+        write_index(repo, &mut index)?;
     }
     Ok(())
+}
+
+/// Rewrites `index.json` whole (a temporary, then renamed), sorted, with every entry's
+/// `latest` worked out again.
+fn write_index(repo: &Path, index: &mut RepoIndex) -> Result<()> {
+    index.bundles.sort_by(|a, b| a.name.cmp(&b.name));
+    index.format = FORMAT;
+    for entry in &mut index.bundles {
+        entry.latest = states::latest(&entry.versions);
+    }
+    let text = serde_json::to_vec_pretty(&*index).expect("an index serializes");
+    files::write_atomic(&repo.join(INDEX), &text, 0o644)
 }
 
 /// The repository's version of a delta's base, if it is a delta.
@@ -150,8 +187,37 @@ fn base_of(v: &Version) -> Option<String> {
     v.delta_of.as_ref().map(|b| b.version.clone())
 }
 
+/// How the index lists a bundle placed at `rel`.
+fn listing(bundle: &Bundle, rel: &str, (size, sha256): (u64, &str), signed: bool, staging: bool) -> Version {
+    let meta = &bundle.index.bundle;
+    Version {
+        version: meta.version.clone(),
+        arch: meta.arch.clone(),
+        path: rel.to_string(),
+        size,
+        sha256: sha256.to_string(),
+        built_at: bundle.index.build.built_at.clone(),
+        hotfix_of: meta.hotfix_of.clone(),
+        signature: signed.then(|| format!("{rel}.minisig")),
+        delta_of: bundle.index.build.delta_of.clone(),
+        state: if staging { states::State::Staging } else { states::State::Released },
+        reason: String::new(),
+        state_at: if staging { airbin_format::console::timestamp() } else { String::new() },
+    }
+}
+
+/// How `add` places a bundle.
+#[derive(Clone, Copy)]
+struct Placing<'a> {
+    replace: bool,
+    key: Option<&'a Path>,
+    /// Listed as staging: not released until `repo promote`.
+    staging: bool,
+}
+
 /// Places one bundle and lists it in `index`; false when the very file is there already.
-fn add_one(repo: &Path, index: &mut RepoIndex, path: &Path, replace: bool, key: Option<&Path>, ui: &Ui) -> Result<bool> {
+fn add_one(repo: &Path, index: &mut RepoIndex, path: &Path, how: Placing, ui: &Ui) -> Result<bool> {
+    let Placing { replace, key, staging } = how;
     let bundle = Bundle::open(path)?;
     bundle.verify(&[], &|_| {})?;
     let meta = &bundle.index.bundle;
@@ -166,21 +232,16 @@ fn add_one(repo: &Path, index: &mut RepoIndex, path: &Path, replace: bool, key: 
     let rel_dir = format!("{}/{}/{}", meta.name, meta.arch, meta.version);
     let rel = format!("{rel_dir}/{file_name}");
     let detached = detached_signature(&path.with_file_name(format!("{file_name}.minisig")), &bundle, path, key)?;
-    let version = Version {
-        version: meta.version.clone(),
-        arch: meta.arch.clone(),
-        path: rel.clone(),
-        size,
-        sha256: sha256.clone(),
-        built_at: bundle.index.build.built_at.clone(),
-        hotfix_of: meta.hotfix_of.clone(),
-        signature: detached.is_some().then(|| format!("{rel}.minisig")),
-        delta_of: bundle.index.build.delta_of.clone(),
-    };
+    let version = listing(&bundle, &rel, (size, &sha256), detached.is_some(), staging);
     let entry = match index.bundles.iter_mut().position(|e| e.name == meta.name) {
         Some(at) => &mut index.bundles[at],
         None => {
-            index.bundles.push(Entry { name: meta.name.clone(), description: meta.description.clone(), versions: Vec::new() });
+            index.bundles.push(Entry {
+                name: meta.name.clone(),
+                description: meta.description.clone(),
+                versions: Vec::new(),
+                latest: Default::default(),
+            });
             index.bundles.last_mut().expect("just pushed")
         }
     };
@@ -189,7 +250,7 @@ fn add_one(repo: &Path, index: &mut RepoIndex, path: &Path, replace: bool, key: 
     if let Some(at) = existing {
         let sums_ok =
             fs::read_to_string(repo.join(format!("{rel}.sha256"))).is_ok_and(|t| t.split_whitespace().next() == Some(sha256.as_str()));
-        if entry.versions[at] == version && sums_ok && file_sha256(&repo.join(&rel)).is_ok_and(|(s, _)| s == sha256) {
+        if states::same_file(&entry.versions[at], &version) && sums_ok && file_sha256(&repo.join(&rel)).is_ok_and(|(s, _)| s == sha256) {
             ui.status(format!("{rel}: in the repository already, the same file"));
             return Ok(false);
         }
@@ -247,6 +308,7 @@ pub(crate) fn verify(repo: &Path, ui: &Ui) -> Result<()> {
         for version in &entry.versions {
             check_listed(repo, entry, version, &mut found, &mut known);
         }
+        states::check(entry, index.format, &mut found.altered);
     }
     for item in walkdir::WalkDir::new(repo).min_depth(1).into_iter().filter_map(|e| e.ok()) {
         if item.file_type().is_dir() {
@@ -258,7 +320,8 @@ pub(crate) fn verify(repo: &Path, ui: &Ui) -> Result<()> {
         }
     }
     let checked = index.bundles.iter().map(|e| e.versions.len()).sum();
-    report(repo, checked, found, ui)
+    let counts = states::Counts::of(&index);
+    report(repo, checked, counts, found, ui)
 }
 
 /// One version the index lists: its file, its `.sha256` and its signature as the index says.
@@ -304,11 +367,12 @@ fn check_listed(repo: &Path, entry: &Entry, v: &Version, found: &mut Findings, k
 struct VerifiedRepo<'a> {
     repository: &'a Path,
     files_checked: usize,
+    states: states::Counts,
     ok: bool,
     findings: &'a Findings,
 }
 
-fn report(repo: &Path, checked: usize, found: Findings, ui: &Ui) -> Result<()> {
+fn report(repo: &Path, checked: usize, counts: states::Counts, found: Findings, ui: &Ui) -> Result<()> {
     let bad = found.missing.len() + found.altered.len() + found.extra.len();
     let error = (bad > 0).then(|| {
         Error::integrity(format!(
@@ -320,7 +384,7 @@ fn report(repo: &Path, checked: usize, found: Findings, ui: &Ui) -> Result<()> {
         ))
     });
     if ui.json {
-        let body = VerifiedRepo { repository: repo, files_checked: checked, ok: bad == 0, findings: &found };
+        let body = VerifiedRepo { repository: repo, files_checked: checked, states: counts, ok: bad == 0, findings: &found };
         print_json(&Envelope::ended("repo verify", error.as_ref(), body));
     } else if !ui.quiet {
         for (what, list) in [("missing", &found.missing), ("altered", &found.altered), ("extra", &found.extra)] {
@@ -329,7 +393,13 @@ fn report(repo: &Path, checked: usize, found: Findings, ui: &Ui) -> Result<()> {
             }
         }
         if bad == 0 {
-            out_line(&format!("{}: {checked} bundle(s), every file as the index says", repo.display()));
+            out_line(&format!(
+                "{}: {checked} bundle(s) ({} released, {} staging, {} yanked), every file as the index says",
+                repo.display(),
+                counts.released,
+                counts.staging,
+                counts.yanked
+            ));
         }
     }
     error.map_or(Ok(()), Err)
