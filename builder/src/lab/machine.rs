@@ -100,8 +100,13 @@ impl Machine {
     /// Copies a local file to `to` on the machine (its directory made).
     pub(crate) fn put(&self, file: &Path, to: &str) -> Result<()> {
         let dir = to.rsplit_once('/').map_or(".", |(d, _)| d);
-        let ran =
-            self.run_with(&format!("mkdir -p {dir} && cat > {to}.part && mv {to}.part {to}"), Some(file), Duration::from_secs(600))?;
+        // On disk before anything runs from it, as a bundle a field engineer copied long
+        // before an install is: a power cut must not take the copy with the page cache.
+        let ran = self.run_with(
+            &format!("mkdir -p {dir} && cat > {to}.part && sync {to}.part && mv {to}.part {to} && sync {dir}"),
+            Some(file),
+            Duration::from_secs(600),
+        )?;
         match ran.ok() {
             true => Ok(()),
             false => Err(Error::host(format!("copying {} to {}:{to} failed: {}", file.display(), self.name, ran.tail()))),

@@ -226,6 +226,9 @@ impl<'a> Scene<'a> {
     /// `Err` naming `what` and the run's end unless it exited 0.
     pub(crate) fn expect_ok(&self, ran: &Ran, what: &str) -> std::result::Result<(), String> {
         match ran.ok() {
+            // Every run the lab makes asks for --json: exit 0 with no document is no run
+            // (an empty or cut bundle file runs as an empty script).
+            true if ran.json().is_null() => Err(format!("{what} exited 0 but printed no JSON document: {}", last_line(ran))),
             true => Ok(()),
             false => Err(format!("{what} failed (exit {}): {}", code(ran), last_line(ran))),
         }
