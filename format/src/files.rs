@@ -135,6 +135,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Whether `program` is a file in one of `PATH`'s directories (an absolute path: that file).
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
 /// Flushes a directory's entries (a rename, a create) to disk; failures are ignored: a
 /// file system that cannot sync a directory has nothing more to do.
 pub fn sync_dir(dir: &Path) {

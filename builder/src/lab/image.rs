@@ -74,7 +74,7 @@ pub(crate) fn build(args: &LabImageArgs, ui: &Ui) -> Result<()> {
         return Err(Error::usage("airbin lab image runs mmdebstrap and makes a file system: run it as root"));
     }
     for (tool, package) in [("mmdebstrap", "mmdebstrap"), ("mkfs.ext4", "e2fsprogs")] {
-        if !super::backend::on_path(tool) && !Path::new("/usr/sbin").join(tool).is_file() {
+        if !airbin_format::files::on_path(tool) && !Path::new("/usr/sbin").join(tool).is_file() {
             return Err(Error::usage(format!("airbin lab image needs {tool}: apt-get install {package}")));
         }
     }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::http;
 use crate::ui::{ProgressReader, Ui};
 use airbin_format::error::{Error, Result};
+use airbin_format::files::on_path;
 pub(crate) use airbin_format::ImageRecord;
 use airbin_format::{Bundle, Member};
 
@@ -50,10 +51,6 @@ impl Engine {
             Engine::Containerd { namespace } => format!("containerd (namespace {namespace})"),
         }
     }
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// How long a question to an engine's CLI may take (a daemon that hangs is named).

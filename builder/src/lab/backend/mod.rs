@@ -9,7 +9,6 @@
 
 mod inventory;
 pub(crate) mod netns;
-pub(crate) use netns::on_path;
 pub(crate) mod qemu;
 
 use std::path::Path;

@@ -12,6 +12,7 @@ use airbin_format::error::{Error, IoContext, Result};
 
 use super::{Backend, Machines};
 use crate::lab::machine::{Endpoint, Machine};
+use airbin_format::files::on_path;
 
 const QA_NODES: &str = include_str!("../../../../hack/qa-nodes.sh");
 const REGISTRY: &str = include_str!("../../../../hack/registry.sh");
@@ -57,11 +58,6 @@ impl Netns {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
-}
-
-pub(crate) fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
-        || Path::new(tool).is_file()
 }
 
 impl Backend for Netns {

@@ -82,7 +82,7 @@ pub(crate) struct Qemu {
 impl Qemu {
     pub(crate) fn open(dir: &Path, work: &Path) -> Result<Qemu> {
         for tool in ["qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen"] {
-            if !super::netns::on_path(tool) {
+            if !airbin_format::files::on_path(tool) {
                 return Err(Error::usage(format!(
                     "--backend qemu needs {tool} on this host: apt-get install qemu-system-x86 qemu-utils openssh-client"
                 )));
