@@ -167,6 +167,11 @@ fn nested_cargo(workspace: &Path, args: &[&str], target_dir: &Path, envs: &[(&st
     for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "RUSTC_WORKSPACE_WRAPPER"] {
         command.env_remove(var);
     }
+    // Its own, where asked: hack/release.sh remaps the source paths panics would carry.
+    println!("cargo:rerun-if-env-changed=AIRBIN_STUB_RUSTFLAGS");
+    if let Some(flags) = env::var_os("AIRBIN_STUB_RUSTFLAGS") {
+        command.env("RUSTFLAGS", flags);
+    }
     let status = command.status().unwrap_or_else(|e| panic!("running cargo to build the {} {what}: {e}", target.arch));
     if !status.success() {
         panic!("building the {} {what} ({}) failed; it needs {}: run `bash hack/setup-host.sh`", target.arch, target.triple, target.needs);

@@ -52,6 +52,13 @@ command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt+=(gcc-aarch64-linux
 command -v aarch64-linux-musl-gcc >/dev/null 2>&1 || need_apt+=(musl-dev:arm64)
 [ -e /usr/lib/binfmt.d/qemu-aarch64.conf ] || need_apt+=(qemu-user-static)
 arm64_busybox=/usr/local/lib/airbin-test/arm64/busybox
+# The SBOM tests' images: a Debian root (mmdebstrap, above) and packages made with
+# dpkg-deb; their validators live in a venv of Debian's python3.
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# Split bundles are tested on a real FAT32 file system (a loop image).
+command -v mkfs.vfat >/dev/null 2>&1 || need_apt+=(dosfstools)
+# ... mounted by the kernel's vfat, or where the kernel has none, by fusefat (FUSE).
+command -v fusefat >/dev/null 2>&1 || need_apt+=(fusefat)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
@@ -118,6 +125,14 @@ args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
 subprocess.check_call([sys.executable, "-m", "ensurepip", "--default-pip"])
 subprocess.check_call([sys.executable, "-m", "pip", "install"] + args)
 EOF_PIP
+fi
+
+# The SBOM tests validate with the reference libraries of both formats, from PyPI.
+sbom=/opt/airbin-sbom
+if ! "$sbom/bin/python" -c 'import cyclonedx.validation.json, spdx_tools' 2>/dev/null; then
+    echo "setup-host: making $sbom (cyclonedx-python-lib, spdx-tools) from PyPI"
+    /usr/bin/python3 -m venv "$sbom"
+    "$sbom/bin/pip" install -q 'cyclonedx-python-lib[json-validation]==11.*' 'spdx-tools==0.8.*'
 fi
 
 echo "setup-host: ready"

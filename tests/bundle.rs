@@ -280,7 +280,8 @@ fn info_json_describes_members_and_build() {
     assert_eq!(info["bundle"]["name"], "minimal");
     assert_eq!(info["build"]["builder_version"], env!("CARGO_PKG_VERSION"));
     let members = info["members"].as_array().unwrap();
-    assert_eq!(members.len(), 3);
+    assert_eq!(members.len(), 4);
+    assert_eq!(members[3]["kind"], "sbom");
     assert_eq!(members[2]["layout"], "tree");
     assert_eq!(members[2]["codec"], "xz");
 }
@@ -646,8 +647,13 @@ fn bundle_with_tree(dir: &Path, tar: Vec<u8>) -> PathBuf {
         images: vec![],
         registry: None,
     });
-    let facts =
-        BuildFacts { builder_version: "0.1.0".into(), built_at: "2026-01-01T00:00:00Z".into(), build_host: "test".into(), delta_of: None };
+    let facts = BuildFacts {
+        builder_version: "0.1.0".into(),
+        built_at: "2026-01-01T00:00:00Z".into(),
+        build_host: "test".into(),
+        delta_of: None,
+        delta_for: None,
+    };
     writer.finish(meta, facts, InstallRules::default(), None).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     path

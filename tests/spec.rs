@@ -289,7 +289,7 @@ fn a_delta_is_named_recorded_and_kept_beside_its_full_bundle_and_a_fresh_site_ta
     let doc: serde_json::Value =
         serde_json::from_slice(&airbin().args(["inspect", "--json"]).arg(&delta).output().unwrap().stdout).unwrap();
     assert_eq!(doc["build"]["delta_of"], serde_json::json!({"version": "1.0", "sha256": sha}));
-    assert_eq!(doc["format_version"], 7);
+    assert_eq!(doc["format_version"], airbin_format::FORMAT_VERSION);
 
     // One repository holds the full bundle and the delta of 2.0 side by side.
     let repo = dir.path().join("repo");

@@ -37,6 +37,13 @@ pub(crate) enum Cmd {
     Fetch(FetchArgs),
     /// Show what a finished bundle is and carries.
     Inspect(InspectArgs),
+    /// Print the SBOM a finished bundle carries (CycloneDX, or --format spdx).
+    Sbom(SbomArgs),
+    /// Install receipts: `receipt verify FILE --key PUB` checks one.
+    Receipt(ReceiptArgs),
+    /// Write what this host holds (installed products, registry blobs, the engine's
+    /// images), as `sh x.bin inventory` does: for `build --base-inventory`.
+    Inventory(InventoryArgs),
     /// What changed from OLD.bin to NEW.bin: members, images and tags, registry
     /// repositories and blobs, parameters, steps.
     Diff(DiffArgs),
@@ -151,16 +158,90 @@ pub(crate) struct BuildArgs {
     #[arg(long, value_name = "PREVIOUS.bin")]
     pub(crate) base: Option<PathBuf>,
     /// The public key the base bundle is signed with.
-    #[arg(long, value_name = "PUBKEY", requires = "base")]
+    #[arg(long, value_name = "PUBKEY")]
     pub(crate) base_key: Option<PathBuf>,
     /// The SHA-256 of the base bundle's file, as its .sha256 names it (for an
     /// unsigned base).
     #[arg(long, value_name = "HEX", requires = "base")]
     pub(crate) base_sha256: Option<String>,
+    /// Build the delta a site needs from what it holds: registry packs leave out every
+    /// blob its inventory (`sh x.bin inventory -o site.json`) lists. With --base-key,
+    /// its .minisig must hold under that key.
+    #[arg(long, value_name = "site.json", conflicts_with = "base")]
+    pub(crate) base_inventory: Option<PathBuf>,
     /// Resolve every image list's tags again and rewrite bundle.lock (without it, a
     /// build uses the digests the lock pins).
     #[arg(long)]
     pub(crate) update_lock: bool,
+    /// Carry an SPDX 2.3 SBOM (sbom.spdx.json) besides the CycloneDX 1.6 one
+    /// (sbom.cdx.json) every bundle carries: `--sbom spdx`.
+    #[arg(long, value_name = "FORMAT", value_parser = ["spdx", "cyclonedx"], conflicts_with = "no_sbom")]
+    pub(crate) sbom: Option<String>,
+    /// Carry no SBOM at all.
+    #[arg(long)]
+    pub(crate) no_sbom: bool,
+    /// Cut the bundle into X.bin and X.bin.part2, ... of at most SIZE each (4G for
+    /// FAT32 sticks, 4400M for a DVD), each with its .sha256; `sh X.bin` finds the parts
+    /// beside it (or under --parts DIR).
+    #[arg(long, value_name = "SIZE", value_parser = crate::assemble::split::parse_size)]
+    pub(crate) split_size: Option<u64>,
+}
+
+#[derive(Args)]
+pub(crate) struct InventoryArgs {
+    /// Write the inventory to FILE (default: print it).
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    /// A registry root to list the blobs of; repeatable (default: each installed
+    /// product's registry_root, and /var/lib/docker-registry where it exists).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) registry_root: Vec<PathBuf>,
+    /// Where the products' state directories are (default: $AIRBIN_STATE_DIR, else
+    /// /var/lib/airbin).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
+    /// Leave the engine's images out.
+    #[arg(long)]
+    pub(crate) no_engine: bool,
+    /// Sign it with this minisign secret key (FILE.minisig beside -o FILE).
+    #[arg(long, value_name = "KEY")]
+    pub(crate) sign: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct ReceiptArgs {
+    #[command(subcommand)]
+    pub(crate) command: ReceiptCmd,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ReceiptCmd {
+    /// Check a receipt an install, upgrade, hotfix or uninstall left (the .intoto.json
+    /// in the state directory's .receipts/): its .minisig under --key, and with
+    /// --bundle that it names that bundle.
+    Verify(ReceiptVerifyArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct ReceiptVerifyArgs {
+    /// The receipt (NAME/RUN.intoto.json; its .minisig beside it).
+    pub(crate) receipt: PathBuf,
+    /// The minisign public key the site signs receipts with.
+    #[arg(long, value_name = "PUB")]
+    pub(crate) key: PathBuf,
+    /// The bundle the receipt must name.
+    #[arg(long, value_name = "X.bin")]
+    pub(crate) bundle: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct SbomArgs {
+    /// The bundle.
+    pub(crate) bundle: PathBuf,
+    /// cyclonedx (CycloneDX 1.6 JSON, every bundle's) or spdx (SPDX 2.3 JSON, with
+    /// `airbin build --sbom spdx`).
+    #[arg(long, value_name = "FORMAT", default_value = "cyclonedx")]
+    pub(crate) format: String,
 }
 
 #[derive(Args)]
@@ -362,6 +443,9 @@ pub(crate) fn name_of(command: &Cmd) -> &'static str {
         Cmd::Build(_) => "build",
         Cmd::Fetch(_) => "fetch",
         Cmd::Inspect(_) => "inspect",
+        Cmd::Sbom(_) => "sbom",
+        Cmd::Receipt(_) => "receipt verify",
+        Cmd::Inventory(_) => "inventory",
         Cmd::Lint(_) => "lint",
         Cmd::Schema(_) => "schema",
         Cmd::Init(_) => "init",
@@ -389,6 +473,9 @@ pub(crate) fn name_in(args: &[std::ffi::OsString]) -> &'static str {
         (Some("build"), _) => "build",
         (Some("fetch"), _) => "fetch",
         (Some("inspect"), _) => "inspect",
+        (Some("sbom"), _) => "sbom",
+        (Some("receipt"), _) => "receipt verify",
+        (Some("inventory"), _) => "inventory",
         (Some("lint"), _) => "lint",
         (Some("schema"), _) => "schema",
         (Some("init"), _) => "init",

@@ -11,11 +11,14 @@ mod diff;
 mod images;
 mod init;
 mod inspect;
+mod inventory;
 mod keygen;
 mod lab;
 mod lint;
+mod receipt;
 mod repo;
 mod runtime;
+mod sbom;
 mod verify;
 
 use std::process::ExitCode;
@@ -80,6 +83,11 @@ fn try_main(cli: Cli) -> Result<()> {
         Cmd::Fetch(args) => images::fetch(&args, &ui),
         Cmd::Inspect(args) if args.schema => inspect::schema(&args.bundle, &ui),
         Cmd::Inspect(args) => inspect::inspect(&args.bundle, &ui),
+        Cmd::Sbom(args) => sbom::run(&args.bundle, &args.format, &ui),
+        Cmd::Inventory(args) => inventory::run(&args, &ui),
+        Cmd::Receipt(cli::ReceiptArgs { command: cli::ReceiptCmd::Verify(args) }) => {
+            receipt::verify(&args.receipt, &args.key, args.bundle.as_deref(), &ui)
+        }
         Cmd::Diff(args) => diff::diff(&args.old, &args.new, &ui),
         Cmd::Verify(args) => verify::verify(&args.bundle, &args.key, &ui),
         Cmd::Repo(RepoArgs { command: RepoCmd::Add(args) }) => {

@@ -31,6 +31,15 @@ pub struct Info<'a> {
     pub requires: &'a Requires,
     #[serde(skip_serializing_if = "<[Parameter]>::is_empty")]
     pub parameters: &'a [Parameter],
+    /// The SBOM documents carried, by format: the member and its content's SHA-256.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sbom: std::collections::BTreeMap<&'static str, SbomMember<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct SbomMember<'a> {
+    pub member: &'a str,
+    pub sha256: &'a str,
 }
 
 /// Who signed a bundle, and whether that was checked against a pinned key.
@@ -62,6 +71,9 @@ impl From<&Signer> for Signature {
 #[derive(Serialize)]
 pub struct Checked<'a> {
     pub bundle: &'a std::path::Path,
+    /// A split bundle's files, the first one included.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<&'a std::path::Path>,
     pub sha256: String,
     pub bytes: u64,
     pub signature: Signature,
@@ -69,14 +81,19 @@ pub struct Checked<'a> {
 
 impl<'a> Checked<'a> {
     pub fn new(bundle: &'a Bundle, signer: &Signer) -> Checked<'a> {
-        Checked { bundle: &bundle.path, sha256: bundle.sha256(), bytes: bundle.trailer.total_len, signature: signer.into() }
+        let parts = if bundle.files().len() > 1 { bundle.files() } else { Vec::new() };
+        Checked { bundle: &bundle.path, parts, sha256: bundle.sha256(), bytes: bundle.trailer.total_len, signature: signer.into() }
     }
 }
 
 /// The one line `check` prints when every byte and the signature passed.
 pub fn checked_line(bundle: &Bundle, signer: &Signer) -> String {
+    let parts = match bundle.files().len() {
+        1 => String::new(),
+        n => format!(" in {n} parts"),
+    };
     format!(
-        "{}: OK ({} {}, {} bytes, all checksums match; {signer})",
+        "{}: OK ({} {}, {} bytes{parts}, all checksums match; {signer})",
         bundle.path.display(),
         bundle.index.bundle.name,
         bundle.index.bundle.version,
@@ -102,6 +119,10 @@ pub fn info(bundle: &Bundle) -> Info<'_> {
         config: &index.config,
         requires: &index.requires,
         parameters: &index.parameters,
+        sbom: crate::SBOM_MEMBERS
+            .iter()
+            .filter_map(|(format, _)| index.sbom(format).map(|m| (*format, SbomMember { member: &m.name, sha256: &m.sha256 })))
+            .collect(),
     }
 }
 
@@ -120,6 +141,12 @@ pub fn info_lines(bundle: &Bundle) -> Vec<String> {
         let sha = base.sha256.get(..12).unwrap_or(&base.sha256);
         lines.push(format!("delta of:    {} (SHA-256 {sha}): installs only over that version", base.version));
     }
+    if let Some(site) = &index.build.delta_for {
+        lines.push(format!(
+            "delta for:   {}'s inventory taken {}: installs where the registry root holds what it leaves out",
+            site.host, site.taken_at
+        ));
+    }
     let build = &index.build;
     let when = if build.built_at.is_empty() { "(time not recorded)".to_string() } else { build.built_at.clone() };
     let host = if build.build_host.is_empty() { String::new() } else { format!(" on {}", build.build_host) };
@@ -130,6 +157,11 @@ pub fn info_lines(bundle: &Bundle) -> Vec<String> {
     });
     lines.push(format!("format:      {}", index.format_version));
     lines.push(format!("size:        {} ({} bytes)", HumanBytes(bundle.trailer.total_len), bundle.trailer.total_len));
+    for (format, _) in crate::SBOM_MEMBERS {
+        if let Some(m) = index.sbom(format) {
+            lines.push(format!("sbom:        {format} in {}, SHA-256 {} (print it: sbom --format {format})", m.name, m.sha256));
+        }
+    }
     lines.push("members:".to_string());
     lines.extend(member_lines(&index.members));
     if !index.steps.is_empty() {
@@ -179,4 +211,49 @@ pub fn member_lines(members: &[Member]) -> Vec<String> {
 fn short_id(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     hex.get(..12).unwrap_or(hex)
+}
+
+/// What `sbom --json` gives: the document, which member holds it, and the digests
+/// that tie it to the bundle.
+#[derive(Serialize)]
+pub struct SbomDocument {
+    pub format: &'static str,
+    pub member: String,
+    /// The member's content, as the index (covered by the bundle's digest and
+    /// signature) records it.
+    pub sha256: String,
+    /// The bundle's own payload digest, which the document cannot hold.
+    pub sha256_of_payload: String,
+    pub document: serde_json::Value,
+}
+
+/// The SBOM a bundle carries in `format` (`cyclonedx`, `spdx`), its bytes checked
+/// against the index as they are read.
+pub fn sbom(bundle: &Bundle, format: &str) -> crate::error::Result<(SbomDocument, Vec<u8>)> {
+    use crate::error::{Error, IoContext};
+    let Some((format, name)) = crate::SBOM_MEMBERS.iter().find(|(f, _)| *f == format) else {
+        return Err(Error::usage(format!("'{format}' is no SBOM format airbin writes; use --format cyclonedx or --format spdx")));
+    };
+    let index = &bundle.index;
+    let Some(member) = index.members.iter().find(|m| m.name == *name && m.kind == crate::MemberKind::Sbom) else {
+        let carried: Vec<&str> = crate::SBOM_MEMBERS.iter().filter(|(f, _)| index.sbom(f).is_some()).map(|(f, _)| *f).collect();
+        let why = match (index.format_version < 8, carried.is_empty()) {
+            (true, _) => format!(
+                "was built by airbin {} (format {}), before bundles carried an SBOM; rebuild it with this airbin to have one",
+                index.build.builder_version, index.format_version
+            ),
+            (false, true) => "was built without an SBOM (airbin build --no-sbom); rebuild it without --no-sbom".to_string(),
+            (false, false) => {
+                format!("carries no {format} SBOM (build with --sbom spdx for both); it has: --format {}", carried.join(", --format "))
+            }
+        };
+        return Err(Error::usage(format!("{} {why}", bundle.path.display())));
+    };
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut bundle.content_reader(member)?, &mut text).ctx("reading", &bundle.path)?;
+    let document = serde_json::from_slice(&text)
+        .map_err(|e| Error::integrity(format!("{}: member {name} is not JSON ({e})", bundle.path.display())))?;
+    let facts =
+        SbomDocument { format, member: member.name.clone(), sha256: member.sha256.clone(), sha256_of_payload: bundle.sha256(), document };
+    Ok((facts, text))
 }

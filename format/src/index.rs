@@ -63,6 +63,20 @@ pub struct BuildFacts {
     /// installed; it leaves out the registry blobs that bundle carries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delta_of: Option<DeltaBase>,
+    /// A delta built from a site's inventory (format 8): it leaves out the registry
+    /// blobs that site's registries held; it installs wherever they are there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_for: Option<InventoryBase>,
+}
+
+/// The site inventory a delta was built for.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryBase {
+    pub host: String,
+    pub taken_at: String,
+    /// Of the inventory file.
+    pub sha256: String,
 }
 
 /// The bundle a delta was built against.
@@ -94,6 +108,10 @@ pub enum MemberKind {
     /// A sample of the product's config file.
     ConfigSample,
     File,
+    /// The bundle's software bill of materials (CycloneDX or SPDX JSON), written by
+    /// `airbin build` itself, never named in a spec (format 8).
+    #[cfg_attr(feature = "schema", schemars(skip))]
+    Sbom,
 }
 
 impl MemberKind {
@@ -104,6 +122,7 @@ impl MemberKind {
             MemberKind::Tool => "tool",
             MemberKind::ConfigSample => "config-sample",
             MemberKind::File => "file",
+            MemberKind::Sbom => "sbom",
         }
     }
 }
@@ -174,5 +193,11 @@ impl Index {
     /// The product's config sample, if the bundle carries one.
     pub fn config_sample(&self) -> Option<&Member> {
         self.members.iter().find(|m| m.kind == MemberKind::ConfigSample)
+    }
+
+    /// The SBOM member in `format` (`cyclonedx` or `spdx`), if the bundle carries one.
+    pub fn sbom(&self, format: &str) -> Option<&Member> {
+        let name = crate::sbom_member_name(format)?;
+        self.members.iter().find(|m| m.kind == MemberKind::Sbom && m.name == name)
     }
 }

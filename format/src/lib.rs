@@ -33,8 +33,10 @@ pub mod files;
 mod fuzz;
 pub mod image_archive;
 mod index;
+pub mod inventory;
 pub mod launcher;
 pub mod params;
+pub mod parts;
 mod reader;
 mod records;
 pub mod registry_pack;
@@ -42,6 +44,8 @@ pub mod registry_pack;
 mod roundtrip_tests;
 pub mod rules;
 pub mod signature;
+#[cfg(feature = "signing")]
+pub mod signing;
 mod step;
 pub mod tarsafe;
 #[cfg(test)]
@@ -50,7 +54,7 @@ mod trailer;
 pub mod validate;
 mod writer;
 
-pub use index::{BuildFacts, BundleMeta, Codec, DeltaBase, Index, Layout, Member, MemberKind, Region};
+pub use index::{BuildFacts, BundleMeta, Codec, DeltaBase, Index, InventoryBase, Layout, Member, MemberKind, Region};
 pub use params::{ParamType, Parameter};
 pub use reader::{Bundle, ContentReader, FileIdentity, RegionReader};
 pub use records::{ImageRecord, RegistryPackRecord, RepositoryRecord, TagRecord};
@@ -67,6 +71,15 @@ pub use writer::{BundleWriter, Finished, InstallRules, Sign, StoredFacts};
 /// block, `special_bits`, and build facts that may be left out; format 4 the steps'
 /// `roles` and the config's node-list keys; format 5 parameters, the steps' `when`
 /// (install, upgrade), `hotfix_of`, `push-images` and delta registry packs; format 6
-/// the steps' `when: uninstall`; format 7 a delta's base, `build.delta_of`).
-pub const FORMAT_VERSION: u32 = 7;
+/// the steps' `when: uninstall`; format 7 a delta's base, `build.delta_of`; format 8
+/// the `sbom` member kind and `build.delta_for`, a delta built from a site's inventory).
+pub const FORMAT_VERSION: u32 = 8;
+
+/// The SBOM formats a bundle may carry, and the member each is in.
+pub const SBOM_MEMBERS: [(&str, &str); 2] = [("cyclonedx", "sbom.cdx.json"), ("spdx", "sbom.spdx.json")];
+
+/// The member name of an SBOM format (`cyclonedx`, `spdx`).
+pub fn sbom_member_name(format: &str) -> Option<&'static str> {
+    SBOM_MEMBERS.iter().find(|(f, _)| *f == format).map(|(_, name)| *name)
+}
 pub const OLDEST_FORMAT: u32 = 1;

@@ -6,27 +6,26 @@
 //! `verify` may run on its own thread while an install streams members: its verdict
 //! is shared (`await_verified`), and nothing may commit bytes before it passes.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
 use sha2::{Digest, Sha256};
 
 use super::digest::to_hex;
-use super::launcher::{self, LAUNCHER_LEN};
+use super::launcher::LAUNCHER_LEN;
 use super::signature::{self, Embedded, Signer, TrustedKey, SIGNATURE_BLOCK};
 use super::trailer::{Trailer, TRAILER_LEN};
 use super::validate;
 use super::{Codec, Index, Member, FORMAT_VERSION, OLDEST_FORMAT};
 use crate::error::{Error, IoContext, Result};
+use crate::parts::{damaged, open_file, BundleFile, PartCheck};
 
 const READ_BUF: usize = 1 << 20;
 
 pub struct Bundle {
     pub path: PathBuf,
-    file: File,
+    file: BundleFile,
     pub trailer: Trailer,
     pub index: Index,
     /// The embedded signature of a signed bundle (format 3).
@@ -78,44 +77,9 @@ impl Verdict {
     }
 }
 
-fn damaged(path: &Path, what: impl std::fmt::Display) -> Error {
-    Error::integrity(format!("{} is damaged: {what}; copy the bundle again and compare it with its .sha256 file", path.display()))
-}
-
-/// The bundle's length as its launcher gives it, which must be the file's: a truncated
-/// copy, bytes added after its end, an altered launcher or no bundle at all are told
-/// apart, each with what to do.
-fn total_len(file: &File, path: &Path) -> Result<u64> {
-    let len = file.metadata().ctx("reading the size of", path)?.len();
-    let mut head = vec![0u8; LAUNCHER_LEN.min(len) as usize];
-    file.read_exact_at(&mut head, 0).ctx("reading", path)?;
-    let launcher = launcher::parse(&head);
-    let trailer_at_end = read_tail(file, len).ctx("reading", path)?;
-    match (&launcher, &trailer_at_end) {
-        (Some(l), _) if l.total_len == len => Ok(len),
-        (Some(_), Some(t)) if t.total_len == len => Err(damaged(path, "its launcher header gives a wrong length")),
-        (Some(l), _) if len < l.total_len => Err(Error::integrity(format!(
-            "{} is truncated: it has {len} bytes of {}; copy the bundle again (an interrupted download?) and compare it with its .sha256 file",
-            path.display(),
-            l.total_len
-        ))),
-        (Some(l), _) => Err(Error::integrity(format!(
-            "{} has {} unexpected bytes after its end (the bundle is {} bytes); copy the bundle again and compare it with its .sha256 file",
-            path.display(),
-            len - l.total_len,
-            l.total_len
-        ))),
-        (None, Some(_)) => Err(damaged(path, "its launcher header is altered")),
-        (None, None) if head.starts_with(b"#!/bin/sh\n") && String::from_utf8_lossy(&head).contains("airbin offline installer bundle") => {
-            Err(damaged(path, "its launcher header is altered and its trailer is missing"))
-        }
-        (None, None) => Err(Error::integrity(format!("{} is not an airbin bundle; give the path of a .bin made by airbin", path.display()))),
-    }
-}
-
 /// The trailer at `total`'s end (and its raw bytes): a format this runtime reads, and
 /// offsets that fit together.
-fn read_trailer(file: &File, path: &Path, total: u64) -> Result<(Trailer, [u8; TRAILER_LEN as usize])> {
+fn read_trailer(file: &BundleFile, path: &Path, total: u64) -> Result<(Trailer, [u8; TRAILER_LEN as usize])> {
     if total < LAUNCHER_LEN + TRAILER_LEN {
         return Err(damaged(path, "it is too short to hold a bundle"));
     }
@@ -152,7 +116,7 @@ fn read_trailer(file: &File, path: &Path, total: u64) -> Result<(Trailer, [u8; T
 
 /// The index the trailer points at: its digest, its JSON, its agreement with the
 /// trailer, and every value held to the builder's rules.
-fn read_index(file: &File, path: &Path, trailer: &Trailer, raw_trailer: &[u8; TRAILER_LEN as usize]) -> Result<Index> {
+fn read_index(file: &BundleFile, path: &Path, trailer: &Trailer, raw_trailer: &[u8; TRAILER_LEN as usize]) -> Result<Index> {
     let mut raw_index = vec![0u8; trailer.index_len as usize];
     file.read_exact_at(&mut raw_index, trailer.index_offset).ctx("reading", path)?;
     if Sha256::digest(&raw_index).as_slice() != trailer.index_sha256 {
@@ -191,8 +155,13 @@ impl Bundle {
     /// Opens a bundle and checks everything that is cheap to check: the total length,
     /// the trailer, the format version and the index's own digest.
     pub fn open(path: &Path) -> Result<Bundle> {
-        let file = File::open(path).ctx("opening the bundle", path)?;
-        let total = total_len(&file, path)?;
+        Bundle::open_parts(path, &[])
+    }
+
+    /// Opens a bundle that may be split into parts (`airbin build --split-size`): its
+    /// parts beside it or in `dirs`, each of the size it must have, are read as one.
+    pub fn open_parts(path: &Path, dirs: &[PathBuf]) -> Result<Bundle> {
+        let (file, total) = open_file(path, dirs)?;
         let (trailer, raw) = read_trailer(&file, path, total)?;
         let index = read_index(&file, path, &trailer, &raw)?;
         let signature = match trailer.signature_len as u64 {
@@ -255,17 +224,26 @@ impl Bundle {
 
     /// The open file's identity (from its descriptor: the file being read, whatever
     /// the path names now).
+    /// For a split bundle: the first part's inode, the whole length, and the latest
+    /// times of any part (a part written since moves them).
     pub fn identity(&self) -> Result<FileIdentity> {
         use std::os::unix::fs::MetadataExt;
-        let meta = self.file.metadata().ctx("reading the metadata of", &self.path)?;
         let ns = |secs: i64, nanos: i64| secs.saturating_mul(1_000_000_000).saturating_add(nanos);
-        Ok(FileIdentity {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-        })
+        let mut identity: Option<FileIdentity> = None;
+        for part in &self.file.parts {
+            let meta = part.file.metadata().ctx("reading the metadata of", &part.path)?;
+            let (mtime_ns, ctime_ns) = (ns(meta.mtime(), meta.mtime_nsec()), ns(meta.ctime(), meta.ctime_nsec()));
+            identity = Some(match identity {
+                None => FileIdentity { dev: meta.dev(), ino: meta.ino(), size: self.file.len(), mtime_ns, ctime_ns },
+                Some(id) => FileIdentity { mtime_ns: id.mtime_ns.max(mtime_ns), ctime_ns: id.ctime_ns.max(ctime_ns), ..id },
+            });
+        }
+        identity.ok_or_else(|| Error::internal("a bundle without a file"))
+    }
+
+    /// The files the bundle is read from: itself, or its parts in order.
+    pub fn files(&self) -> Vec<&Path> {
+        self.file.parts.iter().map(|p| p.path.as_path()).collect()
     }
 
     /// Who signed the bundle, checked against `keys` (the digest it signs is the
@@ -322,6 +300,7 @@ impl Bundle {
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; READ_BUF];
         let mut pos = 0u64;
+        let mut parts = PartCheck::new(&self.file);
         while pos < end {
             crate::error::check_cancel()?;
             let want = (end - pos).min(READ_BUF as u64) as usize;
@@ -330,9 +309,11 @@ impl Bundle {
                 return Err(damaged(&self.path, "it shrank while being checked"));
             }
             hasher.update(&buf[..n]);
+            parts.update(&buf[..n])?;
             pos += n as u64;
             on_read(n as u64);
         }
+        parts.finish()?;
         let digest = hasher.finalize();
         if digest.as_slice() != self.trailer.file_sha256 {
             return Err(damaged(
@@ -413,18 +394,9 @@ fn xz_decoder() -> Result<liblzma::stream::Stream> {
         .map_err(|e| Error::internal(format!("starting the xz decoder: {e}")))
 }
 
-fn read_tail(file: &File, len: u64) -> io::Result<Option<Trailer>> {
-    if len < TRAILER_LEN {
-        return Ok(None);
-    }
-    let mut raw = [0u8; TRAILER_LEN as usize];
-    file.read_exact_at(&mut raw, len - TRAILER_LEN)?;
-    Ok(Trailer::decode(&raw))
-}
-
 /// Reads one region of the bundle by position.
 pub struct RegionReader<'a> {
-    file: &'a File,
+    file: &'a BundleFile,
     pos: u64,
     end: u64,
 }

@@ -67,7 +67,8 @@ fn write_bundle(dir: &Path, file: &str, members: &[(&str, Codec, Vec<u8>)], shor
     for member in records {
         writer.add_member(member);
     }
-    let facts = BuildFacts { builder_version: "test".into(), built_at: String::new(), build_host: String::new(), delta_of: None };
+    let facts =
+        BuildFacts { builder_version: "test".into(), built_at: String::new(), build_host: String::new(), delta_of: None, delta_for: None };
     writer.finish(meta(), facts, InstallRules::default(), None).unwrap();
     path
 }

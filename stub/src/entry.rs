@@ -143,7 +143,7 @@ fn try_main(args: Vec<OsString>) -> Result<ExitCode> {
         cli.bundle.clone().ok_or_else(|| Error::usage("this is the airbin runtime; it runs from inside a bundle: sh BUNDLE.bin --help"))?;
     let command = cli.resolved_command(&matches).map_err(|m| Error::usage(format!("{m}; see {} --help", crate::shell::bundle())))?;
     ui::set_command(command.name());
-    let ctx = Context { bundle_path, ui: Ui::detect(cli.output.quiet, cli.output.json) };
+    let ctx = Context { bundle_path, parts: cli.parts.clone(), ui: Ui::detect(cli.output.quiet, cli.output.json) };
     commands::run(&ctx, command)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -18,7 +18,8 @@ pub(crate) fn bundle_with_steps(dir: &Path, steps: &str) -> Bundle {
     };
     let writer = BundleWriter::new(out, b"stub", &meta, "test").unwrap();
     let steps: Vec<Step> = serde_json::from_str(steps).unwrap();
-    let facts = BuildFacts { builder_version: "test".into(), built_at: String::new(), build_host: String::new(), delta_of: None };
+    let facts =
+        BuildFacts { builder_version: "test".into(), built_at: String::new(), build_host: String::new(), delta_of: None, delta_for: None };
     writer.finish(meta, facts, InstallRules { steps, ..InstallRules::default() }, None).unwrap();
     Bundle::open(&path).unwrap()
 }

@@ -151,10 +151,12 @@ fn replace_with(temp: &Path, path: &Path) -> Result<()> {
     fs::rename(temp, path).ctx("renaming into place", path)
 }
 
-/// The members named on the command line, or all of them when none is named.
+/// The members named on the command line, or all the product's when none is named.
 pub(crate) fn select_members<'a>(bundle: &'a Bundle, names: &[String]) -> Result<Vec<&'a Member>> {
+    // All: the product's members. The SBOM is the bundle's own document (`sbom` prints
+    // it), extracted when named.
     if names.is_empty() {
-        return Ok(bundle.index.members.iter().collect());
+        return Ok(bundle.index.members.iter().filter(|m| m.kind != airbin_format::MemberKind::Sbom).collect());
     }
     names.iter().map(|name| bundle.member(name)).collect()
 }

@@ -9,9 +9,10 @@ use std::path::Path;
 
 use airbin_format::console::Ui;
 use airbin_format::error::{Error, Result};
+use airbin_format::inventory::Inventory;
 use airbin_format::registry_pack::{DirStorage, Storage, TarStorage};
 use airbin_format::signature::TrustedKey;
-use airbin_format::{Bundle, BundleMeta, DeltaBase, MemberKind};
+use airbin_format::{Bundle, BundleMeta, DeltaBase, InventoryBase, MemberKind};
 
 /// How the base is known to be the release engineer's own: a key it is signed with,
 /// or the SHA-256 of its file (as its `.sha256` says).
@@ -22,9 +23,42 @@ pub(crate) struct BaseTrust {
 
 /// The base of a delta: what the delta's index records of it, and the blobs it carries.
 pub(crate) struct Base {
-    pub(crate) recorded: DeltaBase,
+    pub(crate) recorded: Recorded,
     /// Hex digests of the blobs its registry packs carry.
     pub(crate) blobs: BTreeSet<String>,
+}
+
+/// What a delta is built against: an earlier bundle, or a site's inventory.
+pub(crate) enum Recorded {
+    Bundle(DeltaBase),
+    Site(InventoryBase),
+}
+
+/// A delta for a site (`--base-inventory`): the blobs its registries hold. With a key,
+/// the inventory's `.minisig` must hold under it; without one, a wrong inventory can
+/// only make a delta the site's preflight refuses, naming the blobs it lacks.
+pub(crate) fn inventory_blobs(path: &Path, key: Option<&Path>, ui: &Ui) -> Result<Base> {
+    let (inventory, text) = Inventory::read(path)?;
+    if let Some(key) = key {
+        let mut sig = path.as_os_str().to_owned();
+        sig.push(".minisig");
+        let signature = std::fs::read(&sig).map_err(|e| {
+            Error::integrity(format!(
+                "{} cannot be read ({e}): --base-key asks for a signed inventory; sign it on the site: inventory -o site.json --sign KEY",
+                Path::new(&sig).display()
+            ))
+        })?;
+        airbin_format::signing::verify_detached(std::io::Cursor::new(&text), &signature, key, &path.display().to_string())?;
+    }
+    let blobs = inventory.blobs();
+    ui.status(format!(
+        "delta for {} (inventory taken {}): its registries hold {} blob(s)",
+        inventory.host,
+        inventory.taken_at,
+        blobs.len()
+    ));
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&text));
+    Ok(Base { recorded: Recorded::Site(InventoryBase { host: inventory.host, taken_at: inventory.taken_at, sha256 }), blobs })
 }
 
 /// The blobs (hex digests) the base bundle's registry packs really carry (read and
@@ -73,7 +107,7 @@ pub(crate) fn base_blobs(base: &Path, meta: &BundleMeta, trust: &BaseTrust, ui: 
         blobs.extend(digests.into_iter().filter(|(name, digest)| name == digest).map(|(name, _)| name));
     }
     let (sha256, _) = crate::repo::file_sha256(base)?;
-    Ok(Base { recorded: DeltaBase { version: b.version.clone(), sha256 }, blobs })
+    Ok(Base { recorded: Recorded::Bundle(DeltaBase { version: b.version.clone(), sha256 }), blobs })
 }
 
 /// Of the blobs in the registry root `root`, those `base` carries, less the manifests.

@@ -25,7 +25,7 @@ pub(crate) fn inspect(kind: MemberKind, member: &str, source: &Source, arch: &st
     match kind {
         MemberKind::Image => image_archive(member, source.path(), arch),
         MemberKind::RegistryPack => Ok(Details { registry: Some(registry_pack(member, source)?), ..Details::default() }),
-        MemberKind::Tool | MemberKind::ConfigSample | MemberKind::File => Ok(Details::default()),
+        MemberKind::Tool | MemberKind::ConfigSample | MemberKind::File | MemberKind::Sbom => Ok(Details::default()),
     }
 }
 

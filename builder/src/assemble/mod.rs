@@ -24,6 +24,7 @@ pub(crate) mod member_facts;
 pub(crate) mod signing;
 pub(crate) mod source;
 pub(crate) mod spec;
+pub(crate) mod split;
 pub(crate) mod stubs;
 mod write;
 
@@ -37,9 +38,16 @@ pub(crate) fn run(args: &crate::cli::BuildArgs, ui: &Ui) -> Result<()> {
         record_host: args.record_host,
         arch: args.arch.clone(),
         base: args.base.clone(),
+        base_inventory: args.base_inventory.clone(),
         base_key: args.base_key.clone(),
         base_sha256: args.base_sha256.clone(),
         update_lock: args.update_lock,
+        sbom: match (args.no_sbom, args.sbom.as_deref()) {
+            (true, _) => crate::sbom::Formats::None,
+            (false, Some("spdx")) => crate::sbom::Formats::CycloneDxAndSpdx,
+            (false, _) => crate::sbom::Formats::CycloneDx,
+        },
+        split_size: args.split_size,
     };
     let built = build(&args.spec, &args.outdir, &options, ui)?;
     if ui.json {
@@ -62,6 +70,9 @@ pub(crate) struct Built {
     pub(crate) members: Vec<Member>,
     pub(crate) minisig: Option<PathBuf>,
     pub(crate) key_id: Option<String>,
+    /// A split bundle's parts after the first (`--split-size`), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) parts: Vec<PathBuf>,
 }
 
 fn build_host() -> String {
@@ -82,10 +93,16 @@ pub(crate) struct BuildOptions {
     pub(crate) base: Option<PathBuf>,
     /// The public key the base is signed with (`--base-key`).
     pub(crate) base_key: Option<PathBuf>,
+    /// A delta for the site this inventory describes (`--base-inventory`).
+    pub(crate) base_inventory: Option<PathBuf>,
     /// The base file's SHA-256, as its `.sha256` says (`--base-sha256`).
     pub(crate) base_sha256: Option<String>,
     /// Resolve image lists' tags again (`--update-lock`).
     pub(crate) update_lock: bool,
+    /// The SBOM documents to carry (`--sbom`, `--no-sbom`).
+    pub(crate) sbom: crate::sbom::Formats,
+    /// Cut the bundle into parts of at most this many bytes (`--split-size`).
+    pub(crate) split_size: Option<u64>,
 }
 
 /// The build time to record: `SOURCE_DATE_EPOCH` (seconds since 1970), or none at all,
@@ -166,6 +183,7 @@ pub(crate) fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: 
     // that lives as long as the build; the lock is written once the bundle is.
     let from_lists = crate::images::prepare(&mut loaded, options.update_lock, ui)?;
     check_outdir_is_no_input(&loaded, outdir)?;
+    check_split_size(options.split_size, &loaded.spec.arch)?;
     let signer = options.sign.as_deref().map(signing::SigningKey::load).transpose()?;
     let built_at = source_date_epoch()?;
     let spec = &loaded.spec;
@@ -188,13 +206,35 @@ pub(crate) fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: 
         planned.iter().map(|p| (p.spec.name.as_str(), &p.details.images[..])).collect();
     check_push_steps(&loaded, &images)?;
     drop(images);
+    let sbom_images = match options.sbom {
+        crate::sbom::Formats::None => Vec::new(),
+        _ => {
+            let inputs: Vec<crate::sbom::ImageInput> = planned
+                .iter()
+                .map(|p| crate::sbom::ImageInput {
+                    name: &p.spec.name,
+                    kind: p.spec.kind,
+                    source: &p.source,
+                    registry: p.details.registry.as_ref(),
+                })
+                .collect();
+            crate::sbom::images(&inputs, &meta.arch, ui)?
+        }
+    };
     let facts = BuildFacts {
         builder_version: VERSION.to_string(),
         built_at: built_at.map_or_else(String::new, |secs| {
             humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
         }),
         build_host: if options.record_host { build_host() } else { String::new() },
-        delta_of: base.map(|b| b.recorded),
+        delta_of: base.as_ref().and_then(|b| match &b.recorded {
+            delta::Recorded::Bundle(recorded) => Some(recorded.clone()),
+            delta::Recorded::Site(_) => None,
+        }),
+        delta_for: base.and_then(|b| match b.recorded {
+            delta::Recorded::Site(site) => Some(site),
+            delta::Recorded::Bundle(_) => None,
+        }),
     };
     let install = InstallRules {
         steps: spec.steps.clone(),
@@ -202,13 +242,32 @@ pub(crate) fn build(spec_arg: &Path, outdir: &Path, options: &BuildOptions, ui: 
         requires: spec.requires.clone(),
         parameters: spec.parameters.clone(),
     };
-    let built = write::write_bundle(write::Bundle { meta, facts, install, planned }, signer.as_ref(), outdir, ui)?;
+    let sbom = write::Sbom { formats: options.sbom, images: sbom_images };
+    let bundle = write::Bundle { meta, facts, install, planned, sbom, split: options.split_size };
+    let built = write::write_bundle(bundle, signer.as_ref(), outdir, ui)?;
     from_lists.map_or(Ok(()), |made| made.write_lock(ui))?;
     Ok(built)
 }
 
+/// The first part must hold the launcher and the whole runtime, so that `sh x.bin`
+/// starts from it alone.
+fn check_split_size(split_size: Option<u64>, arch: &str) -> Result<()> {
+    let Some(size) = split_size else { return Ok(()) };
+    let need = airbin_format::launcher::LAUNCHER_LEN + (stubs::for_arch(arch).bytes.len() as u64).div_ceil(4096) * 4096;
+    if size <= need {
+        return Err(Error::usage(format!(
+            "--split-size {size} is too small: the first part holds the launcher and the runtime ({need} bytes) and some payload; give at least {}M",
+            (need + 1).div_ceil(1 << 20)
+        )));
+    }
+    Ok(())
+}
+
 /// For a delta (`--base`): the blobs the base carries, once the base is checked.
 fn base_blobs(options: &BuildOptions, signer: Option<&signing::SigningKey>, meta: &BundleMeta, ui: &Ui) -> Result<Option<delta::Base>> {
+    if let Some(inventory) = &options.base_inventory {
+        return Ok(Some(delta::inventory_blobs(inventory, options.base_key.as_deref(), ui)?));
+    }
     let Some(base) = options.base.as_deref() else { return Ok(None) };
     let mut keys = Vec::new();
     if let Some(key) = &options.base_key {

@@ -322,6 +322,9 @@ fn validate_member(loaded: &LoadedSpec, i: usize, member: &MemberSpec, input: &P
             format_args!("'{}' is not a valid member name: it {why}; {SAFE_NAME}", printable(&member.name, 120)),
         ));
     }
+    if let Some((field, why)) = validate::sbom_reserved(member.kind, &member.name) {
+        return Err(field_error(loaded, &at(field), why));
+    }
     if let Some(found) = list_member_problem(member) {
         return Err(field_error(loaded, &at(found.0), found.1));
     }

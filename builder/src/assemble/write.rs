@@ -27,21 +27,37 @@ pub(crate) struct Bundle<'a> {
     pub(crate) facts: BuildFacts,
     pub(crate) install: InstallRules,
     pub(crate) planned: Vec<Planned<'a>>,
+    pub(crate) sbom: Sbom,
+    /// Cut into parts of at most this many bytes (`--split-size`).
+    pub(crate) split: Option<u64>,
+}
+
+/// The SBOM documents to write, and the images they list.
+pub(crate) struct Sbom {
+    pub(crate) formats: crate::sbom::Formats,
+    pub(crate) images: Vec<crate::sbom::ImageFacts>,
 }
 
 /// Writes the bundle into `outdir` and says what was written.
 pub(crate) fn write_bundle(bundle: Bundle, signer: Option<&SigningKey>, outdir: &Path, ui: &Ui) -> Result<Built> {
     let created_outdir = create_dir_guarded(outdir)?;
     // A delta's name says so, and its base: a repository keeps it beside the full build.
-    let stem = match &bundle.facts.delta_of {
-        Some(base) => format!("{}.delta-from-{}", bundle.meta.file_stem(), base.version),
-        None => bundle.meta.file_stem(),
+    let stem = match (&bundle.facts.delta_of, &bundle.facts.delta_for) {
+        (Some(base), _) => format!("{}.delta-from-{}", bundle.meta.file_stem(), base.version),
+        (None, Some(site)) => {
+            let host = if airbin_format::rules::unsafe_name(&site.host).is_none() { site.host.as_str() } else { "site" };
+            format!("{}.delta-for-{host}", bundle.meta.file_stem())
+        }
+        (None, None) => bundle.meta.file_stem(),
     };
     let partial = temp_in(outdir, &format!(".{stem}.bin."), ".partial")?;
     let out = partial.as_file().try_clone().ctx("opening", partial.path())?;
     let mut writer =
         BundleWriter::new(out, stubs::for_arch(&bundle.meta.arch).bytes, &bundle.meta, VERSION).ctx("writing", partial.path())?;
-    let members = write_members(&mut writer, bundle.planned, ui)?;
+    let mut members = write_members(&mut writer, bundle.planned, ui)?;
+    let subject = crate::sbom::Subject { meta: &bundle.meta, facts: &bundle.facts, members: &members, images: &bundle.sbom.images };
+    let sbom = crate::sbom::write_members(&mut writer, bundle.sbom.formats, &subject)?;
+    members.extend(sbom);
     for member in &members {
         writer.add_member(member.clone());
     }
@@ -51,7 +67,7 @@ pub(crate) fn write_bundle(bundle: Bundle, signer: Option<&SigningKey>, outdir: 
     let (out, finished) = writer.finish(bundle.meta, bundle.facts, bundle.install, sign_ref).ctx("writing", partial.path())?;
     out.sync_all().ctx("writing", partial.path())?;
     partial.as_file().set_permissions(Permissions::from_mode(0o755)).ctx("setting the mode of", partial.path())?;
-    let built = publish(partial, &finished, signer, outdir, &stem)?;
+    let built = publish(partial, &finished, Publish { signer, outdir, stem: &stem, split: bundle.split })?;
     if let Some(created) = created_outdir {
         created.disarm();
     }
@@ -124,17 +140,48 @@ fn member_mode(spec: &super::spec::MemberSpec, source: &Source) -> Result<u32> {
     Ok(if spec.kind == MemberKind::Tool { mode | 0o111 } else { mode })
 }
 
-/// The `.sha256` (and `.minisig`) written beside the bundle, then all renamed into place.
-fn publish(partial: NamedTempFile, finished: &Finished, signer: Option<&SigningKey>, outdir: &Path, stem: &str) -> Result<Built> {
+/// Where and how a finished bundle goes into place.
+struct Publish<'a> {
+    signer: Option<&'a SigningKey>,
+    outdir: &'a Path,
+    stem: &'a str,
+    split: Option<u64>,
+}
+
+/// A `.sha256` file in sha256sum's format, under a temporary name.
+fn sha256_file(outdir: &Path, sha256: &str, file_name: &str) -> Result<NamedTempFile> {
+    let file = temp_in(outdir, &format!(".{file_name}.sha256."), "")?;
+    writeln!(file.as_file(), "{sha256}  {file_name}").ctx("writing", file.path())?;
+    file.as_file().set_permissions(Permissions::from_mode(0o644)).ctx("setting the mode of", file.path())?;
+    Ok(file)
+}
+
+/// The `.sha256` (and `.minisig`) written beside the bundle, or the bundle cut into
+/// parts each with its `.sha256`; then all renamed into place.
+fn publish(mut partial: NamedTempFile, finished: &Finished, how: Publish) -> Result<Built> {
+    let Publish { signer, outdir, stem, split } = how;
     let bin_path = outdir.join(format!("{stem}.bin"));
     let sha_path = outdir.join(format!("{stem}.bin.sha256"));
     let file_name = bin_path.file_name().expect("has a name").to_string_lossy().into_owned();
-    let sha_partial = temp_in(outdir, &format!(".{stem}.sha256."), "")?;
-    writeln!(sha_partial.as_file(), "{}  {file_name}", finished.file_sha256).ctx("writing", sha_partial.path())?;
-    sha_partial.as_file().set_permissions(Permissions::from_mode(0o644)).ctx("setting the mode of", sha_partial.path())?;
-    // The detached signature covers the whole file, as `minisign -V` checks it.
+    let parts = match split.filter(|size| finished.total_len > *size) {
+        Some(size) => {
+            let path = partial.path().to_path_buf();
+            super::split::cut(partial.as_file_mut(), &path, finished.total_len, size, outdir, &file_name)?
+        }
+        None => Vec::new(),
+    };
+    let first_sha256 = match parts.is_empty() {
+        true => finished.file_sha256.clone(),
+        false => {
+            let path = partial.path().to_path_buf();
+            super::split::file_sha256(partial.as_file_mut(), &path)?
+        }
+    };
+    let sha_partial = sha256_file(outdir, &first_sha256, &file_name)?;
+    // The detached signature covers the whole file, as `minisign -V` checks it; a split
+    // bundle's embedded signature covers every part, and no one file is the whole.
     let minisig_path = outdir.join(format!("{stem}.bin.minisig"));
-    let minisig_partial = match signer {
+    let minisig_partial = match signer.filter(|_| parts.is_empty()) {
         Some(key) => {
             let file = temp_in(outdir, &format!(".{stem}.minisig."), "")?;
             let text = key.sign_file(partial.path(), &file_name, &finished.file_sha256)?;
@@ -144,6 +191,15 @@ fn publish(partial: NamedTempFile, finished: &Finished, signer: Option<&SigningK
         }
         None => None,
     };
+    let mut part_paths = Vec::new();
+    for part in parts {
+        let path = outdir.join(&part.name);
+        let sidecar = sha256_file(outdir, &part.sha256, &part.name)?;
+        persist(part.file, &path)?;
+        persist(sidecar, &outdir.join(format!("{}.sha256", part.name)))?;
+        part_paths.push(path);
+    }
+    super::split::remove_stale(outdir, &file_name, part_paths.len() + 2)?;
     persist(partial, &bin_path)?;
     persist(sha_partial, &sha_path)?;
     match minisig_partial {
@@ -158,7 +214,8 @@ fn publish(partial: NamedTempFile, finished: &Finished, signer: Option<&SigningK
         sha256: finished.file_sha256.clone(),
         total_len: finished.total_len,
         members: Vec::new(),
-        minisig: signer.is_some().then_some(minisig_path),
+        minisig: (signer.is_some() && part_paths.is_empty()).then_some(minisig_path),
+        parts: part_paths,
         key_id: signer.map(|key| key.id.to_string()),
     })
 }

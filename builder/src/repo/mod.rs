@@ -143,15 +143,15 @@ fn detached_signature(source: &Path, bundle: &Bundle, path: &Path, key: Option<&
         None => return Err(refuse(format!("is signed by key {}, and the bundle is not signed", signature.key_id))),
     }
     if let Some(key) = key {
-        let text_key = fs::read_to_string(key).ctx("reading", key)?;
-        let public = minisign::PublicKeyBox::from_string(&text_key)
-            .and_then(|b| b.into_public_key())
-            .map_err(|e| Error::usage(format!("--key {} is not a minisign public key ({e})", key.display())))?;
-        let boxed = minisign::SignatureBox::from_string(&String::from_utf8_lossy(&text))
-            .map_err(|e| refuse(format!("is not a minisign signature ({e})")))?;
         let file = fs::File::open(path).ctx("reading", path)?;
-        minisign::verify(&public, &boxed, std::io::BufReader::new(file), true, false, false)
-            .map_err(|_| refuse(format!("does not match the bundle {} under the key {}", path.display(), key.display())))?;
+        airbin_format::signing::verify_detached(std::io::BufReader::new(file), &text, key, &path.display().to_string()).map_err(
+            |e| match e.class {
+                airbin_format::error::ExitClass::Integrity => {
+                    refuse(format!("does not match the bundle {} under the key {}", path.display(), key.display()))
+                }
+                _ => e,
+            },
+        )?;
     }
     Ok(Some(text))
 }

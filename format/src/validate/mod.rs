@@ -76,6 +76,9 @@ pub fn check_index(index: &Index) -> Result<(), Invalid> {
     let mut total_unpacked = 0u64;
     for (i, member) in index.members.iter().enumerate() {
         check_member(member, &format!("members[{i}]"))?;
+        if member.kind == MemberKind::Sbom && index.format_version < 8 {
+            return Err(invalid(format!("members[{i}].kind"), "an sbom member is carried from format 8 on"));
+        }
         if !names.insert(member.name.as_str()) {
             return Err(invalid(format!("members[{i}].name"), format!("{} names two members", quoted(&member.name))));
         }
@@ -135,6 +138,19 @@ fn check_build(index: &Index) -> Result<(), Invalid> {
             return Err(invalid(field, why));
         }
     }
+    if let Some(site) = &build.delta_for {
+        if index.format_version < 8 || build.delta_of.is_some() {
+            return Err(invalid("build.delta_for", "a delta for a site's inventory is recorded from format 8 on, and never with delta_of"));
+        }
+        for (field, value) in [("build.delta_for.host", &site.host), ("build.delta_for.taken_at", &site.taken_at)] {
+            if let Some(why) = rules::unsafe_text(value, 255).or(value.contains('\n').then_some("has a line break")) {
+                return Err(invalid(field, why));
+            }
+        }
+        if !rules::is_sha256_hex(&site.sha256) {
+            return Err(invalid("build.delta_for.sha256", "is not 64 lowercase hex digits"));
+        }
+    }
     if let Some(base) = &build.delta_of {
         if index.format_version < 7 {
             return Err(invalid("build.delta_of", "a delta's base is recorded from format 7 on"));
@@ -148,6 +164,19 @@ fn check_build(index: &Index) -> Result<(), Invalid> {
     }
 
     Ok(())
+}
+
+/// What a spec may not name: the SBOM's kind and members are the build's own. The
+/// field, and why.
+pub fn sbom_reserved(kind: MemberKind, name: &str) -> Option<(&'static str, String)> {
+    if kind == MemberKind::Sbom {
+        let why = "sbom members are the ones airbin build writes itself (airbin build --sbom); carry a document of your own as kind: file";
+        return Some(("kind", why.to_string()));
+    }
+    crate::SBOM_MEMBERS
+        .iter()
+        .any(|(_, sbom)| *sbom == name)
+        .then(|| ("name", format!("'{name}' is the name of the SBOM airbin build writes; give the member another name")))
 }
 
 fn check_member(member: &Member, at: &str) -> Result<(), Invalid> {
@@ -170,6 +199,7 @@ fn check_member(member: &Member, at: &str) -> Result<(), Invalid> {
         MemberKind::Image | MemberKind::Tool | MemberKind::ConfigSample => member.layout == Layout::File,
         MemberKind::RegistryPack => member.layout == Layout::Tree,
         MemberKind::File => true,
+        MemberKind::Sbom => member.layout == Layout::File && crate::SBOM_MEMBERS.iter().any(|(_, name)| *name == member.name),
     };
     if !layout_ok {
         return Err(invalid(field("layout"), format!("a {} member cannot have this layout", member.kind.as_str())));

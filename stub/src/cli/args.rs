@@ -59,6 +59,40 @@ pub(crate) struct AnswersArgs {
     pub(crate) yes: bool,
 }
 
+/// What `inventory` takes stock of, and where it writes.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct InventoryArgs {
+    /// Write the inventory to FILE (default: print it).
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    /// A registry root to list the blobs of; repeatable (default: each installed
+    /// product's registry_root, and /var/lib/docker-registry where it exists).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) registry_root: Vec<PathBuf>,
+    /// Leave the engine's images out.
+    #[arg(long)]
+    pub(crate) no_engine: bool,
+    /// Sign it with this minisign secret key (FILE.minisig beside -o FILE).
+    #[arg(long, value_name = "KEY")]
+    pub(crate) sign: Option<PathBuf>,
+}
+
+/// The receipt a finished run leaves.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct ReceiptArgs {
+    /// Sign the run's receipt (an in-toto statement in the state directory's .receipts/)
+    /// with this minisign secret key; its password from AIRBIN_KEY_PASSWORD.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) receipt_key: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct ReceiptShowArgs {
+    /// Every receipt of this product on this host, newest last, instead of the latest.
+    #[arg(long)]
+    pub(crate) all: bool,
+}
+
 /// Which node this is.
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct RoleArgs {
@@ -146,6 +180,8 @@ pub(crate) struct InstallArgs {
     #[command(flatten)]
     pub(crate) trust: TrustArgs,
     #[command(flatten)]
+    pub(crate) receipt: ReceiptArgs,
+    #[command(flatten)]
     pub(crate) fan_out: FanOutArgs,
 }
 
@@ -210,11 +246,13 @@ pub(crate) struct UninstallArgs {
     pub(crate) engine: EngineArgs,
     #[command(flatten)]
     pub(crate) trust: TrustArgs,
+    #[command(flatten)]
+    pub(crate) receipt: ReceiptArgs,
 }
 
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct ExtractArgs {
-    /// Members to extract; all when none is named.
+    /// Members to extract; all when none is named (the SBOM only when named: `sbom` prints it).
     pub(crate) members: Vec<String>,
     /// Where to write them (default: ./NAME-VERSION).
     #[arg(long, value_name = "DIR")]
@@ -267,6 +305,15 @@ pub(crate) struct CheckArgs {
 /// `info` and `list`: with keys pinned, the bundle is verified first.
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct ShowArgs {
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct SbomArgs {
+    /// cyclonedx (every bundle's) or spdx (where it was built with --sbom spdx).
+    #[arg(long, value_name = "FORMAT", default_value = "cyclonedx")]
+    pub(crate) format: String,
     #[command(flatten)]
     pub(crate) trust: TrustArgs,
 }

@@ -34,6 +34,11 @@ pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) output: OutputArgs,
 
+    /// A split bundle's parts (x.bin.part2, ...) are in DIR (a second stick), besides
+    /// beside x.bin; repeatable.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub(crate) parts: Vec<PathBuf>,
+
     /// Same as `info` (makeself habit).
     #[arg(long = "info", hide = true)]
     pub(crate) info_flag: bool,
@@ -60,6 +65,16 @@ pub(crate) enum Command {
     Info(ShowArgs),
     /// List the members: name, kind, size.
     List(ShowArgs),
+    /// Print the receipt of this product's last install, upgrade, hotfix or uninstall on
+    /// this host (an in-toto statement; signed where it was run with --receipt-key).
+    Receipt(ReceiptShowArgs),
+    /// Write what this site holds (installed products, registry blobs, the engine's
+    /// images and layers) as JSON, for `airbin build --base-inventory`: the delta this
+    /// site needs.
+    Inventory(InventoryArgs),
+    /// Print the bundle's SBOM: CycloneDX 1.6 JSON, or --format spdx (SPDX 2.3) where
+    /// the bundle carries it; read through the index's digests.
+    Sbom(SbomArgs),
     /// Verify the bundle: its length, then the SHA-256 of every byte.
     Check(CheckArgs),
     /// Verify, then extract members (all, or those named) into --target DIR
@@ -91,6 +106,9 @@ impl Command {
             Command::Install(_) => "install",
             Command::Info(_) => "info",
             Command::List(_) => "list",
+            Command::Sbom(_) => "sbom",
+            Command::Receipt(_) => "receipt",
+            Command::Inventory(_) => "inventory",
             Command::Check(_) => "check",
             Command::Extract(_) => "extract",
             Command::Plan(_) => "plan",
@@ -104,8 +122,22 @@ impl Command {
 }
 
 /// The command names, for the envelope of a command line that did not parse.
-pub(crate) const COMMANDS: [&str; 11] =
-    ["install", "info", "list", "check", "extract", "plan", "preflight", "status", "support", "uninstall", "runtime"];
+pub(crate) const COMMANDS: [&str; 14] = [
+    "install",
+    "info",
+    "list",
+    "sbom",
+    "receipt",
+    "inventory",
+    "check",
+    "extract",
+    "plan",
+    "preflight",
+    "status",
+    "support",
+    "uninstall",
+    "runtime",
+];
 
 /// The command a raw command line asks for (before, or without, parsing it whole).
 pub(crate) fn command_named_in(args: &[std::ffi::OsString]) -> &'static str {
@@ -156,7 +188,7 @@ impl Cli {
 /// Install's flags given before any command, as typed (`--set`).
 fn given_at_top(matches: &ArgMatches) -> Vec<String> {
     use clap::parser::ValueSource;
-    let hidden = ["bundle", "launcher_tmp", "info_flag", "list_flag", "check_flag", "quiet", "json"];
+    let hidden = ["bundle", "launcher_tmp", "info_flag", "list_flag", "check_flag", "quiet", "json", "parts"];
     matches
         .ids()
         // Argument groups (the flattened structs, named after them) are not flags.

@@ -95,6 +95,14 @@ pub(crate) fn install(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<(
         ));
     }
     let bundle = open(ctx)?;
+    if bundle.files().len() > 1 {
+        return Err(Error::usage(format!(
+            "{} came in {} parts, and --all-nodes copies one file to each node: join them first (cat {} > whole.bin), then run sh whole.bin install --all-nodes",
+            ctx.bundle_path.display(),
+            bundle.files().len(),
+            bundle.files().iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ")
+        )));
+    }
     // Where keys are pinned, the bundle is verified here before any node is reached, and
     // the keys go with it to every node, whose own run checks its copy against them.
     let keys = trust::verified_first_where_pinned(ctx, &bundle, &args.trust)?;

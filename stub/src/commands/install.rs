@@ -23,6 +23,9 @@ struct Installed<'a> {
     nothing_to_do: bool,
     swept: Swept,
     change: &'a Change,
+    /// The receipt a finished run wrote (`receipt` prints it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt: &'a Option<std::path::PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -150,6 +153,7 @@ fn summarize(ctx: &Context, bundle: &Bundle, report: &Report, error: Option<&Err
             nothing_to_do: report.nothing_to_do,
             swept: Swept { count: report.swept.0, bytes: report.swept.1 },
             change: &report.change,
+            receipt: &report.receipt,
         };
         print_json(&Envelope::ended("install", error, body).with_steps(report.steps.clone()));
         return;

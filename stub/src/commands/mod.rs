@@ -11,11 +11,14 @@ mod check;
 mod extract;
 mod info;
 mod install;
+mod inventory;
 mod list;
 mod options;
 mod plan;
 mod preflight;
+mod receipt;
 mod runtime;
+mod sbom;
 mod status;
 mod support;
 mod tarball;
@@ -33,6 +36,8 @@ pub(crate) use trust::{is_trusted_runner, set_trusted_runner};
 
 pub(crate) struct Context {
     pub(crate) bundle_path: PathBuf,
+    /// Where a split bundle's parts are besides beside it (`--parts DIR`).
+    pub(crate) parts: Vec<PathBuf>,
     pub(crate) ui: Ui,
 }
 
@@ -42,6 +47,9 @@ pub(crate) fn run(ctx: &Context, command: Command) -> Result<()> {
         Command::Install(args) => install::install(ctx, &args),
         Command::Info(args) => info::info(ctx, &args.trust),
         Command::List(args) => list::list(ctx, &args.trust),
+        Command::Sbom(args) => sbom::sbom(ctx, &args),
+        Command::Receipt(args) => receipt::receipt(ctx, &args),
+        Command::Inventory(args) => inventory::inventory(ctx, &args),
         Command::Check(args) => check::check(ctx, &args.trust),
         Command::Extract(args) => extract::extract(ctx, &args),
         Command::Plan(args) => plan::plan(ctx, &args),
@@ -56,7 +64,7 @@ pub(crate) fn run(ctx: &Context, command: Command) -> Result<()> {
 }
 
 fn open(ctx: &Context) -> Result<Bundle> {
-    Bundle::open(&ctx.bundle_path)
+    Bundle::open_parts(&ctx.bundle_path, &ctx.parts)
 }
 
 /// Removes the launcher's temporary copy of this runtime: it is running now and the

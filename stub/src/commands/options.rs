@@ -84,6 +84,8 @@ pub(crate) fn install_options(bundle: &Bundle, args: &InstallArgs, json: bool) -
         role: args.role.role,
         allow_downgrade: args.redo.allow_downgrade,
         fan_out: std::env::var("AIRBIN_FAN_OUT").ok().filter(|t| !t.is_empty() && t.len() < 100),
+        // Loaded now: a wrong key or password stops the run before anything lands.
+        receipt_key: args.receipt.receipt_key.as_deref().map(install::receipt::ReceiptKey::load).transpose()?,
     })
 }
 
@@ -123,6 +125,7 @@ pub(crate) fn uninstalled_install(args: &UninstallArgs) -> InstallArgs {
         redo: crate::cli::RedoArgs { force: args.force, from: None, allow_downgrade: false },
         skip_preflight: args.skip_preflight.clone(),
         trust: args.trust.clone(),
+        receipt: args.receipt.clone(),
         ..Default::default()
     }
 }

@@ -16,6 +16,7 @@ struct Uninstalled<'a> {
     bundle: &'a BundleMeta,
     role: Role,
     kept: &'a [String],
+    receipt: Option<&'a std::path::Path>,
 }
 
 /// `uninstall`: verifies the bundle, runs its uninstall steps, removes what the install
@@ -32,9 +33,9 @@ pub(crate) fn uninstall(ctx: &Context, args: &UninstallArgs) -> Result<()> {
     crate::interrupt::ignore_hangup();
     let meta = &bundle.index.bundle;
     match uninstall::run(prepared, &options, &ctx.ui) {
-        Ok(report) => {
+        Ok((report, receipt)) => {
             if ctx.ui.json {
-                let body = Uninstalled { bundle: meta, role: report.role, kept: &report.kept };
+                let body = Uninstalled { bundle: meta, role: report.role, kept: &report.kept, receipt: receipt.as_deref() };
                 print_json(&Envelope::ok("uninstall", body).with_steps(report.steps.clone()));
             } else if !ctx.ui.quiet {
                 out_line(&format!("{} {}: uninstalled", meta.name, meta.version));
@@ -48,7 +49,7 @@ pub(crate) fn uninstall(ctx: &Context, args: &UninstallArgs) -> Result<()> {
         }
         Err((error, report)) => {
             if ctx.ui.json {
-                let body = Uninstalled { bundle: meta, role: report.role, kept: &report.kept };
+                let body = Uninstalled { bundle: meta, role: report.role, kept: &report.kept, receipt: None };
                 print_json(&Envelope::ended("uninstall", Some(&error), body).with_steps(report.steps.clone()));
             } else if !ctx.ui.quiet {
                 out_line(&format!("{} {}: uninstall FAILED", meta.name, meta.version));

@@ -29,6 +29,7 @@ pub(crate) mod leftovers;
 pub(crate) mod param_values;
 pub(crate) mod plan;
 pub(crate) mod preflight;
+pub(crate) mod receipt;
 pub(crate) mod record;
 pub(crate) mod remembered;
 pub(crate) mod report;
@@ -73,4 +74,6 @@ pub(crate) struct Options {
     pub(crate) allow_downgrade: bool,
     /// The `--all-nodes` run this one is part of (its tag, for the journal).
     pub(crate) fan_out: Option<String>,
+    /// Signs the run's receipt (`--receipt-key`).
+    pub(crate) receipt_key: Option<receipt::ReceiptKey>,
 }

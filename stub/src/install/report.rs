@@ -74,6 +74,8 @@ pub(crate) struct Report {
     pub(crate) swept: (usize, u64),
     /// What this run was to what was installed.
     pub(crate) change: upgrade::Change,
+    /// The receipt a finished run wrote.
+    pub(crate) receipt: Option<PathBuf>,
 }
 
 /// An install that stopped: the error, and what it had done.

@@ -24,7 +24,7 @@ use super::report::{already_done, interrupted, Report, StepReport, StepState, St
 use super::roles::NodeRole;
 use super::staging::{environment, members_to_stage, stage};
 use super::state::{Lock, StateDir};
-use super::{check_host, param_values, preflight, record, upgrade, Options, Prepared};
+use super::{check_host, param_values, preflight, receipt, record, upgrade, Options, Prepared};
 use crate::fsx;
 use crate::steps::placed::Recorder;
 use crate::steps::{Inputs, Needs};
@@ -68,6 +68,7 @@ struct Run<'a> {
     swept: (usize, u64),
     sha: String,
     log: Option<PathBuf>,
+    run_id: String,
 }
 
 impl<'a> Run<'a> {
@@ -89,14 +90,15 @@ impl<'a> Run<'a> {
         let needs: Vec<Needs> = plan.to_run().map(|s| s.prepared.needs(bundle, &s.name)).collect();
         let swept = super::leftovers::sweep(&history, &state, &plan.staging, &needs, ui);
         let lock = Some(lock);
-        Ok(Run { bundle, options, ui, state, lock, made_here, history, plan, role, change, answers, needs, swept, sha, log: None })
+        let run_id = run_id();
+        Ok(Run { bundle, options, ui, state, lock, made_here, history, plan, role, change, answers, needs, swept, sha, log: None, run_id })
     }
 
     /// Opens the log, says what the run will do, journals its start and remembers its
     /// answers.
     fn start(&mut self, ready: &preflight::Ready, began: &(dyn Fn() + Sync)) -> Result<Journal> {
         let (bundle, options, meta) = (self.bundle, self.options, &self.bundle.index.bundle);
-        let run_id = run_id();
+        let run_id = self.run_id.clone();
         let log = open_log(&self.state, &run_id)?;
         self.ui.status(format!("{} {}: log in {}", meta.name, meta.version, log.display()));
         self.log_decisions(ready);
@@ -263,8 +265,20 @@ impl<'a> Run<'a> {
             self.log = None;
         }
         let staging = (keep && self.plan.staging.exists()).then(|| self.plan.staging.clone());
-        let report =
-            Report { role: self.role.role, steps, staging, log: self.log, nothing_to_do: false, swept: self.swept, change: self.change };
+        let receipt = match complete && error.is_none() {
+            true => self.write_receipt(&steps),
+            false => None,
+        };
+        let report = Report {
+            role: self.role.role,
+            steps,
+            staging,
+            log: self.log,
+            nothing_to_do: false,
+            swept: self.swept,
+            change: self.change,
+            receipt,
+        };
         match error {
             None => Ok(report),
             Some(error) => Err(Stopped { error, report: Some(Box::new(report)) }),
@@ -298,8 +312,46 @@ impl<'a> Run<'a> {
             }
             journal.append(Event::RunFinished { outcome: Outcome::Ok, exit_code: 0, complete: true })?;
         }
-        let steps = self.plan.steps.iter().map(already_done).collect();
-        Ok(Report { role: self.role.role, steps, staging: None, log: None, nothing_to_do: true, swept: self.swept, change: self.change })
+        let steps: Vec<StepReport> = self.plan.steps.iter().map(already_done).collect();
+        // The run that finishes a killed one's install leaves its receipt.
+        let receipt = match journal_is_ours && !self.history.complete && !self.plan.steps.is_empty() {
+            true => self.write_receipt(&steps),
+            false => None,
+        };
+        Ok(Report {
+            role: self.role.role,
+            steps,
+            staging: None,
+            log: None,
+            nothing_to_do: true,
+            swept: self.swept,
+            change: self.change,
+            receipt,
+        })
+    }
+
+    /// The run's receipt; a receipt that cannot be written is said, and the install it
+    /// would describe stands.
+    fn write_receipt(&self, steps: &[StepReport]) -> Option<PathBuf> {
+        let finished = receipt::Finished {
+            bundle: self.bundle,
+            state: &self.state,
+            operation: self.change.as_str(),
+            parameters: &self.answers.parameters,
+            steps,
+            run_id: &self.run_id,
+            key: self.options.receipt_key.as_ref().map(|k| k.0.as_ref()),
+        };
+        match receipt::write(&finished) {
+            Ok(path) => {
+                self.ui.status(format!("receipt: {} (sh this bundle receipt prints it)", path.display()));
+                Some(path)
+            }
+            Err(e) => {
+                self.ui.status(format!("warning: every step is done, and the receipt could not be written: {}", e.message));
+                None
+            }
+        }
     }
 
     fn write_record(&self) -> Result<()> {

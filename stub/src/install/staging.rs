@@ -21,8 +21,9 @@ use crate::ui::{runlog, Ui};
 /// of this role names it. With `--noexec`, and for a bundle without steps (staging is
 /// what its install is for, as makeself's), every member.
 pub(crate) fn members_to_stage<'a>(bundle: &'a Bundle, plan: &Plan, options: &Options) -> Vec<&'a Member> {
+    // Everything the product carries; the SBOM is the bundle's own (`sbom` prints it).
     if options.noexec || bundle.index.steps.is_empty() {
-        return bundle.index.members.iter().collect();
+        return bundle.index.members.iter().filter(|m| m.kind != airbin_format::MemberKind::Sbom).collect();
     }
     let commands = |steps: &mut dyn Iterator<Item = &'a airbin_format::Step>| -> Vec<&'a airbin_format::Step> {
         steps.flat_map(|s| std::iter::once(s).chain(&s.on_failure)).filter(|s| matches!(s.action, Action::Command(_))).collect()

@@ -81,7 +81,7 @@ impl RestoreRegistry {
                 .index
                 .member(&self.member)
                 .and_then(|m| m.registry.as_ref())
-                .and_then(|record| self.check_delta(record).err())
+                .and_then(|record| self.check_delta(record, bundle.index.build.delta_for.as_ref()).err())
                 .map(|e| e.message)
                 .into_iter()
                 .collect(),
@@ -91,7 +91,7 @@ impl RestoreRegistry {
 
     /// A delta pack leaves out blobs its base carried: the root must hold them already
     /// (the base's install put them there). Checked before anything is placed.
-    fn check_delta(&self, record: &airbin_format::RegistryPackRecord) -> Result<()> {
+    fn check_delta(&self, record: &airbin_format::RegistryPackRecord, site: Option<&airbin_format::InventoryBase>) -> Result<()> {
         use airbin_format::registry_pack::{blob_path, V2};
         let v2 = self.root.join(V2);
         let missing: Vec<&str> = record
@@ -104,6 +104,19 @@ impl RestoreRegistry {
             return Ok(());
         }
         let shown: Vec<&str> = missing.iter().take(5).copied().collect();
+        if let Some(site) = site {
+            return Err(Error::host(format!(
+                "registry pack {} is a delta for {}'s inventory (taken {}): it leaves out {} blob(s) that inventory listed, and the registry root {} lacks {} of them ({}{}); give the root the inventory was taken of (--registry-root), or use the full bundle",
+                self.member,
+                site.host,
+                site.taken_at,
+                record.omitted.len(),
+                self.root.display(),
+                missing.len(),
+                shown.join(", "),
+                if missing.len() > shown.len() { ", ..." } else { "" }
+            )));
+        }
         Err(Error::host(format!(
             "registry pack {} is a delta: it leaves out {} blob(s) its base bundle carried, and the registry root {} lacks {} of them ({}{}); install the base version first, or use the full bundle",
             self.member,
@@ -119,7 +132,7 @@ impl RestoreRegistry {
         let member = ctx.bundle.member(&self.member)?;
         let record =
             member.registry.as_ref().ok_or_else(|| Error::integrity(format!("member {} carries no registry pack record", member.name)))?;
-        self.check_delta(record)?;
+        self.check_delta(record, ctx.bundle.index.build.delta_for.as_ref())?;
         let placed = |files: Vec<String>, dirs: Vec<String>, created_root: bool, blobs: Vec<String>, uses: Vec<String>| PlacedRegistry {
             root: self.root.clone(),
             member: member.name.clone(),

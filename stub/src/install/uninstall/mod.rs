@@ -150,8 +150,9 @@ pub(crate) struct Report {
     pub(crate) log: Option<PathBuf>,
 }
 
-/// Runs the uninstall: the product's steps, then every removal part, journaled.
-pub(crate) fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Result<Report, (Error, Report)> {
+/// Runs the uninstall: the product's steps, then every removal part, journaled. A
+/// finished one gives its report and the receipt it left.
+pub(crate) fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result::Result<(Report, Option<PathBuf>), (Error, Report)> {
     let role = prepared.role.role;
     let kept = prepared.kept.clone();
     let fail = |error: Error, steps: Vec<StepReport>| (error, Report { role, steps, kept: kept.clone(), log: crate::ui::runlog::path() });
@@ -169,11 +170,24 @@ pub(crate) fn run(prepared: Prepared, options: &Options, ui: &Ui) -> std::result
     crate::ui::runlog::sync();
     match error {
         None => {
+            // The receipt first (it reads the journal), kept beside the state directory.
+            let finished = super::receipt::Finished {
+                bundle: prepared.bundle,
+                state: &prepared.state,
+                operation: "uninstall",
+                parameters: &[],
+                steps: &reports,
+                run_id: &run.run_id,
+                key: options.receipt_key.as_ref().map(|k| k.0.as_ref()),
+            };
+            let receipt = super::receipt::write(&finished)
+                .map_err(|e| ui.status(format!("warning: the uninstall is done, and its receipt could not be written: {}", e.message)))
+                .ok();
             // The host as before the install: the state directory goes too, log and all.
             crate::ui::runlog::close();
             drop(run);
             let _ = std::fs::remove_dir_all(&prepared.state.root);
-            Ok(Report { role, steps: reports, kept, log: None })
+            Ok((Report { role, steps: reports, kept, log: None }, receipt))
         }
         Some(error) => Err(fail(error, reports)),
     }
