@@ -53,6 +53,7 @@ fn default_arch() -> String {
 #[schemars(extend("anyOf" = [{"required": ["path"]}, {"required": ["images"]}, {"required": ["images_file"]}]))]
 pub(crate) struct MemberSpec {
     pub(crate) name: String,
+    #[serde(deserialize_with = "spec_kind")]
     pub(crate) kind: MemberKind,
     /// A file or a directory, relative to the spec's directory (or, for an `image` or
     /// `registry-pack` member, `images` and `from` instead).
@@ -311,6 +312,14 @@ pub(crate) fn validate(loaded: &LoadedSpec) -> Result<()> {
     validate_hotfix_and_config(loaded)
 }
 
+/// A member kind a spec may name: every kind but the SBOM's, which the build writes.
+fn spec_kind<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<MemberKind, D::Error> {
+    match MemberKind::deserialize(deserializer)? {
+        MemberKind::Sbom => Err(serde::de::Error::custom(validate::sbom_reserved(MemberKind::Sbom, "").expect("reserved").1)),
+        kind => Ok(kind),
+    }
+}
+
 /// One member: its name, its input (a real path of the kind the member needs), its
 /// compression level and its mode.
 fn validate_member(loaded: &LoadedSpec, i: usize, member: &MemberSpec, input: &Path) -> Result<()> {
@@ -469,31 +478,4 @@ fn validate_hotfix_and_config(loaded: &LoadedSpec) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn error_of(yaml: &str) -> String {
-        let located = Located::read(yaml).unwrap();
-        parse(yaml, &located).unwrap_err().render(Path::new("bundle.yaml"))
-    }
-
-    #[test]
-    fn a_wrong_field_is_named_with_its_line_and_the_choice_meant() {
-        let msg = error_of("name: x\nversion: '1'\nmembers:\n  - name: a\n    kind: image\n    path: a.tar\n    compression: gzp\n");
-        assert!(msg.starts_with("bundle.yaml:7: members[0].compression: unknown variant `gzp`"), "{msg}");
-        let msg = error_of("name: x\nversion: '1'\nmembers:\n  - name: a\n    kind: imag\n    path: a.tar\n");
-        assert!(msg.starts_with("bundle.yaml:5: members[0].kind: unknown variant `imag`") && msg.contains("did you mean `image`"), "{msg}");
-    }
-
-    #[test]
-    fn a_missing_field_is_named() {
-        let msg = error_of("name: x\nmembers: []\n");
-        assert!(msg.contains("missing field `version`"), "{msg}");
-    }
-
-    #[test]
-    fn tabs_in_the_indentation_are_found_by_line_and_column() {
-        assert_eq!(tab_in_indentation("a:\n  b: 1\n\t- c\n"), Some((3, 1)));
-        assert_eq!(tab_in_indentation("a: \"x\ty\"\n"), None, "a tab inside a value is no indentation");
-    }
-}
+mod tests;
