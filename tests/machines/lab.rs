@@ -182,7 +182,12 @@ fn failing_bundle(dir: &Path) -> PathBuf {
     )
     .unwrap();
     fs::write(spec.join("notes.txt"), "notes\n").unwrap();
-    build(&spec, &dir.join("dist"))
+    // As a field engineer may have named the copy: a space and a quote, which every
+    // remote command line the lab makes must carry as one word.
+    let built = build(&spec, &dir.join("dist"));
+    let renamed = dir.join("dist/failing 1.0 (ops' copy).bin");
+    fs::rename(&built, &renamed).unwrap();
+    renamed
 }
 
 #[test]

@@ -102,8 +102,9 @@ impl Machine {
         let dir = to.rsplit_once('/').map_or(".", |(d, _)| d);
         // On disk before anything runs from it, as a bundle a field engineer copied long
         // before an install is: a power cut must not take the copy with the page cache.
+        let (dir, part, to_q) = (shell_quote(dir), shell_quote(&format!("{to}.part")), shell_quote(to));
         let ran = self.run_with(
-            &format!("mkdir -p {dir} && cat > {to}.part && sync {to}.part && mv {to}.part {to} && sync {dir}"),
+            &format!("mkdir -p {dir} && cat > {part} && sync {part} && mv {part} {to_q} && sync {dir}"),
             Some(file),
             Duration::from_secs(600),
         )?;
@@ -124,6 +125,7 @@ impl Machine {
 
     /// Copies `from` (a file) or a tarball of `from` (a directory) off the machine into `to`.
     pub(crate) fn fetch(&self, from: &str, to: &Path) -> Result<bool> {
+        let from = shell_quote(from);
         let script =
             format!("if [ -d {from} ]; then tar -C {from} -czf - . 2>/dev/null; elif [ -f {from} ]; then cat {from}; else exit 3; fi");
         let mut command = self.ssh_command();

@@ -123,7 +123,7 @@ fn frozen_at(s: &mut Scene, after: usize, mut delay: f64, power: bool) -> std::r
 fn watcher(s: &Scene, after: usize, delay: f64, power: bool) -> String {
     let journal = format!("{}/journal.jsonl", s.lab.bundle.state_dir());
     let config = if s.lab.template.is_some() { " --config ./config" } else { "" };
-    let file = &s.lab.bundle.file;
+    let bundle = crate::lab::machine::shell_quote(&format!("./{}", s.lab.bundle.file));
     let cut = match power {
         true => format!("echo {CUT}; sleep 600"),
         false => "kill -9 $pid; echo AIRBIN-LAB-KILLED".to_string(),
@@ -131,7 +131,7 @@ fn watcher(s: &Scene, after: usize, delay: f64, power: bool) -> String {
     // The launcher execs the runtime: $pid is the installer itself.
     format!(
         "cd {STAGE} && J={journal}
-AIRBIN_TEST_STOP_AT=journal-appended#{after} sh ./{file} install --yes --json{config} > cut.out 2> cut.err &
+AIRBIN_TEST_STOP_AT=journal-appended#{after} sh {bundle} install --yes --json{config} > cut.out 2> cut.err &
 pid=$!
 stopped() {{ grep -q '^State:.*T' /proc/$pid/status 2>/dev/null; }}
 alive() {{ kill -0 $pid 2>/dev/null && ! grep -q '^State:.*Z' /proc/$pid/status 2>/dev/null; }}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::backend::Machines;
 use super::bundles::UnderTest;
-use super::machine::{save, Machine, Ran};
+use super::machine::{save, shell_quote, Machine, Ran};
 use super::plan::{Case, Kind};
 use super::report::{CaseReport, NodeReport, RunReport, Status, StepTime};
 use super::Lab;
@@ -188,7 +188,8 @@ impl<'a> Scene<'a> {
         // `status` takes a config only to find the nodes (`--all-nodes`).
         let wants_config = command.starts_with("install") || command.starts_with("uninstall") || command.contains("--all-nodes");
         let config = if self.lab.template.is_some() && wants_config { " --config ./config" } else { "" };
-        let script = format!("cd {STAGE} && sh ./{file} {command} --json{config}");
+        let bundle = shell_quote(&format!("./{file}"));
+        let script = format!("cd {STAGE} && sh {bundle} {command} --json{config}");
         self.run_labelled(i, &script, label)
     }
 
@@ -278,8 +279,8 @@ impl<'a> Scene<'a> {
             // pair's secondary got its copy from the fan-out), and over an altered copy.
             let lab = self.lab;
             let staged = self.stage(i, &lab.bundle).is_ok();
-            let file = &lab.bundle.file;
-            let support = format!("cd {STAGE} && sh ./{file} support -o {STAGE}/support.tar.gz >/dev/null 2>&1");
+            let bundle = shell_quote(&format!("./{}", lab.bundle.file));
+            let support = format!("cd {STAGE} && sh {bundle} support -o {STAGE}/support.tar.gz >/dev/null 2>&1");
             if staged
                 && machine.run(&support, Duration::from_secs(120)).is_ok_and(|r| r.ok())
                 && machine.fetch(&format!("{STAGE}/support.tar.gz"), &dir.join("support.tar.gz")).unwrap_or(false)
