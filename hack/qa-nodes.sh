@@ -230,8 +230,10 @@ stop_node() {
     for pidfile in "$d/registry/registry.pid" "$d/sshd.pid" "$d/dockerd.pid"; do
         [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
     done
-    if [ -f "$d/dockerd.pid" ]; then
-        pid=$(cat "$d/dockerd.pid")
+    # dockerd removes its pidfile as it exits: gone between the test and the read is
+    # no error (under set -e it ended `down` there, leaving the later nodes running).
+    pid=$(cat "$d/dockerd.pid" 2>/dev/null || true)
+    if [ -n "$pid" ]; then
         for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
     fi
     if ip netns list | grep -w "$ns" >/dev/null; then
