@@ -4,10 +4,9 @@
 
 use std::path::PathBuf;
 
-use airbin_format::console::{print_json, Envelope, Ui};
+use airbin_format::console::Ui;
 use airbin_format::error::Result;
-use airbin_format::inventory::{self, Collect};
-use airbin_format::signing::SigningKey;
+use airbin_format::inventory;
 
 use crate::cli::InventoryArgs;
 
@@ -18,30 +17,16 @@ pub(crate) fn run(args: &InventoryArgs, ui: &Ui) -> Result<()> {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from("/var/lib/airbin"),
     });
-    let key = args.sign.as_deref().map(SigningKey::load).transpose()?;
-    let roots = match args.registry_root.is_empty() {
-        true => inventory::default_registry_roots(&base),
-        false => args.registry_root.clone(),
+    let run = inventory::Run {
+        state_base: &base,
+        registry_roots: &args.registry_root,
+        engine: !args.no_engine,
+        out: args.out.as_deref(),
+        sign: args.sign.as_deref(),
+        json: ui.json,
     };
-    let taken = inventory::collect(&Collect { state_base: &base, registry_roots: &roots, engine: !args.no_engine })?;
-    if ui.json && args.out.is_none() && key.is_none() {
-        print_json(&Envelope::ok("inventory", serde_json::json!({"inventory": taken})));
-        return Ok(());
-    }
-    inventory::write(&taken, args.out.as_deref(), key.as_ref())?;
-    if let Some(out) = &args.out {
-        match ui.json {
-            true => print_json(&Envelope::ok("inventory", serde_json::json!({"out": out, "inventory": taken}))),
-            false => {
-                let blobs: usize = taken.registries.iter().map(|r| r.blobs.len()).sum();
-                ui.status(format!(
-                    "wrote {}: {} product(s), {blobs} registry blob(s), {} image(s)",
-                    out.display(),
-                    taken.installed.len(),
-                    taken.images.len()
-                ));
-            }
-        }
+    if let Some(said) = inventory::run(&run)? {
+        ui.status(said);
     }
     Ok(())
 }

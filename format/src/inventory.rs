@@ -229,6 +229,49 @@ pub fn write(inventory: &Inventory, out: Option<&Path>, key: Option<&crate::sign
     crate::files::write_atomic(out, &text, 0o644)
 }
 
+/// One run of `inventory`, as both programs take it from their command lines.
+#[cfg(feature = "signing")]
+pub struct Run<'a> {
+    pub state_base: &'a Path,
+    /// Given roots; none: `default_registry_roots`.
+    pub registry_roots: &'a [PathBuf],
+    pub engine: bool,
+    pub out: Option<&'a Path>,
+    pub sign: Option<&'a Path>,
+    pub json: bool,
+}
+
+/// Takes stock and prints or writes it (with `--json`, one envelope); returns the line
+/// to say on stderr once a file is written.
+#[cfg(feature = "signing")]
+pub fn run(how: &Run) -> Result<Option<String>> {
+    use crate::console::{print_json, Envelope};
+    let key = how.sign.map(crate::signing::SigningKey::load).transpose()?;
+    let roots = match how.registry_roots.is_empty() {
+        true => default_registry_roots(how.state_base),
+        false => how.registry_roots.to_vec(),
+    };
+    let taken = collect(&Collect { state_base: how.state_base, registry_roots: &roots, engine: how.engine })?;
+    if how.json && how.out.is_none() && key.is_none() {
+        print_json(&Envelope::ok("inventory", serde_json::json!({"inventory": taken})));
+        return Ok(None);
+    }
+    write(&taken, how.out, key.as_ref())?;
+    let Some(out) = how.out else { return Ok(None) };
+    if how.json {
+        print_json(&Envelope::ok("inventory", serde_json::json!({"out": out, "inventory": taken})));
+        return Ok(None);
+    }
+    let blobs: usize = taken.registries.iter().map(|r| r.blobs.len()).sum();
+    Ok(Some(format!(
+        "wrote {}: {} product(s), {blobs} registry blob(s) in {} root(s), {} image(s)",
+        out.display(),
+        taken.installed.len(),
+        taken.registries.len(),
+        taken.images.len()
+    )))
+}
+
 /// Each product's `installed.json` under the state base.
 fn installed(base: &Path) -> Vec<InstalledProduct> {
     let mut out: Vec<InstalledProduct> = records(base)

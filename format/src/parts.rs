@@ -29,11 +29,9 @@ pub(crate) fn damaged(path: &Path, what: impl std::fmt::Display) -> Error {
 /// The bundle's length as its launcher gives it, which must be the file's: a truncated
 /// copy, bytes added after its end, an altered launcher or no bundle at all are told
 /// apart, each with what to do.
-fn total_len(file: &File, path: &Path) -> Result<u64> {
-    let len = file.metadata().ctx("reading the size of", path)?.len();
-    let mut head = vec![0u8; LAUNCHER_LEN.min(len) as usize];
-    file.read_exact_at(&mut head, 0).ctx("reading", path)?;
-    let launcher = launcher::parse(&head);
+/// `len` is the file's, `head` its first block.
+fn total_len(file: &File, path: &Path, len: u64, head: &[u8]) -> Result<u64> {
+    let launcher = launcher::parse(head);
     let trailer_at_end = read_tail(file, len).ctx("reading", path)?;
     match (&launcher, &trailer_at_end) {
         (Some(l), _) if l.total_len == len => Ok(len),
@@ -50,7 +48,7 @@ fn total_len(file: &File, path: &Path) -> Result<u64> {
             l.total_len
         ))),
         (None, Some(_)) => Err(damaged(path, "its launcher header is altered")),
-        (None, None) if head.starts_with(b"#!/bin/sh\n") && String::from_utf8_lossy(&head).contains("airbin offline installer bundle") => {
+        (None, None) if head.starts_with(b"#!/bin/sh\n") && String::from_utf8_lossy(head).contains("airbin offline installer bundle") => {
             Err(damaged(path, "its launcher header is altered and its trailer is missing"))
         }
         (None, None) => Err(Error::integrity(format!("{} is not an airbin bundle; give the path of a .bin made by airbin", path.display()))),
@@ -66,11 +64,11 @@ pub(crate) fn open_file(path: &Path, dirs: &[PathBuf]) -> Result<(BundleFile, u6
     file.read_exact_at(&mut head, 0).ctx("reading", path)?;
     if let Some(launcher) = launcher::parse(&head).filter(|l| l.total_len > len) {
         if BundleFile::has_parts(path, dirs) {
-            return Ok((BundleFile::open_parts(file, path, launcher.total_len, dirs)?, launcher.total_len));
+            return Ok((BundleFile::open_parts(file, path, len, launcher.total_len, dirs)?, launcher.total_len));
         }
     }
-    let total = total_len(&file, path)?;
-    Ok((BundleFile::single(file, path)?, total))
+    let total = total_len(&file, path, len, &head)?;
+    Ok((BundleFile::single(file, path, len), total))
 }
 
 fn read_tail(file: &File, len: u64) -> io::Result<Option<Trailer>> {
@@ -101,19 +99,23 @@ pub fn part_name(first: &str, k: usize) -> String {
     format!("{first}.part{k}")
 }
 
+/// A `.sha256` file is one line: 64 hex digits, two spaces, a file name.
+const MAX_SIDECAR: u64 = 4096;
+
 /// The digest a `NAME.sha256` file beside `path` gives (sha256sum's format).
 fn sidecar_sha256(path: &Path) -> Option<String> {
     let mut sidecar = path.as_os_str().to_owned();
     sidecar.push(".sha256");
-    let text = std::fs::read_to_string(PathBuf::from(sidecar)).ok()?;
-    let hex = text.split_whitespace().next()?.to_ascii_lowercase();
+    let mut text = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(File::open(&sidecar).ok()?, MAX_SIDECAR), &mut text).ok()?;
+    let hex = String::from_utf8_lossy(&text).split_whitespace().next()?.to_ascii_lowercase();
     crate::rules::is_sha256_hex(&hex).then_some(hex)
 }
 
 impl BundleFile {
-    pub(crate) fn single(file: File, path: &Path) -> Result<BundleFile> {
-        let len = file.metadata().ctx("reading the size of", path)?.len();
-        Ok(BundleFile { parts: vec![Part { file, path: path.to_path_buf(), start: 0, len, sha256: None }] })
+    /// `len`: the file's length, read once on open.
+    pub(crate) fn single(file: File, path: &Path, len: u64) -> BundleFile {
+        BundleFile { parts: vec![Part { file, path: path.to_path_buf(), start: 0, len, sha256: None }] }
     }
 
     pub(crate) fn is_split(&self) -> bool {
@@ -132,8 +134,8 @@ impl BundleFile {
 
     /// `first` and its parts, which must add up to `total` bytes, each but the last as
     /// long as the first.
-    pub(crate) fn open_parts(first: File, path: &Path, total: u64, dirs: &[PathBuf]) -> Result<BundleFile> {
-        let mut bundle = BundleFile::single(first, path)?;
+    pub(crate) fn open_parts(first: File, path: &Path, first_len: u64, total: u64, dirs: &[PathBuf]) -> Result<BundleFile> {
+        let mut bundle = BundleFile::single(first, path, first_len);
         bundle.parts[0].sha256 = sidecar_sha256(path);
         let size = bundle.parts[0].len;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

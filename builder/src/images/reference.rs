@@ -84,6 +84,17 @@ pub(crate) fn read_list(images: &[String], file: Option<&std::path::Path>) -> Re
         .collect()
 }
 
+/// Percent-encodes all but RFC 3986's unreserved characters: for a reference in an
+/// engine API's query, and for a purl's segments.
+pub(crate) fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,7 @@ pub(crate) use packages::{Ecosystem, ImagePackages, OsRelease, Package};
 
 use crate::assemble::compress::Encoder;
 use crate::assemble::source::Source;
+use crate::images::reference::percent_encode;
 
 /// Which documents a build writes (`--sbom`, `--no-sbom`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -169,16 +170,22 @@ pub(crate) fn package_purl(package: &Package, os: Option<&OsRelease>) -> String 
     };
     let mut qualifiers = Vec::new();
     if !package.arch.is_empty() {
-        qualifiers.push(format!("arch={}", encode(&package.arch)));
+        qualifiers.push(format!("arch={}", percent_encode(&package.arch)));
     }
     if let Some(os) = os.filter(|o| !o.id.is_empty() && !o.version_id.is_empty()) {
-        qualifiers.push(format!("distro={}", encode(&format!("{}-{}", os.id, os.version_id))));
+        qualifiers.push(format!("distro={}", percent_encode(&format!("{}-{}", os.id, os.version_id))));
     }
     if let Some(source) = &package.source {
-        qualifiers.push(format!("upstream={}", encode(source)));
+        qualifiers.push(format!("upstream={}", percent_encode(source)));
     }
     let query = if qualifiers.is_empty() { String::new() } else { format!("?{}", qualifiers.join("&")) };
-    format!("pkg:{}/{}/{}@{}{query}", package.ecosystem.purl_type(), encode(&vendor), encode(&package.name), encode(&package.version))
+    format!(
+        "pkg:{}/{}/{}@{}{query}",
+        package.ecosystem.purl_type(),
+        percent_encode(&vendor),
+        percent_encode(&package.name),
+        percent_encode(&package.version)
+    )
 }
 
 /// The purl of an image: `pkg:oci/NAME@sha256:…?repository_url=REPO&tag=TAG`.
@@ -186,22 +193,13 @@ pub(crate) fn image_purl(image: &ImageFacts) -> String {
     let Some(first) = image.tags.first() else { return format!("pkg:oci/image@{}", image.digest) };
     let (repository, tag) = first.rsplit_once(':').filter(|(_, t)| !t.contains('/')).unwrap_or((first, "latest"));
     let name = repository.rsplit('/').next().unwrap_or(repository).to_ascii_lowercase();
-    format!("pkg:oci/{}@{}?repository_url={}&tag={}", encode(&name), image.digest, encode_url(repository), encode(tag))
+    format!("pkg:oci/{}@{}?repository_url={}&tag={}", percent_encode(&name), image.digest, encode_url(repository), percent_encode(tag))
 }
 
-/// Percent-encodes what a purl segment may not hold as it is.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// A repository URL qualifier keeps its slashes and port colon readable.
+/// A purl segment holds what a URL's may, the rest percent-encoded; a repository URL
+/// qualifier keeps its slashes and port colon readable.
 fn encode_url(text: &str) -> String {
-    text.split('/').map(|part| encode(part).replace("%3A", ":")).collect::<Vec<_>>().join("/")
+    text.split('/').map(|part| percent_encode(part).replace("%3A", ":")).collect::<Vec<_>>().join("/")
 }
 
 #[cfg(test)]

@@ -75,6 +75,8 @@ pub(crate) struct InventoryArgs {
     /// Sign it with this minisign secret key (FILE.minisig beside -o FILE).
     #[arg(long, value_name = "KEY")]
     pub(crate) sign: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
 }
 
 /// The receipt a finished run leaves.
@@ -91,6 +93,8 @@ pub(crate) struct ReceiptShowArgs {
     /// Every receipt of this product on this host, newest last, instead of the latest.
     #[arg(long)]
     pub(crate) all: bool,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
 }
 
 /// Which node this is.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use airbin_format::console::{out_line, print_json, Envelope};
 use airbin_format::error::{Error, IoContext, Result};
 
-use super::{open, Context};
+use super::{open, trust, Context};
 use crate::cli::ReceiptShowArgs;
 use crate::install::receipt;
 use crate::install::state::StateDir;
@@ -24,6 +24,7 @@ struct Shown {
 /// written; `--all` lists every receipt's path, oldest first.
 pub(crate) fn receipt(ctx: &Context, args: &ReceiptShowArgs) -> Result<()> {
     let bundle = open(ctx)?;
+    trust::verified_first_where_pinned(ctx, &bundle, &args.trust)?;
     let name = &bundle.index.bundle.name;
     let state = StateDir::for_bundle(name);
     let none = || {

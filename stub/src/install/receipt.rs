@@ -77,12 +77,12 @@ pub(crate) fn latest(state: &StateDir, name: &str) -> Option<PathBuf> {
 pub(crate) fn write(finished: &Finished) -> Result<PathBuf> {
     let statement = statement(finished);
     let text = serde_json::to_vec_pretty(&statement).expect("a JSON value serializes");
+    let host = statement["predicate"]["host"]["hostname"].as_str().unwrap_or_default();
     let meta = &finished.bundle.index.bundle;
     let dir = dir_of(finished.state, &meta.name);
     std::fs::create_dir_all(&dir).ctx("creating", &dir)?;
     let path = dir.join(format!("{}.intoto.json", finished.run_id));
     if let Some(key) = finished.key {
-        let host = host()["hostname"].as_str().unwrap_or_default().to_string();
         let comment = format!("airbin receipt: {} of {} {} on {host}", finished.operation, meta.name, meta.version);
         let signature = key.sign(&text[..], &comment).ctx("signing the receipt", &path)?;
         crate::fsx::write_atomic(&dir.join(format!("{}.intoto.json.minisig", finished.run_id)), signature.as_bytes(), 0o644)?;

@@ -104,23 +104,22 @@ impl RestoreRegistry {
             return Ok(());
         }
         let shown: Vec<&str> = missing.iter().take(5).copied().collect();
-        if let Some(site) = site {
-            return Err(Error::host(format!(
-                "registry pack {} is a delta for {}'s inventory (taken {}): it leaves out {} blob(s) that inventory listed, and the registry root {} lacks {} of them ({}{}); give the root the inventory was taken of (--registry-root), or use the full bundle",
-                self.member,
-                site.host,
-                site.taken_at,
-                record.omitted.len(),
-                self.root.display(),
-                missing.len(),
-                shown.join(", "),
-                if missing.len() > shown.len() { ", ..." } else { "" }
-            )));
-        }
+        // What the delta was built against, and so what brings the blobs back.
+        let (against, fix) = match site {
+            Some(site) => (
+                format!(
+                    " for {}'s inventory (taken {}): it leaves out {} blob(s) that inventory listed",
+                    site.host,
+                    site.taken_at,
+                    record.omitted.len()
+                ),
+                "give the root the inventory was taken of (--registry-root)",
+            ),
+            None => (format!(": it leaves out {} blob(s) its base bundle carried", record.omitted.len()), "install the base version first"),
+        };
         Err(Error::host(format!(
-            "registry pack {} is a delta: it leaves out {} blob(s) its base bundle carried, and the registry root {} lacks {} of them ({}{}); install the base version first, or use the full bundle",
+            "registry pack {} is a delta{against}, and the registry root {} lacks {} of them ({}{}); {fix}, or use the full bundle",
             self.member,
-            record.omitted.len(),
             self.root.display(),
             missing.len(),
             shown.join(", "),

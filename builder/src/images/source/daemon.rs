@@ -14,7 +14,7 @@ use airbin_format::error::{Error, Result};
 
 use super::super::cache::Cache;
 use super::super::manifest::DOCKER_MANIFEST;
-use super::super::reference::Reference;
+use super::super::reference::{percent_encode, Reference};
 use super::{Fetched, ImageSource};
 
 const LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
@@ -63,15 +63,6 @@ impl Daemon {
     }
 }
 
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 impl ImageSource for Daemon {
     fn name(&self) -> String {
         "docker-daemon".into()
@@ -83,7 +74,7 @@ impl ImageSource for Daemon {
             true => at.to_string(),
             false => reference.written.clone(),
         };
-        let (code, mut body) = self.get(&format!("/images/get?names={}", encode(&name)))?;
+        let (code, mut body) = self.get(&format!("/images/get?names={}", percent_encode(&name)))?;
         if code != 200 {
             let mut text = String::new();
             let _ = body.read_to_string(&mut text);
